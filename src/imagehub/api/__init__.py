@@ -1,0 +1,42 @@
+"""The HTTP API: `create_app()` builds it; nothing happens at import time."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+
+from imagehub.api import files, models, ops, tasks
+from imagehub.api.errors import BodyLimit, install_error_handlers
+from imagehub.hub import Hub
+from imagehub.settings import Settings
+
+__all__ = ["create_app"]
+
+
+def create_app(settings: Settings | None = None, *, hub: Hub | None = None) -> FastAPI:
+    """The ASGI app; it starts and stops `hub` (built from `settings` if not given)."""
+    settings = settings or (hub.settings if hub else Settings())
+    the_hub = hub or Hub.from_settings(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
+        await the_hub.start()
+        try:
+            yield {"hub": the_hub}
+        finally:
+            await the_hub.stop()
+
+    app = FastAPI(
+        title="imagehub",
+        version="0.1.0",
+        summary="One asynchronous task API in front of hosted image models.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    for module in (tasks, models, files, ops):
+        app.include_router(module.router)
+    return app

@@ -1,0 +1,44 @@
+"""FastAPI dependencies as named aliases, reading from the app's lifespan state."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from imagehub.errors import Unauthorized
+from imagehub.hub import Hub
+from imagehub.store import ApiKey
+
+_bearer = HTTPBearer(auto_error=False, description="An imagehub API key.")
+
+
+def get_hub(request: Request) -> Hub:
+    hub: Hub = request.state.hub
+    return hub
+
+
+HubDep = Annotated[Hub, Depends(get_hub)]
+
+
+async def get_caller(
+    hub: HubDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> ApiKey:
+    if credentials is None or not credentials.credentials:
+        raise Unauthorized()
+    return await hub.authenticate(credentials.credentials)
+
+
+CallerDep = Annotated[ApiKey, Depends(get_caller)]
+
+
+def get_base_url(request: Request, hub: HubDep) -> str:
+    """Where clients reach the hub: the configured public URL, else this request's own."""
+    if hub.settings.public_url:
+        return hub.settings.public_url.rstrip("/")
+    return str(request.base_url).rstrip("/")
+
+
+BaseUrlDep = Annotated[str, Depends(get_base_url)]

@@ -1,0 +1,133 @@
+"""The API border: every error becomes API.md's envelope; oversize bodies stop early."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from typing import Any, TypeVar
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ValidationError
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from imagehub.errors import HubError, InvalidInput, InvalidJSON, PayloadTooLarge, RateLimited
+
+log = logging.getLogger("imagehub.api")
+M = TypeVar("M", bound=BaseModel)
+
+_HTTP_CODES = {
+    401: "unauthorized",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+}
+
+
+def error_response(exc: HubError) -> JSONResponse:
+    headers = {}
+    if isinstance(exc, RateLimited):
+        headers["Retry-After"] = str(max(1, round(exc.retry_after)))
+    return JSONResponse(exc.body(), status_code=exc.status, headers=headers)
+
+
+async def _hub_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HubError)
+    return error_response(exc)
+
+
+def parse_body(raw: bytes, schema: type[M]) -> M:
+    """A JSON body, whatever Content-Type the client sent (curl -d sends a form type)."""
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidJSON() from None
+    try:
+        return schema.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidInput(_details(exc.errors(), skip=0)) from None
+
+
+def _details(errors: Sequence[Any], skip: int) -> list[dict[str, Any]]:
+    return [
+        {
+            "loc": [p if isinstance(p, int) else str(p) for p in e["loc"][skip:]] or ["body"],
+            "msg": "unknown field" if e["type"] == "extra_forbidden" else e["msg"],
+            "type": e["type"],
+        }
+        for e in errors
+    ]
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = list(exc.errors())
+    if any(e["type"] == "json_invalid" for e in errors):
+        return error_response(InvalidJSON())
+    return error_response(InvalidInput(_details(errors, skip=0)))
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HTTPException)
+    code = _HTTP_CODES.get(exc.status_code, "http_error")
+    body = {"error": {"code": code, "message": str(exc.detail)}}
+    return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    body = {"error": {"code": "internal_error", "message": "The hub failed to answer."}}
+    return JSONResponse(body, status_code=500)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(HubError, _hub_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)
+
+
+class BodyLimit:
+    """Refuse request bodies over `max_bytes`, by header and while streaming."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope["headers"]:
+            if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
+                await self._refuse(send)
+                return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.max_bytes:
+                # an HTTPException passes through FastAPI's body parsing unchanged
+                raise HTTPException(
+                    413, f"The request body is larger than {self.max_bytes:,} bytes."
+                )
+            return message
+
+        await self.app(scope, limited, send)
+
+    async def _refuse(self, send: Send) -> None:
+        exc = PayloadTooLarge(f"The request body is larger than {self.max_bytes:,} bytes.")
+        body = json.dumps(exc.body()).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": exc.status,
+                "headers": [(b"content-type", b"application/json"), (b"connection", b"close")],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})

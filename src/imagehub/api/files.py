@@ -1,0 +1,70 @@
+"""File routes: serve stored images (the URL is the capability) and upload input images."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+
+from imagehub.api.deps import BaseUrlDep, CallerDep, HubDep
+from imagehub.api.render import file_url
+from imagehub.errors import InvalidInput, NotFound
+from imagehub.media import FILE_ID, content_type_of
+from imagehub.schemas import ErrorBody, FileOut
+
+router = APIRouter(prefix="/hub/v1/files", tags=["files"])
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=FileOut,
+    responses={c: {"model": ErrorBody} for c in (401, 413, 422)},
+    openapi_extra={
+        "requestBody": {
+            "content": {
+                "image/*": {"schema": {"type": "string", "format": "binary"}},
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "properties": {"file": {"type": "string", "format": "binary"}},
+                        "required": ["file"],
+                    }
+                },
+            }
+        }
+    },
+)
+async def upload_file(
+    request: Request, hub: HubDep, caller: CallerDep, base_url: BaseUrlDep
+) -> FileOut:
+    """Store an input image (raw body or multipart field `file`); its URL works in image_urls."""
+    if request.headers.get("content-type", "").startswith("multipart/form-data"):
+        form = await request.form(max_files=1, max_fields=0)
+        upload = form.get("file")
+        if upload is None or isinstance(upload, str):
+            raise InvalidInput.one(
+                ["body", "file"], "a file field named 'file' is required", "missing"
+            )
+        data = await upload.read()
+    else:
+        data = await request.body()
+    if not data:
+        raise InvalidInput.one(["body"], "the body must be an image", "missing")
+    file_id = await hub.upload(data)
+    return FileOut(file_id=file_id, url=file_url(base_url, file_id))
+
+
+@router.get(
+    "/{file_id}",
+    responses={200: {"content": {"image/*": {}}}, 404: {"model": ErrorBody}},
+    response_class=Response,
+)
+async def get_file(file_id: str, hub: HubDep) -> Response:
+    """A stored image; no Authorization needed: the id is the capability."""
+    if not FILE_ID.match(file_id):
+        raise NotFound("no such file")
+    data = await hub.file(file_id)
+    return Response(
+        data,
+        media_type=content_type_of(file_id),
+        headers={"Cache-Control": "public, max-age=31536000, immutable"},
+    )

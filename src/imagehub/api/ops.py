@@ -1,0 +1,31 @@
+"""Operations routes: liveness, readiness, metrics."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from imagehub.api.deps import HubDep
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/healthz")
+async def healthz() -> dict[str, str]:
+    """The process is alive."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz")
+async def readyz(hub: HubDep) -> JSONResponse:
+    """The store answers and the worker (if this process runs one) is running."""
+    checks = await hub.ready()
+    ok = all(checks.values())
+    return JSONResponse({"status": "ok" if ok else "unavailable", **checks}, 200 if ok else 503)
+
+
+@router.get("/metrics", response_class=Response)
+async def metrics(hub: HubDep) -> Response:
+    """Prometheus text."""
+    return Response(hub.metrics.render(), media_type=CONTENT_TYPE_LATEST)

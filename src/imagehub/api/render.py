@@ -1,0 +1,91 @@
+"""Domain objects to wire schemas."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from imagehub.catalog import ModelSpec, Validator
+from imagehub.schemas import (
+    ImageOut,
+    ModelOut,
+    ParameterOut,
+    TaskErrorOut,
+    TaskOut,
+    TaskOutputOut,
+    UsageOut,
+)
+from imagehub.tasks import OutputImage, Task
+
+
+def rfc3339(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    return value.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def file_url(base_url: str, file_id: str) -> str:
+    return f"{base_url}/hub/v1/files/{file_id}"
+
+
+def _image(image: OutputImage, base_url: str) -> ImageOut:
+    url = image.data_uri or file_url(base_url, image.file_id or "")
+    return ImageOut(
+        url=url,
+        content_type=image.content_type,
+        file_name=image.file_name,
+        file_size=image.file_size,
+        width=image.width,
+        height=image.height,
+    )
+
+
+def task_out(task: Task, base_url: str) -> TaskOut:
+    output = None
+    if task.output is not None:
+        output = TaskOutputOut(
+            images=[_image(i, base_url) for i in task.output.images],
+            description=task.output.description,
+            output_purged=task.output.purged,
+        )
+    return TaskOut(
+        task_id=task.id,
+        model=task.model,
+        status=task.status.value,
+        ready=task.ready,
+        input=task.input,
+        output=output,
+        error=TaskErrorOut(**task.error) if task.error and task.ready else None,
+        provider=task.provider,
+        warnings=list(task.warnings),
+        attempts=task.attempts,
+        usage=UsageOut(**task.usage.to_dict()) if task.usage else None,
+        metadata=task.metadata,
+        created_at=rfc3339(task.created_at) or "",
+        started_at=rfc3339(task.started_at),
+        finished_at=rfc3339(task.finished_at),
+    )
+
+
+def model_out(spec: ModelSpec, validator: Validator) -> ModelOut:
+    return ModelOut(
+        id=spec.id,
+        name=spec.name,
+        vendor=spec.vendor,
+        capability=spec.capability,
+        description=spec.description,
+        parameters=[
+            ParameterOut(
+                name=p.name,
+                type=p.display_type,
+                required=p.required,
+                default=p.default,
+                values=list(p.values) if p.values else None,
+                minimum=p.minimum if p.minimum is not None else p.min_items,
+                maximum=p.maximum if p.maximum is not None else p.max_items,
+                description=p.description,
+            )
+            for p in spec.params
+        ],
+        input_schema=validator.json_schema(spec.id),
+        example={"model": spec.id, "input": spec.example},
+    )

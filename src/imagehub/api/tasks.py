@@ -1,0 +1,137 @@
+"""Task routes: submit, get, list, cancel, events."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi.responses import StreamingResponse
+
+from imagehub.api.deps import BaseUrlDep, CallerDep, HubDep
+from imagehub.api.errors import parse_body
+from imagehub.api.render import task_out
+from imagehub.schemas import ErrorBody, TaskCreate, TaskList, TaskOut
+
+router = APIRouter(prefix="/hub/v1/tasks", tags=["tasks"])
+
+_PREFER_WAIT = re.compile(r"\bwait\s*=\s*(\d+(?:\.\d+)?)")
+_ERRORS: dict[int | str, dict[str, object]] = {
+    code: {"model": ErrorBody} for code in (400, 401, 404, 409, 413, 422, 429, 503)
+}
+
+WaitQuery = Annotated[
+    float, Query(ge=0, le=60, description="Long-poll: hold the answer up to this many seconds.")
+]
+
+
+@router.post(
+    "",
+    status_code=202,
+    response_model=TaskOut,
+    responses=_ERRORS,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/TaskCreate"}}
+            },
+        }
+    },
+)
+async def submit_task(
+    request: Request,
+    response: Response,
+    hub: HubDep,
+    caller: CallerDep,
+    base_url: BaseUrlDep,
+    prefer: Annotated[str | None, Header(description="wait=N (N <= 60) holds the answer")] = None,
+    idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
+) -> TaskOut:
+    """Validate and queue a task; 202 with the task, or 200 when replayed or ready."""
+    body = parse_body(await request.body(), TaskCreate)
+    task, created = await hub.submit(
+        caller.tenant_id,
+        body.model,
+        body.input,
+        metadata=body.metadata,
+        webhook_url=body.webhook_url,
+        idempotency_key=idempotency_key,
+    )
+    wait = _PREFER_WAIT.search(prefer or "")
+    if wait:
+        task = await hub.wait(caller.tenant_id, task.id, float(wait.group(1)))
+    response.status_code = 200 if task.ready or not created else 202
+    response.headers["Location"] = f"/hub/v1/tasks/{task.id}"
+    return task_out(task, base_url)
+
+
+@router.get("", response_model=TaskList, responses=_ERRORS)
+async def list_tasks(
+    hub: HubDep,
+    caller: CallerDep,
+    base_url: BaseUrlDep,
+    model: str | None = None,
+    status: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: str | None = None,
+) -> TaskList:
+    """The caller's tasks, newest first."""
+    page = await hub.list_tasks(
+        caller.tenant_id, model=model, status=status, limit=limit, cursor=cursor
+    )
+    return TaskList(data=[task_out(t, base_url) for t in page.tasks], next_cursor=page.next_cursor)
+
+
+@router.get("/{task_id}", response_model=TaskOut, responses=_ERRORS)
+async def get_task(
+    task_id: str,
+    hub: HubDep,
+    caller: CallerDep,
+    base_url: BaseUrlDep,
+    wait: WaitQuery = 0,
+) -> TaskOut:
+    """The task; poll until `ready` is true."""
+    if wait > 0:
+        task = await hub.wait(caller.tenant_id, task_id, wait)
+    else:
+        task = await hub.get(caller.tenant_id, task_id)
+    return task_out(task, base_url)
+
+
+@router.post("/{task_id}/cancel", response_model=TaskOut, responses=_ERRORS)
+async def cancel_task(
+    task_id: str, hub: HubDep, caller: CallerDep, base_url: BaseUrlDep
+) -> TaskOut:
+    """Cancel a queued or running task."""
+    return task_out(await hub.cancel(caller.tenant_id, task_id), base_url)
+
+
+@router.get(
+    "/{task_id}/events",
+    responses={200: {"content": {"text/event-stream": {}}}, **_ERRORS},
+    response_class=StreamingResponse,
+)
+async def task_events(
+    task_id: str, hub: HubDep, caller: CallerDep, base_url: BaseUrlDep
+) -> StreamingResponse:
+    """Server-sent events: the task on every change, ending after the ready one."""
+    stream = hub.events(caller.tenant_id, task_id)
+    first = await anext(stream)  # a 404 surfaces here, before the stream starts
+
+    async def frames() -> AsyncIterator[str]:
+        yield _frame(task_out(first, base_url))
+        async for task in stream:
+            yield _frame(task_out(task, base_url))
+
+    return StreamingResponse(
+        frames(), media_type="text/event-stream", headers={"Cache-Control": "no-store"}
+    )
+
+
+def _frame(task: TaskOut) -> str:
+    event = "done" if task.ready else "task"
+    data = json.dumps(task.model_dump(), separators=(",", ":"))
+    return f"event: {event}\nid: {task.status}-{task.attempts}\ndata: {data}\n\n"

@@ -1,0 +1,8 @@
+"""The model catalog as data: eight models and their parameter tables."""
+
+from __future__ import annotations
+
+from imagehub.catalog.spec import Catalog, ModelSpec, ParamSpec, Price, output_size
+from imagehub.catalog.validation import Validator, ValidInput
+
+__all__ = ["Catalog", "ModelSpec", "ParamSpec", "Price", "ValidInput", "Validator", "output_size"]

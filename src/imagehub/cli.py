@@ -1,0 +1,89 @@
+"""The `imagehub` command."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from imagehub.settings import Settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "run"):
+        parser.print_help()
+        return 2
+    result: int = args.run(args)
+    return result
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="imagehub", description="One asynchronous task API in front of image models."
+    )
+    commands = parser.add_subparsers(title="commands")
+    serve = commands.add_parser("serve", help="run the API and a worker in one process")
+    serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to listen on (default 8000)")
+    serve.add_argument("--data-dir", type=Path, help="SQLite and media folder (./imagehub-data)")
+    serve.add_argument("--no-worker", action="store_true", help="serve the API only")
+    serve.add_argument("--log-level", default="info", help="debug, info, warning or error")
+    serve.set_defaults(run=_serve)
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, Any] = {
+        name: value
+        for name in ("host", "port", "data_dir")
+        if (value := getattr(args, name, None)) is not None
+    }
+    return Settings(**overrides)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from imagehub.api import create_app
+    from imagehub.hub import Hub
+
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    settings = _settings(args)
+    hub = Hub.from_settings(settings, run_worker=not args.no_worker)
+    created = asyncio.run(_bootstrap(hub))
+    if created:
+        print(
+            "Created the admin API key. It is shown only this once; keep it safe:\n\n"
+            f"    {created}\n",
+            file=sys.stderr,
+            flush=True,
+        )
+    app = create_app(settings, hub=hub)
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=args.log_level,
+        timeout_graceful_shutdown=int(settings.shutdown_grace_seconds) + 5,
+    )
+    return 0
+
+
+async def _bootstrap(hub: Any) -> str | None:
+    await hub.store.open()
+    try:
+        created: str | None = await hub.ensure_admin_key()
+        return created
+    finally:
+        await hub.store.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

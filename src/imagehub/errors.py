@@ -1,0 +1,245 @@
+"""One tree of errors, mapped to HTTP at the API border and back to exceptions in the SDK.
+
+    HubError
+    ├── ClientError                   the request is wrong; 4xx
+    │   ├── InvalidJSON               400 invalid_json
+    │   ├── Unauthorized              401 unauthorized
+    │   ├── NotFound                  404 not_found
+    │   ├── AlreadyFinished           409 already_finished
+    │   ├── PayloadTooLarge           413 payload_too_large
+    │   ├── InvalidInput              422 invalid_input (carries every failing field)
+    │   │   └── IdempotencyKeyReused  422 idempotency_key_reused
+    │   └── RateLimited               429 rate_limited (carries retry_after)
+    ├── Overloaded                    503 overloaded
+    ├── TaskError                     why a task failed; lands in task.error, never an HTTP status
+    │   ├── InputImageError
+    │   │   ├── ImageDownloadError    image_download_error
+    │   │   └── InvalidInputImage     invalid_input_image
+    │   ├── ContentPolicyViolation    content_policy_violation
+    │   ├── NoImageGenerated          no_image_generated
+    │   ├── UpstreamError             upstream_error
+    │   │   ├── UpstreamRateLimited   upstream_rate_limited (retryable)
+    │   │   ├── UpstreamUnavailable   upstream_unavailable (retryable)
+    │   │   └── UpstreamTimeout       upstream_timeout (retryable)
+    │   ├── Canceled                  canceled
+    │   └── InternalError             internal_error
+    └── InvalidTransition             a bug: a task state change the state machine forbids
+
+Each class's docstring is its default message. This module imports nothing of the project.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class HubError(Exception):
+    """Something went wrong."""
+
+    code: ClassVar[str] = "internal_error"
+    status: ClassVar[int] = 500
+
+    def __init__(self, message: str | None = None) -> None:
+        self.message = message or (type(self).__doc__ or "").strip()
+        super().__init__(self.message)
+
+    def body(self) -> dict[str, Any]:
+        """The error envelope of API.md."""
+        return {"error": {"code": self.code, "message": self.message}}
+
+
+class ClientError(HubError):
+    """The request is not valid."""
+
+    code = "bad_request"
+    status = 400
+
+
+class InvalidJSON(ClientError):
+    """The request body is not valid JSON."""
+
+    code = "invalid_json"
+    status = 400
+
+
+class Unauthorized(ClientError):
+    """A valid API key is required: send 'Authorization: Bearer <key>'."""
+
+    code = "unauthorized"
+    status = 401
+
+
+class NotFound(ClientError):
+    """Not found."""
+
+    code = "not_found"
+    status = 404
+
+
+class AlreadyFinished(ClientError):
+    """The task is already finished."""
+
+    code = "already_finished"
+    status = 409
+
+
+class PayloadTooLarge(ClientError):
+    """The request body is too large."""
+
+    code = "payload_too_large"
+    status = 413
+
+
+class InvalidInput(ClientError):
+    """The input is invalid."""
+
+    code = "invalid_input"
+    status = 422
+
+    def __init__(self, details: list[dict[str, Any]], message: str | None = None) -> None:
+        self.details = details
+        n = len(details)
+        super().__init__(message or f"{n} field{'s are' if n != 1 else ' is'} invalid")
+
+    @classmethod
+    def one(cls, loc: list[str | int], msg: str, type_: str) -> InvalidInput:
+        """One failing field; the message is the field's own."""
+        return cls([{"loc": loc, "msg": msg, "type": type_}], message=msg)
+
+    def body(self) -> dict[str, Any]:
+        body = super().body()
+        body["error"]["details"] = self.details
+        return body
+
+
+class IdempotencyKeyReused(InvalidInput):
+    """This Idempotency-Key was already used with a different request body."""
+
+    code = "idempotency_key_reused"
+
+    def __init__(self) -> None:
+        super().__init__([], message=(type(self).__doc__ or "").strip())
+
+
+class RateLimited(ClientError):
+    """Too many requests."""
+
+    code = "rate_limited"
+    status = 429
+
+    def __init__(self, message: str | None = None, retry_after: float = 1.0) -> None:
+        self.retry_after = retry_after
+        super().__init__(message)
+
+
+class Overloaded(HubError):
+    """The hub is overloaded; try again shortly."""
+
+    code = "overloaded"
+    status = 503
+
+
+class TaskError(HubError):
+    """The task failed."""
+
+    retryable: ClassVar[bool] = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"code": self.code, "message": self.message, "retryable": self.retryable}
+
+
+class InputImageError(TaskError):
+    """An input image could not be used."""
+
+    code = "invalid_input_image"
+
+
+class ImageDownloadError(InputImageError):
+    """An input image could not be downloaded."""
+
+    code = "image_download_error"
+
+
+class InvalidInputImage(InputImageError):
+    """An input image is not a supported, decodable image."""
+
+    code = "invalid_input_image"
+
+
+class ContentPolicyViolation(TaskError):
+    """The request was blocked by the provider's content policy."""
+
+    code = "content_policy_violation"
+
+
+class NoImageGenerated(TaskError):
+    """The model answered without an image."""
+
+    code = "no_image_generated"
+
+
+class UpstreamError(TaskError):
+    """The upstream provider failed."""
+
+    code = "upstream_error"
+
+
+class UpstreamRateLimited(UpstreamError):
+    """The upstream provider is rate limiting the hub."""
+
+    code = "upstream_rate_limited"
+    retryable = True
+
+    def __init__(self, message: str | None = None, retry_after: float | None = None) -> None:
+        self.retry_after = retry_after
+        super().__init__(message)
+
+
+class UpstreamUnavailable(UpstreamError):
+    """The upstream provider is unavailable."""
+
+    code = "upstream_unavailable"
+    retryable = True
+
+
+class UpstreamTimeout(UpstreamError):
+    """The upstream provider did not answer in time."""
+
+    code = "upstream_timeout"
+    retryable = True
+
+
+class Canceled(TaskError):
+    """The task was canceled."""
+
+    code = "canceled"
+
+
+class InternalError(TaskError):
+    """The hub failed while running the task."""
+
+    code = "internal_error"
+
+
+class InvalidTransition(HubError):
+    """This task status change is not allowed."""
+
+    code = "internal_error"
+    status = 500
+
+
+TASK_ERRORS: dict[str, type[TaskError]] = {
+    cls.code: cls
+    for cls in (
+        ContentPolicyViolation,
+        NoImageGenerated,
+        ImageDownloadError,
+        InvalidInputImage,
+        UpstreamRateLimited,
+        UpstreamUnavailable,
+        UpstreamTimeout,
+        UpstreamError,
+        Canceled,
+        InternalError,
+    )
+}

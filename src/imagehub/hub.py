@@ -1,0 +1,341 @@
+"""The Hub: the façade the API and CLI call, and the one factory that wires the backends."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import hashlib
+import json
+import logging
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from imagehub import imaging
+from imagehub.catalog import Catalog, ModelSpec, Validator
+from imagehub.errors import (
+    AlreadyFinished,
+    IdempotencyKeyReused,
+    InvalidInput,
+    InvalidInputImage,
+    NotFound,
+    Unauthorized,
+)
+from imagehub.fetch import Fetcher
+from imagehub.keys import hash_key, make_key
+from imagehub.media import LocalMedia, MediaStore
+from imagehub.metrics import Metrics
+from imagehub.notify import Notifier
+from imagehub.providers import Router
+from imagehub.providers.demo import DemoProvider
+from imagehub.settings import Settings
+from imagehub.store import ApiKey, DuplicateTask, Page, TaskStore, open_store
+from imagehub.tasks import Task, TaskOutput, TaskStatus, new_id
+from imagehub.worker import Worker
+
+log = logging.getLogger("imagehub")
+
+MAX_WAIT_SECONDS = 60.0
+_KEY_CACHE_SECONDS = 30.0
+
+
+class Hub:
+    """Submit, read, list, cancel and wait for tasks; everything else is behind it."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        store: TaskStore,
+        media: MediaStore,
+        catalog: Catalog,
+        router: Router,
+        run_worker: bool = True,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.media = media
+        self.catalog = catalog
+        self.validator = Validator(catalog)
+        self.router = router
+        self.notifier = Notifier()
+        self.metrics = Metrics()
+        self.fetcher = Fetcher(
+            media,
+            max_bytes=settings.max_input_image_bytes,
+            timeout=settings.fetch_timeout_seconds,
+        )
+        self.worker: Worker | None = None
+        if run_worker:
+            self.worker = Worker(
+                settings=settings,
+                store=store,
+                media=media,
+                router=router,
+                catalog=catalog,
+                notifier=self.notifier,
+                fetcher=self.fetcher,
+                on_finish=self.metrics.finished,
+            )
+        self._worker_runner: asyncio.Task[None] | None = None
+        self._keys: dict[str, tuple[float, ApiKey | None]] = {}
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, *, run_worker: bool = True, router: Router | None = None
+    ) -> Hub:
+        """Build the hub the settings describe: store, media, catalog and routes."""
+        catalog = Catalog.load()
+        if router is None:
+            router = Router({}, fallback=DemoProvider(catalog) if settings.demo else None)
+        return cls(
+            settings=settings,
+            store=open_store(settings.store_url),
+            media=LocalMedia(settings.media_path, ttl_seconds=settings.file_ttl_seconds),
+            catalog=catalog,
+            router=router,
+            run_worker=run_worker,
+        )
+
+    # -- lifecycle
+
+    async def start(self) -> None:
+        await self.store.open()
+        if self.worker is not None:
+            await self.worker.reap()
+            self._worker_runner = asyncio.create_task(self.worker.run(), name="imagehub-worker")
+
+    async def stop(self) -> None:
+        if self.worker is not None and self._worker_runner is not None:
+            self.worker.stop()
+            await self._worker_runner
+        for provider in self.router.providers():
+            await provider.aclose()
+        await self.fetcher.aclose()
+        await self.store.close()
+
+    async def ensure_admin_key(self) -> str | None:
+        """Store the configured admin key, or create one if the store has none.
+
+        Returns the plaintext of a key it created (to print once), else None.
+        """
+        configured = self.settings.admin_key
+        if configured is not None:
+            plaintext = configured.get_secret_value()
+            if await self.store.get_key(hash_key(plaintext)) is None:
+                await self.store.add_key(make_key(name="admin", admin=True, key=plaintext)[1])
+            return None
+        if await self.store.count_keys() > 0:
+            return None
+        plaintext, record = make_key(name="admin", admin=True)
+        await self.store.add_key(record)
+        return plaintext
+
+    async def authenticate(self, key: str) -> ApiKey:
+        digest = hash_key(key)
+        now = time.monotonic()
+        cached = self._keys.get(digest)
+        if cached is None or now - cached[0] > _KEY_CACHE_SECONDS:
+            cached = (now, await self.store.get_key(digest))
+            if len(self._keys) > 10_000:
+                self._keys.clear()
+            self._keys[digest] = cached
+        record = cached[1]
+        if record is None or record.revoked_at is not None:
+            raise Unauthorized()
+        return record
+
+    # -- models
+
+    def models(self) -> list[ModelSpec]:
+        return list(self.catalog)
+
+    def model(self, model_id: str) -> ModelSpec:
+        spec = self.catalog.get(model_id)
+        if spec is None:
+            raise NotFound(f"no model {model_id!r}")
+        return spec
+
+    # -- tasks
+
+    async def submit(
+        self,
+        tenant_id: str,
+        model: str,
+        input: dict[str, Any],
+        *,
+        metadata: dict[str, Any] | None = None,
+        webhook_url: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> tuple[Task, bool]:
+        """Validate and store a task; return it and whether it was created (not replayed)."""
+        valid = self.validator.validate(model, input)
+        fingerprint = _fingerprint(model, input, metadata, webhook_url)
+        task = Task(
+            id=new_id("tsk_"),
+            tenant_id=tenant_id,
+            model=model,
+            input=valid.params,
+            warnings=valid.warnings,
+            max_attempts=self.settings.max_attempts,
+            metadata=metadata,
+            webhook_url=webhook_url,
+            idempotency_key=idempotency_key,
+            request_hash=fingerprint,
+        )
+        try:
+            await self.store.create(task)
+        except DuplicateTask as dup:
+            if dup.existing.request_hash != fingerprint:
+                raise IdempotencyKeyReused() from None
+            return dup.existing, False
+        self.metrics.submitted(task)
+        self.notifier.task_queued()
+        return task, True
+
+    async def get(self, tenant_id: str, task_id: str) -> Task:
+        task = await self.store.get(task_id, tenant_id)
+        if task is None:
+            raise NotFound(f"no task {task_id!r}")
+        return await self._delivered(task)
+
+    async def _delivered(self, task: Task) -> Task:
+        """A sync_mode task's images are returned by the first read that sees them, then purged."""
+        if task.output is not None and task.output.images and task.input.get("sync_mode"):
+            await self.store.purge_output(task.id)
+        return task
+
+    async def list_tasks(
+        self,
+        tenant_id: str,
+        *,
+        model: str | None = None,
+        status: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page:
+        try:
+            state = TaskStatus(status) if status is not None else None
+        except ValueError:
+            raise InvalidInput.one(
+                ["query", "status"], f"must be one of {', '.join(TaskStatus)}", "enum"
+            ) from None
+        try:
+            page = await self.store.list_tasks(
+                tenant_id, model=model, status=state, limit=limit, cursor=cursor
+            )
+        except ValueError:
+            raise InvalidInput.one(["query", "cursor"], "is not a valid cursor", "cursor") from None
+        # history never carries sync_mode images
+        tasks = [
+            t.replace(output=_purged(t)) if t.input.get("sync_mode") else t for t in page.tasks
+        ]
+        return Page(tasks, page.next_cursor)
+
+    async def cancel(self, tenant_id: str, task_id: str) -> Task:
+        before = await self.store.get(task_id, tenant_id)
+        if before is None:
+            raise NotFound(f"no task {task_id!r}")
+        if before.ready:
+            raise AlreadyFinished(f"task {task_id} is already {before.status}")
+        task = await self.store.cancel(task_id, tenant_id)
+        if task is None:
+            raise NotFound(f"no task {task_id!r}")
+        if task.status != TaskStatus.CANCELED:
+            raise AlreadyFinished(f"task {task_id} is already {task.status}")
+        self.notifier.task_changed(task_id)
+        self.metrics.finished(task)
+        return task
+
+    async def wait(self, tenant_id: str, task_id: str, seconds: float) -> Task:
+        """The task once ready, or as it is after `seconds`."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + min(max(seconds, 0.0), MAX_WAIT_SECONDS)
+        while True:
+            with self.notifier.watch(task_id) as changed:
+                task = await self.store.get(task_id, tenant_id)
+                if task is None:
+                    raise NotFound(f"no task {task_id!r}")
+                remaining = deadline - loop.time()
+                if task.ready or remaining <= 0:
+                    return await self._delivered(task)
+                # the poll covers changes made by other processes
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(
+                        changed.wait(), min(remaining, self.settings.poll_seconds)
+                    )
+
+    async def events(self, tenant_id: str, task_id: str) -> AsyncIterator[Task]:
+        """The task on every change, ending with the ready one."""
+        last: tuple[TaskStatus, int] | None = None
+        while True:
+            with self.notifier.watch(task_id) as changed:
+                task = await self.store.get(task_id, tenant_id)
+                if task is None:
+                    raise NotFound(f"no task {task_id!r}")
+                if (task.status, task.attempts) != last:
+                    last = (task.status, task.attempts)
+                    yield await self._delivered(task) if task.ready else task
+                if task.ready:
+                    return
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(changed.wait(), self.settings.poll_seconds)
+
+    # -- files
+
+    async def upload(self, data: bytes) -> str:
+        """Store an input image after checking it is one; return its file id."""
+        if len(data) > self.settings.max_input_image_bytes:
+            raise InvalidInput.one(
+                ["body"], f"must be at most {self.settings.max_input_image_bytes:,} bytes", "size"
+            )
+        try:
+            stored, ctype = await asyncio.to_thread(
+                _checked_upload, data, self.settings.max_input_pixels
+            )
+        except InvalidInputImage as exc:
+            raise InvalidInput.one(["body"], exc.message, "image") from None
+        return await self.media.put(stored, ctype)
+
+    async def file(self, file_id: str) -> bytes:
+        data = await self.media.get(file_id)
+        if data is None:
+            raise NotFound("no such file")
+        return data
+
+    async def ready(self) -> dict[str, bool]:
+        """What /readyz reports."""
+        try:
+            await asyncio.wait_for(self.store.ping(), 2.0)
+            store_ok = True
+        except Exception:
+            store_ok = False
+        worker_ok = self.worker is None or (
+            self._worker_runner is not None and not self._worker_runner.done()
+        )
+        return {"store": store_ok, "worker": worker_ok}
+
+
+def _fingerprint(
+    model: str, input: dict[str, Any], metadata: dict[str, Any] | None, webhook_url: str | None
+) -> str:
+    body = json.dumps([model, input, metadata, webhook_url], sort_keys=True, default=str)
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+def _purged(task: Task) -> TaskOutput | None:
+    if task.output is None:
+        return None
+    return dataclasses.replace(task.output, images=(), purged=True)
+
+
+def _checked_upload(data: bytes, max_pixels: int) -> tuple[bytes, str]:
+    """Decode an upload fully; keep its bytes when PNG, JPEG or WebP, else store it as PNG."""
+    image = imaging.decode_input(
+        data, max_bytes=len(data), max_pixels=max_pixels, label="the upload"
+    )
+    try:
+        return data, imaging.measure(data)[2]
+    except ValueError:  # a GIF: its first frame, as PNG
+        return image.data, image.content_type

@@ -1,0 +1,93 @@
+"""Media: stored image bytes. A file id is the capability to read it (128 random bits)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import time
+from pathlib import Path
+from typing import Protocol
+
+from imagehub.tasks import new_id
+
+#: file extension by content type, and back
+EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "image/gif": "gif"}
+CONTENT_TYPES = {ext: ctype for ctype, ext in EXTENSIONS.items()}
+FILE_ID = re.compile(r"^f_[A-Za-z0-9]{22}\.(png|jpg|webp|gif)$")
+
+
+def content_type_of(file_id: str) -> str:
+    return CONTENT_TYPES[file_id.rsplit(".", 1)[1]]
+
+
+class MediaStore(Protocol):
+    async def put(self, data: bytes, content_type: str) -> str:
+        """Store bytes; return the new file id."""
+
+    async def get(self, file_id: str) -> bytes | None:
+        """The bytes, or None when unknown or expired."""
+
+    async def delete(self, file_id: str) -> None: ...
+
+
+class LocalMedia:
+    """Files in a folder, two levels of fan-out so no directory grows huge."""
+
+    def __init__(self, root: Path, ttl_seconds: float | None = None) -> None:
+        self.root = root
+        self.ttl_seconds = ttl_seconds
+
+    def _path(self, file_id: str) -> Path:
+        return self.root / file_id[2:4] / file_id
+
+    async def put(self, data: bytes, content_type: str) -> str:
+        file_id = f"{new_id('f_')}.{EXTENSIONS[content_type]}"
+        await asyncio.to_thread(self._write, self._path(file_id), data)
+        return file_id
+
+    @staticmethod
+    def _write(path: Path, data: bytes) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # write then rename: a reader never sees a half-written file
+        partial = path.with_suffix(".part")
+        partial.write_bytes(data)
+        os.replace(partial, path)
+
+    async def get(self, file_id: str) -> bytes | None:
+        if not FILE_ID.match(file_id):
+            return None
+        return await asyncio.to_thread(self._read, self._path(file_id))
+
+    def _read(self, path: Path) -> bytes | None:
+        try:
+            if (
+                self.ttl_seconds is not None
+                and time.time() - path.stat().st_mtime > self.ttl_seconds
+            ):
+                return None
+            return path.read_bytes()
+        except FileNotFoundError:
+            return None
+
+    async def delete(self, file_id: str) -> None:
+        if FILE_ID.match(file_id):
+            await asyncio.to_thread(self._path(file_id).unlink, missing_ok=True)
+
+
+class MemoryMedia:
+    """Files in a dict, for tests."""
+
+    def __init__(self) -> None:
+        self.files: dict[str, bytes] = {}
+
+    async def put(self, data: bytes, content_type: str) -> str:
+        file_id = f"{new_id('f_')}.{EXTENSIONS[content_type]}"
+        self.files[file_id] = data
+        return file_id
+
+    async def get(self, file_id: str) -> bytes | None:
+        return self.files.get(file_id)
+
+    async def delete(self, file_id: str) -> None:
+        self.files.pop(file_id, None)

@@ -1,0 +1,47 @@
+"""Wake-ups: who waits for a task to change, and the worker waiting for queued work.
+
+A wake-up is a hint that makes things fast; every waiter also re-reads the store on a timer,
+so a change made by another process is seen even without a hint.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+
+class Notifier:
+    """In-process wake-ups on asyncio events."""
+
+    def __init__(self) -> None:
+        self._watchers: defaultdict[str, set[asyncio.Event]] = defaultdict(set)
+        self._queued = asyncio.Event()
+
+    def task_changed(self, task_id: str) -> None:
+        for event in self._watchers.get(task_id, ()):
+            event.set()
+
+    @contextmanager
+    def watch(self, task_id: str) -> Iterator[asyncio.Event]:
+        """An event set on the next change of the task; subscribe before reading the store."""
+        event = asyncio.Event()
+        watchers = self._watchers[task_id]
+        watchers.add(event)
+        try:
+            yield event
+        finally:
+            watchers.discard(event)
+            if not watchers:
+                self._watchers.pop(task_id, None)
+
+    def task_queued(self) -> None:
+        self._queued.set()
+
+    async def wait_queued(self, seconds: float) -> None:
+        """Return when a task was queued since the last call, or after `seconds`."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._queued.wait(), seconds)
+        self._queued.clear()

@@ -1,0 +1,125 @@
+"""Wire schemas shared by the API and the SDK. Depends on pydantic only."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+TaskStatusName = Literal["queued", "running", "succeeded", "failed", "canceled"]
+
+
+class _Wire(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TaskCreate(_Wire):
+    """The body of POST /hub/v1/tasks."""
+
+    model: str = Field(description="A model id from GET /hub/v1/models.")
+    input: dict[str, Any] = Field(description="The model's parameters.")
+    webhook_url: str | None = Field(None, description="Called with the task when it is ready.")
+    metadata: dict[str, Any] | None = Field(
+        None, description="Anything the client wants back, at most 4 KiB as JSON."
+    )
+
+
+class ImageOut(_Wire):
+    url: str
+    content_type: str
+    file_name: str
+    file_size: int
+    width: int
+    height: int
+
+
+class TaskOutputOut(_Wire):
+    images: list[ImageOut]
+    description: str = ""
+    output_purged: bool = False
+
+
+class TaskErrorOut(_Wire):
+    code: str
+    message: str
+    retryable: bool = False
+
+
+class UsageOut(_Wire):
+    cost_usd: float
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+
+
+class TaskOut(_Wire):
+    """A task as the API returns it."""
+
+    task_id: str
+    model: str
+    status: TaskStatusName
+    ready: bool
+    input: dict[str, Any]
+    output: TaskOutputOut | None
+    error: TaskErrorOut | None
+    provider: str | None
+    warnings: list[str]
+    attempts: int
+    usage: UsageOut | None = None
+    metadata: dict[str, Any] | None
+    created_at: str
+    started_at: str | None
+    finished_at: str | None
+
+
+class TaskList(_Wire):
+    data: list[TaskOut]
+    next_cursor: str | None
+
+
+class ParameterOut(_Wire):
+    name: str
+    type: str
+    required: bool
+    default: Any = None
+    values: list[str] | None = None
+    minimum: int | None = None
+    maximum: int | None = None
+    description: str
+
+
+class ModelOut(_Wire):
+    id: str
+    name: str
+    vendor: str
+    capability: Literal["text-to-image", "image-to-image"]
+    description: str
+    parameters: list[ParameterOut]
+    input_schema: dict[str, Any]
+    example: dict[str, Any]
+
+
+class ModelList(_Wire):
+    data: list[ModelOut]
+
+
+class FileOut(_Wire):
+    file_id: str
+    url: str
+
+
+class ErrorDetail(_Wire):
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class ErrorInfo(_Wire):
+    code: str
+    message: str
+    details: list[ErrorDetail] | None = None
+
+
+class ErrorBody(_Wire):
+    """Every non-2xx answer."""
+
+    error: ErrorInfo

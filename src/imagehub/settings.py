@@ -1,0 +1,90 @@
+"""One typed Settings object, read once from `IMAGEHUB_*` environment variables and passed down.
+
+This is the only module that reads the environment.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every setting of the hub. Each field's description is its documentation."""
+
+    model_config = SettingsConfigDict(env_prefix="IMAGEHUB_", extra="ignore")
+
+    host: str = Field("127.0.0.1", description="Address `imagehub serve` listens on.")
+    port: int = Field(8000, description="Port `imagehub serve` listens on.")
+    data_dir: Path = Field(
+        Path("./imagehub-data"),
+        description="Folder for the SQLite database and the media folder (embedded default).",
+    )
+    database_url: str | None = Field(
+        None, description="Task store; default `sqlite:///<data_dir>/imagehub.db`."
+    )
+    media_dir: Path | None = Field(None, description="Media folder; default `<data_dir>/media`.")
+    public_url: str | None = Field(
+        None,
+        description="Base URL that clients reach the hub at, for file URLs in task objects; "
+        "default: the URL of each request.",
+    )
+    admin_key: SecretStr | None = Field(
+        None,
+        description="Admin API key. Unset and no key stored yet: the first start creates one "
+        "and prints it once.",
+    )
+    worker_concurrency: int = Field(64, description="Tasks one worker process runs at once.", ge=1)
+    lease_seconds: float = Field(
+        30.0,
+        description="How long a claimed task stays leased without a heartbeat before another "
+        "worker may take it over.",
+        gt=0,
+    )
+    poll_seconds: float = Field(
+        1.0,
+        description="Longest pause between two looks at the queue; wake-ups are immediate, "
+        "this is only the fallback.",
+        gt=0,
+    )
+    max_attempts: int = Field(3, description="Attempts a task gets before it fails.", ge=1)
+    retry_base_seconds: float = Field(
+        1.0, description="First retry delay; doubles per attempt, with jitter.", ge=0
+    )
+    shutdown_grace_seconds: float = Field(
+        10.0,
+        description="On stop, how long running tasks may finish before their leases are "
+        "handed back.",
+        ge=0,
+    )
+    max_body_bytes: int = Field(
+        30 * 1024 * 1024, description="Largest request body accepted (uploads included)."
+    )
+    max_input_image_bytes: int = Field(
+        20 * 1024 * 1024, description="Largest input image, as fetched or uploaded."
+    )
+    max_input_pixels: int = Field(
+        40_000_000, description="Most pixels an input image may decode to."
+    )
+    fetch_timeout_seconds: float = Field(
+        20.0, description="Total time allowed to download one input image."
+    )
+    file_ttl_seconds: float | None = Field(
+        None,
+        description="When set, stored files expire this many seconds after they were written.",
+    )
+    demo: bool = Field(
+        True,
+        description="Serve every model that has no upstream route with the offline `demo` "
+        "provider.",
+    )
+
+    @property
+    def store_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'imagehub.db'}"
+
+    @property
+    def media_path(self) -> Path:
+        return self.media_dir or self.data_dir / "media"

@@ -1,0 +1,160 @@
+"""The task: one generation request and its lifecycle, as a pure state machine.
+
+This module imports nothing of the project but `errors`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import secrets
+import string
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from imagehub.errors import InvalidTransition
+
+
+class TaskStatus(enum.StrEnum):
+    #: stored, waiting for a worker (again, after a retry)
+    QUEUED = "queued"
+    #: claimed by a worker, which holds its lease
+    RUNNING = "running"
+    #: finished with images
+    SUCCEEDED = "succeeded"
+    #: finished with an error
+    FAILED = "failed"
+    #: stopped on the client's request
+    CANCELED = "canceled"
+
+    @property
+    def ready(self) -> bool:
+        return self in FINAL
+
+
+FINAL = frozenset({TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.CANCELED})
+
+ALLOWED: dict[TaskStatus, frozenset[TaskStatus]] = {
+    TaskStatus.QUEUED: frozenset({TaskStatus.RUNNING, TaskStatus.CANCELED, TaskStatus.FAILED}),
+    # back to QUEUED only through a retry or a lease handed back
+    TaskStatus.RUNNING: frozenset(
+        {TaskStatus.QUEUED, TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.CANCELED}
+    ),
+    TaskStatus.SUCCEEDED: frozenset(),
+    TaskStatus.FAILED: frozenset(),
+    TaskStatus.CANCELED: frozenset(),
+}
+
+
+def check_transition(current: TaskStatus, to: TaskStatus) -> None:
+    if to not in ALLOWED[current]:
+        raise InvalidTransition(f"a task cannot go from {current} to {to}")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+_ALPHABET = string.ascii_letters + string.digits
+
+
+def new_id(prefix: str) -> str:
+    """An id with 130 random bits: 22 base-62 characters after the prefix."""
+    return prefix + "".join(secrets.choice(_ALPHABET) for _ in range(22))
+
+
+@dataclass(frozen=True, slots=True)
+class OutputImage:
+    """One stored output image; `url` is rendered at read time from `file_id` or `data_uri`."""
+
+    content_type: str
+    file_name: str
+    file_size: int
+    width: int
+    height: int
+    file_id: str | None = None
+    #: only for sync_mode tasks, until purged
+    data_uri: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> OutputImage:
+        return cls(**data)
+
+
+@dataclass(frozen=True, slots=True)
+class TaskOutput:
+    images: tuple[OutputImage, ...]
+    description: str = ""
+    #: sync_mode outputs are dropped after the first read that returned them
+    purged: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "images": [image.to_dict() for image in self.images],
+            "description": self.description,
+            "purged": self.purged,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TaskOutput:
+        return cls(
+            images=tuple(OutputImage.from_dict(image) for image in data["images"]),
+            description=data.get("description", ""),
+            purged=data.get("purged", False),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """What a task cost: upstream token counts where reported, and the catalog price."""
+
+    cost_usd: float = 0.0
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    id: str
+    tenant_id: str
+    model: str
+    #: the normalized input: every parameter, defaults applied
+    input: dict[str, Any]
+    status: TaskStatus = TaskStatus.QUEUED
+    output: TaskOutput | None = None
+    error: dict[str, Any] | None = None
+    provider: str | None = None
+    warnings: tuple[str, ...] = ()
+    attempts: int = 0
+    max_attempts: int = 3
+    metadata: dict[str, Any] | None = None
+    webhook_url: str | None = None
+    idempotency_key: str | None = None
+    #: fingerprint of the submitted body, to tell a replay from a reused key
+    request_hash: str | None = None
+    usage: Usage | None = None
+    created_at: datetime = field(default_factory=utcnow)
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    #: not before this time (retry backoff)
+    run_after: datetime = field(default_factory=utcnow)
+    lease_owner: str | None = None
+    lease_expires_at: datetime | None = None
+    #: fencing token: grows on every claim; every write of an attempt is guarded by it
+    lease_token: int = 0
+
+    @property
+    def ready(self) -> bool:
+        return self.status.ready
+
+    def replace(self, **changes: Any) -> Task:
+        if "status" in changes:
+            check_transition(self.status, changes["status"])
+        return dataclasses.replace(self, **changes)

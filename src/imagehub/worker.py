@@ -1,0 +1,304 @@
+"""The worker: claim → run the provider → store the media → finish, with leases and retries."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import logging
+import random
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, TypeVar
+
+from imagehub import imaging
+from imagehub.catalog import Catalog, ModelSpec
+from imagehub.errors import InternalError, TaskError, UpstreamRateLimited
+from imagehub.fetch import Fetcher
+from imagehub.media import EXTENSIONS, MediaStore
+from imagehub.notify import Notifier
+from imagehub.providers import GenerationRequest, GenerationResult, InputImage, Route, Router
+from imagehub.settings import Settings
+from imagehub.store import TaskStore
+from imagehub.tasks import OutputImage, Task, TaskOutput, TaskStatus, Usage, new_id, utcnow
+
+log = logging.getLogger("imagehub.worker")
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What one attempt produced, before it is written."""
+
+    output: TaskOutput
+    provider: str
+    usage: Usage
+    warnings: tuple[str, ...]
+
+
+class Worker:
+    """Runs queued tasks, up to `concurrency` at once, in this process."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        store: TaskStore,
+        media: MediaStore,
+        router: Router,
+        catalog: Catalog,
+        notifier: Notifier,
+        fetcher: Fetcher,
+        on_finish: Callable[[Task], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.media = media
+        self.router = router
+        self.catalog = catalog
+        self.notifier = notifier
+        self.fetcher = fetcher
+        self.on_finish = on_finish
+        self.owner = new_id("wrk_")
+        self.concurrency = settings.worker_concurrency
+        self._running: dict[str, asyncio.Task[None]] = {}
+        self._stopping = asyncio.Event()
+        self._slot_freed = asyncio.Event()
+        self._pool = ThreadPoolExecutor(4, thread_name_prefix="imagehub-media")
+
+    # -- loops
+
+    async def run(self) -> None:
+        """Run until `stop()`; then let running tasks finish for the grace period."""
+        loops = [
+            asyncio.create_task(self._heartbeat_loop()),
+            asyncio.create_task(self._reaper_loop()),
+        ]
+        try:
+            await self._dispatch_loop()
+        finally:
+            await self._drain()
+            for loop in loops:
+                loop.cancel()
+            await asyncio.gather(*loops, return_exceptions=True)
+            self._pool.shutdown(wait=False)
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self.notifier.task_queued()  # wake the dispatch loop
+
+    @property
+    def running(self) -> int:
+        return len(self._running)
+
+    async def _dispatch_loop(self) -> None:
+        while not self._stopping.is_set():
+            free = self.concurrency - len(self._running)
+            claimed: list[Task] = []
+            if free > 0:
+                try:
+                    claimed = await self.store.claim(self.owner, free, self.settings.lease_seconds)
+                except Exception:
+                    log.exception("claim failed; retrying")
+            for task in claimed:
+                self._start(task)
+            if claimed and len(claimed) == free:
+                await self._wait_for_slot()
+            elif not claimed:
+                await self.notifier.wait_queued(self._poll_delay())
+
+    async def _wait_for_slot(self) -> None:
+        self._slot_freed.clear()
+        if len(self._running) >= self.concurrency:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._slot_freed.wait(), self._poll_delay())
+
+    def _poll_delay(self) -> float:
+        return self.settings.poll_seconds * random.uniform(0.8, 1.2)
+
+    def _start(self, task: Task) -> None:
+        self.notifier.task_changed(task.id)
+        runner = asyncio.create_task(self._run(task), name=f"imagehub-run-{task.id}")
+        self._running[task.id] = runner
+
+        def done(_: asyncio.Task[None]) -> None:
+            self._running.pop(task.id, None)
+            self._slot_freed.set()
+            self.notifier.task_queued()
+
+        runner.add_done_callback(done)
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.lease_seconds / 3)
+            try:
+                held = await self.store.heartbeat(self.owner, self.settings.lease_seconds)
+            except Exception:
+                log.exception("heartbeat failed")
+                continue
+            # a task no longer held was canceled or taken over: abandon its upstream call
+            for task_id, runner in list(self._running.items()):
+                if task_id not in held:
+                    runner.cancel()
+
+    async def _reaper_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.lease_seconds / 2 * random.uniform(0.8, 1.2))
+            await self.reap()
+
+    async def reap(self) -> None:
+        try:
+            reaped = await self.store.reap()
+        except Exception:
+            log.exception("reaper failed")
+            return
+        for task in reaped:
+            log.warning("task %s lost its worker; now %s", task.id, task.status)
+            self.notifier.task_changed(task.id)
+        if reaped:
+            self.notifier.task_queued()
+
+    async def _drain(self) -> None:
+        if self._running:
+            await asyncio.wait(
+                list(self._running.values()), timeout=self.settings.shutdown_grace_seconds
+            )
+        for runner in list(self._running.values()):
+            runner.cancel()
+        await asyncio.gather(*self._running.values(), return_exceptions=True)
+        with contextlib.suppress(Exception):
+            handed_back = await self.store.release(self.owner)
+            if handed_back:
+                log.info("handed %d running tasks back to the queue", handed_back)
+                self.notifier.task_queued()
+
+    # -- one attempt
+
+    async def _run(self, task: Task) -> None:
+        try:
+            outcome = await self.attempt(task)
+        except asyncio.CancelledError:
+            return
+        except TaskError as exc:
+            await self._finish(self._failed(task, exc))
+        except Exception as exc:
+            log.exception("task %s failed inside the hub", task.id)
+            error = InternalError(f"The hub failed while running the task ({type(exc).__name__}).")
+            await self._finish(self._failed(task, error))
+        else:
+            await self._finish(
+                task.replace(
+                    status=TaskStatus.SUCCEEDED,
+                    output=outcome.output,
+                    provider=outcome.provider,
+                    usage=outcome.usage,
+                    warnings=task.warnings + outcome.warnings,
+                    error=None,
+                    finished_at=utcnow(),
+                )
+            )
+
+    async def attempt(self, task: Task) -> Outcome:
+        """Run one attempt of a claimed task: inputs, provider, media."""
+        model = self.catalog.get(task.model)
+        if model is None:
+            raise InternalError(f"model {task.model!r} is no longer in the catalog")
+        routes = self.router.routes(model)
+        if not routes:
+            raise InternalError(f"no route is configured for {model.id}")
+        route = routes[0]
+        images, mask = await self._inputs(task)
+        request = GenerationRequest(
+            model=model,
+            params=task.input,
+            images=images,
+            mask=mask,
+            upstream_model=route.upstream_model,
+        )
+        result = await route.provider.generate(request)
+        return await self._store_output(task, model, route, result)
+
+    async def _inputs(self, task: Task) -> tuple[tuple[InputImage, ...], InputImage | None]:
+        refs: list[str] = list(task.input.get("image_urls", ()))
+        labels = [f"image_urls[{i}]" for i in range(len(refs))]
+        if "mask_url" in task.input:
+            refs.append(task.input["mask_url"])
+            labels.append("mask_url")
+        decoded = await asyncio.gather(
+            *(self._input(r, lbl) for r, lbl in zip(refs, labels, strict=True))
+        )
+        if "mask_url" in task.input:
+            return tuple(decoded[:-1]), decoded[-1]
+        return tuple(decoded), None
+
+    async def _input(self, ref: str, label: str) -> InputImage:
+        data = await self.fetcher.fetch(ref, label)
+        return await self._cpu(
+            imaging.decode_input,
+            data,
+            max_bytes=self.settings.max_input_image_bytes,
+            max_pixels=self.settings.max_input_pixels,
+            label=label,
+        )
+
+    async def _store_output(
+        self, task: Task, model: ModelSpec, route: Route, result: GenerationResult
+    ) -> Outcome:
+        fmt = task.input.get("output_format", "png")
+        sync = bool(task.input.get("sync_mode"))
+        images, cost = [], 0.0
+        for i, generated in enumerate(result.images):
+            data = await self._cpu(imaging.transcode, generated.data, fmt)
+            width, height, ctype = await self._cpu(imaging.measure, data)
+            name = f"{task.id}-{i}.{EXTENSIONS[ctype]}"
+            if sync:
+                uri = f"data:{ctype};base64," + await self._cpu(_b64, data)
+                image = OutputImage(ctype, name, len(data), width, height, data_uri=uri)
+            else:
+                file_id = await self.media.put(data, ctype)
+                image = OutputImage(ctype, name, len(data), width, height, file_id=file_id)
+            images.append(image)
+            if route.provider.name != "demo":
+                cost += model.price.estimate(task.input, width, height)
+        usage = Usage(round(cost, 6), result.input_tokens, result.output_tokens)
+        output = TaskOutput(images=tuple(images), description=result.description)
+        return Outcome(output, route.provider.name, usage, result.warnings)
+
+    async def _cpu(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, lambda: fn(*args, **kwargs))
+
+    def _failed(self, task: Task, exc: TaskError) -> Task:
+        if exc.retryable and task.attempts < task.max_attempts:
+            delay = self.settings.retry_base_seconds * 2 ** (task.attempts - 1)
+            delay *= random.uniform(0.5, 1.5)
+            if isinstance(exc, UpstreamRateLimited) and exc.retry_after:
+                delay = max(delay, exc.retry_after)
+            return task.replace(
+                status=TaskStatus.QUEUED,
+                error=exc.to_dict(),
+                run_after=utcnow() + timedelta(seconds=delay),
+            )
+        return task.replace(status=TaskStatus.FAILED, error=exc.to_dict(), finished_at=utcnow())
+
+    async def _finish(self, task: Task) -> None:
+        try:
+            written = await self.store.finish(task)
+        except Exception:
+            # the lease will expire and the reaper hands the task to another attempt
+            log.exception("could not write the outcome of task %s", task.id)
+            return
+        if not written:
+            log.info("task %s: lease lost before finishing; outcome dropped", task.id)
+            return
+        self.notifier.task_changed(task.id)
+        if task.status == TaskStatus.QUEUED:
+            self.notifier.task_queued()
+        elif self.on_finish is not None:
+            self.on_finish(task)
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
