@@ -37,6 +37,7 @@ from imagehub.worker import Worker
 log = logging.getLogger("imagehub")
 
 MAX_WAIT_SECONDS = 60.0
+MAX_METADATA_BYTES = 4096
 _KEY_CACHE_SECONDS = 30.0
 
 
@@ -171,6 +172,10 @@ class Hub:
     ) -> tuple[Task, bool]:
         """Validate and store a task; return it and whether it was created (not replayed)."""
         valid = self.validator.validate(model, input)
+        if metadata is not None and len(json.dumps(metadata)) > MAX_METADATA_BYTES:
+            raise InvalidInput.one(
+                ["metadata"], f"must be at most {MAX_METADATA_BYTES} bytes as JSON", "too_long"
+            )
         fingerprint = _fingerprint(model, input, metadata, webhook_url)
         task = Task(
             id=new_id("tsk_"),
@@ -244,6 +249,8 @@ class Hub:
             raise NotFound(f"no task {task_id!r}")
         if task.status != TaskStatus.CANCELED:
             raise AlreadyFinished(f"task {task_id} is already {task.status}")
+        if self.worker is not None:
+            self.worker.abandon(task_id)
         self.notifier.task_changed(task_id)
         self.metrics.finished(task)
         return task

@@ -14,7 +14,8 @@ from imagehub.tasks import new_id
 #: file extension by content type, and back
 EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "image/gif": "gif"}
 CONTENT_TYPES = {ext: ctype for ctype, ext in EXTENSIONS.items()}
-FILE_ID = re.compile(r"^f_[A-Za-z0-9]{22}\.(png|jpg|webp|gif)$")
+#: \Z, not $: "$" would also match before a trailing newline
+FILE_ID = re.compile(r"^f_[A-Za-z0-9]{22}\.(png|jpg|webp|gif)\Z")
 
 
 def content_type_of(file_id: str) -> str:

@@ -89,6 +89,12 @@ class Worker:
         self._stopping.set()
         self.notifier.task_queued()  # wake the dispatch loop
 
+    def abandon(self, task_id: str) -> None:
+        """Stop working on a task that was canceled (its outcome would be dropped anyway)."""
+        runner = self._running.get(task_id)
+        if runner is not None:
+            runner.cancel()
+
     @property
     def running(self) -> int:
         return len(self._running)

@@ -38,13 +38,13 @@ async def upload_file(
 ) -> FileOut:
     """Store an input image (raw body or multipart field `file`); its URL works in image_urls."""
     if request.headers.get("content-type", "").startswith("multipart/form-data"):
-        form = await request.form(max_files=1, max_fields=0)
-        upload = form.get("file")
-        if upload is None or isinstance(upload, str):
-            raise InvalidInput.one(
-                ["body", "file"], "a file field named 'file' is required", "missing"
-            )
-        data = await upload.read()
+        async with request.form(max_files=1, max_fields=0) as form:
+            upload = form.get("file")
+            if upload is None or isinstance(upload, str):
+                raise InvalidInput.one(
+                    ["body", "file"], "a file field named 'file' is required", "missing"
+                )
+            data = await upload.read()
     else:
         data = await request.body()
     if not data:

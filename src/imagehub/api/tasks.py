@@ -35,9 +35,7 @@ WaitQuery = Annotated[
     openapi_extra={
         "requestBody": {
             "required": True,
-            "content": {
-                "application/json": {"schema": {"$ref": "#/components/schemas/TaskCreate"}}
-            },
+            "content": {"application/json": {"schema": TaskCreate.model_json_schema()}},
         }
     },
 )

@@ -154,7 +154,9 @@ class Catalog:
             for name, table in data["sizes"].items()
         }
         presets = {name: (int(w), int(h)) for name, (w, h) in data["image_size_presets"].items()}
-        return cls(models, sizes, presets)
+        catalog = cls(models, sizes, presets)
+        check_defaults(catalog)
+        return catalog
 
 
 def _model_from_toml(entry: dict[str, Any], shared: dict[str, dict[str, Any]]) -> ModelSpec:
@@ -223,7 +225,11 @@ def output_size(
     table = catalog.sizes[model.sizes]
     ratio = str(params.get("aspect_ratio", "1:1"))
     if ratio == "auto":
-        ratio = nearest_ratio(*first_input, ratios=list(table)) if first_input else "1:1"
+        # only the ratios this model offers: the size table may hold more (Pro lacks 4:1, 8:1...)
+        offered = model.param("aspect_ratio")
+        values = offered.values if offered is not None and offered.values else tuple(table)
+        ratios = [r for r in values if r in table]
+        ratio = nearest_ratio(*first_input, ratios=ratios) if first_input else "1:1"
     width, height = table[ratio]
     scale = {"0.5K": 0.5, "1K": 1, "2K": 2, "4K": 4}[str(params.get("resolution", "1K"))]
     return int(width * scale), int(height * scale)

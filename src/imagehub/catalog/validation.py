@@ -6,6 +6,7 @@ rather than coerced (safety_tolerance integers excepted), and defaults are appli
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
@@ -27,7 +28,9 @@ from imagehub.errors import InvalidInput
 
 Detail = dict[str, Any]
 
-_IMAGE_URL_PREFIXES = ("https://", "http://", "data:image/")
+_IMAGE_URL_PREFIXES = ("https://", "http://")
+#: what the fetcher can decode: base64 data URIs only
+_DATA_URI = re.compile(r"^data:image/[\w.+-]+;base64,", re.IGNORECASE)
 MAX_SIDE = 3840
 MIN_PIXELS = 655_360
 MAX_PIXELS = 8_294_400
@@ -63,7 +66,8 @@ class Validator:
             params = validated.model_dump(exclude_none=True)
         except ValidationError as exc:
             details = [_detail(error) for error in exc.errors()]
-        details += _size_rules(raw.get("image_size"))
+        if spec.param("image_size") is not None:
+            details += _size_rules(raw.get("image_size"))
         if details:
             raise InvalidInput(details)
         warnings = tuple(msg for name, msg in spec.ignored.items() if params.get(name))
@@ -132,9 +136,9 @@ def _not_blank(value: str) -> str:
 def _check_image_ref(value: object) -> str:
     if not isinstance(value, str):
         raise PydanticCustomError("string_type", "must be a string")
-    if not value.startswith(_IMAGE_URL_PREFIXES):
+    if not (value.startswith(_IMAGE_URL_PREFIXES) or _DATA_URI.match(value)):
         raise PydanticCustomError(
-            "url_scheme", "must be an http(s) URL, a data:image URI or a hub file URL"
+            "url_scheme", "must be an http(s) URL, a base64 data:image URI or a hub file URL"
         )
     return value
 

@@ -322,5 +322,15 @@ def migrate(conn: sqlite3.Connection) -> int:
     """Bring the schema up to date, one version per transaction; return the version."""
     version: int = conn.execute("PRAGMA user_version").fetchone()[0]
     for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-        conn.executescript(f"BEGIN IMMEDIATE; {script}; PRAGMA user_version = {number}; COMMIT;")
+        try:
+            conn.executescript(
+                f"BEGIN IMMEDIATE; {script}; PRAGMA user_version = {number}; COMMIT;"
+            )
+        except sqlite3.Error:
+            # another process may have applied this step between our read of user_version
+            # and our BEGIN IMMEDIATE: then the script fails (table exists) and is rolled back
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            if conn.execute("PRAGMA user_version").fetchone()[0] < number:
+                raise
     return len(MIGRATIONS)

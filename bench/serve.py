@@ -1,0 +1,89 @@
+"""A real hub server for benchmarks: every model is served by a scripted provider.
+
+The provider returns a small stored PNG (after `--delay` seconds), so what a load test
+measures is the hub's own overhead: HTTP, validation, the SQLite store, the worker, media.
+
+    .venv/bin/python bench/serve.py --port 8765 --concurrency 64
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from pydantic import SecretStr
+
+from imagehub.api import create_app
+from imagehub.hub import Hub
+from imagehub.providers import Router
+from imagehub.settings import Settings
+from imagehub.testing import ScriptedProvider
+
+
+class _Forget(list[Any]):
+    """ScriptedProvider records every request; a long bench should not grow memory with it."""
+
+    def append(self, item: Any) -> None:
+        pass
+
+
+def _args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="imagehub bench server (scripted provider)")
+    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--data-dir", type=Path, help="SQLite and media folder (default: temp)")
+    parser.add_argument("--delay", type=float, default=0.0, help="provider delay, seconds")
+    parser.add_argument("--concurrency", type=int, default=64, help="worker concurrency")
+    parser.add_argument("--key", default="ih_bench", help="admin API key")
+    parser.add_argument("--log-level", default="warning")
+    parser.add_argument("--access-log", action="store_true", help="log every request")
+    return parser.parse_args(argv)
+
+
+async def _bootstrap(hub: Hub) -> None:
+    """Store the admin key, as `imagehub serve` does before starting the server."""
+    await hub.store.open()
+    try:
+        await hub.ensure_admin_key()
+    finally:
+        await hub.store.close()
+
+
+def serve(args: argparse.Namespace, data_dir: Path) -> None:
+    settings = Settings(
+        host="127.0.0.1",
+        port=args.port,
+        data_dir=data_dir,
+        admin_key=SecretStr(args.key),
+        worker_concurrency=args.concurrency,
+        demo=False,
+    )
+    provider = ScriptedProvider(delay=args.delay, requests=_Forget())
+    hub = Hub.from_settings(settings, router=Router({}, fallback=provider))
+    asyncio.run(_bootstrap(hub))
+    uvicorn.run(
+        create_app(settings, hub=hub),
+        host="127.0.0.1",
+        port=args.port,
+        log_level=args.log_level,
+        access_log=args.access_log,
+        timeout_graceful_shutdown=int(settings.shutdown_grace_seconds) + 5,
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    if args.data_dir is not None:
+        serve(args, args.data_dir)
+        return
+    with tempfile.TemporaryDirectory(prefix="imagehub-bench-") as tmp:
+        serve(args, Path(tmp))
+
+
+if __name__ == "__main__":
+    main()

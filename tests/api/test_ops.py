@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+from tests.api.test_tasks import NB, submit_and_wait
+
+
+async def test_health_and_readiness(client):
+    assert (await client.get("/healthz")).json() == {"status": "ok"}
+    ready = await client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json() == {"status": "ok", "store": True, "worker": True}
+
+
+async def test_metrics_count_tasks(client):
+    await submit_and_wait(client, NB)
+    text = (await client.get("/metrics")).text
+    assert 'imagehub_tasks_submitted_total{model="nano-banana"} 1.0' in text
+    assert (
+        'imagehub_tasks_finished_total{model="nano-banana",provider="scripted",status="succeeded"} 1.0'
+        in text
+    )
+
+
+async def test_openapi_documents_the_task_api(client):
+    spec = (await client.get("/openapi.json")).json()
+    assert {"/hub/v1/tasks", "/hub/v1/tasks/{task_id}", "/hub/v1/files"} <= set(spec["paths"])
+    submit = spec["paths"]["/hub/v1/tasks"]["post"]
+    body = submit["requestBody"]["content"]["application/json"]["schema"]
+    assert body["required"] == ["model", "input"]
+    assert set(body["properties"]) == {"model", "input", "webhook_url", "metadata"}
+
+
+async def test_unknown_routes_answer_the_error_envelope(client):
+    response = await client.get("/hub/v1/nothing")
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "not_found"
