@@ -1,0 +1,31 @@
+"""The README stays true: every setting documented, CI running the README's test command."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from imagehub.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+README = (ROOT / "README.md").read_text()
+
+TEST_COMMAND = "python -m pip install -e '.[test]' && python -m pytest"
+
+
+def test_every_setting_is_in_the_readme_table_with_its_description():
+    for name, field in Settings.model_fields.items():
+        row = next(
+            (
+                line
+                for line in README.splitlines()
+                if line.startswith(f"| `IMAGEHUB_{name.upper()}`")
+            ),
+            None,
+        )
+        assert row is not None, f"IMAGEHUB_{name.upper()} is not documented"
+        assert field.description and field.description in row
+
+
+def test_ci_runs_the_readme_test_command():
+    assert TEST_COMMAND in README
+    assert TEST_COMMAND in (ROOT / ".ci" / "run").read_text()
