@@ -7,9 +7,12 @@ import asyncio
 import logging
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from imagehub.settings import Settings
+from imagehub.cli_client import add_commands as add_client_commands
+
+if TYPE_CHECKING:  # the server's modules load only for `serve`: the client commands lack them
+    from imagehub.settings import Settings
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,10 +37,13 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--no-worker", action="store_true", help="serve the API only")
     serve.add_argument("--log-level", default="info", help="debug, info, warning or error")
     serve.set_defaults(run=_serve)
+    add_client_commands(commands)
     return parser
 
 
 def _settings(args: argparse.Namespace) -> Settings:
+    from imagehub.settings import Settings
+
     overrides: dict[str, Any] = {
         name: value
         for name in ("host", "port", "data_dir")
