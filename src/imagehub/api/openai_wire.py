@@ -91,7 +91,8 @@ def aliases(catalog: Catalog) -> dict[str, str]:
         if not spec.is_edit:
             names[spec.id] = spec.id
             names.setdefault(spec.upstream_model, spec.id)
-            names.setdefault(f"{spec.upstream_model}-preview", spec.id)
+            if spec.vendor == "Google":  # the Gemini preview ids some code still uses
+                names.setdefault(f"{spec.upstream_model}-preview", spec.id)
     for name in GPT_ALIASES:
         names.setdefault(name, DEFAULT_MODEL)
     return names

@@ -161,14 +161,16 @@ def _run(args: argparse.Namespace, client: Client, model_id: str, params: dict[s
 def _wait(client: Client, task: TaskOut, timeout: float | None) -> TaskOut:
     """Long-poll until ready, with the status line on a terminal."""
     deadline = wire.Deadline(timeout)
+    line = StatusLine()
+    line.show(task)  # before the first frame: the line never shows empty
     try:
-        with StatusLine() as line:
+        with line:
             while not task.ready:
-                line.show(task)
                 if deadline.passed():
                     raise WaitTimeout(task)
                 longest = _STATUS_POLL_SECONDS if line.live else wire.LONG_POLL_SECONDS
                 task = client.get(task.task_id, wait=min(deadline.hold(), longest))
+                line.show(task)
     except KeyboardInterrupt:
         error(f"{task.task_id} keeps running; 'imagehub tasks cancel {task.task_id}' stops it")
         raise

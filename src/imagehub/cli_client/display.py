@@ -33,6 +33,7 @@ class StatusLine:
         self._drawer: threading.Thread | None = None
 
     def __enter__(self) -> StatusLine:
+        self._started = time.monotonic()
         if self.live:
             self._drawer = threading.Thread(target=self._draw_loop, daemon=True)
             self._drawer.start()
