@@ -167,9 +167,11 @@ async def test_an_edit_without_an_image_file_or_with_a_bad_one_is_refused(env: E
     assert caught.value.param == "image"
     with pytest.raises(openai.BadRequestError) as caught:
         await env.openai.images.edit(
-            model="nano-banana", image=("x.png", tiny_png(), "image/png"), prompt="x",
+            model="nano-banana",
+            image=("x.png", tiny_png(), "image/png"),
+            prompt="x",
             mask=("m.png", tiny_png(), "image/png"),
-        )  # fmt: skip
+        )
     assert caught.value.param == "mask"
 
 
