@@ -53,10 +53,15 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
+    try:
+        import uvicorn
 
-    from imagehub.api import create_app
-    from imagehub.hub import Hub
+        from imagehub.api import create_app
+        from imagehub.hub import Hub
+    except ImportError as exc:  # a client-only install: the base package is the SDK and CLI
+        print(f"imagehub serve needs the server extra ({exc}):", file=sys.stderr)
+        print("    python -m pip install 'imagehub[server]'", file=sys.stderr)
+        return 2
 
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"

@@ -18,7 +18,9 @@ import openai
 import pytest
 from PIL import Image
 
+from imagehub.catalog import Catalog
 from imagehub.client import Client, TaskFailed
+from imagehub.client.examples import python_example
 from imagehub.testing import tiny_png
 from tests.acceptance.conftest import KEY, Server
 from tests.unit.test_docs import README
@@ -78,6 +80,22 @@ def test_the_readme_python_example_generates_and_saves_an_image(hub: Server, tmp
     [saved] = (tmp_path / "out").iterdir()
     assert re.fullmatch(r"tsk_\w+-0\.png", saved.name) and saved.name in run.stdout
     assert image_size(saved) == (1376, 768)
+
+
+def test_the_sdk_example_of_a_catalog_model_runs(hub: Server, tmp_path: Path):
+    model = Catalog.load().get("nano-banana-pro")
+    assert model is not None
+    code = python_example(model.id, model.example)
+    run = subprocess.run(
+        [sys.executable, "-c", code],
+        env=client_env(hub),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 0, run.stderr
+    assert image_size(next((tmp_path / "out").iterdir())) == (2048, 2048)
 
 
 def section_code(title: str, language: str) -> str:

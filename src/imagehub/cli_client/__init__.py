@@ -28,7 +28,9 @@ def add_commands(commands_: Commands) -> None:
     """Register the client commands on the `imagehub` parser's subcommands."""
     connection = argparse.ArgumentParser(add_help=False)
     group = connection.add_argument_group("connection")
-    group.add_argument("--url", help="the hub's URL (default: $IMAGEHUB_URL, else 127.0.0.1:8000)")
+    group.add_argument(
+        "--url", help="the hub's URL (default: $IMAGEHUB_URL, else http://127.0.0.1:8000)"
+    )
     group.add_argument(
         "--api-key", help="an API key (default: $IMAGEHUB_API_KEY, which keeps it out of ps)"
     )
