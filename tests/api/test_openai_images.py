@@ -13,7 +13,7 @@ import pytest
 from asgi_lifespan import LifespanManager
 from PIL import Image
 
-from imagehub.api import create_app
+from imagehub.api import create_app, openai_images
 from imagehub.errors import ContentPolicyViolation
 from imagehub.hub import Hub
 from imagehub.keys import make_key
@@ -203,3 +203,12 @@ async def test_the_same_idempotency_key_answers_from_the_same_task(env: Env):
     first = await env.openai.images.generate(prompt="x", extra_headers=headers)
     second = await env.openai.images.generate(prompt="x", extra_headers=headers)
     assert first.created == second.created and len(await history(env)) == 1
+
+
+async def test_a_task_longer_than_one_wait_slice_is_still_answered(
+    scripted_env: Env, provider: ScriptedProvider, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr(openai_images, "_WAIT_SLICE_SECONDS", 0.05)
+    provider.delay = 0.5
+    result = await scripted_env.openai.images.generate(model="nano-banana", prompt="slow")
+    assert result.data is not None and len(result.data) == 1

@@ -134,7 +134,7 @@ def _add_tasks(commands_: Commands, connection: argparse.ArgumentParser) -> None
     listing = _parser(actions, "list", connection, "list your tasks, newest first")
     listing.add_argument("--model", help="only this model's tasks")
     listing.add_argument("--status", help="only tasks in this status (queued, running, ...)")
-    listing.add_argument("--limit", type=int, default=20, help="at most this many (0: all)")
+    listing.add_argument("--limit", type=_count, default=20, help="at most this many (0: all)")
     listing.add_argument("--json", action="store_true", help="one JSON task per line")
     listing.set_defaults(run=commands.runner(commands.tasks_list))
     for name, text, handler in (
@@ -149,3 +149,10 @@ def _add_tasks(commands_: Commands, connection: argparse.ArgumentParser) -> None
             _timeout_option(parser)
             parser.add_argument("-o", "--output", type=Path, metavar="DIR", help="save here")
             parser.add_argument("--json", action="store_true", help="print the task as JSON")
+
+
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {value}")
+    return value

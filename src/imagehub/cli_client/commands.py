@@ -183,7 +183,10 @@ def _finish(client: Client, task: TaskOut, as_json: bool, output: Path | None) -
         if as_json:
             print_json(task)
         raise wire.failure(task)
-    paths = client.save(task, output) if output is not None else []
+    try:
+        paths = client.save(task, output) if output is not None else []
+    except ValueError as exc:  # sync_mode images already returned by an earlier read
+        raise UsageError(str(exc)) from None
     if as_json or not paths:
         print_json(task)
     else:
