@@ -24,7 +24,7 @@
     │   ├── Canceled                  canceled
     │   └── InternalError             internal_error
     ├── InvalidTransition             a bug: a task state change the state machine forbids
-    ├── HubUnreachable                SDK: the hub could not be reached (connection failed)
+    ├── HubUnreachable                SDK: no answer from the hub (refused, reset, timed out)
     ├── TaskFailed                    SDK: the task ended failed or canceled (carries the task)
     └── WaitTimeout                   SDK: the task was not ready in time; also a TimeoutError
 
@@ -256,7 +256,7 @@ TASK_ERRORS: dict[str, type[TaskError]] = {
 
 
 class HubUnreachable(HubError):
-    """The hub could not be reached."""
+    """The hub could not be reached, or the connection broke before it answered."""
 
     code = "unreachable"
     status = 503
