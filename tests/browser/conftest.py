@@ -1,0 +1,152 @@
+"""End-to-end tests of the Model Reference page in headless Chromium, driven by Playwright.
+
+They need Debian's `chromium` package at /usr/bin/chromium and the `playwright` Python package
+(no browser download: Playwright drives the system Chromium). Without either, they skip.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.acceptance.conftest import KEY, Server
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+CHROMIUM_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def _missing() -> str | None:
+    if importlib.util.find_spec("playwright") is None:
+        return "the playwright package is not installed (pip install playwright)"
+    if not CHROMIUM.exists():
+        return f"no Chromium at {CHROMIUM} (apt-get install chromium)"
+    return None
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One real `imagehub serve` with the demo provider for the whole module."""
+    hub = Server(tmp_path_factory.mktemp("browser") / "data")
+    hub.start()
+    yield hub
+    hub.stop()
+
+
+@pytest.fixture(scope="module")
+def api(server: Server) -> Iterator[httpx.Client]:
+    with server.client() as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    reason = _missing()
+    if reason:
+        pytest.skip(reason)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+class Page:
+    """A browser tab on the hub's page, which records every request the page makes."""
+
+    def __init__(self, tab: Any, server: Server) -> None:
+        self.tab = tab
+        self.server = server
+        self.requests: list[str] = []
+        self.errors: list[str] = []
+        #: URLs outside the hub the test itself typed in (an input image's own address)
+        self.allowed: list[str] = []
+        tab.on("request", lambda request: self.requests.append(request.url))
+        tab.on("pageerror", lambda error: self.errors.append(str(error)))
+
+    def check_clean(self) -> None:
+        """No script error, and nothing loaded from anywhere but the hub: it works offline."""
+        assert not self.errors, f"the page raised: {self.errors}"
+        elsewhere = [
+            url
+            for url in self.requests
+            if not url.startswith((self.server.url + "/", "data:", "blob:", *self.allowed))
+        ]
+        assert not elsewhere, f"the page reached beyond the hub: {elsewhere}"
+
+    def open(self, fragment: str = "") -> Any:
+        self.tab.goto(self.server.url + "/" + fragment)
+        self.tab.wait_for_selector("html[data-ready=true]")
+        return self.tab
+
+    def enter_key(self, key: str = KEY) -> None:
+        self.tab.fill("#api-key", key)
+        self.tab.press("#api-key", "Tab")
+
+    def screenshot(self, name: str, selector: str | None = None) -> Path:
+        """Save a screenshot into test-artifacts/ (the whole page, or one element of it)."""
+        ARTIFACTS.mkdir(exist_ok=True)
+        path = ARTIFACTS / f"{name}.png"
+        if selector is None:
+            self.tab.screenshot(path=str(path), full_page=True)
+        else:
+            # a clip of the full page, so the sticky header does not cover the element
+            box = self.tab.locator(selector).bounding_box()
+            scroll = self.tab.evaluate("[window.scrollX, window.scrollY]")
+            clip = {
+                "x": box["x"] + scroll[0],
+                "y": box["y"] + scroll[1],
+                "width": box["width"],
+                "height": box["height"],
+            }
+            self.tab.screenshot(path=str(path), full_page=True, clip=clip)
+        return path
+
+
+def _context(browser: Any, server: Server, **options: Any) -> Any:
+    context = browser.new_context(**options)
+    context.grant_permissions(["clipboard-read", "clipboard-write"], origin=server.url)
+    context.set_default_timeout(15_000)
+    return context
+
+
+@pytest.fixture
+def page(browser: Any, server: Server) -> Iterator[Page]:
+    context = _context(browser, server, viewport={"width": 1280, "height": 900})
+    tab = Page(context.new_page(), server)
+    yield tab
+    context.close()
+    tab.check_clean()
+
+
+@pytest.fixture
+def phone(browser: Any, server: Server) -> Iterator[Page]:
+    context = _context(
+        browser, server, viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True
+    )
+    tab = Page(context.new_page(), server)
+    yield tab
+    context.close()
+    tab.check_clean()
+
+
+def expect(target: Any) -> Any:
+    """Playwright's retrying assertions, imported late so a missing playwright only skips."""
+    from playwright.sync_api import expect as playwright_expect
+
+    return playwright_expect(target)
