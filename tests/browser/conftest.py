@@ -18,6 +18,12 @@ from tests.acceptance.conftest import KEY, Server
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+STICKY = ".site-header, .pg-result"
+UNSTICK_JS = f"""() => {{
+  document.querySelectorAll('{STICKY}').forEach(n => {{ n.style.position = 'static'; }});
+  document.querySelectorAll('img[loading=lazy]').forEach(i => {{ i.loading = 'eager'; }});
+}}"""
+RESTICK_JS = f"() => document.querySelectorAll('{STICKY}').forEach(n => n.style.position = '')"
 CHROMIUM_ARGS = [
     "--headless=new",
     "--no-sandbox",
@@ -98,23 +104,18 @@ class Page:
         self.tab.fill("#api-key", key)
         self.tab.press("#api-key", "Tab")
 
-    def screenshot(self, name: str, selector: str | None = None) -> Path:
-        """Save a screenshot into test-artifacts/ (the whole page, or one element of it)."""
+    def screenshot(self, name: str, selector: str | None = None, *, full: bool = True) -> Path:
+        """Save a screenshot into test-artifacts/: the page, or one element of it."""
         ARTIFACTS.mkdir(exist_ok=True)
         path = ARTIFACTS / f"{name}.png"
+        # sticky parts would be drawn mid-page in a full-page capture; images must have loaded
+        self.tab.evaluate(UNSTICK_JS)
+        self.tab.wait_for_function("() => [...document.images].every(i => i.complete)")
         if selector is None:
-            self.tab.screenshot(path=str(path), full_page=True)
+            self.tab.screenshot(path=str(path), full_page=full)
         else:
-            # a clip of the full page, so the sticky header does not cover the element
-            box = self.tab.locator(selector).bounding_box()
-            scroll = self.tab.evaluate("[window.scrollX, window.scrollY]")
-            clip = {
-                "x": box["x"] + scroll[0],
-                "y": box["y"] + scroll[1],
-                "width": box["width"],
-                "height": box["height"],
-            }
-            self.tab.screenshot(path=str(path), full_page=True, clip=clip)
+            self.tab.locator(selector).screenshot(path=str(path))
+        self.tab.evaluate(RESTICK_JS)
         return path
 
 

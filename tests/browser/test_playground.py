@@ -84,9 +84,9 @@ def test_the_hubs_422_messages_land_on_the_fields(page: Page):
     expect(tab.locator("[data-field=prompt] .field-error")).to_have_text("must not be empty")
     summary = tab.locator("#pg-errors")
     expect(summary).to_be_visible()
-    assert "input.num_images: must be <= 4" in summary.inner_text()
+    assert "num_images: must be <= 4" in summary.inner_text()
     assert tab.evaluate("document.activeElement.id") == "pg-errors"
-    summary.get_by_role("link", name="input.num_images: must be <= 4").click()
+    summary.get_by_role("link", name="num_images: must be <= 4").click()
     assert tab.evaluate("document.activeElement.id") == "f-num_images"
     page.screenshot("playground-errors", "#pg-form")
 
@@ -190,7 +190,11 @@ def test_readable_at_phone_width(phone: Page):
     row = tab.locator("#model-nano-banana-2 tr[data-param=num_images]")
     box = row.bounding_box()
     assert box is not None and box["width"] <= 390
-    assert tab.evaluate("getComputedStyle(document.querySelector('.params td')).display") == (
+    assert tab.evaluate("getComputedStyle(document.querySelector('.params td.desc')).display") == (
         "block"
     )
-    phone.screenshot("page-phone")
+    tab.evaluate("() => window.scrollTo(0, 0)")
+    phone.screenshot("page-phone", full=False)
+    phone.screenshot("model-card-phone", "#model-nano-banana-2")
+    tab.locator("#playground").scroll_into_view_if_needed()
+    phone.screenshot("playground-phone", "#pg-form")

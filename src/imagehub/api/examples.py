@@ -94,7 +94,7 @@ def javascript_example(base_url: str, model_id: str, params: dict[str, Any]) -> 
     """Node 18 or newer (built-in fetch), as an ES module: save it as `generate.mjs`."""
     body = _json(_body(model_id, params)).replace("\n", "\n  ")
     return f"""// Node 18+: save as generate.mjs, then run: node generate.mjs
-import {{ writeFile }} from "node:fs/promises";
+import {{ mkdir, writeFile }} from "node:fs/promises";
 
 const HUB = "{base_url}";
 const headers = {{
@@ -119,10 +119,11 @@ while (!task.ready) {{
 
 // 3. save the images
 if (task.status !== "succeeded") throw new Error(`${{task.error.code}}: ${{task.error.message}}`);
+await mkdir("images", {{ recursive: true }});
 for (const image of task.output.images) {{
   const bytes = Buffer.from(await (await fetch(image.url)).arrayBuffer());
-  await writeFile(image.file_name, bytes);
-  console.log(image.file_name, `${{image.width}}x${{image.height}}`);
+  await writeFile(`images/${{image.file_name}}`, bytes);
+  console.log(`images/${{image.file_name}}`, image.width, "x", image.height);
 }}
 """
 
@@ -161,7 +162,8 @@ jq '{{status, error, images: .output.images}}' task.json
 def upload_example(base_url: str) -> str:
     """Upload an input image for the edit models."""
     return (
-        f'curl -s "{base_url}/hub/v1/files" -H "Authorization: Bearer ${KEY_VARIABLE}" '
-        "-F file=@photo.png\n"
+        f'curl -s "{base_url}/hub/v1/files" \\\n'
+        f'  -H "Authorization: Bearer ${KEY_VARIABLE}" \\\n'
+        "  -F file=@photo.png\n"
         '# answers {"file_id": "f_...", "url": "..."}: put that url in image_urls\n'
     )

@@ -2,7 +2,7 @@
 // cursors (a stack of them gives "previous"), and a dialog with one task's details.
 
 import { ApiError, api, getKey } from "./api.js";
-import { badge, el, formatTime, imageMeta, taskOutput } from "./render.js";
+import { badge, el, formatCost, formatTime, imageMeta, taskOutput } from "./render.js";
 
 const $ = (id) => document.getElementById(id);
 export const PAGE_SIZE = 12;
@@ -112,7 +112,7 @@ export class Gallery {
       ["Created", formatTime(task.created_at)], ["Finished", formatTime(task.finished_at) || "–"],
       ["Provider", task.provider || "–"], ["Attempts", String(task.attempts)],
     ];
-    if (task.usage) rows.push(["Cost", `$${task.usage.cost_usd.toFixed(4)}`]);
+    if (task.usage) rows.push(["Cost", formatCost(task.usage.cost_usd)]);
     for (const [i, image] of (task.output?.images || []).entries()) rows.push([`Image ${i + 1}`, imageMeta(image)]);
     const list = el("dl", { class: "kv" }, ...rows.flatMap(([k, v]) => [el("dt", { text: k }), el("dd", {}, v)]));
     const reuse = el("button", { type: "button", class: "btn btn-small", text: "Open in the playground" });

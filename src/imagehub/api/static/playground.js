@@ -4,7 +4,7 @@
 import { ApiError, api, getKey, isRemembered, setKey, taskEvents } from "./api.js";
 import { announce } from "./copy.js";
 import { ModelForm } from "./form.js";
-import { badge, el, formatTime, progress, taskOutput } from "./render.js";
+import { badge, el, formatCost, formatTime, progress, taskOutput } from "./render.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -132,7 +132,7 @@ export class Playground {
     const items = error.details.map((detail) => {
       const name = detail.loc && detail.loc[0] === "input" ? detail.loc[1] : null;
       const control = name ? this.form.firstControl(name) : null;
-      const label = detail.loc ? detail.loc.join(".") : "request";
+      const label = name || (detail.loc ? detail.loc.join(".") : "request");
       const text = `${label}: ${detail.msg}`;
       if (!control || unplaced.includes(detail)) return el("li", { text });
       const link = el("a", { href: `#${control.id}`, text });
@@ -212,6 +212,6 @@ function describe(task) {
     const seconds = (Date.parse(task.finished_at) - Date.parse(task.created_at)) / 1000;
     parts.push(`ready in ${seconds.toFixed(1)} s`);
   }
-  if (task.usage) parts.push(`cost $${task.usage.cost_usd.toFixed(4)}`);
+  if (task.usage) parts.push(`cost ${formatCost(task.usage.cost_usd)}`);
   return parts.join(" · ");
 }

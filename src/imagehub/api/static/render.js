@@ -22,6 +22,12 @@ export function formatType(contentType) {
   return (contentType || "").replace("image/", "").toUpperCase();
 }
 
+const USD = new Intl.NumberFormat("en-US", { style: "currency", currency: "USD", minimumFractionDigits: 2, maximumFractionDigits: 4 });
+
+export function formatCost(usd) {
+  return USD.format(usd);
+}
+
 export function formatTime(iso) {
   if (!iso) return "";
   return new Date(iso).toLocaleString(undefined, { dateStyle: "medium", timeStyle: "medium" });
