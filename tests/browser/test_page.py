@@ -171,3 +171,33 @@ def test_language_tabs_follow_each_other(page: Page):
     # every other switcher follows, the endpoint's polling loop included
     assert tab.locator("#loop-panel-python").is_visible()
     assert not tab.locator("#loop-panel-curl").is_visible()
+
+
+def test_try_it_opens_the_model_in_the_playground(page: Page):
+    tab = page.open()
+    card = open_card(tab, "gpt-image-2/edit")
+    card.get_by_role("link", name="Try it in the playground").click()
+    expect(tab.locator("#pg-model")).to_have_value("gpt-image-2/edit")
+    assert tab.evaluate("document.activeElement.id") == "pg-model"
+    expect(tab.locator("#f-image_size")).to_have_value("auto")  # this model's own default
+    tab.locator(".request-preview summary").click()
+    body = json.loads(tab.locator("#pg-body").inner_text())
+    assert body["model"] == "gpt-image-2/edit" and "image_urls" in body["input"]
+
+
+def test_without_javascript_the_reference_still_reads(browser: Any, server: Server):
+    context = browser.new_context(java_script_enabled=False)
+    try:
+        tab = context.new_page()
+        tab.goto(server.url + "/")
+        # every capability panel shows, the tab strip and the playground form hide
+        assert tab.locator("#panel-image-to-image").is_visible()
+        assert not tab.locator(".cap-tabs").is_visible()
+        assert not tab.locator("#pg-form").is_visible()
+        assert tab.locator(".js-required").first.is_visible()
+        card = tab.locator(anchor("nano-banana-2/edit"))
+        card.locator(":scope > summary").click()
+        assert card.locator("table.params").is_visible()
+        assert card.locator("code[data-lang=python]").is_visible()  # every language shows
+    finally:
+        context.close()

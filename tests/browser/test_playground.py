@@ -198,3 +198,27 @@ def test_readable_at_phone_width(phone: Page):
     phone.screenshot("model-card-phone", "#model-nano-banana-2")
     tab.locator("#playground").scroll_into_view_if_needed()
     phone.screenshot("playground-phone", "#pg-form")
+
+
+CONTROLS = "#playground input, #playground select, #playground textarea"
+UNLABELLED_JS = f"""() => [...document.querySelectorAll('{CONTROLS}')]
+  .filter(c => !(c.labels.length || c.getAttribute('aria-label')
+    || c.getAttribute('aria-labelledby'))).map(c => c.outerHTML)"""
+
+
+def test_every_control_of_every_models_form_has_a_label(page: Page, api: httpx.Client):
+    tab = page.open("#playground")
+    for model in api.get("/hub/v1/models").json()["data"]:
+        tab.select_option("#pg-model", model["id"])
+        names = tab.locator("#pg-fields [data-field]").evaluate_all(
+            "n => n.map(f => f.dataset.field)"
+        )
+        assert names == [p["name"] for p in model["parameters"]]
+        assert tab.evaluate(UNLABELLED_JS) == [], model["id"]
+        # every hint and error a control points at exists
+        missing = tab.evaluate(
+            """() => [...document.querySelectorAll('#pg-fields [aria-describedby]')]
+              .flatMap(c => c.getAttribute('aria-describedby').split(' '))
+              .filter(id => !document.getElementById(id))"""
+        )
+        assert missing == [], model["id"]
