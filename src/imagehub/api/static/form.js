@@ -8,23 +8,8 @@ import { el } from "./render.js";
 
 const WIDE = new Set(["prompt", "system_prompt", "image_urls", "mask_url", "image_size"]);
 
-function fieldId(name) {
-  return `f-${name}`;
-}
-
-function shell(param, control, { legend = false } = {}) {
-  const id = fieldId(param.name);
-  const mark = param.required ? el("span", { class: "req-mark", "aria-hidden": "true", text: "*" }) : null;
-  const title = legend
-    ? el("legend", { id: `${id}-label` }, param.name, mark)
-    : el("label", { for: id, id: `${id}-label` }, param.name, mark);
-  const hint = el("p", { class: "field-hint", id: `${id}-hint`, text: hintText(param) });
-  const error = el("p", { class: "field-error", id: `${id}-error`, hidden: true });
-  const body = legend ? el("fieldset", { "aria-describedby": `${id}-hint ${id}-error` }, title, control) : control;
-  const field = el("div", { class: `field${WIDE.has(param.name) ? " wide" : ""}`, "data-field": param.name },
-    ...(legend ? [body] : [title, control]), hint, error);
-  return field;
-}
+const fieldId = (name) => `f-${name}`;
+const describedBy = (name) => `${fieldId(name)}-hint ${fieldId(name)}-error`;
 
 function hintText(param) {
   const parts = [param.description];
@@ -32,38 +17,68 @@ function hintText(param) {
   if (param.kind === "integer" && param.minimum !== null && param.maximum !== null) {
     parts.push(`${param.minimum} to ${param.maximum}.`);
   }
-  if (param.kind === "image_list") parts.push(`${param.min_items ?? 0} to ${param.max_items} images.`);
+  if (param.kind === "image_list") {
+    parts.push(`${param.min_items ?? 0} to ${param.max_items} images.`);
+  }
   return parts.join(" ");
 }
 
-function describe(control, name) {
+// The frame of every field: its label (or legend), the control, a hint and an error line.
+function shell(param, control, { legend = false } = {}) {
+  const id = fieldId(param.name);
+  const mark = param.required
+    ? el("span", { class: "req-mark", "aria-hidden": "true", text: "*" })
+    : null;
+  const hint = el("p", { class: "field-hint", id: `${id}-hint`, text: hintText(param) });
+  const error = el("p", { class: "field-error", id: `${id}-error`, hidden: true });
+  let body;
+  if (legend) {
+    const title = el("legend", { id: `${id}-label` }, param.name, mark);
+    body = [el("fieldset", { "aria-describedby": describedBy(param.name) }, title, control)];
+  } else {
+    body = [el("label", { for: id, id: `${id}-label` }, param.name, mark), control];
+  }
+  const wide = WIDE.has(param.name) ? " wide" : "";
+  return el("div", { class: `field${wide}`, "data-field": param.name }, ...body, hint, error);
+}
+
+function named(control, name) {
   control.id = control.id || fieldId(name);
   control.name = name;
-  control.setAttribute("aria-describedby", `${fieldId(name)}-hint ${fieldId(name)}-error`);
+  control.setAttribute("aria-describedby", describedBy(name));
   return control;
 }
 
 function textField(param) {
-  const area = el("textarea", { rows: param.name === "prompt" ? 4 : 2, spellcheck: "true" });
+  const area = named(el("textarea", { rows: param.name === "prompt" ? 4 : 2 }), param.name);
   if (param.required) area.setAttribute("aria-required", "true");
   area.value = param.default ?? "";
-  const control = describe(area, param.name);
-  return { node: shell(param, control), read: () => control.value, write: (v) => { control.value = v ?? ""; } };
+  return {
+    node: shell(param, area),
+    read: () => area.value,
+    write: (value) => { area.value = value ?? ""; },
+  };
 }
 
 function selectField(param) {
-  const select = describe(el("select"), param.name);
-  if (param.default === null && !param.required) select.append(el("option", { value: "", text: "Not set (leave out)" }));
+  const select = named(el("select"), param.name);
+  if (param.default === null && !param.required) {
+    select.append(el("option", { value: "", text: "Not set (leave out)" }));
+  }
   for (const value of param.values) {
     const label = value === param.default ? `${value} (default)` : value;
     select.append(el("option", { value, text: label }));
   }
   select.value = param.default ?? "";
-  return { node: shell(param, select), read: () => select.value || undefined, write: (v) => { select.value = v ?? param.default ?? ""; } };
+  return {
+    node: shell(param, select),
+    read: () => select.value || undefined,
+    write: (value) => { select.value = value ?? param.default ?? ""; },
+  };
 }
 
 function integerField(param) {
-  const input = describe(el("input", {
+  const input = named(el("input", {
     type: "number", inputmode: "numeric", step: 1, min: param.minimum, max: param.maximum,
     placeholder: param.default ?? (param.name === "seed" ? "random" : ""),
   }), param.name);
@@ -72,97 +87,135 @@ function integerField(param) {
     const raw = input.value.trim();
     return raw === "" ? undefined : Number(raw);
   };
-  return { node: shell(param, input), read, write: (v) => { input.value = v ?? ""; } };
+  return { node: shell(param, input), read, write: (value) => { input.value = value ?? ""; } };
 }
 
 function booleanField(param) {
-  const input = describe(el("input", { type: "checkbox", role: "switch" }), param.name);
+  const input = named(el("input", { type: "checkbox", role: "switch" }), param.name);
+  const state = el("span", { class: "switch-state", "aria-hidden": "true" });
+  const show = () => { state.textContent = input.checked ? "On" : "Off"; };
   input.checked = Boolean(param.default);
-  const state = el("span", { class: "switch-state", "aria-hidden": "true", text: input.checked ? "On" : "Off" });
-  input.addEventListener("change", () => { state.textContent = input.checked ? "On" : "Off"; });
-  const wrapper = el("div", {}, el("label", { class: "switch" }, input, state));
-  const node = shell(param, wrapper);
-  return {
-    node, read: () => input.checked,
-    write: (v) => { input.checked = Boolean(v ?? param.default); state.textContent = input.checked ? "On" : "Off"; },
+  show();
+  input.addEventListener("change", show);
+  const write = (value) => {
+    input.checked = Boolean(value ?? param.default);
+    show();
   };
+  const wrapper = el("div", {}, el("label", { class: "switch" }, input, state));
+  return { node: shell(param, wrapper), read: () => input.checked, write };
+}
+
+function sizeOptions(select, param, presets) {
+  const suffix = (name) => (name === param.default ? " (default)" : "");
+  for (const [name, [w, h]] of Object.entries(presets)) {
+    select.append(el("option", { value: name, text: `${name} · ${w} × ${h}${suffix(name)}` }));
+  }
+  select.append(el("option", { value: "auto", text: `auto${suffix("auto")}` }));
+  select.append(el("option", { value: "custom", text: "Custom width × height…" }));
 }
 
 function sizeField(param, presets) {
-  const select = describe(el("select"), param.name);
-  for (const [name, [w, h]] of Object.entries(presets)) {
-    select.append(el("option", { value: name, text: `${name} · ${w} × ${h}${name === param.default ? " (default)" : ""}` }));
-  }
-  select.append(el("option", { value: "auto", text: `auto${param.default === "auto" ? " (default)" : ""}` }));
-  select.append(el("option", { value: "custom", text: "Custom width × height…" }));
-  select.value = param.default;
+  const select = named(el("select"), param.name);
+  sizeOptions(select, param, presets);
   const side = (label) => el("input", {
-    type: "number", inputmode: "numeric", step: 16, min: 16, max: 3840, "aria-label": `${label} in pixels`,
-    id: `${fieldId(param.name)}-${label}`,
+    type: "number", inputmode: "numeric", step: 16, min: 16, max: 3840, value: 1024,
+    id: `${fieldId(param.name)}-${label}`, "aria-label": `${label} in pixels`,
+    "aria-describedby": `${fieldId(param.name)}-error`,
   });
   const width = side("width");
   const height = side("height");
-  width.value = 1024;
-  height.value = 1024;
-  const custom = el("div", { class: "inline custom-size", hidden: true }, width, el("span", { "aria-hidden": "true", text: "×" }), height);
-  width.setAttribute("aria-describedby", `${fieldId(param.name)}-error`);
-  height.setAttribute("aria-describedby", `${fieldId(param.name)}-error`);
-  select.addEventListener("change", () => { custom.hidden = select.value !== "custom"; });
-  const read = () => {
-    if (select.value !== "custom") return select.value;
-    const number = (input) => (input.value.trim() === "" ? null : Number(input.value));
-    return { width: number(width), height: number(height) };
-  };
-  const write = (v) => {
-    if (v && typeof v === "object") {
+  const times = el("span", { "aria-hidden": "true", text: "×" });
+  const custom = el("div", { class: "inline custom-size" }, width, times, height);
+  const toggle = () => { custom.hidden = select.value !== "custom"; };
+  select.addEventListener("change", toggle);
+  const number = (input) => (input.value.trim() === "" ? null : Number(input.value));
+  const read = () => (select.value === "custom"
+    ? { width: number(width), height: number(height) }
+    : select.value);
+  const write = (value) => {
+    if (value && typeof value === "object") {
       select.value = "custom";
-      width.value = v.width;
-      height.value = v.height;
+      width.value = value.width;
+      height.value = value.height;
     } else {
-      select.value = v ?? param.default;
+      select.value = value ?? param.default;
     }
-    custom.hidden = select.value !== "custom";
+    toggle();
   };
+  write(param.default);
   return { node: shell(param, el("div", { class: "size-picker" }, select, custom)), read, write };
 }
 
-function imageItem(url, onRemove, index) {
-  const remove = el("button", { type: "button", class: "btn btn-small remove", "aria-label": `Remove image ${index + 1}`, text: "×" });
+// image_urls (many) and mask_url (one): a URL typed in, or a file uploaded to the hub.
+function imagesField(param, single) {
+  const id = fieldId(param.name);
+  let urls = [];
+  const list = el("ul", { class: "image-list", "aria-label": `${param.name}: chosen images` });
+  const url = el("input", {
+    type: "url", id, placeholder: "https://… or data:image/…",
+    "aria-label": `${param.name}: image URL`, "aria-describedby": describedBy(param.name),
+  });
+  const add = el("button", { type: "button", class: "btn", text: single ? "Use URL" : "Add URL" });
+  const file = el("input", {
+    type: "file", accept: "image/png,image/jpeg,image/webp,image/gif", multiple: !single,
+    "aria-describedby": `${id}-error`,
+  });
+  const pick = el("label", { class: "btn upload-label" }, file,
+    single ? "Upload image" : "Upload images");
+  const status = el("p", { class: "field-hint", role: "status" });
+  const inputs = el("div", { class: "image-input" }, list,
+    el("div", { class: "inline" }, url, add), el("div", { class: "inline" }, pick), status);
+  const node = shell(param, inputs, { legend: true });
+
+  const changed = () => node.dispatchEvent(new Event("input", { bubbles: true }));
+  const draw = () => list.replaceChildren(...urls.map((u, i) => imageItem(u, i, () => {
+    urls.splice(i, 1);
+    draw();
+    changed();
+  })));
+  const push = (value) => {
+    urls = single ? [value] : [...urls, value];
+    draw();
+    changed();
+  };
+  add.addEventListener("click", () => {
+    if (!url.value.trim()) return;
+    push(url.value.trim());
+    url.value = "";
+  });
+  url.addEventListener("keydown", (event) => {
+    if (event.key !== "Enter") return;
+    event.preventDefault();
+    add.click();
+  });
+  file.addEventListener("change", () => uploadAll(file, status, push));
+  const write = (value) => {
+    urls = value ? [].concat(value) : [];
+    draw();
+  };
+  return { node, read: () => (single ? urls[0] : [...urls]), write };
+}
+
+function imageItem(url, index, onRemove) {
+  const remove = el("button", {
+    type: "button", class: "btn btn-small remove", text: "×",
+    "aria-label": `Remove image ${index + 1}`,
+  });
   remove.addEventListener("click", onRemove);
   return el("li", {}, el("img", { src: url, alt: `Input image ${index + 1}` }), remove);
 }
 
-function imagesField(param, single) {
-  let urls = [];
-  const id = fieldId(param.name);
-  const list = el("ul", { class: "image-list", "aria-label": `${param.name}: chosen images` });
-  const url = el("input", { type: "url", id, placeholder: "https://… or data:image/…", "aria-describedby": `${id}-hint ${id}-error`, "aria-label": `${param.name}: image URL` });
-  const add = el("button", { type: "button", class: "btn", text: single ? "Use URL" : "Add URL" });
-  const file = el("input", { type: "file", accept: "image/png,image/jpeg,image/webp,image/gif", multiple: !single, "aria-describedby": `${id}-error` });
-  const pick = el("label", { class: "btn upload-label" }, file, single ? "Upload image" : "Upload images");
-  const status = el("p", { class: "field-hint", role: "status" });
-  const node = shell(param, el("div", { class: "image-input" }, list, el("div", { class: "inline" }, url, add), el("div", { class: "inline" }, pick), status), { legend: true });
-  const draw = () => {
-    list.replaceChildren(...urls.map((u, i) => imageItem(u, () => { urls.splice(i, 1); draw(); node.dispatchEvent(new Event("input", { bubbles: true })); }, i)));
-  };
-  const push = (value) => { urls = single ? [value] : [...urls, value]; draw(); node.dispatchEvent(new Event("input", { bubbles: true })); };
-  add.addEventListener("click", () => { if (url.value.trim()) { push(url.value.trim()); url.value = ""; } });
-  url.addEventListener("keydown", (event) => { if (event.key === "Enter") { event.preventDefault(); add.click(); } });
-  file.addEventListener("change", async () => {
-    for (const chosen of file.files) {
-      status.textContent = `Uploading ${chosen.name}…`;
-      try {
-        push((await upload(chosen)).url);
-        status.textContent = `Uploaded ${chosen.name}.`;
-      } catch (error) {
-        status.textContent = `Upload of ${chosen.name} failed: ${error.message}`;
-      }
+async function uploadAll(file, status, push) {
+  for (const chosen of file.files) {
+    status.textContent = `Uploading ${chosen.name}…`;
+    try {
+      push((await upload(chosen)).url);
+      status.textContent = `Uploaded ${chosen.name}.`;
+    } catch (error) {
+      status.textContent = `Upload of ${chosen.name} failed: ${error.message}`;
     }
-    file.value = "";
-  });
-  const read = () => (single ? urls[0] : [...urls]);
-  const write = (v) => { urls = v ? (Array.isArray(v) ? [...v] : [v]) : []; draw(); };
-  return { node, read, write };
+  }
+  file.value = "";
 }
 
 function build(param, presets) {
@@ -176,6 +229,7 @@ function build(param, presets) {
   }
 }
 
+// Whether a value belongs in the request: required, or different from the default.
 function differs(param, value) {
   if (value === undefined) return false;
   if (param.required) return true;
@@ -217,13 +271,7 @@ export class ModelForm {
   }
 
   clearErrors() {
-    for (const { node } of this.fields.values()) {
-      node.classList.remove("invalid");
-      const error = node.querySelector(".field-error");
-      error.hidden = true;
-      error.textContent = "";
-      for (const control of node.querySelectorAll("input, select, textarea")) control.removeAttribute("aria-invalid");
-    }
+    for (const { node } of this.fields.values()) mark(node, null);
   }
 
   // Put each of the hub's messages on its field; returns the messages no field took.
@@ -233,20 +281,31 @@ export class ModelForm {
     for (const detail of details) {
       const [scope, name] = detail.loc || [];
       const field = scope === "input" ? this.fields.get(name) : undefined;
-      if (!field) {
-        unplaced.push(detail);
-        continue;
-      }
-      field.node.classList.add("invalid");
-      const error = field.node.querySelector(".field-error");
-      error.hidden = false;
-      error.textContent = error.textContent ? `${error.textContent}; ${detail.msg}` : detail.msg;
-      for (const control of field.node.querySelectorAll("input, select, textarea")) control.setAttribute("aria-invalid", "true");
+      if (field) mark(field.node, detail.msg);
+      else unplaced.push(detail);
     }
     return unplaced;
   }
 
   firstControl(name) {
-    return this.fields.get(name)?.node.querySelector("input:not([type=file]), select, textarea");
+    return this.fields.get(name)?.node.querySelector(
+      "input:not([type=file]), select, textarea");
   }
+}
+
+// Mark a field invalid with one more message, or clear it (message null).
+function mark(node, message) {
+  const error = node.querySelector(".field-error");
+  const controls = node.querySelectorAll("input, select, textarea");
+  if (message === null) {
+    node.classList.remove("invalid");
+    error.hidden = true;
+    error.textContent = "";
+    for (const control of controls) control.removeAttribute("aria-invalid");
+    return;
+  }
+  node.classList.add("invalid");
+  error.hidden = false;
+  error.textContent = error.textContent ? `${error.textContent}; ${message}` : message;
+  for (const control of controls) control.setAttribute("aria-invalid", "true");
 }

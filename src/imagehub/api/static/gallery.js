@@ -76,18 +76,16 @@ export class Gallery {
   }
 
   card(task) {
-    const image = task.output?.images?.[0];
     const prompt = String(task.input.prompt ?? "");
-    const thumb = image
-      ? el("img", { src: image.url, alt: "", loading: "lazy", decoding: "async" })
-      : el("span", { text: task.ready ? (task.output?.output_purged ? "not kept (sync_mode)" : task.status) : "in progress…" });
-    const button = el("button", { type: "button", class: "task-card", "aria-haspopup": "dialog", "data-task-id": task.task_id,
-      "aria-label": `${task.status}: ${task.model}: ${prompt.slice(0, 80)}. Open details` },
-      el("span", { class: "thumb" }, thumb),
-      el("span", { class: "card-text" },
-        el("span", { class: "card-top" }, badge(task.status), el("span", { class: "card-model", text: task.model })),
-        el("span", { class: "card-prompt", text: prompt }),
-        el("span", { class: "card-time", text: formatTime(task.created_at) })));
+    const top = el("span", { class: "card-top" },
+      badge(task.status), el("span", { class: "card-model", text: task.model }));
+    const text = el("span", { class: "card-text" }, top,
+      el("span", { class: "card-prompt", text: prompt }),
+      el("span", { class: "card-time", text: formatTime(task.created_at) }));
+    const button = el("button", {
+      type: "button", class: "task-card", "aria-haspopup": "dialog", "data-task-id": task.task_id,
+      "aria-label": `${task.status}: ${task.model}: ${prompt.slice(0, 80)}. Open details`,
+    }, el("span", { class: "thumb" }, thumbnail(task)), text);
     button.addEventListener("click", () => this.open(task.task_id, button));
     return el("li", {}, button);
   }
@@ -113,14 +111,28 @@ export class Gallery {
       ["Provider", task.provider || "–"], ["Attempts", String(task.attempts)],
     ];
     if (task.usage) rows.push(["Cost", formatCost(task.usage.cost_usd)]);
-    for (const [i, image] of (task.output?.images || []).entries()) rows.push([`Image ${i + 1}`, imageMeta(image)]);
-    const list = el("dl", { class: "kv" }, ...rows.flatMap(([k, v]) => [el("dt", { text: k }), el("dd", {}, v)]));
-    const reuse = el("button", { type: "button", class: "btn btn-small", text: "Open in the playground" });
+    for (const [i, image] of (task.output?.images || []).entries()) {
+      rows.push([`Image ${i + 1}`, imageMeta(image)]);
+    }
+    const pairs = rows.flatMap(([k, v]) => [el("dt", { text: k }), el("dd", {}, v)]);
+    const list = el("dl", { class: "kv" }, ...pairs);
+    const reuse = el("button", {
+      type: "button", class: "btn btn-small", text: "Open in the playground",
+    });
     reuse.addEventListener("click", () => {
       $("task-dialog").close();
       this.onReuse?.(task);
     });
+    const input = el("code", { text: JSON.stringify(task.input, null, 2) });
     return [list, ...taskOutput(task), el("h4", { text: "Input" }),
-      el("pre", { tabindex: "0" }, el("code", { text: JSON.stringify(task.input, null, 2) })), reuse];
+      el("pre", { tabindex: "0" }, input), reuse];
   }
+}
+
+function thumbnail(task) {
+  const image = task.output?.images?.[0];
+  if (image) return el("img", { src: image.url, alt: "", loading: "lazy", decoding: "async" });
+  let text = task.ready ? task.status : "in progress…";
+  if (task.output?.output_purged) text = "not kept (sync_mode)";
+  return el("span", { text });
 }

@@ -4,7 +4,7 @@
 import { ApiError, api, getKey, isRemembered, setKey, taskEvents } from "./api.js";
 import { announce } from "./copy.js";
 import { ModelForm } from "./form.js";
-import { badge, el, formatCost, formatTime, progress, taskOutput } from "./render.js";
+import { badge, el, errorBox, formatCost, formatTime, progress, taskOutput } from "./render.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -115,7 +115,7 @@ export class Playground {
 
   failed(error) {
     if (!(error instanceof ApiError)) {
-      this.showStatus(el("div", { class: "task-error", role: "alert" }, el("strong", { text: "network error" }), el("p", { text: error.message })));
+      this.showStatus(errorBox({ code: "network_error", message: error.message }));
       return;
     }
     if (error.status === 401) {
@@ -139,7 +139,8 @@ export class Playground {
       link.addEventListener("click", (event) => { event.preventDefault(); control.focus(); });
       return el("li", {}, link);
     });
-    box.replaceChildren(el("h4", { text: `${error.code}: ${error.message}` }), el("ul", {}, ...items));
+    const title = el("h4", { text: `${error.code}: ${error.message}` });
+    box.replaceChildren(title, el("ul", {}, ...items));
     box.hidden = false;
     box.setAttribute("role", "alert");
     box.focus();
@@ -160,7 +161,9 @@ export class Playground {
   addCancel(task) {
     $("pg-cancel")?.remove();
     if (!task || task.ready) return;
-    const button = el("button", { type: "button", class: "btn btn-small btn-danger", id: "pg-cancel", text: "Cancel task" });
+    const button = el("button", {
+      type: "button", class: "btn btn-small btn-danger", id: "pg-cancel", text: "Cancel task",
+    });
     button.addEventListener("click", async () => {
       button.disabled = true;
       try {
@@ -192,7 +195,8 @@ export class Playground {
     }
     // the stream ended early (a proxy cut it, say): long-poll until the task is ready
     while (!task.ready && !controller.signal.aborted) {
-      task = await api(`/hub/v1/tasks/${encodeURIComponent(task.task_id)}?wait=30`, { signal: controller.signal });
+      const path = `/hub/v1/tasks/${encodeURIComponent(task.task_id)}?wait=30`;
+      task = await api(path, { signal: controller.signal });
       this.render(task);
     }
     announce(`Task ${task.status}`);
@@ -201,7 +205,8 @@ export class Playground {
 }
 
 function pick(object, names) {
-  return Object.fromEntries(names.filter((n) => object[n] !== undefined).map((n) => [n, object[n]]));
+  const kept = names.filter((name) => object[name] !== undefined);
+  return Object.fromEntries(kept.map((name) => [name, object[name]]));
 }
 
 function describe(task) {

@@ -22,7 +22,9 @@ export function formatType(contentType) {
   return (contentType || "").replace("image/", "").toUpperCase();
 }
 
-const USD = new Intl.NumberFormat("en-US", { style: "currency", currency: "USD", minimumFractionDigits: 2, maximumFractionDigits: 4 });
+const USD = new Intl.NumberFormat("en-US", {
+  style: "currency", currency: "USD", minimumFractionDigits: 2, maximumFractionDigits: 4,
+});
 
 export function formatCost(usd) {
   return USD.format(usd);
@@ -38,7 +40,8 @@ export function badge(status) {
 }
 
 export function imageMeta(image) {
-  return `${image.width} × ${image.height} · ${formatType(image.content_type)} · ${formatBytes(image.file_size)}`;
+  const size = `${image.width} × ${image.height}`;
+  return `${size} · ${formatType(image.content_type)} · ${formatBytes(image.file_size)}`;
 }
 
 export function imageFigure(image, index) {
@@ -49,7 +52,9 @@ export function imageFigure(image, index) {
   });
   const caption = el("figcaption", {},
     el("span", { class: "image-meta", text: imageMeta(image) }),
-    el("a", { href: image.url, target: "_blank", rel: "noopener", download: name, text: "Download" }));
+    el("a", {
+      href: image.url, target: "_blank", rel: "noopener", download: name, text: "Download",
+    }));
   return el("figure", { class: "result-image" }, img, caption);
 }
 
@@ -61,7 +66,8 @@ export function errorBox(error) {
 
 export function warningsBox(warnings) {
   if (!warnings || !warnings.length) return null;
-  return el("div", { class: "warnings" }, el("strong", { text: "Warnings: " }), warnings.join("; "));
+  const title = el("strong", { text: "Warnings: " });
+  return el("div", { class: "warnings" }, title, warnings.join("; "));
 }
 
 const STEPS = ["queued", "running", "ready"];
@@ -87,7 +93,8 @@ export function taskOutput(task) {
   if (images.length) {
     parts.push(el("div", { class: "images" }, ...images.map(imageFigure)));
   } else if (task.output && task.output.output_purged) {
-    parts.push(el("p", { class: "muted", text: "The images were returned once (sync_mode) and are no longer kept." }));
+    const text = "The images were returned once (sync_mode) and are no longer kept.";
+    parts.push(el("p", { class: "muted", text }));
   }
   if (task.output && task.output.description) {
     parts.push(el("p", { class: "description", text: task.output.description }));
