@@ -82,8 +82,15 @@ class Page:
         self.errors: list[str] = []
         #: URLs outside the hub the test itself typed in (an input image's own address)
         self.allowed: list[str] = []
-        tab.on("request", lambda request: self.requests.append(request.url))
+        #: where the API key went: every request that carried an Authorization header
+        self.authorized: list[str] = []
+        tab.on("request", self._record)
         tab.on("pageerror", lambda error: self.errors.append(str(error)))
+
+    def _record(self, request: Any) -> None:
+        self.requests.append(request.url)
+        if "authorization" in request.headers:
+            self.authorized.append(request.url)
 
     def check_clean(self) -> None:
         """No script error, and nothing loaded from anywhere but the hub: it works offline."""
@@ -94,6 +101,9 @@ class Page:
             if not url.startswith((self.server.url + "/", "data:", "blob:", *self.allowed))
         ]
         assert not elsewhere, f"the page reached beyond the hub: {elsewhere}"
+        api = self.server.url + "/hub/v1/"
+        leaked = [url for url in self.authorized if not url.startswith(api)]
+        assert not leaked, f"the API key went beyond the hub's API: {leaked}"
 
     def open(self, fragment: str = "") -> Any:
         self.tab.goto(self.server.url + "/" + fragment)

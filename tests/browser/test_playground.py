@@ -33,6 +33,7 @@ def test_the_key_stays_in_the_browser_and_goes_only_to_the_hub(page: Page):
     tab.click("#key-forget")
     assert tab.evaluate("localStorage.getItem('imagehub.apiKey')") is None
     assert all(url.startswith(page.server.url) for url in page.requests), page.requests
+    assert page.authorized and all("/hub/v1/" in url for url in page.authorized)
 
 
 def test_submit_watch_live_and_see_the_images(page: Page, api: httpx.Client):
