@@ -27,7 +27,7 @@ def run(command: list[str], cwd: Path) -> str:
     result = subprocess.run(
         command,
         cwd=cwd,
-        env={**os.environ, "IMAGEHUB_KEY": KEY},
+        env={**os.environ, "IMAGEHUB_API_KEY": KEY},
         capture_output=True,
         text=True,
         timeout=50,

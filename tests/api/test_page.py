@@ -79,9 +79,11 @@ async def test_every_examples_body_passes_validation(client: httpx.AsyncClient, 
         python = code_block(page, f"{anchor}-code-python")
         javascript = code_block(page, f"{anchor}-code-javascript")
         compile(python, f"{spec.id}.py", "exec")
-        for example in (python, javascript):
-            assert "http://hub.test/hub/v1/tasks" in example or '"http://hub.test"' in example
-            assert "IMAGEHUB_KEY" in example and "ready" in example
+        assert '"http://hub.test"' in javascript and "ready" in javascript
+        # the Python example is the SDK's: generate() waits until ready
+        assert 'Client("http://hub.test")' in python and f'"{spec.id}"' in python
+        assert "hub.generate(" in python and "hub.save(" in python
+        assert "IMAGEHUB_API_KEY" in python and "IMAGEHUB_API_KEY" in javascript
 
 
 async def test_examples_use_the_configured_public_url():
@@ -92,7 +94,7 @@ async def test_examples_use_the_configured_public_url():
     context = page_context(catalog, Validator(catalog), "https://images.example.org")
     first = context["tabs"][0]["cards"][0]["examples"]
     assert first["curl"].startswith('curl -s "https://images.example.org/hub/v1/tasks"')
-    assert 'base_url="https://images.example.org"' in first["python"]
+    assert 'Client("https://images.example.org")' in first["python"]
 
 
 async def test_every_asset_comes_from_the_hub_with_its_content_type(client: httpx.AsyncClient):

@@ -148,7 +148,7 @@ def test_a_copied_curl_example_runs_against_the_hub(page: Page, server: Server, 
 
     run = subprocess.run(
         ["bash", "-c", copied],
-        env={**os.environ, "IMAGEHUB_KEY": KEY},
+        env={**os.environ, "IMAGEHUB_API_KEY": KEY},
         capture_output=True,
         text=True,
         timeout=45,

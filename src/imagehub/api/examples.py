@@ -1,7 +1,7 @@
 """Request examples for the Model Reference page: curl, Python and JavaScript, per model.
 
 Each example is a complete program a user can paste and run: it submits a task, waits until
-`ready` is true and shows (or saves) the images. The key comes from the `IMAGEHUB_KEY`
+`ready` is true and shows (or saves) the images. The key comes from the `IMAGEHUB_API_KEY`
 environment variable, never from the page.
 """
 
@@ -10,7 +10,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-KEY_VARIABLE = "IMAGEHUB_KEY"
+from imagehub.client.examples import python_example as sdk_example
+
+KEY_VARIABLE = "IMAGEHUB_API_KEY"
 
 
 def _json(value: Any, indent: int = 2) -> str:
@@ -55,10 +57,12 @@ def _python_literal(value: Any, indent: int = 0) -> str:
 
 
 def python_example(base_url: str, model_id: str, params: dict[str, Any]) -> str:
-    """The Python example, on plain httpx.
+    """The Python example of a model card: the SDK (`pip install imagehub`)."""
+    return sdk_example(model_id, params, base_url=base_url)
 
-    The one place to change when the Python SDK becomes the recommended client.
-    """
+
+def python_polling_example(base_url: str, model_id: str, params: dict[str, Any]) -> str:
+    """The endpoint section's Python loop, on plain httpx: submit, then poll until ready."""
     body = _python_literal(_body(model_id, params))
     return f'''import os
 from pathlib import Path

@@ -157,7 +157,7 @@ def page_context(catalog: Catalog, validator: Validator, base_url: str) -> dict[
         "presets": catalog.presets,
         "polling": {
             "shell": examples.polling_loop(base_url, first.id, first.example),
-            "python": examples.python_example(base_url, first.id, first.example),
+            "python": examples.python_polling_example(base_url, first.id, first.example),
             "javascript": examples.javascript_example(base_url, first.id, first.example),
         },
         "upload": examples.upload_example(base_url),

@@ -19,17 +19,32 @@ from collections.abc import Mapping
 from typing import Any
 
 
-def python_example(model_id: str, params: Mapping[str, Any]) -> str:
-    """`hub.generate(model_id, **params)` then `hub.save(...)`, as a runnable script."""
+def python_example(model_id: str, params: Mapping[str, Any], base_url: str | None = None) -> str:
+    """`hub.generate(model_id, **params)` then `hub.save(...)`, as a runnable script.
+
+    Without `base_url` the script reads IMAGEHUB_URL; the key always comes from IMAGEHUB_API_KEY.
+    """
     arguments = "".join(f"        {name}={_literal(value)},\n" for name, value in params.items())
+    opening = (
+        f"with Client({_literal(base_url)}) as hub:  # the key from IMAGEHUB_API_KEY\n"
+        if base_url
+        else "with Client() as hub:  # IMAGEHUB_URL and IMAGEHUB_API_KEY\n"
+    )
+    folder = '"images"' if base_url else '"out"'
+    saving = (
+        f"    for path, image in zip(hub.save(task, {folder}), task.output.images):\n"
+        '        print(path, image.width, "x", image.height)\n'
+        if base_url
+        else f"    print(hub.save(task, {folder}))\n"
+    )
     return (
         "from imagehub.client import Client\n\n"
-        "with Client() as hub:  # IMAGEHUB_URL and IMAGEHUB_API_KEY\n"
+        f"{opening}"
         "    task = hub.generate(\n"
         f"        {_literal(model_id)},\n"
         f"{arguments}"
         "    )\n"
-        '    print(hub.save(task, "out"))\n'
+        f"{saving}"
     )
 
 
