@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import json
 import statistics
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -81,10 +82,9 @@ def httpx_call(client: httpx.AsyncClient) -> Call:
     return call
 
 
-async def one_task(call: Call, args: argparse.Namespace, n: int) -> float:
-    """Submit one task and wait until it is ready; its submit→ready latency in seconds."""
+async def one_task(call: Call, args: argparse.Namespace, n: int, started: float) -> float:
+    """Submit one task and wait until it is ready; seconds from `started` to ready."""
     body = {"model": args.model, "input": {"prompt": f"bench task {n}"}}
-    started = time.perf_counter()
     prefer = {"Prefer": "wait=30"} if args.mode == "wait" else {}
     status, task = await call("POST", "/hub/v1/tasks", body, prefer)
     for _ in range(MAX_FOLLOW_UPS):
@@ -108,20 +108,26 @@ class Phase:
 async def run_phase(
     calls: list[Call], args: argparse.Namespace, tasks: int, seconds: float
 ) -> Phase:
-    """Run up to `tasks` tasks (or until `seconds` pass) on every client at once."""
+    """Run up to `tasks` tasks (or until `seconds` pass) on every client at once.
+
+    With `--rate`, task n is due at start + n / rate (open loop) and its latency counts from
+    then, so time spent waiting for a free client is included.
+    """
     phase, counter = Phase(), iter(range(tasks))
-    deadline = time.perf_counter() + seconds
+    started = time.perf_counter()
+    deadline = started + seconds
 
     async def client(call: Call) -> None:
         for n in counter:
-            if time.perf_counter() > deadline:
+            due = started + n / args.rate if args.rate else time.perf_counter()
+            if due > deadline:
                 return
+            await asyncio.sleep(due - time.perf_counter())
             try:
-                phase.latencies.append(await one_task(call, args, n))
+                phase.latencies.append(await one_task(call, args, n, due))
             except Exception as exc:
                 phase.errors.append(f"{type(exc).__name__}: {exc}")
 
-    started = time.perf_counter()
     await asyncio.gather(*(client(call) for call in calls))
     phase.elapsed = time.perf_counter() - started
     return phase
@@ -133,6 +139,7 @@ def summary(phase: Phase, args: argparse.Namespace) -> dict[str, Any]:
     return {
         "mode": args.mode,
         "client": args.client,
+        "rate": args.rate,
         "concurrency": args.concurrency,
         "tasks": len(ms),
         "errors": len(phase.errors),
@@ -174,13 +181,13 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         for raw in raws:
             await raw.aclose()
     for error in phase.errors[:5]:
-        print(f"error: {error}")
+        print(f"error: {error}", file=sys.stderr)
     return summary(phase, args)
 
 
 def _args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="imagehub load generator")
-    parser.add_argument("--url", default="http://127.0.0.1:8765")
+    parser.add_argument("--url", default="http://127.0.0.1:18765")
     parser.add_argument("--key", default="ih_bench")
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--tasks", type=int, default=3000, help="measured tasks (upper bound)")
@@ -189,6 +196,7 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--model", default="nano-banana")
     parser.add_argument("--mode", choices=("wait", "poll"), default="wait")
     parser.add_argument("--client", choices=("raw", "httpx"), default="raw")
+    parser.add_argument("--rate", type=float, help="open loop: start this many tasks/s")
     parser.add_argument("--json", action="store_true", help="print one JSON line")
     return parser.parse_args(argv)
 
@@ -200,7 +208,8 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps(result))
         return
     print(
-        f"{result['mode']}/{result['client']} c={result['concurrency']}: "
+        f"{result['mode']}/{result['client']} c={result['concurrency']}"
+        f"{f' rate={args.rate:g}/s' if args.rate else ''}: "
         f"{result['tasks']} tasks, {result['errors']} errors in {result['elapsed_s']} s -> "
         f"{result['tasks_per_s']} tasks/s; submit→ready ms p50 {result['p50_ms']} "
         f"p90 {result['p90_ms']} p99 {result['p99_ms']} max {result['max_ms']}"

@@ -3,7 +3,7 @@
 The provider returns a small stored PNG (after `--delay` seconds), so what a load test
 measures is the hub's own overhead: HTTP, validation, the SQLite store, the worker, media.
 
-    .venv/bin/python bench/serve.py --port 8765 --concurrency 64
+    .venv/bin/python bench/serve.py --port 18765 --concurrency 64
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import signal
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -34,7 +36,7 @@ class _Forget(list[Any]):
 
 def _args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="imagehub bench server (scripted provider)")
-    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--port", type=int, default=18765)
     parser.add_argument("--data-dir", type=Path, help="SQLite and media folder (default: temp)")
     parser.add_argument("--delay", type=float, default=0.0, help="provider delay, seconds")
     parser.add_argument("--concurrency", type=int, default=64, help="worker concurrency")
@@ -77,6 +79,8 @@ def serve(args: argparse.Namespace, data_dir: Path) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     args = _args(argv)
+    # uvicorn re-raises SIGTERM after its graceful shutdown; exit normally so the temp dir goes
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     if args.data_dir is not None:
         serve(args, args.data_dir)

@@ -260,7 +260,8 @@ class Hub:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + min(max(seconds, 0.0), MAX_WAIT_SECONDS)
         while True:
-            with self.notifier.watch(task_id) as changed:
+            # only a change to ready ends the wait: no re-read when a worker starts the task
+            with self.notifier.watch(task_id, ready_only=True) as changed:
                 task = await self.store.get(task_id, tenant_id)
                 if task is None:
                     raise NotFound(f"no task {task_id!r}")

@@ -18,24 +18,34 @@ class Notifier:
 
     def __init__(self) -> None:
         self._watchers: defaultdict[str, set[asyncio.Event]] = defaultdict(set)
+        #: watchers that only care about a task becoming ready
+        self._ready_watchers: defaultdict[str, set[asyncio.Event]] = defaultdict(set)
         self._queued = asyncio.Event()
 
-    def task_changed(self, task_id: str) -> None:
+    def task_changed(self, task_id: str, *, ready: bool = True) -> None:
+        """Wake the task's watchers; `ready=False` says the change cannot have made it ready."""
         for event in self._watchers.get(task_id, ()):
             event.set()
+        if ready:
+            for event in self._ready_watchers.get(task_id, ()):
+                event.set()
 
     @contextmanager
-    def watch(self, task_id: str) -> Iterator[asyncio.Event]:
-        """An event set on the next change of the task; subscribe before reading the store."""
+    def watch(self, task_id: str, *, ready_only: bool = False) -> Iterator[asyncio.Event]:
+        """An event set on the next change of the task; subscribe before reading the store.
+
+        With `ready_only`, changes announced as not making the task ready are skipped.
+        """
         event = asyncio.Event()
-        watchers = self._watchers[task_id]
+        table = self._ready_watchers if ready_only else self._watchers
+        watchers = table[task_id]
         watchers.add(event)
         try:
             yield event
         finally:
             watchers.discard(event)
             if not watchers:
-                self._watchers.pop(task_id, None)
+                table.pop(task_id, None)
 
     def task_queued(self) -> None:
         self._queued.set()

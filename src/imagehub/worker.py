@@ -125,7 +125,7 @@ class Worker:
         return self.settings.poll_seconds * random.uniform(0.8, 1.2)
 
     def _start(self, task: Task) -> None:
-        self.notifier.task_changed(task.id)
+        self.notifier.task_changed(task.id, ready=False)  # queued -> running
         runner = asyncio.create_task(self._run(task), name=f"imagehub-run-{task.id}")
         self._running[task.id] = runner
 
@@ -256,8 +256,11 @@ class Worker:
         sync = bool(task.input.get("sync_mode"))
         images, cost = [], 0.0
         for i, generated in enumerate(result.images):
-            data = await self._cpu(imaging.transcode, generated.data, fmt)
-            width, height, ctype = await self._cpu(imaging.measure, data)
+            data, measured = generated.data, _measured_as(generated.data, fmt)
+            if measured is None:  # a re-encode: off the event loop
+                data = await self._cpu(imaging.transcode, generated.data, fmt)
+                measured = await self._cpu(imaging.measure, data)
+            width, height, ctype = measured
             name = f"{task.id}-{i}.{EXTENSIONS[ctype]}"
             if sync:
                 uri = f"data:{ctype};base64," + await self._cpu(_b64, data)
@@ -304,6 +307,24 @@ class Worker:
             self.notifier.task_queued()
         elif self.on_finish is not None:
             self.on_finish(task)
+
+
+#: PNG and JPEG signatures: their header reads take microseconds (a WebP's takes milliseconds)
+_QUICK_HEADERS = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff")
+
+
+def _measured_as(data: bytes, fmt: str) -> tuple[int, int, str] | None:
+    """Width, height, type of a PNG or JPEG already in `fmt`, else None: a header read only.
+
+    Such an image is what `transcode` returns unchanged; a thread hop would cost more than this.
+    """
+    if not data.startswith(_QUICK_HEADERS):
+        return None
+    try:
+        measured = imaging.measure(data)
+    except Exception:  # whatever it is, the thread path below meets it as before
+        return None
+    return measured if measured[2] == imaging.CONTENT_TYPES.get(fmt) else None
 
 
 def _b64(data: bytes) -> str:
