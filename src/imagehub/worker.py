@@ -87,7 +87,13 @@ class Worker:
 
     def stop(self) -> None:
         self._stopping.set()
-        self.notifier.task_queued()  # wake the dispatch loop
+        self.notifier.nudge()  # wake the dispatch loop
+
+    def abort(self) -> None:
+        """Stop now: cancel every running attempt; `run()` then hands their leases back."""
+        self.stop()
+        for runner in list(self._running.values()):
+            runner.cancel()
 
     def abandon(self, task_id: str) -> None:
         """Stop working on a task that was canceled (its outcome would be dropped anyway)."""
@@ -132,7 +138,7 @@ class Worker:
         def done(_: asyncio.Task[None]) -> None:
             self._running.pop(task.id, None)
             self._slot_freed.set()
-            self.notifier.task_queued()
+            self.notifier.nudge()
 
         runner.add_done_callback(done)
 
@@ -290,11 +296,8 @@ class Worker:
         return task.replace(status=TaskStatus.FAILED, error=exc.to_dict(), finished_at=utcnow())
 
     async def _finish(self, task: Task) -> None:
-        try:
-            written = await self.store.finish(task)
-        except Exception:
-            # the lease will expire and the reaper hands the task to another attempt
-            log.exception("could not write the outcome of task %s", task.id)
+        written = await self._write_outcome(task)
+        if written is None:
             return
         if not written:
             log.info("task %s: lease lost before finishing; outcome dropped", task.id)
@@ -304,6 +307,26 @@ class Worker:
             self.notifier.task_queued()
         elif self.on_finish is not None:
             self.on_finish(task)
+
+    async def _write_outcome(self, task: Task) -> bool | None:
+        """`store.finish`, retried through a short store outage (the token keeps it safe).
+
+        None when the store stayed unreachable for a whole lease: the lease expires and the
+        reaper hands the task to another attempt.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.lease_seconds
+        delay = 0.1
+        while True:
+            try:
+                return await self.store.finish(task)
+            except Exception:
+                if loop.time() + delay > deadline:
+                    log.exception("could not write the outcome of task %s", task.id)
+                    return None
+                log.warning("could not write the outcome of task %s yet; retrying", task.id)
+            await asyncio.sleep(delay * random.uniform(0.8, 1.2))
+            delay = min(delay * 2, 2.0)
 
 
 def _b64(data: bytes) -> str:
