@@ -23,7 +23,11 @@ class RedisBroadcast:
         self.channel = channel
         self.listening = asyncio.Event()
         self._client = aioredis.Redis.from_url(
-            url, decode_responses=True, socket_connect_timeout=5, health_check_interval=30
+            url,
+            decode_responses=True,
+            socket_connect_timeout=5,
+            health_check_interval=30,
+            client_name=f"imagehub-{channel}",
         )
         self._listener: asyncio.Task[None] | None = None
 
