@@ -38,6 +38,7 @@ class Worker:
 
     def start(self, *args: str) -> Worker:
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        seen = self.log.stat().st_size if self.log.exists() else 0
         command = [sys.executable, "-m", "tests.fault.worker_entry", "--delay", str(self.delay)]
         command += ["--calls-log", str(self.calls), "--log-level", "info", *args]
         with self.log.open("a") as log:
@@ -45,7 +46,7 @@ class Worker:
                 command, env=self.env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, text=True
             )
         deadline = time.monotonic() + 30
-        while "running, up to" not in self.log.read_text():
+        while "running, up to" not in self.log.read_text()[seen:]:
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"worker did not start: {self.log.read_text()}")
             time.sleep(0.05)

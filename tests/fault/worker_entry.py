@@ -47,7 +47,9 @@ def main() -> None:
     parser.add_argument("--calls-log", type=Path)
     parser.add_argument("--log-level", default="warning")
     args = parser.parse_args()
-    logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     overrides: dict[str, Any] = {"demo": False}
     if args.concurrency:
         overrides["worker_concurrency"] = args.concurrency
