@@ -43,13 +43,24 @@ def database_url(base: str, name: str) -> str:
 
 @pytest.fixture(scope="session")
 def postgres_admin_url() -> str:
-    """A URL of the test server's maintenance database, after checking it answers."""
-    try:
-        with psycopg.connect(POSTGRES_URL, connect_timeout=3) as conn:
-            conn.execute("SELECT 1")
-    except psycopg.OperationalError as exc:
-        unavailable(f"PostgreSQL at {POSTGRES_URL} (IMAGEHUB_TEST_POSTGRES_URL)", str(exc).strip())
-    return POSTGRES_URL
+    """A URL of the test server's maintenance database, after checking it answers.
+
+    In CI the server must be there: a refused connection is retried for a while, since
+    another run on the machine may be restarting it (the fault tests do).
+    """
+    deadline = time.monotonic() + (30 if IN_CI else 0)
+    while True:
+        try:
+            with psycopg.connect(POSTGRES_URL, connect_timeout=3) as conn:
+                conn.execute("SELECT 1")
+            return POSTGRES_URL
+        except psycopg.OperationalError as exc:
+            if time.monotonic() > deadline:
+                unavailable(
+                    f"PostgreSQL at {POSTGRES_URL} (IMAGEHUB_TEST_POSTGRES_URL)", str(exc).strip()
+                )
+                raise
+            time.sleep(0.5)
 
 
 class Databases:

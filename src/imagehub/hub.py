@@ -96,6 +96,7 @@ class Hub:
             settings.store_url,
             pool_size=settings.database_pool_size,
             migrate_on_open=settings.migrate_on_start,
+            wait_seconds=settings.database_wait_seconds,
         )
         return cls(
             settings=settings,

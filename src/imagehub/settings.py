@@ -87,6 +87,12 @@ class Settings(BaseSettings):
     database_pool_size: int = Field(
         10, description="PostgreSQL connections each process keeps at most.", ge=1
     )
+    database_wait_seconds: float = Field(
+        10.0,
+        description="How long a request waits for a PostgreSQL connection before it answers "
+        "503 (the store counts as unavailable).",
+        gt=0,
+    )
     migrate_on_start: bool = Field(
         True,
         description="Apply pending PostgreSQL schema migrations when a process starts; when "

@@ -11,10 +11,12 @@ write (the outbox), so "one finishing write per task" below is also "one webhook
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import logging
 import random
 import shutil
 import subprocess
+import tempfile
 import threading
 import time
 from collections import Counter
@@ -47,6 +49,7 @@ CREATE TRIGGER audit_task AFTER UPDATE ON tasks FOR EACH ROW EXECUTE FUNCTION au
 """
 FINAL = ("succeeded", "failed", "canceled")
 ETC = Path("/etc/postgresql")
+RESTART_LOCK = Path(tempfile.gettempdir()) / "imagehub-postgres-restart.lock"
 
 
 def prepare(url: str) -> None:
@@ -150,6 +153,8 @@ def env_for(url: str, media: Path, **extra: str) -> dict[str, str]:
         "IMAGEHUB_DATABASE_URL": url,
         "IMAGEHUB_MEDIA_DIR": str(media),
         "IMAGEHUB_DATABASE_POOL_SIZE": "4",
+        # a short wait keeps the outage below short (other runs share this server)
+        "IMAGEHUB_DATABASE_WAIT_SECONDS": "2",
         "IMAGEHUB_POLL_SECONDS": "0.5",
         "IMAGEHUB_LEASE_SECONDS": "2",
         "IMAGEHUB_SHUTDOWN_GRACE_SECONDS": "2",
@@ -220,15 +225,18 @@ def postgres_server(postgres_url: str) -> Iterator[Callable[[str], None]]:
             capture_output=True,
         )
 
-    try:
-        yield control
-    finally:
-        subprocess.run(
-            ["pg_ctlcluster", "--skip-systemctl-redirect", versions[0], "main", "start"],
-            timeout=60,
-            capture_output=True,
-        )
-        wait_until(lambda: reachable(postgres_url), 60, "PostgreSQL did not come back")
+    # one restart at a time on this machine, whichever checkout runs it
+    with RESTART_LOCK.open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield control
+        finally:
+            subprocess.run(
+                ["pg_ctlcluster", "--skip-systemctl-redirect", versions[0], "main", "start"],
+                timeout=60,
+                capture_output=True,
+            )
+            wait_until(lambda: reachable(postgres_url), 60, "PostgreSQL did not come back")
 
 
 def reachable(url: str) -> bool:

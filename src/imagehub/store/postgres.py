@@ -81,10 +81,14 @@ _PURGE = """
 class PostgresStore:
     """Tasks and keys in PostgreSQL, through a small pool of autocommit connections."""
 
-    def __init__(self, url: str, *, pool_size: int = 10, migrate: bool = True) -> None:
+    def __init__(
+        self, url: str, *, pool_size: int = 10, migrate: bool = True, wait_seconds: float = 10.0
+    ) -> None:
         self.url = url
         self.pool_size = pool_size
         self.migrate_on_open = migrate
+        #: how long a statement waits for a connection before the store counts as unavailable
+        self.wait_seconds = wait_seconds
         self._pool: AsyncConnectionPool[AsyncConnection[TupleRow]] | None = None
 
     # -- plumbing
@@ -97,7 +101,7 @@ class PostgresStore:
             kwargs={"autocommit": True},
             # a connection broken by a database restart is replaced before it is handed out
             check=AsyncConnectionPool.check_connection,
-            timeout=10.0,
+            timeout=self.wait_seconds,
             open=False,
         )
         await pool.open(wait=True, timeout=30.0)
