@@ -7,9 +7,12 @@ import asyncio
 import logging
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from imagehub.settings import Settings
+from imagehub.cli_client import add_commands as add_client_commands
+
+if TYPE_CHECKING:  # the server's modules load only for `serve`: the client commands lack them
+    from imagehub.settings import Settings
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,6 +37,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--no-worker", action="store_true", help="serve the API only")
     serve.add_argument("--log-level", default="info", help="debug, info, warning or error")
     serve.set_defaults(run=_serve)
+    add_client_commands(commands)
     worker = commands.add_parser(
         "worker", help="run only a worker (no HTTP), next to `serve --no-worker` processes"
     )
@@ -48,6 +52,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
+    from imagehub.settings import Settings
+
     overrides: dict[str, Any] = {
         name: value
         for name in ("host", "port", "data_dir")
@@ -59,10 +65,15 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
+    try:
+        import uvicorn
 
-    from imagehub.api import create_app
-    from imagehub.hub import Hub
+        from imagehub.api import create_app
+        from imagehub.hub import Hub
+    except ImportError as exc:  # a client-only install: the base package is the SDK and CLI
+        print(f"imagehub serve needs the server extra ({exc}):", file=sys.stderr)
+        print("    python -m pip install 'imagehub[server]'", file=sys.stderr)
+        return 2
 
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
