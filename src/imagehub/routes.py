@@ -15,8 +15,10 @@ import asyncio
 import random
 import time
 from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
 
-from imagehub.catalog import ModelSpec
+from imagehub.catalog import Catalog, ModelSpec
+from imagehub.errors import TaskError
 from imagehub.providers.base import Provider
 
 
@@ -137,3 +139,58 @@ class Router:
         if self._fallback is not None:
             seen[id(self._fallback)] = self._fallback
         return list(seen.values())
+
+
+@runtime_checkable
+class LiveCheck(Protocol):
+    """A provider that can check a route with one cheap live call (no image is generated)."""
+
+    async def check(self, upstream_model: str) -> str: ...
+
+
+def describe(router: Router, catalog: Catalog) -> list[dict[str, str]]:
+    """One row per model and route, in the order they would be tried (weights aside)."""
+    rows = []
+    configured = router.configured()
+    for model in catalog:
+        routes = sorted(configured.get(model.id, []), key=lambda r: r.priority)
+        if not routes:
+            served = "demo (offline; IMAGEHUB_DEMO)" if router.fallback is not None else "NONE"
+            rows.append({"model": model.id, "route": served})
+            continue
+        for route in routes:
+            limit = route.limiter.limit if route.limiter is not None else None
+            rows.append(
+                {
+                    "model": model.id,
+                    "route": route.name,
+                    "provider": str(getattr(route.provider, "kind", route.provider.name)),
+                    "upstream_model": route.upstream_model,
+                    "priority": str(route.priority),
+                    "weight": f"{route.weight:g}",
+                    "max_concurrency": str(limit or "-"),
+                    "timeout": f"{route.timeout:g}" if route.timeout else "default",
+                    "base_url": route.base_url,
+                }
+            )
+    return rows
+
+
+async def check_live(router: Router) -> list[tuple[str, bool, str]]:
+    """Call each distinct (route, upstream model) once: (what, ok, what it said)."""
+    seen: dict[tuple[str, str], Route] = {}
+    for routes in router.configured().values():
+        for route in routes:
+            seen.setdefault((route.name, route.upstream_model), route)
+    results = []
+    for (name, upstream), route in seen.items():
+        if not isinstance(route.provider, LiveCheck):
+            results.append((name, True, f"{upstream}: no live check for this provider"))
+            continue
+        try:
+            said = await route.provider.check(upstream)
+        except TaskError as exc:
+            results.append((name, False, f"{upstream}: {exc.code}: {exc.message}"))
+        else:
+            results.append((name, True, said))
+    return results
