@@ -265,8 +265,7 @@ class Worker:
         sync = bool(task.input.get("sync_mode"))
         images, cost = [], 0.0
         for i, generated in enumerate(result.images):
-            data = await self._cpu(imaging.transcode, generated.data, fmt)
-            width, height, ctype = await self._cpu(imaging.measure, data)
+            data, (width, height, ctype) = await self._cpu(_transcoded, generated.data, fmt)
             name = f"{task.id}-{i}.{EXTENSIONS[ctype]}"
             if sync:
                 uri = f"data:{ctype};base64," + await self._cpu(_b64, data)
@@ -311,6 +310,12 @@ class Worker:
             self.notifier.task_queued()
         elif self.on_finish is not None:
             self.on_finish(task)
+
+
+def _transcoded(data: bytes, fmt: str) -> tuple[bytes, tuple[int, int, str]]:
+    """The image in `fmt` and its measures, in one trip to the thread pool."""
+    data = imaging.transcode(data, fmt)
+    return data, imaging.measure(data)
 
 
 def _b64(data: bytes) -> str:

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
-import httpx
 from pydantic import SecretStr
 
 from imagehub.catalog import Catalog, ModelSpec
@@ -31,7 +30,7 @@ from imagehub.errors import (
     UpstreamUnavailable,
 )
 from imagehub.providers.base import GeneratedImage, GenerationRequest, GenerationResult
-from imagehub.providers.http import UpstreamHTTP
+from imagehub.providers.http import Answer, UpstreamHTTP
 from imagehub.providers.images import DATA_URI, check_image, data_uri, decode_data_uri
 
 DONE = frozenset({"COMPLETED", "FAILED", "ERROR", "CANCELED", "CANCELLED"})
@@ -207,7 +206,7 @@ class FalProvider:
             raise self._error(response)
         return f"{upstream_model}: key accepted (HTTP {response.status_code} for a dummy request)"
 
-    def _error(self, response: httpx.Response) -> TaskError:
+    def _error(self, response: Answer) -> TaskError:
         try:
             body = self.http.json(response)
         except TaskError:

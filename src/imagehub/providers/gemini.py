@@ -24,7 +24,7 @@ from imagehub.errors import (
 )
 from imagehub.providers.base import GeneratedImage, GenerationRequest, GenerationResult
 from imagehub.providers.fanout import fan_out
-from imagehub.providers.http import UpstreamHTTP, parse_duration
+from imagehub.providers.http import Answer, UpstreamHTTP, parse_duration
 from imagehub.providers.images import b64, decode_b64_image
 
 IMAGE_SIZES = {"0.5K": "512", "1K": "1K", "2K": "2K", "4K": "4K"}
@@ -228,7 +228,7 @@ class GeminiProvider:
             raise self._error(response)
         return await parse_answer(self.http.json(response), limit=limit, label=self.name)
 
-    def _error(self, response: Any) -> TaskError:
+    def _error(self, response: Answer) -> TaskError:
         try:
             error = self.http.json(response).get("error") or {}
         except UpstreamUnavailable:

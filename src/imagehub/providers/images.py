@@ -30,8 +30,14 @@ def data_uri(image: InputImage) -> str:
     return f"data:{image.content_type};base64,{b64(image.data)}"
 
 
+#: payloads up to this size are decoded on the event loop: a thread hop would cost more
+_INLINE_CHARS = 64 * 1024
+
+
 async def decode_b64_image(payload: str, label: str) -> GeneratedImage:
-    """Decode and check one base64 image off the event loop."""
+    """Decode and check one base64 image (off the event loop unless it is small)."""
+    if len(payload) <= _INLINE_CHARS:
+        return _decode_checked(payload, label)
     return await asyncio.to_thread(_decode_checked, payload, label)
 
 

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-import httpx
 from pydantic import SecretStr
 
 from imagehub.catalog import Catalog, ModelSpec
 from imagehub.errors import ContentPolicyViolation, NoImageGenerated, TaskError, UpstreamConfigError
 from imagehub.providers.base import GenerationRequest, GenerationResult
-from imagehub.providers.http import UpstreamHTTP
+from imagehub.providers.http import Answer, UpstreamHTTP
 from imagehub.providers.images import alpha_mask, decode_b64_image
 
 #: error codes OpenAI uses when its safety system refuses a prompt, an input or an output
@@ -134,7 +133,7 @@ class OpenAIProvider:
             warnings=warnings,
         )
 
-    def _error(self, response: httpx.Response) -> TaskError:
+    def _error(self, response: Answer) -> TaskError:
         error = _error_object(self.http, response)
         code = str(error.get("code") or "")
         message = str(error.get("message") or "")
@@ -159,7 +158,7 @@ class OpenAIProvider:
         return f"{upstream_model}: ok"
 
 
-def _error_object(http: UpstreamHTTP, response: httpx.Response) -> dict[str, Any]:
+def _error_object(http: UpstreamHTTP, response: Answer) -> dict[str, Any]:
     try:
         error = http.json(response).get("error")
     except TaskError:

@@ -15,7 +15,6 @@ import re
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-import httpx
 from pydantic import SecretStr
 
 from imagehub.catalog import ModelSpec
@@ -23,7 +22,7 @@ from imagehub.errors import ContentPolicyViolation, NoImageGenerated, TaskError
 from imagehub.providers.base import GeneratedImage, GenerationRequest, GenerationResult
 from imagehub.providers.fanout import fan_out
 from imagehub.providers.gemini import BLOCKED, IMAGE_SIZES
-from imagehub.providers.http import UpstreamHTTP
+from imagehub.providers.http import Answer, UpstreamHTTP
 from imagehub.providers.images import data_uri, decode_data_uri
 
 _INLINE_IMAGE = re.compile(r"data:image/[\w.+-]+;base64,[A-Za-z0-9+/=]+")
@@ -161,7 +160,7 @@ class OpenAICompatibleProvider:
         said = f"; it said: {text.strip()[:200]}" if text.strip() else ""
         return NoImageGenerated(f"{self.name} answered without an image{said}")
 
-    def _error(self, response: httpx.Response) -> TaskError:
+    def _error(self, response: Answer) -> TaskError:
         try:
             error = self.http.json(response).get("error")
         except TaskError:
@@ -171,7 +170,7 @@ class OpenAICompatibleProvider:
         if response.status_code == 200:  # the error object of a 200 answer carries the status
             code = error.get("code")
             status = code if isinstance(code, int) and code >= 400 else 502
-            response = httpx.Response(status, headers=response.headers, request=response.request)
+            response = Answer(status, response.headers, response.content)
         if str(error.get("code")) in ("moderation_blocked", "content_policy_violation"):
             return ContentPolicyViolation(
                 f"{self.name}'s safety system rejected the request: {self.http.redact(message)}"
