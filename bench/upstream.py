@@ -216,7 +216,7 @@ def start_hub(fake: Proc, data_dir: Path, concurrency: int, log: Path) -> Proc:
     cmd = [PY, "-m", "imagehub.cli", "serve", "--port", str(port), "--data-dir", str(data_dir)]
     cmd += ["--log-level", "warning"]
     process = subprocess.Popen(cmd, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT)
-    return Proc("hub", process, port)
+    return Proc("imagehub", process, port)
 
 
 def install_litellm() -> Path:
@@ -337,8 +337,8 @@ def _count(concurrency: int, scale: float) -> int:
 
 
 async def throughput(args: argparse.Namespace, workdir: Path, log: Path) -> list[dict[str, Any]]:
+    """Each target alone in front of the same fake upstream: the hub first, then LiteLLM."""
     fake = start_fake(args.delay, log)
-    procs = [fake]
     try:
         await _healthy(fake.port, "/stats", 10, fake.process)
         # the upstream's own latency, as this client sees it without anything in between
@@ -348,33 +348,44 @@ async def throughput(args: argparse.Namespace, workdir: Path, log: Path) -> list
         rows = [direct.row(upstream_p50)]
         print(json.dumps(rows[0]), flush=True)
         hub = start_hub(fake, workdir / "hub-data", max(args.concurrency), log)
-        procs.append(hub)
-        await _healthy(hub.port, "/healthz", 30, hub.process)
-        targets: list[tuple[str, Proc, Request, dict[str, str]]] = [
-            ("imagehub", hub, hub_request, {"Authorization": f"Bearer {HUB_KEY}"})
-        ]
+        auth = {"Authorization": f"Bearer {HUB_KEY}"}
+        rows += await _measure(args, hub, "/healthz", hub_request, auth, upstream_p50)
         if not args.skip_litellm:
             litellm = start_litellm(fake, workdir, log)
-            procs.append(litellm)
-            await _healthy(litellm.port, "/health/liveliness", 180, litellm.process)
             auth = {"Authorization": f"Bearer {LITELLM_KEY}"}
-            targets.append(("litellm", litellm, litellm_request, auth))
-        for concurrency in args.concurrency:
-            for name, proc, request, headers in targets:
-                count = _count(concurrency, args.scale)
-                warm = max(concurrency, count // 10)
-                await closed_loop(name, proc.port, request, concurrency, warm, headers)
-                result = await closed_loop(name, proc.port, request, concurrency, count, headers)
-                row = result.row(upstream_p50)
-                row["peak_rss_mib"] = round(proc.rss_mib()[1])
-                rows.append(row)
-                print(json.dumps(row), flush=True)
-                for error in result.errors[:3]:
-                    print(f"  error: {error}", flush=True)
+            rows += await _measure(
+                args, litellm, "/health/liveliness", litellm_request, auth, upstream_p50
+            )
         return rows
     finally:
-        for proc in reversed(procs):
-            proc.stop()
+        fake.stop()
+
+
+async def _measure(
+    args: argparse.Namespace,
+    proc: Proc,
+    health: str,
+    request: Request,
+    headers: dict[str, str],
+    upstream_p50: float,
+) -> list[dict[str, Any]]:
+    rows = []
+    try:
+        await _healthy(proc.port, health, 180, proc.process)
+        for concurrency in args.concurrency:
+            count = _count(concurrency, args.scale)
+            warm = max(concurrency, count // 10)
+            await closed_loop(proc.name, proc.port, request, concurrency, warm, headers)
+            result = await closed_loop(proc.name, proc.port, request, concurrency, count, headers)
+            row = result.row(upstream_p50)
+            row["peak_rss_mib"] = round(proc.rss_mib()[1])
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+            for error in result.errors[:3]:
+                print(f"  error: {error}", flush=True)
+    finally:
+        proc.stop()
+    return rows
 
 
 async def capacity(args: argparse.Namespace, workdir: Path, log: Path) -> dict[str, Any]:
@@ -537,8 +548,9 @@ def _environment() -> dict[str, str]:
     if litellm.exists():
         said = subprocess.run([str(litellm), "--version"], capture_output=True, text=True)
         version = said.stdout.strip().splitlines()[-1] if said.stdout.strip() else "?"
+    load = Path("/proc/loadavg").read_text().split()[0]
     return {"cpu": cpu, "cores": str(os.cpu_count()), "python": sys.version.split()[0],
-            "litellm": version}  # fmt: skip
+            "litellm": version, "loadavg": load}  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -556,6 +568,8 @@ def main(argv: list[str] | None = None) -> None:
         install_litellm()
     print(json.dumps(_environment()), flush=True)
     figures = asyncio.run(_run(args))
+    # other work on the machine skews every figure: say how busy it was
+    print(json.dumps({"loadavg_after": Path("/proc/loadavg").read_text().split()[0]}))
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2))
 

@@ -62,8 +62,14 @@ def _serve(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    from imagehub.route_config import RoutesConfigError
+
     settings = _settings(args)
-    hub = Hub.from_settings(settings, run_worker=not args.no_worker)
+    try:
+        hub = Hub.from_settings(settings, run_worker=not args.no_worker)
+    except RoutesConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     created = asyncio.run(_bootstrap(hub))
     if created:
         print(

@@ -236,6 +236,8 @@ class Worker:
         return await self._store_output(task, model, route, result)
 
     async def _inputs(self, task: Task) -> tuple[tuple[InputImage, ...], InputImage | None]:
+        if "image_urls" not in task.input and "mask_url" not in task.input:
+            return (), None
         refs: list[str] = list(task.input.get("image_urls", ()))
         labels = [f"image_urls[{i}]" for i in range(len(refs))]
         if "mask_url" in task.input:

@@ -80,17 +80,24 @@ async def alpha_mask(mask: InputImage, size: tuple[int, int]) -> bytes:
     return await asyncio.to_thread(_alpha_mask, mask, size)
 
 
-def _alpha_mask(mask: InputImage, size: tuple[int, int]) -> bytes:
+def mask_alpha(mask: InputImage, size: tuple[int, int]) -> Image.Image:
+    """The mask's alpha channel at `size`: 0 where the image should change.
+
+    A mask without transparency is read as black and white, white marking the change.
+    """
     with Image.open(BytesIO(mask.data)) as opened:
         if opened.mode in ("RGBA", "LA") or "transparency" in opened.info:
             alpha = opened.convert("RGBA").getchannel("A")
         else:
-            # a mask without transparency is read as black and white: white marks the edit
             alpha = ImageOps.invert(opened.convert("L"))
     if alpha.size != size:
         alpha = alpha.resize(size, Image.Resampling.NEAREST)
+    return alpha
+
+
+def _alpha_mask(mask: InputImage, size: tuple[int, int]) -> bytes:
     out = Image.new("RGBA", size, (0, 0, 0, 255))
-    out.putalpha(alpha)
+    out.putalpha(mask_alpha(mask, size))
     buffer = BytesIO()
     out.save(buffer, format="PNG")
     return buffer.getvalue()
