@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+
 import pytest
 
 from imagehub.catalog import Catalog
@@ -233,3 +235,24 @@ async def test_countTokens_live_check(upstream, gemini_hub):
     said = await route.provider.check(route.upstream_model)
     assert said == "gemini-2.5-flash-image: ok (1 tokens)"
     assert upstream.seen[0].path == "/v1beta/models/gemini-2.5-flash-image:countTokens"
+
+
+def _google_auth_installed() -> bool:
+    try:
+        return importlib.util.find_spec("google.auth") is not None
+    except ModuleNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(_google_auth_installed(), reason="google-auth is installed here")
+async def test_vertex_without_google_auth_fails_with_the_install_hint(upstream, make_hub, tmp_path):
+    routes = tmp_path / "routes.toml"
+    routes.write_text(
+        f'[[routes]]\nprovider = "vertex"\nproject = "p"\nbase_url = "{upstream.url}/v1"\n'
+    )
+    hub = await make_hub(routes)
+    task = await run_task(hub, "nano-banana", {"prompt": "x"})
+    assert task.status == "failed" and task.attempts == 1
+    assert task.error["code"] == "upstream_error"
+    assert "pip install 'imagehub[vertex]'" in task.error["message"]
+    assert upstream.seen == []
