@@ -497,12 +497,70 @@ async def _sample_rss(proc: Proc) -> None:
         await asyncio.sleep(0.5)
 
 
+# ---------------------------------------------------------------- why aiohttp, not httpx
+
+
+async def clients(args: argparse.Namespace, log: Path) -> list[dict[str, Any]]:
+    """CPU per upstream call of httpx and aiohttp, against the same fake upstream."""
+    fake = start_fake(args.delay, log)
+    rows = []
+    try:
+        await _healthy(fake.port, "/stats", 10, fake.process)
+        url = f"http://{HOST}:{fake.port}/v1/images/generations"
+        for name in ("httpx", "aiohttp"):
+            for concurrency in args.concurrency:
+                count = max(200, concurrency * 20)
+                await _client_calls(name, url, concurrency, concurrency)
+                cpu, wall = time.process_time(), time.perf_counter()
+                await _client_calls(name, url, concurrency, count)
+                cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+                row = {
+                    "client": name,
+                    "concurrency": concurrency,
+                    "calls": count,
+                    "per_s": round(count / wall),
+                    "cpu_us_per_call": round(cpu / count * 1e6),
+                }
+                rows.append(row)
+                print(json.dumps(row), flush=True)
+    finally:
+        fake.stop()
+    return rows
+
+
+async def _client_calls(name: str, url: str, concurrency: int, count: int) -> None:
+    import aiohttp
+    import httpx
+
+    remaining = iter(range(count))
+    if name == "httpx":
+        limits = httpx.Limits(max_connections=None, max_keepalive_connections=256)
+        async with httpx.AsyncClient(trust_env=False, limits=limits, timeout=60) as client:
+
+            async def one() -> None:
+                for _ in remaining:
+                    (await client.post(url, json=LITELLM_BODY)).json()
+
+            await asyncio.gather(*(one() for _ in range(concurrency)))
+        return
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def two() -> None:
+            for _ in remaining:
+                async with session.post(url, json=LITELLM_BODY) as response:
+                    await response.json()
+
+        await asyncio.gather(*(two() for _ in range(concurrency)))
+
+
 # ---------------------------------------------------------------- main
 
 
 def _args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command")
+    sub.add_parser("clients", help="only compare httpx and aiohttp as upstream clients")
     fake = sub.add_parser("fake", help="run only the fake upstream")
     fake.add_argument("--port", type=int, required=True)
     fake.add_argument("--delay", type=float, default=0.05)
@@ -563,6 +621,10 @@ def main(argv: list[str] | None = None) -> None:
         pass
     if args.command == "fake":
         asyncio.run(fake_upstream(args.port, args.delay))
+        return
+    if args.command == "clients":
+        with _workdir() as workdir:
+            asyncio.run(clients(args, workdir / "processes.log"))
         return
     if not args.skip_litellm:
         install_litellm()

@@ -69,6 +69,8 @@ class FailurePolicy:
     ) -> tuple[Route, T]:
         """Call the routes in turn until one succeeds or a failure must end the attempt."""
         remaining = self._usable(routes)
+        if not remaining:
+            raise UpstreamConfigError("no upstream route is configured for this model")
         errors: list[TaskError] = []
         while remaining:
             route = await _acquire(remaining)

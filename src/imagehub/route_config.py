@@ -187,17 +187,7 @@ def make_provider(entry: RouteEntry, settings: Settings, catalog: Catalog) -> Pr
     timeout = entry.timeout_seconds or settings.upstream_timeout_seconds
     name, limit = entry.label, entry.max_concurrency
     if entry.provider == "vertex":
-        if not entry.project:
-            raise RoutesConfigError(f"route {name}: vertex needs `project`")
-        return VertexProvider(
-            name=name,
-            project=entry.project,
-            location=entry.location,
-            tokens=GoogleTokens(entry.credentials_file),
-            base_url=entry.base_url,
-            timeout=timeout,
-            max_connections=limit,
-        )
+        return _vertex(entry, timeout)
     base_url = entry.base_url or _default_base_url(entry, settings)
     key = _credential(entry)
     if entry.provider in ("openrouter", "openai_compatible"):
@@ -233,6 +223,20 @@ def make_provider(entry: RouteEntry, settings: Settings, catalog: Catalog) -> Pr
         timeout=timeout,
         max_connections=limit,
         poll_seconds=entry.poll_seconds,
+    )
+
+
+def _vertex(entry: RouteEntry, timeout: float) -> VertexProvider:
+    if not entry.project:
+        raise RoutesConfigError(f"route {entry.label}: vertex needs `project`")
+    return VertexProvider(
+        name=entry.label,
+        project=entry.project,
+        location=entry.location,
+        tokens=GoogleTokens(entry.credentials_file),
+        base_url=entry.base_url,
+        timeout=timeout,
+        max_connections=entry.max_concurrency,
     )
 
 

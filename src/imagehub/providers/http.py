@@ -104,8 +104,8 @@ class UpstreamHTTP:
     ) -> Answer:
         """Send one request and read the whole answer; transport failures become task errors."""
         body: Any = None
-        if files is not None:
-            body = _form(data or {}, files)
+        if files is not None or data is not None:
+            body = _form(data or {}, files or [])
         elif json_body is not None:
             body = json.dumps(json_body).encode()
             headers = {**(headers or {}), "Content-Type": "application/json"}
