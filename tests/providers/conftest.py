@@ -84,3 +84,15 @@ def assert_no_secret(task: Task) -> None:
     text = repr(task.error) + repr(task.warnings) + repr(task.output)
     for key in KEYS.values():
         assert key not in text
+
+
+#: headers the HTTP client adds on its own; everything else is what the provider chose to send
+TRANSPORT_HEADERS = {"host", "user-agent", "accept", "accept-encoding", "content-length"}
+
+
+def app_headers(seen: Any) -> dict[str, str]:
+    """The request's headers minus the transport's, content-type without its boundary."""
+    headers = {k: v for k, v in seen.headers.items() if k not in TRANSPORT_HEADERS}
+    if headers.get("content-type", "").startswith("multipart/form-data"):
+        headers["content-type"] = "multipart/form-data"
+    return headers

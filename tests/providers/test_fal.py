@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.providers.conftest import KEYS, TENANT, run_task
+from tests.providers.conftest import KEYS, TENANT, app_headers, run_task
 from tests.providers.fake_upstream import Reply
 from tests.providers.golden import INPUTS, MASK, PHOTO, SKETCH
 from tests.providers.wire import GREEN, RED, FalQueue, data_uri, decoded, fal_output
@@ -151,8 +151,12 @@ async def test_golden_submit_status_result(model, upstream, queue, fal_hub):
     app = "/".join(path.split("/")[:3])  # the sub-path (/edit) is for submits only
     assert [p.path for p in polls] == [f"{app}/requests/req-1/status"] * 3
     assert result.method == "GET" and result.path == f"{app}/requests/req-1"
-    for seen in upstream.seen:
-        assert seen.headers["authorization"] == f"Key {KEYS['fal']}"
+    assert app_headers(submit) == {
+        "authorization": f"Key {KEYS['fal']}",
+        "content-type": "application/json",
+    }
+    for seen in [*polls, result]:
+        assert app_headers(seen) == {"authorization": f"Key {KEYS['fal']}"}
     assert task.status == "succeeded" and task.provider == "fal"
     assert len(task.output.images) == wanted
     assert task.output.description == "done"

@@ -13,7 +13,14 @@ from imagehub.providers.gemini import VertexProvider
 from imagehub.routes import Route, Router
 from imagehub.settings import Settings
 from imagehub.store import MemoryStore
-from tests.providers.conftest import FAST, KEYS, assert_no_secret, provider_settings, run_task
+from tests.providers.conftest import (
+    FAST,
+    KEYS,
+    app_headers,
+    assert_no_secret,
+    provider_settings,
+    run_task,
+)
 from tests.providers.fake_upstream import Reply
 from tests.providers.golden import GEMINI_BODIES, INPUTS, NANO_BANANA, UPSTREAM_IDS
 from tests.providers.wire import BLUE, GREEN, RED, g_answer, g_image, g_text, gemini_ok
@@ -35,9 +42,10 @@ async def test_gemini_api_golden_request_and_outcome(model, upstream, make_hub):
     for request in seen:
         assert request.method == "POST"
         assert request.path == f"/v1beta/models/{UPSTREAM_IDS[model]}:generateContent"
-        assert request.headers["x-goog-api-key"] == KEYS["gemini"]
-        assert request.headers["content-type"] == "application/json"
-        assert "authorization" not in request.headers
+        assert app_headers(request) == {
+            "x-goog-api-key": KEYS["gemini"],
+            "content-type": "application/json",
+        }
     assert _by_seed([r.json() for r in seen]) == _by_seed(expected)
 
     assert task.status == "succeeded" and task.provider == "gemini"
@@ -89,8 +97,10 @@ async def test_vertex_golden_request(model, upstream):
             "/v1/projects/my-proj/locations/europe-west4/publishers/google/models/"
             f"{UPSTREAM_IDS[model]}:generateContent"
         )
-        assert request.headers["authorization"] == "Bearer ya29.vertex-token"
-        assert "x-goog-api-key" not in request.headers
+        assert app_headers(request) == {
+            "authorization": "Bearer ya29.vertex-token",
+            "content-type": "application/json",
+        }
     assert _by_seed([r.json() for r in upstream.seen]) == _by_seed(GEMINI_BODIES[model])
 
 

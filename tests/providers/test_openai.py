@@ -7,7 +7,13 @@ from io import BytesIO
 import pytest
 from PIL import Image
 
-from tests.providers.conftest import KEYS, assert_no_secret, provider_settings, run_task
+from tests.providers.conftest import (
+    KEYS,
+    app_headers,
+    assert_no_secret,
+    provider_settings,
+    run_task,
+)
 from tests.providers.fake_upstream import Reply
 from tests.providers.golden import INPUTS, MASK, PHOTO, SKETCH
 from tests.providers.wire import RED, data_uri, decoded, o_answer, o_error, openai_ok
@@ -23,8 +29,10 @@ async def test_generation_golden_request_and_outcome(upstream, openai_hub):
     task = await run_task(openai_hub, "gpt-image-2", INPUTS["gpt-image-2"])
     (request,) = upstream.seen
     assert request.method == "POST" and request.path == "/v1/images/generations"
-    assert request.headers["authorization"] == f"Bearer {KEYS['openai']}"
-    assert request.headers["content-type"] == "application/json"
+    assert app_headers(request) == {
+        "authorization": f"Bearer {KEYS['openai']}",
+        "content-type": "application/json",
+    }
     assert request.json() == {
         "model": "gpt-image-2",
         "prompt": "a cafe menu",
@@ -46,8 +54,10 @@ async def test_edit_golden_multipart_request(upstream, openai_hub):
     assert task.status == "succeeded", task.error
     (request,) = upstream.seen
     assert request.path == "/v1/images/edits"
-    assert request.headers["authorization"] == f"Bearer {KEYS['openai']}"
-    assert request.headers["content-type"].startswith("multipart/form-data; boundary=")
+    assert app_headers(request) == {
+        "authorization": f"Bearer {KEYS['openai']}",
+        "content-type": "multipart/form-data",
+    }
     parts = request.form()
     fields = [(name, value.decode()) for name, filename, _, value in parts if filename is None]
     assert fields == [

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tests.providers.conftest import KEYS, provider_settings, run_task
+from tests.providers.conftest import KEYS, app_headers, provider_settings, run_task
 from tests.providers.fake_upstream import Reply
 from tests.providers.golden import INPUTS, NANO_BANANA, PHOTO_B64, SKETCH_B64
 from tests.providers.wire import BLUE, GREEN, RED, c_answer, chat_ok, data_uri
@@ -91,7 +91,10 @@ async def test_openrouter_golden_request_and_outcome(model, upstream, router_hub
     task = await run_task(router_hub, model, INPUTS[model])
     for request in upstream.seen:
         assert request.method == "POST" and request.path == "/api/v1/chat/completions"
-        assert request.headers["authorization"] == f"Bearer {KEYS['openrouter']}"
+        assert app_headers(request) == {
+            "authorization": f"Bearer {KEYS['openrouter']}",
+            "content-type": "application/json",
+        }
     bodies = sorted((r.json() for r in upstream.seen), key=lambda b: -b.get("seed", -1))
     assert bodies == BODIES[model]
     assert task.status == "succeeded" and task.provider == "openrouter"
