@@ -161,3 +161,15 @@ async def test_cli_check_live_calls_each_route_once(monkeypatch, capsys):
     assert code == 0
     assert "ok     openai: gpt-image-2: ok" in out
     assert [s.path for s in fake.seen] == ["/models/gpt-image-2"]
+
+
+def test_the_readme_routes_file_example_loads(tmp_path, monkeypatch):
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    example = readme.split("```toml\n", 1)[1].split("```", 1)[0]
+    monkeypatch.setenv("BACKUP_GEMINI_KEY", "k1")
+    monkeypatch.setenv("FAL_KEY", "k2")
+    router = build_router(Settings(demo=False, routes_file=_file(tmp_path, example)), CATALOG)
+    names = [r.name for r in router.routes(CATALOG.get("nano-banana-2/edit"))]
+    assert sorted(names) == ["fal", "gemini-backup", "local", "vertex"]
+    backup = next(r for r in router.routes(CATALOG.get("nano-banana-2/edit")) if r.priority == 2)
+    assert backup.upstream_model == "gemini-3.1-flash-image-preview"
