@@ -66,7 +66,8 @@ async def test_a_failing_route_fails_over_within_the_attempt(
     upstream, backup, make_hub, tmp_path, failure
 ):
     upstream.handler = lambda seen: failure
-    hub = await make_hub(two_routes(tmp_path, upstream, backup), upstream_timeout_seconds=0.3)
+    # only the primary has a short timeout: the backup must never time out, even when slow
+    hub = await make_hub(two_routes(tmp_path, upstream, backup, timeout_seconds="0.3"))
     task = await run_task(hub, "nano-banana", NB)
     assert task.status == "succeeded" and task.attempts == 1
     assert task.provider == "backup"
@@ -152,7 +153,11 @@ async def test_while_the_upstream_asks_for_a_pause_nothing_is_sent(upstream, mak
     upstream.handler = gemini_ok
     hub = await make_hub(gemini_api_key=KEYS["gemini"], gemini_base_url=upstream.url)
     first, _ = await hub.submit(TENANT, "nano-banana", NB)
-    await asyncio.sleep(0.2)
+    route = hub.router.routes(hub.catalog.get("nano-banana"))[0]
+    for _ in range(1000):  # until the 429 has been seen and recorded
+        if route.health.cooling():
+            break
+        await asyncio.sleep(0.01)
     second = await run_task(hub, "nano-banana", NB)
     first = await hub.wait(TENANT, first.id, 10)
     assert first.status == second.status == "succeeded"
@@ -173,7 +178,7 @@ async def test_a_retry_after_beyond_the_budget_fails_at_once(upstream, make_hub)
 async def test_max_concurrency_sends_the_overflow_to_the_next_route(
     upstream, backup, make_hub, tmp_path
 ):
-    upstream.handler = lambda seen: Reply(200, g_answer(g_image()), delay=0.3)
+    upstream.handler = lambda seen: Reply(200, g_answer(g_image()), delay=1.0)
     hub = await make_hub(two_routes(tmp_path, upstream, backup, max_concurrency="1"))
     tasks = await asyncio.gather(*(run_task(hub, "nano-banana", NB) for _ in range(2)))
     assert sorted(t.provider for t in tasks) == ["backup", "primary"]

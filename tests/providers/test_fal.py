@@ -122,8 +122,7 @@ def queue(upstream) -> FalQueue:
     return queue
 
 
-@pytest.fixture
-async def fal_hub(upstream, make_hub, tmp_path, queue):
+async def _fal_hub(upstream, make_hub, tmp_path, route_timeout: float):
     routes = tmp_path / "routes.toml"
     routes.write_text(
         f"""
@@ -132,10 +131,15 @@ provider = "fal"
 api_key = "{KEYS["fal"]}"
 base_url = "{upstream.url}"
 poll_seconds = 0.02
-timeout_seconds = 1
+timeout_seconds = {route_timeout}
 """
     )
     return await make_hub(routes_file=routes, max_attempts=2)
+
+
+@pytest.fixture
+async def fal_hub(upstream, make_hub, tmp_path, queue):
+    return await _fal_hub(upstream, make_hub, tmp_path, route_timeout=30)
 
 
 @pytest.mark.parametrize("model", list(SUBMITS))
@@ -203,9 +207,12 @@ async def test_result_errors_are_retried_then_reported(upstream, queue, fal_hub,
     assert task.error["code"] == code
 
 
-async def test_a_request_stuck_in_the_queue_times_out_and_is_canceled(upstream, queue, fal_hub):
+async def test_a_request_stuck_in_the_queue_times_out_and_is_canceled(
+    upstream, queue, make_hub, tmp_path
+):
     queue.states = ["IN_QUEUE"]
-    task = await run_task(fal_hub, "nano-banana", {"prompt": "x"})
+    hub = await _fal_hub(upstream, make_hub, tmp_path, route_timeout=0.5)
+    task = await run_task(hub, "nano-banana", {"prompt": "x"})
     assert task.status == "failed" and task.error["code"] == "upstream_timeout"
     cancels = upstream.requests("PUT")
     assert [c.path for c in cancels] == [
@@ -217,12 +224,12 @@ async def test_a_request_stuck_in_the_queue_times_out_and_is_canceled(upstream, 
 async def test_canceling_the_task_cancels_the_fal_request(upstream, queue, fal_hub):
     queue.states = ["IN_PROGRESS"]
     task, _ = await fal_hub.submit(TENANT, "nano-banana", {"prompt": "x"})
-    for _ in range(200):
+    for _ in range(1000):
         if upstream.requests("GET", "/status"):
             break
         await asyncio.sleep(0.01)
     await fal_hub.cancel(TENANT, task.id)
-    for _ in range(200):
+    for _ in range(1000):
         if upstream.requests("PUT"):
             break
         await asyncio.sleep(0.01)
