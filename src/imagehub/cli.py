@@ -7,9 +7,12 @@ import asyncio
 import logging
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from imagehub.settings import Settings
+from imagehub.cli_client import add_commands as add_client_commands
+
+if TYPE_CHECKING:  # the server's modules load only for `serve`: the client commands lack them
+    from imagehub.settings import Settings
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,10 +44,13 @@ def _parser() -> argparse.ArgumentParser:
         help="also call each route once with its credentials (a cheap call, no image)",
     )
     routes.set_defaults(run=_routes)
+    add_client_commands(commands)
     return parser
 
 
 def _settings(args: argparse.Namespace) -> Settings:
+    from imagehub.settings import Settings
+
     overrides: dict[str, Any] = {
         name: value
         for name in ("host", "port", "data_dir")
@@ -54,10 +60,15 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
+    try:
+        import uvicorn
 
-    from imagehub.api import create_app
-    from imagehub.hub import Hub
+        from imagehub.api import create_app
+        from imagehub.hub import Hub
+    except ImportError as exc:  # a client-only install: the base package is the SDK and CLI
+        print(f"imagehub serve needs the server extra ({exc}):", file=sys.stderr)
+        print("    python -m pip install 'imagehub[server]'", file=sys.stderr)
+        return 2
 
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"

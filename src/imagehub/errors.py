@@ -24,14 +24,21 @@
     │   │   └── UpstreamConfigError   upstream_error: the route's credentials, model id or account
     │   ├── Canceled                  canceled
     │   └── InternalError             internal_error
-    └── InvalidTransition             a bug: a task state change the state machine forbids
+    ├── InvalidTransition             a bug: a task state change the state machine forbids
+    ├── HubUnreachable                SDK: no answer from the hub (refused, reset, timed out)
+    ├── TaskFailed                    SDK: the task ended failed or canceled (carries the task)
+    └── WaitTimeout                   SDK: the task was not ready in time; also a TimeoutError
 
-Each class's docstring is its default message. This module imports nothing of the project.
+Each class's docstring is its default message. This module imports nothing of the project at
+run time. `HTTP_ERRORS` maps an error envelope's code back to its class, for the SDK.
 """
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from imagehub.schemas import TaskOut
 
 
 class HubError(Exception):
@@ -248,5 +255,55 @@ TASK_ERRORS: dict[str, type[TaskError]] = {
         UpstreamError,
         Canceled,
         InternalError,
+    )
+}
+
+
+# -- raised by the SDK (imagehub.client), never sent over HTTP
+
+
+class HubUnreachable(HubError):
+    """The hub could not be reached, or the connection broke before it answered."""
+
+    code = "unreachable"
+    status = 503
+
+
+class TaskFailed(HubError):
+    """The task ended without images."""
+
+    code = "task_failed"
+
+    def __init__(self, task: TaskOut) -> None:
+        self.task = task
+        #: the task's own error code (`content_policy_violation`, `canceled`, ...)
+        self.error_code = task.error.code if task.error else task.status
+        why = task.error.message if task.error else f"the task is {task.status}"
+        super().__init__(f"task {task.task_id} {task.status}: {why} ({self.error_code})")
+
+
+class WaitTimeout(HubError, TimeoutError):
+    """The task was not ready in time."""
+
+    code = "wait_timeout"
+
+    def __init__(self, task: TaskOut) -> None:
+        self.task = task
+        super().__init__(f"task {task.task_id} is still {task.status}")
+
+
+#: error envelope codes the HTTP layer sends, back to their classes
+HTTP_ERRORS: dict[str, type[HubError]] = {
+    cls.code: cls
+    for cls in (
+        InvalidJSON,
+        Unauthorized,
+        NotFound,
+        AlreadyFinished,
+        PayloadTooLarge,
+        InvalidInput,
+        IdempotencyKeyReused,
+        RateLimited,
+        Overloaded,
     )
 }

@@ -10,7 +10,15 @@ TaskStatusName = Literal["queued", "running", "succeeded", "failed", "canceled"]
 
 
 class _Wire(BaseModel):
+    """A request body: unknown fields are refused."""
+
     model_config = ConfigDict(extra="forbid")
+
+
+class _Out(BaseModel):
+    """An answer: the SDK ignores fields a newer hub may add."""
+
+    model_config = ConfigDict(extra="ignore")
 
 
 class TaskCreate(_Wire):
@@ -24,7 +32,7 @@ class TaskCreate(_Wire):
     )
 
 
-class ImageOut(_Wire):
+class ImageOut(_Out):
     url: str
     content_type: str
     file_name: str
@@ -33,25 +41,25 @@ class ImageOut(_Wire):
     height: int
 
 
-class TaskOutputOut(_Wire):
+class TaskOutputOut(_Out):
     images: list[ImageOut]
     description: str = ""
     output_purged: bool = False
 
 
-class TaskErrorOut(_Wire):
+class TaskErrorOut(_Out):
     code: str
     message: str
     retryable: bool = False
 
 
-class UsageOut(_Wire):
+class UsageOut(_Out):
     cost_usd: float
     input_tokens: int | None = None
     output_tokens: int | None = None
 
 
-class TaskOut(_Wire):
+class TaskOut(_Out):
     """A task as the API returns it."""
 
     task_id: str
@@ -71,12 +79,12 @@ class TaskOut(_Wire):
     finished_at: str | None
 
 
-class TaskList(_Wire):
+class TaskList(_Out):
     data: list[TaskOut]
     next_cursor: str | None
 
 
-class ParameterOut(_Wire):
+class ParameterOut(_Out):
     name: str
     type: str
     required: bool
@@ -87,7 +95,7 @@ class ParameterOut(_Wire):
     description: str
 
 
-class ModelOut(_Wire):
+class ModelOut(_Out):
     id: str
     name: str
     vendor: str
@@ -98,28 +106,28 @@ class ModelOut(_Wire):
     example: dict[str, Any]
 
 
-class ModelList(_Wire):
+class ModelList(_Out):
     data: list[ModelOut]
 
 
-class FileOut(_Wire):
+class FileOut(_Out):
     file_id: str
     url: str
 
 
-class ErrorDetail(_Wire):
+class ErrorDetail(_Out):
     loc: list[str | int]
     msg: str
     type: str
 
 
-class ErrorInfo(_Wire):
+class ErrorInfo(_Out):
     code: str
     message: str
     details: list[ErrorDetail] | None = None
 
 
-class ErrorBody(_Wire):
+class ErrorBody(_Out):
     """Every non-2xx answer."""
 
     error: ErrorInfo

@@ -75,6 +75,9 @@ class Validator:
 
     def json_schema(self, model_id: str) -> dict[str, Any]:
         schema = self._models[model_id].model_json_schema()
+        for prop in schema["properties"].values():
+            if prop.get("default", ...) is None:  # "no default", not a null default
+                del prop["default"]
         return {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema}
 
 
@@ -93,8 +96,8 @@ def _field(p: ParamSpec, catalog: Catalog) -> tuple[Any, Any]:
     annotation = _annotation(p, catalog)
     if p.required:
         return annotation, Field(..., **field_kw)
-    if p.default is None:
-        return annotation | None, Field(None, **field_kw)
+    # an optional field without a default stays absent when omitted; an explicit null is
+    # refused like any other wrong type (defaults are not validated, so None is safe here)
     return annotation, Field(p.default, **field_kw)
 
 
@@ -112,7 +115,13 @@ def _annotation(p: ParamSpec, catalog: Catalog) -> Any:
     if p.values:
         literal: Any = Literal[tuple(p.values)]
         if p.name == "safety_tolerance":
-            return Annotated[literal, BeforeValidator(_int_to_str)]
+            accepted = {
+                "anyOf": [
+                    {"type": "string", "enum": list(p.values)},
+                    {"type": "integer", "minimum": 1, "maximum": len(p.values)},
+                ]
+            }
+            return Annotated[literal, BeforeValidator(_int_to_str), WithJsonSchema(accepted)]
         return literal
     text = Annotated[str, Field(min_length=p.min_length, max_length=p.max_length)]
     if p.required:

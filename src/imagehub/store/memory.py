@@ -28,6 +28,8 @@ class MemoryStore:
         pass
 
     async def create(self, task: Task) -> None:
+        if task.id in self.tasks:
+            raise ValueError(f"task {task.id} exists already")
         if task.idempotency_key is not None:
             for other in self.tasks.values():
                 if (other.tenant_id, other.idempotency_key) == (

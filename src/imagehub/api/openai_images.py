@@ -1,0 +1,199 @@
+"""OpenAI-compatible image routes: `POST /v1/images/generations` and `POST /v1/images/edits`.
+
+Code written for the OpenAI SDK works by changing its base URL to `<hub>/v1` and its key to a
+hub key. Each request is an ordinary hub task (history, limits, restarts), held until ready.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Request, Response
+from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
+
+from imagehub.api import openai_wire
+from imagehub.api.deps import BaseUrlDep, CallerDep, HubDep
+from imagehub.api.errors import parse_body
+from imagehub.api.render import file_url
+from imagehub.errors import HubError, InvalidInput, PayloadTooLarge, RateLimited
+from imagehub.hub import Hub
+from imagehub.tasks import OutputImage, Task, TaskStatus
+
+log = logging.getLogger("imagehub.api")
+
+#: each wait for the task is this long; between two, a client that left stops the wait
+_WAIT_SLICE_SECONDS = 30.0
+_MAX_INPUT_FILES = 17  # 16 images and a mask
+#: a failed task is not worth an automatic retry: the hub already retried what was retryable
+_NO_RETRY = {"x-should-retry": "false"}
+
+
+class OpenAIRoute(APIRoute):
+    """A route whose every error is answered in OpenAI's error shape."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def answer(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except HubError as exc:
+                return _error(exc)
+            except HTTPException as exc:  # a body over the size cap, a malformed form
+                if exc.status_code == 413:
+                    return _error(PayloadTooLarge(str(exc.detail)))
+                return _error(InvalidInput.one(["body"], str(exc.detail), "malformed"))
+            except Exception:
+                log.exception("unhandled error on %s %s", request.method, request.url.path)
+                body = openai_wire.error_body("The hub failed to answer.", "server_error", None)
+                return JSONResponse(body, status_code=500)
+
+        return answer
+
+
+router = APIRouter(prefix="/v1/images", tags=["OpenAI-compatible"], route_class=OpenAIRoute)
+
+IdempotencyHeader = Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)]
+
+_BINARY = {"type": "string", "format": "binary"}
+_EDIT_FORM = {
+    "type": "object",
+    "properties": {
+        "image[]": {"type": "array", "items": _BINARY},
+        "mask": _BINARY,
+        **openai_wire.ImagesRequest.model_json_schema()["properties"],
+    },
+    "required": ["image[]", "prompt"],
+}
+_ANSWER: dict[int | str, dict[str, Any]] = {
+    200: {"description": "OpenAI's ImagesResponse: `created`, `data[]`, `usage`"},
+    400: {"description": "OpenAI's error shape: `{error: {message, type, param, code}}`"},
+}
+
+
+@router.post(
+    "/generations",
+    responses=_ANSWER,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": openai_wire.ImagesRequest.model_json_schema()}
+            },
+        }
+    },
+)
+async def create_image(
+    request: Request,
+    hub: HubDep,
+    caller: CallerDep,
+    base_url: BaseUrlDep,
+    idempotency_key: IdempotencyHeader = None,
+) -> Response:
+    """Generate images (OpenAI Images API); runs as a hub task and answers when it is ready."""
+    body = parse_body(await request.body(), openai_wire.ImagesRequest)
+    spec = openai_wire.resolve_model(hub.catalog, body.model, edit=False)
+    params = openai_wire.to_input(hub.catalog, spec, body)
+    task, _ = await hub.submit(caller.tenant_id, spec.id, params, idempotency_key=idempotency_key)
+    return await _answer(request, hub, task, body.response_format, base_url)
+
+
+@router.post(
+    "/edits",
+    responses=_ANSWER,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"multipart/form-data": {"schema": _EDIT_FORM}},
+        }
+    },
+)
+async def create_image_edit(
+    request: Request,
+    hub: HubDep,
+    caller: CallerDep,
+    base_url: BaseUrlDep,
+    idempotency_key: IdempotencyHeader = None,
+) -> Response:
+    """Edit images (OpenAI Images API, multipart `image[]` and `mask`), as a hub task."""
+    fields, images, mask = await _read_form(request)
+    body = openai_wire.validated(fields)
+    spec = openai_wire.resolve_model(hub.catalog, body.model, edit=True)
+    params = openai_wire.to_input(hub.catalog, spec, body)
+    if not images:
+        raise InvalidInput.one(["image"], "at least one image file is required", "missing")
+    if mask is not None and spec.param("mask_url") is None:
+        raise InvalidInput.one(["mask"], f"{spec.id} takes no mask", "unknown_parameter")
+    params["image_urls"] = [file_url(base_url, await hub.upload(data)) for data in images]
+    if mask is not None:
+        params["mask_url"] = file_url(base_url, await hub.upload(mask))
+    task, _ = await hub.submit(caller.tenant_id, spec.id, params, idempotency_key=idempotency_key)
+    return await _answer(request, hub, task, body.response_format, base_url)
+
+
+async def _read_form(request: Request) -> tuple[dict[str, str], list[bytes], bytes | None]:
+    """The text fields, the `image[]`/`image` files and the `mask` file of a multipart body."""
+    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+        raise InvalidInput.one(["body"], "must be multipart/form-data", "content_type")
+    fields: dict[str, str] = {}
+    images: list[bytes] = []
+    mask: bytes | None = None
+    async with request.form(max_files=_MAX_INPUT_FILES, max_fields=64) as form:
+        for name, value in form.multi_items():
+            if not isinstance(value, UploadFile):
+                fields[name] = value
+            elif name in ("image", "image[]"):
+                images.append(await value.read())
+            elif name == "mask":
+                mask = await value.read()
+            else:
+                raise InvalidInput.one([name], "unknown file field", "unknown_parameter")
+    return fields, images, mask
+
+
+async def _answer(
+    request: Request, hub: Hub, task: Task, response_format: str | None, base_url: str
+) -> Response:
+    """Wait for the task, then answer with its images (or its error) in OpenAI's shape."""
+    headers = {"x-imagehub-task-id": task.id}
+    while not task.ready:
+        task = await hub.wait(task.tenant_id, task.id, _WAIT_SLICE_SECONDS)
+        if not task.ready and await request.is_disconnected():
+            return Response(status_code=499, headers=headers)  # nobody is listening any more
+    if task.status != TaskStatus.SUCCEEDED:
+        status, body = openai_wire.task_error(task)
+        return JSONResponse(body, status_code=status, headers={**headers, **_NO_RETRY})
+    data = [await _image(hub, image.file_id, response_format, base_url) for image in _files(task)]
+    return JSONResponse(openai_wire.images_response(task, data), headers=headers)
+
+
+def _files(task: Task) -> list[OutputImage]:
+    return list(task.output.images) if task.output else []
+
+
+async def _image(
+    hub: Hub, file_id: str | None, response_format: str | None, base_url: str
+) -> dict[str, str]:
+    if response_format == "url":
+        return {"url": file_url(base_url, file_id or "")}
+    data = await hub.file(file_id or "")
+    return {"b64_json": await asyncio.to_thread(_b64, data)}
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def _error(exc: HubError) -> JSONResponse:
+    status, body = openai_wire.request_error(exc)
+    headers = {}
+    if isinstance(exc, RateLimited):
+        headers["Retry-After"] = str(max(1, round(exc.retry_after)))
+    return JSONResponse(body, status_code=status, headers=headers)

@@ -1,0 +1,190 @@
+"""The Model Reference page at `/`, with its playground and history, and the assets it needs.
+
+The page is rendered from the catalog on every request, so it shows exactly what validation
+enforces. Every asset is served by the hub itself: the page works with no internet access.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+from dataclasses import dataclass
+from importlib import metadata, resources
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import HTMLResponse
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from imagehub.api import examples
+from imagehub.api.deps import BaseUrlDep, HubDep
+from imagehub.catalog import Catalog, ModelSpec, ParamSpec, Validator
+from imagehub.errors import NotFound
+
+router = APIRouter(include_in_schema=False)
+
+#: capability -> tab label, in tab order
+TABS = {"text-to-image": "Text to image", "image-to-image": "Image to image / Edit"}
+#: what the page may load: its own assets, any image (task outputs may live on another host)
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
+    "img-src * data: blob:; font-src 'self'; form-action 'self'; base-uri 'none'; "
+    "frame-ancestors 'none'"
+)
+_TYPES = {
+    "css": "text/css; charset=utf-8",
+    "js": "text/javascript; charset=utf-8",
+    "svg": "image/svg+xml",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Asset:
+    body: bytes
+    media_type: str
+    version: str
+
+
+@functools.cache
+def _assets() -> dict[str, Asset]:
+    """Every file of the static folder, read once; its version is a hash of its bytes."""
+    assets = {}
+    for entry in resources.files("imagehub.api").joinpath("static").iterdir():
+        extension = entry.name.rsplit(".", 1)[-1]
+        if entry.is_file() and extension in _TYPES:
+            body = entry.read_bytes()
+            version = hashlib.sha256(body).hexdigest()[:12]
+            assets[entry.name] = Asset(body, _TYPES[extension], version)
+    return assets
+
+
+def asset_url(name: str) -> str:
+    """A versioned URL: it changes whenever the file does, so browsers may cache it for good."""
+    return f"/static/{name}?v={_assets()[name].version}"
+
+
+@functools.cache
+def _environment() -> Environment:
+    env = Environment(
+        loader=PackageLoader("imagehub.api", "templates"),
+        autoescape=select_autoescape(default=True),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.globals["asset"] = asset_url
+    return env
+
+
+def default_text(param: ParamSpec) -> str:
+    """The Default column: values as a user would type them; an empty string shows as ""."""
+    if param.default is None:
+        return ""
+    if isinstance(param.default, bool):
+        return "true" if param.default else "false"
+    if param.default == "":
+        return '""'
+    return str(param.default)
+
+
+def _param_row(param: ParamSpec) -> dict[str, Any]:
+    return {
+        "name": param.name,
+        "type": param.display_type,
+        "required": param.required,
+        "default": default_text(param),
+        "range": param.range_text,
+        "choices": param.values,
+        "description": param.description,
+    }
+
+
+def html_id(model_id: str) -> str:
+    """`nano-banana/edit` -> `model-nano-banana--edit`: unique, and valid in a URL fragment."""
+    return "model-" + model_id.replace("/", "--")
+
+
+def _card(spec: ModelSpec, validator: Validator, base_url: str) -> dict[str, Any]:
+    return {
+        "spec": spec,
+        "anchor": html_id(spec.id),
+        "rows": [_param_row(p) for p in spec.params],
+        "examples": examples.examples(base_url, spec.id, spec.example),
+        "schema": json.dumps(validator.json_schema(spec.id), indent=2),
+        "has_image_size": spec.param("image_size") is not None,
+    }
+
+
+def _param_json(param: ParamSpec) -> dict[str, Any]:
+    """What the playground needs to draw a field: the table row plus the raw kind."""
+    return {
+        **param.model_dump(exclude={"type"}),
+        "kind": param.type,
+        "type": param.display_type,
+    }
+
+
+def playground_catalog(catalog: Catalog) -> dict[str, Any]:
+    """The catalog as the playground's script reads it (embedded in the page as JSON)."""
+    return {
+        "models": [
+            {
+                "id": m.id,
+                "name": m.name,
+                "vendor": m.vendor,
+                "capability": m.capability,
+                "description": m.description,
+                "example": m.example,
+                "params": [_param_json(p) for p in m.params],
+            }
+            for m in catalog
+        ],
+        "presets": {name: list(size) for name, size in catalog.presets.items()},
+    }
+
+
+def page_context(catalog: Catalog, validator: Validator, base_url: str) -> dict[str, Any]:
+    tabs = []
+    for capability, label in TABS.items():
+        cards = [_card(m, validator, base_url) for m in catalog if m.capability == capability]
+        tabs.append({"id": capability, "label": label, "cards": cards})
+    first = next(iter(catalog))
+    return {
+        "version": metadata.version("imagehub"),
+        "base_url": base_url,
+        "tabs": tabs,
+        "model_count": len(catalog),
+        "presets": catalog.presets,
+        "polling": {
+            "shell": examples.polling_loop(base_url, first.id, first.example),
+            "python": examples.python_polling_example(base_url, first.id, first.example),
+            "javascript": examples.javascript_example(base_url, first.id, first.example),
+        },
+        "upload": examples.upload_example(base_url),
+        "catalog_json": playground_catalog(catalog),
+    }
+
+
+@router.get("/", response_class=HTMLResponse)
+async def reference_page(hub: HubDep, base_url: BaseUrlDep) -> HTMLResponse:
+    """The Model Reference page, the playground and the history."""
+    context = page_context(hub.catalog, hub.validator, base_url)
+    html = _environment().get_template("index.html").render(context)
+    return HTMLResponse(html, headers={"Content-Security-Policy": CSP, "Cache-Control": "no-cache"})
+
+
+@router.get("/static/{name}")
+async def static_asset(name: str, request: Request) -> Response:
+    """One of the page's own assets; a versioned URL may be cached for good."""
+    asset = _assets().get(name)
+    if asset is None:
+        raise NotFound("no such asset")
+    etag = f'"{asset.version}"'
+    if request.query_params.get("v") == asset.version:
+        cache = "public, max-age=31536000, immutable"
+    else:
+        cache = "no-cache"
+    headers = {"ETag": etag, "Cache-Control": cache, "X-Content-Type-Options": "nosniff"}
+    if request.headers.get("if-none-match") == etag:
+        return Response(status_code=304, headers=headers)
+    return Response(asset.body, media_type=asset.media_type, headers=headers)

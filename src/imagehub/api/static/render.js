@@ -1,0 +1,103 @@
+// Drawing tasks: status badges, images with their size and format, errors. DOM only, no API.
+
+export function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(attrs)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (name === "class") node.className = value;
+    else if (name === "text") node.textContent = value;
+    else node.setAttribute(name, value === true ? "" : value);
+  }
+  node.append(...children.filter((child) => child !== null && child !== undefined));
+  return node;
+}
+
+export function formatBytes(bytes) {
+  if (bytes < 1024) return `${bytes} B`;
+  if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KB`;
+  return `${(bytes / (1024 * 1024)).toFixed(2)} MB`;
+}
+
+export function formatType(contentType) {
+  return (contentType || "").replace("image/", "").toUpperCase();
+}
+
+const USD = new Intl.NumberFormat("en-US", {
+  style: "currency", currency: "USD", minimumFractionDigits: 2, maximumFractionDigits: 4,
+});
+
+export function formatCost(usd) {
+  return USD.format(usd);
+}
+
+export function formatTime(iso) {
+  if (!iso) return "";
+  return new Date(iso).toLocaleString(undefined, { dateStyle: "medium", timeStyle: "medium" });
+}
+
+export function badge(status) {
+  return el("span", { class: `badge ${status}`, text: status });
+}
+
+export function imageMeta(image) {
+  const size = `${image.width} × ${image.height}`;
+  return `${size} · ${formatType(image.content_type)} · ${formatBytes(image.file_size)}`;
+}
+
+export function imageFigure(image, index) {
+  const name = image.file_name || `image ${index + 1}`;
+  const img = el("img", {
+    src: image.url, alt: `Generated image ${index + 1}`, width: image.width, height: image.height,
+    loading: "lazy", decoding: "async",
+  });
+  const caption = el("figcaption", {},
+    el("span", { class: "image-meta", text: imageMeta(image) }),
+    el("a", {
+      href: image.url, target: "_blank", rel: "noopener", download: name, text: "Download",
+    }));
+  return el("figure", { class: "result-image" }, img, caption);
+}
+
+export function errorBox(error) {
+  return el("div", { class: "task-error", role: "alert" },
+    el("strong", { text: error.code }),
+    el("p", { text: error.message }));
+}
+
+export function warningsBox(warnings) {
+  if (!warnings || !warnings.length) return null;
+  const title = el("strong", { text: "Warnings: " });
+  return el("div", { class: "warnings" }, title, warnings.join("; "));
+}
+
+const STEPS = ["queued", "running", "ready"];
+
+export function progress(status) {
+  const ready = ["succeeded", "failed", "canceled"].includes(status);
+  const current = ready ? 2 : STEPS.indexOf(status);
+  const list = el("ol", { class: "progress", "aria-hidden": "true" });
+  STEPS.forEach((step, i) => {
+    let state = i < current ? "done" : i === current ? "current" : "";
+    if (ready && i === 2) state = status === "succeeded" ? "done" : "bad";
+    list.append(el("li", { class: state, text: i === 2 && ready ? status : step }));
+  });
+  return list;
+}
+
+export function taskOutput(task) {
+  const parts = [];
+  if (task.error) parts.push(errorBox(task.error));
+  const warnings = warningsBox(task.warnings);
+  if (warnings) parts.push(warnings);
+  const images = (task.output && task.output.images) || [];
+  if (images.length) {
+    parts.push(el("div", { class: "images" }, ...images.map(imageFigure)));
+  } else if (task.output && task.output.output_purged) {
+    const text = "The images were returned once (sync_mode) and are no longer kept.";
+    parts.push(el("p", { class: "muted", text }));
+  }
+  if (task.output && task.output.description) {
+    parts.push(el("p", { class: "description", text: task.output.description }));
+  }
+  return parts;
+}

@@ -1,0 +1,215 @@
+"""`Client`: the blocking SDK."""
+
+from __future__ import annotations
+
+import builtins
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from types import TracebackType
+from typing import Any, TypeVar
+
+import httpx
+
+from imagehub.client import wire
+from imagehub.client.config import resolve
+from imagehub.errors import HubUnreachable, WaitTimeout
+from imagehub.schemas import FileOut, ImageOut, ModelOut, TaskOut
+
+T = TypeVar("T")
+
+
+class Client:
+    """A blocking client of an imagehub.
+
+    `base_url` defaults to IMAGEHUB_URL (else http://127.0.0.1:8000), `api_key` to
+    IMAGEHUB_API_KEY. `transport` replaces the network, e.g. to reach an app in process.
+    Refused connections and 503 answers are retried `max_retries` times.
+    """
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        *,
+        timeout: float = 30.0,
+        max_retries: int = 2,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        target = resolve(base_url, api_key)
+        self.base_url = target.url
+        self._api_key = target.api_key
+        self._timeout = timeout
+        self._max_retries = max_retries
+        self._http = httpx.Client(
+            base_url=target.url,
+            transport=transport,
+            timeout=timeout,
+            headers={"User-Agent": wire.USER_AGENT},
+        )
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    # -- tasks
+
+    def submit(
+        self,
+        model: str,
+        /,
+        *,
+        webhook_url: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        idempotency_key: str | None = None,
+        **params: Any,
+    ) -> TaskOut:
+        """Queue a task of `model` with `params` as its input; answers at once."""
+        key = idempotency_key or wire.new_key()
+        call = wire.submit(
+            model, params, idempotency_key=key, webhook_url=webhook_url, metadata=metadata
+        )
+        return self._send(call)
+
+    def generate(
+        self,
+        model: str,
+        /,
+        *,
+        timeout: float | None = wire.DEFAULT_WAIT_SECONDS,
+        webhook_url: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        idempotency_key: str | None = None,
+        **params: Any,
+    ) -> TaskOut:
+        """Submit and wait: the succeeded task, or TaskFailed, or WaitTimeout after `timeout`."""
+        deadline = wire.Deadline(timeout)
+        call = wire.submit(
+            model,
+            params,
+            idempotency_key=idempotency_key or wire.new_key(),
+            webhook_url=webhook_url,
+            metadata=metadata,
+            wait=deadline.hold(),
+        )
+        task = self._send(call)
+        if not task.ready:
+            task = self.wait(task.task_id, deadline.left())
+        return wire.settle(task, raise_on_failure=True)
+
+    def get(self, task_id: str, *, wait: float = 0.0) -> TaskOut:
+        """The task; with `wait`, one long-poll of up to that many seconds (at most 60)."""
+        return self._send(wire.get(task_id, min(wait, wire.LONG_POLL_SECONDS)))
+
+    def wait(
+        self,
+        task_id: str,
+        timeout: float | None = wire.DEFAULT_WAIT_SECONDS,
+        *,
+        raise_on_failure: bool = False,
+    ) -> TaskOut:
+        """The task once ready, by long-polling; WaitTimeout after `timeout` seconds."""
+        deadline = wire.Deadline(timeout)
+        while True:
+            task = self._send(wire.get(task_id, deadline.hold()))
+            if task.ready:
+                return wire.settle(task, raise_on_failure)
+            if deadline.passed():
+                raise WaitTimeout(task)
+
+    def cancel(self, task_id: str) -> TaskOut:
+        """Cancel a queued or running task; AlreadyFinished when it is ready."""
+        return self._send(wire.cancel(task_id))
+
+    # -- files and models
+
+    def upload(self, source: wire.Source) -> FileOut:
+        """Store an input image (a path or bytes); its `url` works in `image_urls`."""
+        return self._send(wire.upload(*wire.file_part(source)))
+
+    def models(self) -> builtins.list[ModelOut]:
+        """Every model with its parameter table."""
+        return self._send(wire.models())
+
+    def model(self, model_id: str) -> ModelOut:
+        return self._send(wire.model(model_id))
+
+    def download(self, image: ImageOut | str) -> bytes:
+        """The bytes of an output image (or any image URL); no API key is sent."""
+        url = image if isinstance(image, str) else image.url
+        inline = wire.data_uri_bytes(url)
+        if inline is not None:
+            return inline
+        try:
+            response = self._http.get(url, follow_redirects=True)
+        except httpx.TransportError as exc:
+            raise HubUnreachable(f"{url}: {exc}") from exc
+        wire.check(response)
+        return response.content
+
+    def save(self, task: TaskOut, folder: str | Path = ".") -> builtins.list[Path]:
+        """Download the task's images into `folder` as `<task_id>-<n>.<ext>`; their paths."""
+        target = Path(folder)
+        target.mkdir(parents=True, exist_ok=True)
+        paths = []
+        for index, image in enumerate(wire.images_of(task)):
+            path = target / wire.file_name(task, index, image)
+            path.write_bytes(self.download(image))
+            paths.append(path)
+        return paths
+
+    def list(
+        self, *, model: str | None = None, status: str | None = None, page_size: int = 50
+    ) -> Iterator[TaskOut]:
+        """Every task of the key, newest first, fetching pages only as they are reached."""
+        cursor: str | None = None
+        while True:
+            page = self._send(wire.list_page(model, status, page_size, cursor))
+            yield from page.data
+            if not page.next_cursor:
+                return
+            cursor = page.next_cursor
+
+    # -- sending
+
+    def _send(self, call: wire.Call[T]) -> T:
+        attempt = 0
+        while True:
+            response: httpx.Response | None = None
+            try:
+                response = self._request(call)
+            except httpx.TransportError as exc:
+                delay = wire.retry_delay(call, attempt, None, exc)
+                if delay is None or attempt >= self._max_retries:
+                    raise HubUnreachable(f"{self.base_url}: {exc}") from exc
+            else:
+                delay = wire.retry_delay(call, attempt, response, None)
+                if delay is None or attempt >= self._max_retries:
+                    wire.check(response)
+                    return call.read(response)
+            time.sleep(delay)
+            attempt += 1
+
+    def _request(self, call: wire.Call[Any]) -> httpx.Response:
+        headers = dict(call.headers)
+        if self._api_key:
+            headers["Authorization"] = f"Bearer {self._api_key}"
+        return self._http.request(
+            call.method,
+            call.path,
+            json=call.json,
+            params=call.params,
+            headers=headers,
+            files=call.files,
+            timeout=self._timeout + call.hold,
+        )

@@ -1,0 +1,172 @@
+"""The MediaStore contract, run against every backend, plus LocalMedia's expiry and id checks."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from imagehub import media
+from imagehub.media import FILE_ID, LocalMedia, MediaStore, MemoryMedia, content_type_of
+
+#: one factory per backend, given a fresh temporary directory
+BACKENDS: dict[str, Callable[[Path], MediaStore]] = {
+    "local": lambda tmp_path: LocalMedia(tmp_path / "media"),
+    "memory": lambda tmp_path: MemoryMedia(),
+}
+
+EXTENSION_OF = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "image/gif": "gif"}
+PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256))
+
+
+@pytest.fixture(params=list(BACKENDS))
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> MediaStore:
+    return BACKENDS[request.param](tmp_path)
+
+
+@pytest.mark.parametrize("content_type", list(EXTENSION_OF))
+async def test_put_get_delete_round_trip(store, content_type):
+    data = PNG + content_type.encode()
+    file_id = await store.put(data, content_type)
+    assert await store.get(file_id) == data
+    await store.delete(file_id)
+    assert await store.get(file_id) is None
+
+
+@pytest.mark.parametrize(("content_type", "extension"), list(EXTENSION_OF.items()))
+async def test_ids_match_file_id_and_carry_the_extension_of_the_content_type(
+    store, content_type, extension
+):
+    file_id = await store.put(PNG, content_type)
+    assert FILE_ID.match(file_id)
+    assert file_id.endswith("." + extension)
+    assert content_type_of(file_id) == content_type
+
+
+async def test_every_put_gets_a_new_id_and_keeps_its_own_bytes(store):
+    stored = {await store.put(bytes([i]) * 10, "image/png"): bytes([i]) * 10 for i in range(20)}
+    assert len(stored) == 20
+    for file_id, data in stored.items():
+        assert await store.get(file_id) == data
+
+
+async def test_get_of_an_unknown_id_returns_none(store):
+    await store.put(PNG, "image/png")
+    assert await store.get("f_" + "Z" * 22 + ".png") is None
+
+
+async def test_delete_of_an_unknown_id_is_a_no_op(store):
+    file_id = await store.put(PNG, "image/png")
+    await store.delete("f_" + "Z" * 22 + ".png")
+    assert await store.get(file_id) == PNG
+
+
+async def test_empty_files_round_trip(store):
+    file_id = await store.put(b"", "image/webp")
+    assert await store.get(file_id) == b""
+
+
+@pytest.mark.parametrize("bad", ["../x", "", "f_short.png", "f_" + "a" * 22 + ".exe"])
+async def test_ids_that_are_not_file_ids_are_unknown(store, bad):
+    assert await store.get(bad) is None
+
+
+# ---------------------------------------------------------------- FILE_ID
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "f_" + "a" * 22 + ".png\n",
+        "f_" + "a" * 21 + ".png",
+        "f_" + "a" * 23 + ".png",
+        "f_" + "a" * 21 + "-.png",
+        "g_" + "a" * 22 + ".png",
+        "f_" + "a" * 22 + ".jpeg",
+        "x/f_" + "a" * 22 + ".png",
+    ],
+)
+def test_file_id_pattern_refuses_near_misses(text):
+    assert FILE_ID.match(text) is None
+
+
+def test_file_id_pattern_accepts_all_four_extensions():
+    for ext in ("png", "jpg", "webp", "gif"):
+        assert FILE_ID.match("f_" + "aZ0" * 7 + "q." + ext)
+
+
+# ---------------------------------------------------------------- LocalMedia
+
+
+def _path_of(root: Path, file_id: str) -> Path:
+    [path] = list(root.rglob(file_id))
+    return path
+
+
+async def test_local_media_serves_old_files_without_a_ttl(tmp_path):
+    store = LocalMedia(tmp_path)
+    file_id = await store.put(PNG, "image/png")
+    old = time.time() - 10 * 365 * 86400
+    os.utime(_path_of(tmp_path, file_id), (old, old))
+    assert await store.get(file_id) == PNG
+
+
+async def test_local_media_expires_files_older_than_the_ttl(tmp_path):
+    store = LocalMedia(tmp_path, ttl_seconds=3600)
+    fresh = await store.put(PNG, "image/png")
+    stale = await store.put(PNG, "image/jpeg")
+    old = time.time() - 3600 - 60
+    os.utime(_path_of(tmp_path, stale), (old, old))
+    assert await store.get(stale) is None
+    assert await store.get(fresh) == PNG
+
+
+async def test_local_media_keeps_files_just_inside_the_ttl(tmp_path):
+    store = LocalMedia(tmp_path, ttl_seconds=3600)
+    file_id = await store.put(PNG, "image/png")
+    recent = time.time() - 3600 + 60
+    os.utime(_path_of(tmp_path, file_id), (recent, recent))
+    assert await store.get(file_id) == PNG
+
+
+async def test_local_media_writes_no_partial_files(tmp_path):
+    store = LocalMedia(tmp_path)
+    for content_type in EXTENSION_OF:
+        await store.put(PNG, content_type)
+    names = [p.name for p in tmp_path.rglob("*") if p.is_file()]
+    assert len(names) == 4
+    assert all(FILE_ID.match(name) for name in names)
+
+
+async def test_local_media_refuses_a_path_that_climbs_out_of_its_folder(tmp_path):
+    root = tmp_path / "media"
+    store = LocalMedia(root)
+    secret = tmp_path / "secret.png"
+    secret.write_bytes(b"secret")
+    # where an unchecked id would lead: root / "ab" / "f_ab/../../../secret.png"
+    (root / "ab" / "f_ab").mkdir(parents=True)
+    sneaky = "f_ab/../../../secret.png"
+    assert (root / "ab" / sneaky).resolve() == secret.resolve()
+    assert await store.get(sneaky) is None
+    await store.delete(sneaky)
+    assert secret.read_bytes() == b"secret"
+    assert await store.get("../x") is None
+
+
+async def test_local_media_refuses_an_id_with_a_trailing_newline(tmp_path):
+    store = LocalMedia(tmp_path)
+    file_id = "f_ab" + "c" * 20 + ".png"
+    # a file whose name really ends in a newline, where an unchecked id would find it
+    (tmp_path / "ab").mkdir()
+    (tmp_path / "ab" / (file_id + "\n")).write_bytes(b"hidden")
+    assert await store.get(file_id + "\n") is None
+    await store.delete(file_id + "\n")
+    assert (tmp_path / "ab" / (file_id + "\n")).exists()
+
+
+def test_extensions_and_content_types_are_inverse_tables():
+    assert media.EXTENSIONS == EXTENSION_OF
+    assert {v: k for k, v in media.CONTENT_TYPES.items()} == media.EXTENSIONS

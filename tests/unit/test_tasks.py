@@ -1,0 +1,156 @@
+"""The task state machine: transitions, Task.replace, ready, ids."""
+
+from __future__ import annotations
+
+import re
+import string
+from itertools import product
+
+import pytest
+
+from imagehub.errors import InvalidTransition
+from imagehub.tasks import (
+    ALLOWED,
+    FINAL,
+    OutputImage,
+    Task,
+    TaskOutput,
+    TaskStatus,
+    check_transition,
+    new_id,
+)
+
+Q, R, S, F, C = (
+    TaskStatus.QUEUED,
+    TaskStatus.RUNNING,
+    TaskStatus.SUCCEEDED,
+    TaskStatus.FAILED,
+    TaskStatus.CANCELED,
+)
+
+#: the lifecycle: a queued task is claimed, canceled or failed; a running one finishes, is
+#: canceled, or goes back to the queue (retry, lease handed back); finished tasks never change
+EXPECTED = {(Q, R), (Q, C), (Q, F), (R, Q), (R, S), (R, F), (R, C)}
+PAIRS = list(product(TaskStatus, repeat=2))
+ALLOWED_PAIRS = [p for p in PAIRS if p in EXPECTED]
+FORBIDDEN_PAIRS = [p for p in PAIRS if p not in EXPECTED]
+
+
+def _task(status: TaskStatus) -> Task:
+    return Task(id="t_1", tenant_id="tenant-a", model="nano-banana", input={}, status=status)
+
+
+def test_the_table_covers_every_status_with_exactly_the_expected_pairs():
+    assert set(ALLOWED) == set(TaskStatus)
+    assert {(a, b) for a, targets in ALLOWED.items() for b in targets} == EXPECTED
+    assert len(ALLOWED_PAIRS) == 7
+    assert len(FORBIDDEN_PAIRS) == 18
+
+
+@pytest.mark.parametrize(("current", "to"), ALLOWED_PAIRS, ids=str)
+def test_an_allowed_transition_passes_the_check(current, to):
+    check_transition(current, to)
+
+
+@pytest.mark.parametrize(("current", "to"), FORBIDDEN_PAIRS, ids=str)
+def test_a_forbidden_transition_raises_invalid_transition(current, to):
+    with pytest.raises(InvalidTransition, match=f"from {current} to {to}"):
+        check_transition(current, to)
+
+
+@pytest.mark.parametrize(("current", "to"), ALLOWED_PAIRS, ids=str)
+def test_replace_with_an_allowed_status_returns_a_new_task(current, to):
+    task = _task(current)
+    moved = task.replace(status=to, attempts=2)
+    assert (moved.status, moved.attempts) == (to, 2)
+    assert (task.status, task.attempts) == (current, 0)
+    assert moved.id == task.id
+
+
+@pytest.mark.parametrize(("current", "to"), FORBIDDEN_PAIRS, ids=str)
+def test_replace_with_a_forbidden_status_raises_invalid_transition(current, to):
+    with pytest.raises(InvalidTransition):
+        _task(current).replace(status=to)
+
+
+@pytest.mark.parametrize("status", list(TaskStatus))
+def test_replace_without_a_status_change_is_never_checked(status):
+    task = _task(status)
+    assert task.replace(attempts=5).attempts == 5
+    assert task.replace(warnings=("w",)).status == status
+
+
+@pytest.mark.parametrize("status", list(TaskStatus))
+def test_a_status_cannot_go_to_itself(status):
+    with pytest.raises(InvalidTransition):
+        _task(status).replace(status=status)
+
+
+@pytest.mark.parametrize(
+    ("status", "ready"), [(Q, False), (R, False), (S, True), (F, True), (C, True)]
+)
+def test_ready_is_true_exactly_for_finished_statuses(status, ready):
+    assert status.ready is ready
+    assert _task(status).ready is ready
+    assert (status in FINAL) is ready
+
+
+@pytest.mark.parametrize("status", sorted(FINAL))
+def test_a_finished_status_allows_no_transition(status):
+    assert ALLOWED[status] == frozenset()
+
+
+def test_status_values_are_the_api_strings():
+    assert [s.value for s in TaskStatus] == [
+        "queued",
+        "running",
+        "succeeded",
+        "failed",
+        "canceled",
+    ]
+
+
+def test_a_new_task_is_queued_due_and_unleased():
+    task = _task(Q)
+    assert task.status == TaskStatus.QUEUED
+    assert (task.attempts, task.max_attempts, task.lease_token) == (0, 3, 0)
+    assert (task.lease_owner, task.lease_expires_at, task.started_at) == (None, None, None)
+    assert task.created_at.tzinfo is not None
+    assert task.run_after.tzinfo is not None
+
+
+# ---------------------------------------------------------------- ids
+
+_ID = re.compile(r"t_[A-Za-z0-9]{22}")
+
+
+@pytest.mark.parametrize("prefix", ["t_", "f_", "k_", ""])
+def test_new_id_is_the_prefix_and_22_base62_characters(prefix):
+    value = new_id(prefix)
+    assert value.startswith(prefix)
+    rest = value[len(prefix) :]
+    assert len(rest) == 22
+    assert set(rest) <= set(string.ascii_letters + string.digits)
+
+
+def test_new_id_is_unique_over_10000_draws_and_uses_all_62_characters():
+    draws = [new_id("t_") for _ in range(10_000)]
+    assert len(set(draws)) == 10_000
+    assert all(_ID.fullmatch(d) for d in draws)
+    used = set("".join(d[2:] for d in draws))
+    assert used == set(string.ascii_letters + string.digits)
+
+
+# ---------------------------------------------------------------- output
+
+
+def test_task_output_round_trips_through_a_dict():
+    out = TaskOutput(
+        images=(
+            OutputImage("image/png", "a.png", 10, 1024, 768, file_id="f_" + "a" * 22 + ".png"),
+            OutputImage("image/webp", "b.webp", 5, 8, 8, data_uri="data:image/webp;base64,AA"),
+        ),
+        description="two",
+        purged=True,
+    )
+    assert TaskOutput.from_dict(out.to_dict()) == out
