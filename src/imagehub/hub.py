@@ -28,8 +28,8 @@ from imagehub.keys import hash_key, make_key
 from imagehub.media import MediaStore, Presigning, open_media
 from imagehub.metrics import Metrics
 from imagehub.notify import Notifier
-from imagehub.providers import Router
-from imagehub.providers.demo import DemoProvider
+from imagehub.route_config import build_router
+from imagehub.routes import Router
 from imagehub.settings import Settings
 from imagehub.store import ApiKey, DuplicateTask, Page, TaskStore, open_store
 from imagehub.tasks import Task, TaskOutput, TaskStatus, new_id
@@ -91,7 +91,7 @@ class Hub:
         """Build the hub the settings describe: store, media, catalog and routes."""
         catalog = Catalog.load()
         if router is None:
-            router = Router({}, fallback=DemoProvider(catalog) if settings.demo else None)
+            router = build_router(settings, catalog)
         store = open_store(
             settings.store_url,
             pool_size=settings.database_pool_size,

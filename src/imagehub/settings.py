@@ -5,6 +5,7 @@ This is the only module that reads the environment.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -143,6 +144,49 @@ class Settings(BaseSettings):
         3600, description="Lifetime of the presigned URLs `redirect` serving hands out.", ge=1
     )
 
+    # -- upstream providers and routes (see README "Providers and routes")
+    gemini_api_key: SecretStr | None = Field(
+        None, description="Gemini API key: makes `gemini` a route for the Nano Banana family."
+    )
+    gemini_base_url: str = Field(
+        "https://generativelanguage.googleapis.com/v1beta", description="Gemini API base URL."
+    )
+    openai_api_key: SecretStr | None = Field(
+        None, description="OpenAI API key: makes `openai` a route for GPT Image 2."
+    )
+    openai_base_url: str = Field("https://api.openai.com/v1", description="OpenAI API base URL.")
+    openrouter_api_key: SecretStr | None = Field(
+        None,
+        description="OpenRouter API key: makes `openrouter` a further route for the Nano Banana "
+        "family.",
+    )
+    openrouter_base_url: str = Field(
+        "https://openrouter.ai/api/v1", description="OpenRouter (OpenAI-compatible) base URL."
+    )
+    fal_key: SecretStr | None = Field(
+        None, description="fal API key: makes `fal` a further route for all eight models."
+    )
+    fal_base_url: str = Field("https://queue.fal.run", description="fal queue base URL.")
+    routes_file: Path | None = Field(
+        None, description="TOML file of further routes (provider, credentials, priority...)."
+    )
+    upstream_timeout_seconds: float = Field(
+        300.0,
+        description="Longest one upstream call may take, unless its route sets its own timeout.",
+        gt=0,
+    )
+    route_cooldown_seconds: float = Field(
+        30.0,
+        description="How long a failing route is skipped while another route can serve the model.",
+        ge=0,
+    )
+    retry_max_delay_seconds: float = Field(
+        300.0,
+        description="Longest wait before a retry; an upstream asking to wait longer fails the "
+        "task at once.",
+        gt=0,
+    )
+
     @property
     def store_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'imagehub.db'}"
@@ -150,3 +194,9 @@ class Settings(BaseSettings):
     @property
     def media_path(self) -> Path:
         return self.media_dir or self.data_dir / "media"
+
+
+def secret_from_environment(name: str) -> SecretStr | None:
+    """The environment variable a routes file names for a credential (`api_key_env`)."""
+    value = os.environ.get(name)
+    return SecretStr(value) if value else None

@@ -7,7 +7,7 @@ import base64
 import contextlib
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
@@ -15,11 +15,13 @@ from typing import Any, TypeVar
 
 from imagehub import imaging
 from imagehub.catalog import Catalog, ModelSpec
-from imagehub.errors import InternalError, TaskError, UpstreamRateLimited
+from imagehub.errors import InternalError, TaskError, UpstreamConfigError
 from imagehub.fetch import Fetcher
 from imagehub.media import EXTENSIONS, MediaStore
 from imagehub.notify import Notifier
-from imagehub.providers import GenerationRequest, GenerationResult, InputImage, Route, Router
+from imagehub.providers import GenerationRequest, GenerationResult, InputImage
+from imagehub.retry import FailurePolicy
+from imagehub.routes import Route, Router
 from imagehub.settings import Settings
 from imagehub.store import TaskStore
 from imagehub.tasks import OutputImage, Task, TaskOutput, TaskStatus, Usage, new_id, utcnow
@@ -61,6 +63,7 @@ class Worker:
         self.notifier = notifier
         self.fetcher = fetcher
         self.on_finish = on_finish
+        self.policy = FailurePolicy.from_settings(settings)
         self.owner = new_id("wrk_")
         self.concurrency = settings.worker_concurrency
         self._running: dict[str, asyncio.Task[None]] = {}
@@ -258,20 +261,28 @@ class Worker:
             raise InternalError(f"model {task.model!r} is no longer in the catalog")
         routes = self.router.routes(model)
         if not routes:
-            raise InternalError(f"no route is configured for {model.id}")
-        route = routes[0]
+            raise UpstreamConfigError(
+                f"no upstream route serves {model.id} on this hub, and the demo provider is off"
+            )
         images, mask = await self._inputs(task)
-        request = GenerationRequest(
-            model=model,
-            params=task.input,
-            images=images,
-            mask=mask,
-            upstream_model=route.upstream_model,
-        )
-        result = await route.provider.generate(request)
+
+        def generate(route: Route) -> Awaitable[GenerationResult]:
+            request = GenerationRequest(
+                model=model,
+                params=task.input,
+                images=images,
+                mask=mask,
+                upstream_model=route.upstream_model,
+            )
+            return route.provider.generate(request)
+
+        # failover between the routes, in the failure policy's order
+        route, result = await self.policy.run(routes, generate)
         return await self._store_output(task, model, route, result)
 
     async def _inputs(self, task: Task) -> tuple[tuple[InputImage, ...], InputImage | None]:
+        if "image_urls" not in task.input and "mask_url" not in task.input:
+            return (), None
         refs: list[str] = list(task.input.get("image_urls", ()))
         labels = [f"image_urls[{i}]" for i in range(len(refs))]
         if "mask_url" in task.input:
@@ -301,8 +312,7 @@ class Worker:
         sync = bool(task.input.get("sync_mode"))
         images, cost = [], 0.0
         for i, generated in enumerate(result.images):
-            data = await self._cpu(imaging.transcode, generated.data, fmt)
-            width, height, ctype = await self._cpu(imaging.measure, data)
+            data, (width, height, ctype) = await self._cpu(_transcoded, generated.data, fmt)
             name = f"{task.id}-{i}.{EXTENSIONS[ctype]}"
             if sync:
                 uri = f"data:{ctype};base64," + await self._cpu(_b64, data)
@@ -315,24 +325,22 @@ class Worker:
                 cost += model.price.estimate(task.input, width, height)
         usage = Usage(round(cost, 6), result.input_tokens, result.output_tokens)
         output = TaskOutput(images=tuple(images), description=result.description)
-        return Outcome(output, route.provider.name, usage, result.warnings)
+        return Outcome(output, route.name, usage, result.warnings)
 
     async def _cpu(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool, lambda: fn(*args, **kwargs))
 
     def _failed(self, task: Task, exc: TaskError) -> Task:
-        if exc.retryable and task.attempts < task.max_attempts:
-            delay = self.settings.retry_base_seconds * 2 ** (task.attempts - 1)
-            delay *= random.uniform(0.5, 1.5)
-            if isinstance(exc, UpstreamRateLimited) and exc.retry_after:
-                delay = max(delay, exc.retry_after)
+        delay = self.policy.delay(task.attempts, task.max_attempts, exc)
+        if delay is not None:
             return task.replace(
                 status=TaskStatus.QUEUED,
                 error=exc.to_dict(),
                 run_after=utcnow() + timedelta(seconds=delay),
             )
-        return task.replace(status=TaskStatus.FAILED, error=exc.to_dict(), finished_at=utcnow())
+        error = self.policy.final(task.attempts, exc).to_dict()
+        return task.replace(status=TaskStatus.FAILED, error=error, finished_at=utcnow())
 
     async def _finish(self, task: Task) -> None:
         written = await self._write_outcome(task)
@@ -370,6 +378,12 @@ class Worker:
                 log.warning("could not write the outcome of task %s yet; retrying", task.id)
             await asyncio.sleep(delay * random.uniform(0.8, 1.2))
             delay = min(delay * 2, 2.0)
+
+
+def _transcoded(data: bytes, fmt: str) -> tuple[bytes, tuple[int, int, str]]:
+    """The image in `fmt` and its measures, in one trip to the thread pool."""
+    data = imaging.transcode(data, fmt)
+    return data, imaging.measure(data)
 
 
 def _b64(data: bytes) -> str:

@@ -14,7 +14,8 @@ from imagehub.store import ApiKey
 _bearer = HTTPBearer(auto_error=False, description="An imagehub API key.")
 
 
-def get_hub(request: Request) -> Hub:
+# async on purpose: FastAPI runs a plain `def` dependency in a worker thread, a hop per request
+async def get_hub(request: Request) -> Hub:
     hub: Hub = request.state.hub
     return hub
 
@@ -34,7 +35,7 @@ async def get_caller(
 CallerDep = Annotated[ApiKey, Depends(get_caller)]
 
 
-def get_base_url(request: Request, hub: HubDep) -> str:
+async def get_base_url(request: Request, hub: HubDep) -> str:
     """Where clients reach the hub: the configured public URL, else this request's own."""
     if hub.settings.public_url:
         return hub.settings.public_url.rstrip("/")
