@@ -131,6 +131,8 @@ def _migrate(args: argparse.Namespace) -> int:
     version = asyncio.run(migrate(settings.store_url))
     print(f"database schema at version {version}")
     return 0
+
+
 _ROUTE_COLUMNS = ("model", "route", "provider", "upstream_model", "priority", "weight",
                   "max_concurrency", "timeout", "base_url")  # fmt: skip
 
