@@ -144,7 +144,7 @@ def _routes(args: argparse.Namespace) -> int:
 
     catalog = Catalog.load()
     try:
-        router = build_router(Settings(), catalog)
+        router = build_router(_settings(args), catalog)
     except RoutesConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
