@@ -37,7 +37,24 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--no-worker", action="store_true", help="serve the API only")
     serve.add_argument("--log-level", default="info", help="debug, info, warning or error")
     serve.set_defaults(run=_serve)
+    routes = commands.add_parser("routes", help="list the upstream routes of every model")
+    routes.add_argument(
+        "--check-live",
+        action="store_true",
+        help="also call each route once with its credentials (a cheap call, no image)",
+    )
+    routes.set_defaults(run=_routes)
     add_client_commands(commands)
+    worker = commands.add_parser(
+        "worker", help="run only a worker (no HTTP), next to `serve --no-worker` processes"
+    )
+    worker.add_argument("--concurrency", type=int, help="tasks run at once (default 64)")
+    worker.add_argument("--data-dir", type=Path, help="SQLite and media folder (./imagehub-data)")
+    worker.add_argument("--log-level", default="info", help="debug, info, warning or error")
+    worker.set_defaults(run=_worker)
+    migrate = commands.add_parser("migrate", help="bring the database schema up to date in place")
+    migrate.add_argument("--data-dir", type=Path, help="SQLite and media folder (./imagehub-data)")
+    migrate.set_defaults(run=_migrate)
     return parser
 
 
@@ -49,6 +66,8 @@ def _settings(args: argparse.Namespace) -> Settings:
         for name in ("host", "port", "data_dir")
         if (value := getattr(args, name, None)) is not None
     }
+    if getattr(args, "concurrency", None) is not None:
+        overrides["worker_concurrency"] = args.concurrency
     return Settings(**overrides)
 
 
@@ -66,8 +85,14 @@ def _serve(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    from imagehub.route_config import RoutesConfigError
+
     settings = _settings(args)
-    hub = Hub.from_settings(settings, run_worker=not args.no_worker)
+    try:
+        hub = Hub.from_settings(settings, run_worker=not args.no_worker)
+    except RoutesConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     created = asyncio.run(_bootstrap(hub))
     if created:
         print(
@@ -85,6 +110,65 @@ def _serve(args: argparse.Namespace) -> int:
         timeout_graceful_shutdown=int(settings.shutdown_grace_seconds) + 5,
     )
     return 0
+
+
+def _worker(args: argparse.Namespace) -> int:
+    from imagehub.hub import Hub
+    from imagehub.service import run_worker_process
+
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    asyncio.run(run_worker_process(Hub.from_settings(_settings(args))))
+    return 0
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    from imagehub.store import migrate
+
+    logging.basicConfig(level="INFO", format="%(levelname)s %(name)s: %(message)s")
+    settings = _settings(args)
+    version = asyncio.run(migrate(settings.store_url))
+    print(f"database schema at version {version}")
+    return 0
+
+
+_ROUTE_COLUMNS = ("model", "route", "provider", "upstream_model", "priority", "weight",
+                  "max_concurrency", "timeout", "base_url")  # fmt: skip
+
+
+def _routes(args: argparse.Namespace) -> int:
+    from imagehub.catalog import Catalog
+    from imagehub.route_config import RoutesConfigError, build_router
+    from imagehub.routes import check_live, describe
+
+    catalog = Catalog.load()
+    try:
+        router = build_router(_settings(args), catalog)
+    except RoutesConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    rows = describe(router, catalog)
+    widths = {c: max(len(c), *(len(r.get(c, "")) for r in rows)) for c in _ROUTE_COLUMNS}
+    print("  ".join(c.ljust(widths[c]) for c in _ROUTE_COLUMNS).rstrip())
+    for row in rows:
+        print("  ".join(row.get(c, "").ljust(widths[c]) for c in _ROUTE_COLUMNS).rstrip())
+    if not args.check_live:
+        return 0
+    results = asyncio.run(_check(router, check_live))
+    print()
+    for name, ok, said in results:
+        print(f"{'ok    ' if ok else 'FAILED'} {name}: {said}")
+    return 0 if all(ok for _, ok, _ in results) else 1
+
+
+async def _check(router: Any, check_live: Any) -> list[tuple[str, bool, str]]:
+    try:
+        results: list[tuple[str, bool, str]] = await check_live(router)
+        return results
+    finally:
+        for provider in router.providers():
+            await provider.aclose()
 
 
 async def _bootstrap(hub: Any) -> str | None:

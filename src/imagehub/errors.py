@@ -20,7 +20,8 @@
     │   ├── UpstreamError             upstream_error
     │   │   ├── UpstreamRateLimited   upstream_rate_limited (retryable)
     │   │   ├── UpstreamUnavailable   upstream_unavailable (retryable)
-    │   │   └── UpstreamTimeout       upstream_timeout (retryable)
+    │   │   ├── UpstreamTimeout       upstream_timeout (retryable)
+    │   │   └── UpstreamConfigError   upstream_error: the route's credentials, model id or account
     │   ├── Canceled                  canceled
     │   └── InternalError             internal_error
     ├── InvalidTransition             a bug: a task state change the state machine forbids
@@ -214,6 +215,12 @@ class UpstreamTimeout(UpstreamError):
 
     code = "upstream_timeout"
     retryable = True
+
+
+class UpstreamConfigError(UpstreamError):
+    """The upstream route is misconfigured: its credentials, model id or account were refused."""
+
+    code = "upstream_error"
 
 
 class Canceled(TaskError):

@@ -5,7 +5,9 @@ This is the only module that reads the environment.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -81,6 +83,110 @@ class Settings(BaseSettings):
         "provider.",
     )
 
+    # -- scale-out: PostgreSQL, cross-process wake-ups, S3-compatible media
+
+    database_pool_size: int = Field(
+        10, description="PostgreSQL connections each process keeps at most.", ge=1
+    )
+    database_wait_seconds: float = Field(
+        10.0,
+        description="How long a request waits for a PostgreSQL connection before it answers "
+        "503 (the store counts as unavailable).",
+        gt=0,
+    )
+    migrate_on_start: bool = Field(
+        True,
+        description="Apply pending PostgreSQL schema migrations when a process starts; when "
+        "false, run `imagehub migrate` first (SQLite always migrates on start).",
+    )
+    wakeups: Literal["auto", "postgres", "redis", "off"] = Field(
+        "auto",
+        description="How processes wake each other on a new or changed task: `auto` is Redis "
+        "when `IMAGEHUB_REDIS_URL` is set, else PostgreSQL LISTEN/NOTIFY on a PostgreSQL "
+        "store, else in-process only. A jittered poll backs every choice up.",
+    )
+    wakeup_channel: str = Field(
+        "imagehub",
+        description="The LISTEN/NOTIFY or Redis pub/sub channel; hubs sharing one Redis need "
+        "different ones.",
+        pattern=r"^[a-z_][a-z0-9_]{0,62}$",
+    )
+    redis_url: str | None = Field(
+        None, description="Redis (`redis://host:6379/0`) for cross-process wake-ups; optional."
+    )
+    media_url: str | None = Field(
+        None,
+        description="`s3://bucket/prefix` keeps media in S3-compatible object storage; "
+        "default: the local media folder.",
+    )
+    media_serving: Literal["hub", "redirect"] = Field(
+        "hub",
+        description="How `GET /hub/v1/files/{id}` serves S3 media: `hub` streams the bytes, "
+        "`redirect` answers 307 to a presigned URL of the object store.",
+    )
+    s3_endpoint_url: str | None = Field(
+        None,
+        description="S3 API endpoint of a non-AWS store (MinIO, R2, Ceph, ...); default AWS.",
+    )
+    s3_region: str | None = Field(None, description="S3 region; default: boto3's own lookup.")
+    s3_access_key_id: str | None = Field(
+        None, description="S3 access key id; default: boto3's credential chain (env, roles)."
+    )
+    s3_secret_access_key: SecretStr | None = Field(
+        None, description="S3 secret access key; default: boto3's credential chain."
+    )
+    s3_addressing_style: Literal["auto", "path", "virtual"] = Field(
+        "auto",
+        description="S3 bucket addressing; `auto` is path-style with a custom endpoint, "
+        "else boto3's choice.",
+    )
+    s3_presign_seconds: int = Field(
+        3600, description="Lifetime of the presigned URLs `redirect` serving hands out.", ge=1
+    )
+
+    # -- upstream providers and routes (see README "Providers and routes")
+    gemini_api_key: SecretStr | None = Field(
+        None, description="Gemini API key: makes `gemini` a route for the Nano Banana family."
+    )
+    gemini_base_url: str = Field(
+        "https://generativelanguage.googleapis.com/v1beta", description="Gemini API base URL."
+    )
+    openai_api_key: SecretStr | None = Field(
+        None, description="OpenAI API key: makes `openai` a route for GPT Image 2."
+    )
+    openai_base_url: str = Field("https://api.openai.com/v1", description="OpenAI API base URL.")
+    openrouter_api_key: SecretStr | None = Field(
+        None,
+        description="OpenRouter API key: makes `openrouter` a further route for the Nano Banana "
+        "family.",
+    )
+    openrouter_base_url: str = Field(
+        "https://openrouter.ai/api/v1", description="OpenRouter (OpenAI-compatible) base URL."
+    )
+    fal_key: SecretStr | None = Field(
+        None, description="fal API key: makes `fal` a further route for all eight models."
+    )
+    fal_base_url: str = Field("https://queue.fal.run", description="fal queue base URL.")
+    routes_file: Path | None = Field(
+        None, description="TOML file of further routes (provider, credentials, priority...)."
+    )
+    upstream_timeout_seconds: float = Field(
+        300.0,
+        description="Longest one upstream call may take, unless its route sets its own timeout.",
+        gt=0,
+    )
+    route_cooldown_seconds: float = Field(
+        30.0,
+        description="How long a failing route is skipped while another route can serve the model.",
+        ge=0,
+    )
+    retry_max_delay_seconds: float = Field(
+        300.0,
+        description="Longest wait before a retry; an upstream asking to wait longer fails the "
+        "task at once.",
+        gt=0,
+    )
+
     @property
     def store_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'imagehub.db'}"
@@ -88,3 +194,9 @@ class Settings(BaseSettings):
     @property
     def media_path(self) -> Path:
         return self.media_dir or self.data_dir / "media"
+
+
+def secret_from_environment(name: str) -> SecretStr | None:
+    """The environment variable a routes file names for a credential (`api_key_env`)."""
+    value = os.environ.get(name)
+    return SecretStr(value) if value else None

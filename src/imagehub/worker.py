@@ -7,7 +7,7 @@ import base64
 import contextlib
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
@@ -15,11 +15,13 @@ from typing import Any, TypeVar
 
 from imagehub import imaging
 from imagehub.catalog import Catalog, ModelSpec
-from imagehub.errors import InternalError, TaskError, UpstreamRateLimited
+from imagehub.errors import InternalError, TaskError, UpstreamConfigError
 from imagehub.fetch import Fetcher
 from imagehub.media import EXTENSIONS, MediaStore
 from imagehub.notify import Notifier
-from imagehub.providers import GenerationRequest, GenerationResult, InputImage, Route, Router
+from imagehub.providers import GenerationRequest, GenerationResult, InputImage
+from imagehub.retry import FailurePolicy
+from imagehub.routes import Route, Router
 from imagehub.settings import Settings
 from imagehub.store import TaskStore
 from imagehub.tasks import OutputImage, Task, TaskOutput, TaskStatus, Usage, new_id, utcnow
@@ -61,9 +63,14 @@ class Worker:
         self.notifier = notifier
         self.fetcher = fetcher
         self.on_finish = on_finish
+        self.policy = FailurePolicy.from_settings(settings)
         self.owner = new_id("wrk_")
         self.concurrency = settings.worker_concurrency
         self._running: dict[str, asyncio.Task[None]] = {}
+        #: outcomes a store outage kept from being written; the heartbeat writes them later
+        self._unwritten: dict[str, Task] = {}
+        #: a claim and its runners' start, or a heartbeat and its look at what runs, at once
+        self._claiming = asyncio.Lock()
         self._stopping = asyncio.Event()
         self._slot_freed = asyncio.Event()
         self._pool = ThreadPoolExecutor(4, thread_name_prefix="imagehub-media")
@@ -87,7 +94,13 @@ class Worker:
 
     def stop(self) -> None:
         self._stopping.set()
-        self.notifier.task_queued()  # wake the dispatch loop
+        self.notifier.nudge()  # wake the dispatch loop
+
+    def abort(self) -> None:
+        """Stop now: cancel every running attempt; `run()` then hands their leases back."""
+        self.stop()
+        for runner in list(self._running.values()):
+            runner.cancel()
 
     def abandon(self, task_id: str) -> None:
         """Stop working on a task that was canceled (its outcome would be dropped anyway)."""
@@ -104,12 +117,15 @@ class Worker:
             free = self.concurrency - len(self._running)
             claimed: list[Task] = []
             if free > 0:
-                try:
-                    claimed = await self.store.claim(self.owner, free, self.settings.lease_seconds)
-                except Exception:
-                    log.exception("claim failed; retrying")
-            for task in claimed:
-                self._start(task)
+                async with self._claiming:
+                    try:
+                        claimed = await self.store.claim(
+                            self.owner, free, self.settings.lease_seconds
+                        )
+                    except Exception:
+                        log.exception("claim failed; retrying")
+                    for task in claimed:
+                        self._start(task)
             if claimed and len(claimed) == free:
                 await self._wait_for_slot()
             elif not claimed:
@@ -132,7 +148,7 @@ class Worker:
         def done(_: asyncio.Task[None]) -> None:
             self._running.pop(task.id, None)
             self._slot_freed.set()
-            self.notifier.task_queued()
+            self.notifier.nudge()
 
         runner.add_done_callback(done)
 
@@ -140,7 +156,9 @@ class Worker:
         while True:
             await asyncio.sleep(self.settings.lease_seconds / 3)
             try:
-                held = await self.store.heartbeat(self.owner, self.settings.lease_seconds)
+                async with self._claiming:
+                    held = await self.store.heartbeat(self.owner, self.settings.lease_seconds)
+                    strays = held - self._running.keys() - self._unwritten.keys()
             except Exception:
                 log.exception("heartbeat failed")
                 continue
@@ -148,6 +166,35 @@ class Worker:
             for task_id, runner in list(self._running.items()):
                 if task_id not in held:
                     runner.cancel()
+            await self._write_unwritten(held)
+            await self._hand_back(strays)
+
+    async def _write_unwritten(self, held: set[str]) -> None:
+        """Write the outcomes an outage held back, still fenced by their lease token."""
+        for task_id, task in list(self._unwritten.items()):
+            written = False
+            if task_id in held:
+                try:
+                    written = await self.store.finish(task)
+                except Exception:
+                    return  # still unreachable: the next heartbeat tries again
+            del self._unwritten[task_id]
+            self._written(task, written)
+
+    async def _hand_back(self, strays: set[str]) -> None:
+        """Requeue tasks leased to this worker that it does not run.
+
+        A claim whose answer a connection failure lost leaves such tasks; the heartbeat would
+        renew their leases forever.
+        """
+        for task_id in strays:
+            with contextlib.suppress(Exception):
+                task = await self.store.get(task_id)
+                if task and task.lease_owner == self.owner and task.status == TaskStatus.RUNNING:
+                    back = task.replace(status=TaskStatus.QUEUED, run_after=utcnow())
+                    if await self.store.finish(back):
+                        log.warning("task %s was leased here but not run; handed back", task_id)
+                        self.notifier.task_queued()
 
     async def _reaper_loop(self) -> None:
         while True:
@@ -174,6 +221,7 @@ class Worker:
         for runner in list(self._running.values()):
             runner.cancel()
         await asyncio.gather(*self._running.values(), return_exceptions=True)
+        await self._write_unwritten(set(self._unwritten))
         with contextlib.suppress(Exception):
             handed_back = await self.store.release(self.owner)
             if handed_back:
@@ -213,20 +261,28 @@ class Worker:
             raise InternalError(f"model {task.model!r} is no longer in the catalog")
         routes = self.router.routes(model)
         if not routes:
-            raise InternalError(f"no route is configured for {model.id}")
-        route = routes[0]
+            raise UpstreamConfigError(
+                f"no upstream route serves {model.id} on this hub, and the demo provider is off"
+            )
         images, mask = await self._inputs(task)
-        request = GenerationRequest(
-            model=model,
-            params=task.input,
-            images=images,
-            mask=mask,
-            upstream_model=route.upstream_model,
-        )
-        result = await route.provider.generate(request)
+
+        def generate(route: Route) -> Awaitable[GenerationResult]:
+            request = GenerationRequest(
+                model=model,
+                params=task.input,
+                images=images,
+                mask=mask,
+                upstream_model=route.upstream_model,
+            )
+            return route.provider.generate(request)
+
+        # failover between the routes, in the failure policy's order
+        route, result = await self.policy.run(routes, generate)
         return await self._store_output(task, model, route, result)
 
     async def _inputs(self, task: Task) -> tuple[tuple[InputImage, ...], InputImage | None]:
+        if "image_urls" not in task.input and "mask_url" not in task.input:
+            return (), None
         refs: list[str] = list(task.input.get("image_urls", ()))
         labels = [f"image_urls[{i}]" for i in range(len(refs))]
         if "mask_url" in task.input:
@@ -256,11 +312,11 @@ class Worker:
         sync = bool(task.input.get("sync_mode"))
         images, cost = [], 0.0
         for i, generated in enumerate(result.images):
-            data, measured = generated.data, _measured_as(generated.data, fmt)
-            if measured is None:  # a re-encode: off the event loop
-                data = await self._cpu(imaging.transcode, generated.data, fmt)
-                measured = await self._cpu(imaging.measure, data)
-            width, height, ctype = measured
+            quick = _measured_as(generated.data, fmt)
+            if quick is None:  # a re-encode: one trip off the event loop
+                data, (width, height, ctype) = await self._cpu(_transcoded, generated.data, fmt)
+            else:
+                data, (width, height, ctype) = generated.data, quick
             name = f"{task.id}-{i}.{EXTENSIONS[ctype]}"
             if sync:
                 uri = f"data:{ctype};base64," + await self._cpu(_b64, data)
@@ -273,32 +329,31 @@ class Worker:
                 cost += model.price.estimate(task.input, width, height)
         usage = Usage(round(cost, 6), result.input_tokens, result.output_tokens)
         output = TaskOutput(images=tuple(images), description=result.description)
-        return Outcome(output, route.provider.name, usage, result.warnings)
+        return Outcome(output, route.name, usage, result.warnings)
 
     async def _cpu(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool, lambda: fn(*args, **kwargs))
 
     def _failed(self, task: Task, exc: TaskError) -> Task:
-        if exc.retryable and task.attempts < task.max_attempts:
-            delay = self.settings.retry_base_seconds * 2 ** (task.attempts - 1)
-            delay *= random.uniform(0.5, 1.5)
-            if isinstance(exc, UpstreamRateLimited) and exc.retry_after:
-                delay = max(delay, exc.retry_after)
+        delay = self.policy.delay(task.attempts, task.max_attempts, exc)
+        if delay is not None:
             return task.replace(
                 status=TaskStatus.QUEUED,
                 error=exc.to_dict(),
                 run_after=utcnow() + timedelta(seconds=delay),
             )
-        return task.replace(status=TaskStatus.FAILED, error=exc.to_dict(), finished_at=utcnow())
+        error = self.policy.final(task.attempts, exc).to_dict()
+        return task.replace(status=TaskStatus.FAILED, error=error, finished_at=utcnow())
 
     async def _finish(self, task: Task) -> None:
-        try:
-            written = await self.store.finish(task)
-        except Exception:
-            # the lease will expire and the reaper hands the task to another attempt
-            log.exception("could not write the outcome of task %s", task.id)
+        written = await self._write_outcome(task)
+        if written is None:
+            self._unwritten[task.id] = task
             return
+        self._written(task, written)
+
+    def _written(self, task: Task, written: bool) -> None:
         if not written:
             log.info("task %s: lease lost before finishing; outcome dropped", task.id)
             return
@@ -307,6 +362,32 @@ class Worker:
             self.notifier.task_queued()
         elif self.on_finish is not None:
             self.on_finish(task)
+
+    async def _write_outcome(self, task: Task) -> bool | None:
+        """`store.finish`, retried through a short store outage (the token keeps it safe).
+
+        None when the store stayed unreachable for a while: the heartbeat, which keeps the lease
+        alive, writes it once the store answers again.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + min(self.settings.lease_seconds / 3, 5.0)
+        delay = 0.1
+        while True:
+            try:
+                return await self.store.finish(task)
+            except Exception:
+                if loop.time() + delay > deadline:
+                    log.warning("could not write the outcome of task %s; will retry", task.id)
+                    return None
+                log.warning("could not write the outcome of task %s yet; retrying", task.id)
+            await asyncio.sleep(delay * random.uniform(0.8, 1.2))
+            delay = min(delay * 2, 2.0)
+
+
+def _transcoded(data: bytes, fmt: str) -> tuple[bytes, tuple[int, int, str]]:
+    """The image in `fmt` and its measures, in one trip to the thread pool."""
+    data = imaging.transcode(data, fmt)
+    return data, imaging.measure(data)
 
 
 #: PNG and JPEG signatures: their header reads take microseconds (a WebP's takes milliseconds)

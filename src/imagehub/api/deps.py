@@ -14,8 +14,8 @@ from imagehub.store import ApiKey
 _bearer = HTTPBearer(auto_error=False, description="An imagehub API key.")
 
 
+# async on purpose: FastAPI runs a plain `def` dependency in a worker thread, a hop per request
 async def get_hub(request: Request) -> Hub:
-    # async: FastAPI runs a plain `def` dependency in its threadpool, a thread hop per request
     hub: Hub = request.state.hub
     return hub
 

@@ -74,10 +74,17 @@ class Price(_Frozen):
     web_search: float = 0.0
     #: scale by output megapixels relative to 1024x1024 (GPT Image sizes)
     per_megapixel: bool = False
+    #: "WxH" -> quality -> USD: the listed size nearest the output's (pixels and shape) prices
+    #: it, replacing per_image; a quality not listed (auto) costs the size's most expensive
+    sizes: dict[str, dict[str, float]] = Field(default_factory=dict)
 
     def estimate(self, params: Mapping[str, Any], width: int, height: int) -> float:
         """The price of one output image."""
         price = self.per_image
+        if self.sizes:
+            by_quality = self.sizes[_nearest_size(list(self.sizes), width, height)]
+            quality = str(params.get("quality", ""))
+            price = by_quality.get(quality, max(by_quality.values()))
         price *= self.resolution.get(str(params.get("resolution", "")), 1.0)
         price *= self.quality.get(str(params.get("quality", "")), 1.0)
         if self.per_megapixel:
@@ -85,6 +92,20 @@ class Price(_Frozen):
         if params.get("enable_web_search") and self.web_search:
             price += self.web_search
         return round(price, 6)
+
+
+def _nearest_size(sizes: list[str], width: int, height: int) -> str:
+    """The "WxH" closest in pixel count and in shape; a tie goes to the larger size."""
+
+    def key(size: str) -> tuple[float, int]:
+        w, h = (int(side) for side in size.split("x"))
+        pixels = abs(math.log((w * h) / (width * height)))
+        shape = abs(
+            math.log(max(w, h) / min(w, h)) - math.log(max(width, height) / min(width, height))
+        )
+        return round(pixels + shape, 9), -(w * h)
+
+    return min(sizes, key=key)
 
 
 class ModelSpec(_Frozen):

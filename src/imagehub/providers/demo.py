@@ -19,6 +19,7 @@ from imagehub.providers.base import (
     GenerationResult,
     InputImage,
 )
+from imagehub.providers.images import mask_alpha
 
 _DRAFT_LONG_SIDE = 512  # backgrounds are drawn small and upscaled: 4K stays fast
 _DRAFT_SHORT_SIDE = 160  # but extreme ratios keep some height
@@ -130,9 +131,8 @@ def _draw_edit(
     edited = ImageOps.posterize(Image.blend(base, Image.new("RGB", size, tint), 0.4), 3)
     if mask is None:
         return edited
-    # transparent (alpha 0) mask pixels are the ones to change; a mask without alpha changes none
-    alpha = _open_rgb(mask, "RGBA").getchannel("A").resize(size, Image.Resampling.NEAREST)
-    where = alpha.point([255] + [0] * 255)
+    # transparent (alpha 0) mask pixels are the ones to change, as on the OpenAI route
+    where = mask_alpha(mask, size).point([255] + [0] * 255)
     return Image.composite(edited, base, where)
 
 

@@ -1,0 +1,221 @@
+"""The HTTP side every upstream provider shares: one pooled client per route, and one
+classification of every upstream answer into the task errors of `imagehub.errors`.
+
+The classification, in one place:
+
+    transport timeout, HTTP 408/504         UpstreamTimeout      retryable
+    connection refused/reset, cut body      UpstreamUnavailable  retryable
+    HTTP 409/425/5xx, malformed, truncated  UpstreamUnavailable  retryable
+    HTTP 429 (Retry-After, retry-after-ms)  UpstreamRateLimited  retryable, after the delay
+    HTTP 401/402/403/404, quota, billing    UpstreamConfigError  final; another route may work
+    HTTP 400/422 and other 4xx              UpstreamError        final: the request is wrong
+
+A malformed or truncated body is counted as "unavailable" rather than as a new error code: it is
+what a connection cut mid-answer or an overloaded proxy produces, and a new attempt usually
+succeeds. Content-policy answers are vendor specific and are recognised by each provider.
+Messages name the route and quote the upstream's own words, with the route's secrets removed.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import aiohttp
+
+from imagehub.errors import (
+    TaskError,
+    UpstreamConfigError,
+    UpstreamError,
+    UpstreamRateLimited,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
+
+_DETAIL_CHARS = 300
+_CONNECT_SECONDS = 10.0
+#: (field name, (file name, bytes, content type)) of a multipart body
+Files = list[tuple[str, tuple[str, bytes, str]]]
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """An upstream's HTTP answer, read in full."""
+
+    status_code: int
+    #: case-insensitive
+    headers: Mapping[str, str]
+    content: bytes
+
+
+class UpstreamHTTP:
+    """One pooled HTTP client session for one route, with its errors classified.
+
+    aiohttp rather than httpx here: at a few hundred concurrent calls httpx's connection pool
+    costs about 10 ms of CPU per request (it rescans every connection), aiohttp about 0.15 ms
+    (bench/README.md). Nothing is retried here: the hub's failure policy is the only one.
+    Environment proxies are ignored; redirects are not followed.
+    """
+
+    def __init__(
+        self,
+        *,
+        label: str,
+        timeout: float,
+        max_connections: int | None = None,
+        secrets: tuple[str, ...] = (),
+    ) -> None:
+        self.label = label
+        self.timeout = timeout
+        self.max_connections = max_connections
+        self._secrets = tuple(s for s in secrets if s)
+        # created on first use: a session belongs to the event loop that runs the calls
+        self._session: aiohttp.ClientSession | None = None
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            connector = aiohttp.TCPConnector(limit=self.max_connections or 0, ttl_dns_cache=300)
+            timeout = aiohttp.ClientTimeout(
+                total=None, sock_connect=min(_CONNECT_SECONDS, self.timeout), sock_read=self.timeout
+            )
+            self._session = aiohttp.ClientSession(
+                connector=connector, timeout=timeout, trust_env=False, raise_for_status=False
+            )
+        return self._session
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        json_body: Any = None,
+        data: Mapping[str, str] | None = None,
+        files: Files | None = None,
+    ) -> Answer:
+        """Send one request and read the whole answer; transport failures become task errors."""
+        body: Any = None
+        if files is not None or data is not None:
+            body = _form(data or {}, files or [])
+        elif json_body is not None:
+            body = json.dumps(json_body).encode()
+            headers = {**(headers or {}), "Content-Type": "application/json"}
+        try:
+            async with self._client().request(
+                method, url, headers=headers, data=body, allow_redirects=False
+            ) as response:
+                content = await response.read()
+                return Answer(response.status, response.headers, content)
+        except TimeoutError:
+            raise UpstreamTimeout(
+                f"{self.label} did not answer within {self.timeout:g} s"
+            ) from None
+        except (aiohttp.ClientError, OSError) as exc:
+            raise UpstreamUnavailable(
+                f"{self.label} could not be reached or cut the connection "
+                f"({self.redact(_describe(exc))})"
+            ) from None
+
+    def json(self, response: Answer) -> dict[str, Any]:
+        """The JSON object of a response; a malformed body is a retryable failure."""
+        try:
+            body = json.loads(response.content)
+        except (ValueError, UnicodeDecodeError):
+            raise UpstreamUnavailable(
+                f"{self.label} returned a malformed (non-JSON or truncated) answer "
+                f"with HTTP {response.status_code}"
+            ) from None
+        if not isinstance(body, dict):
+            raise UpstreamUnavailable(f"{self.label} returned an unexpected JSON answer")
+        return body
+
+    def redact(self, text: str) -> str:
+        """Upstream text made safe to show: secrets removed, length capped."""
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        text = " ".join(text.split())
+        if len(text) > _DETAIL_CHARS:
+            text = text[: _DETAIL_CHARS - 3] + "..."
+        return text
+
+    def error(
+        self,
+        response: Answer,
+        detail: str = "",
+        *,
+        retry_after: float | None = None,
+        config_hint: str = "",
+    ) -> TaskError:
+        """The task error an unsuccessful HTTP answer means (see the module docstring)."""
+        status = response.status_code
+        said = f" (HTTP {status}: {self.redact(detail)})" if detail else f" (HTTP {status})"
+        if status == 429:
+            wait = retry_after if retry_after is not None else retry_after_header(response)
+            return UpstreamRateLimited(f"{self.label} is rate limiting the hub{said}", wait)
+        if status in (408, 504):
+            return UpstreamTimeout(f"{self.label} timed out{said}")
+        if status in (409, 425) or status >= 500:
+            return UpstreamUnavailable(f"{self.label} is unavailable{said}")
+        if status in (401, 403):
+            return UpstreamConfigError(
+                f"{self.label} refused the route's credentials{said}. "
+                f"{config_hint or 'Check the API key configured for this route.'}"
+            )
+        if status in (402, 404):
+            what = "the upstream model id" if status == 404 else "the account's billing"
+            return UpstreamConfigError(f"{self.label} refused the request{said}; check {what}")
+        return UpstreamError(f"{self.label} rejected the request{said}")
+
+
+def retry_after_header(response: Answer) -> float | None:
+    """Seconds to wait from `retry-after-ms` or `Retry-After` (seconds or an HTTP date)."""
+    millis = response.headers.get("retry-after-ms")
+    if millis:
+        try:
+            return max(0.0, float(millis) / 1000)
+        except ValueError:
+            pass
+    value = response.headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError):
+        return None
+
+
+def parse_duration(value: object) -> float | None:
+    """A protobuf JSON duration ("37s", "0.5s") in seconds."""
+    if isinstance(value, str) and value.endswith("s"):
+        try:
+            return max(0.0, float(value[:-1]))
+        except ValueError:
+            return None
+    return None
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _form(fields: Mapping[str, str], files: Files) -> aiohttp.FormData:
+    form = aiohttp.FormData(quote_fields=False)
+    for name, value in fields.items():
+        form.add_field(name, value)
+    for name, (filename, content, content_type) in files:
+        form.add_field(name, content, filename=filename, content_type=content_type)
+    return form

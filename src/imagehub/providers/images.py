@@ -1,0 +1,103 @@
+"""Image payloads on the wire: base64 in, base64 out, checked before they reach the worker.
+
+Upstreams return images as base64 (inline JSON or `data:` URIs). A truncated or damaged payload
+is caught here, while the attempt can still be retried, rather than stored as a broken file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import re
+from io import BytesIO
+
+from PIL import Image, ImageOps
+
+from imagehub.errors import UpstreamUnavailable
+from imagehub.providers.base import GeneratedImage, InputImage
+
+_FORMATS = ("PNG", "JPEG", "WEBP")
+_CONTENT_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
+DATA_URI = re.compile(r"^data:(image/[\w.+-]+);base64,(.*)$", re.IGNORECASE | re.DOTALL)
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def data_uri(image: InputImage) -> str:
+    return f"data:{image.content_type};base64,{b64(image.data)}"
+
+
+#: payloads up to this size are decoded on the event loop: a thread hop would cost more
+_INLINE_CHARS = 64 * 1024
+
+
+async def decode_b64_image(payload: str, label: str) -> GeneratedImage:
+    """Decode and check one base64 image (off the event loop unless it is small)."""
+    if len(payload) <= _INLINE_CHARS:
+        return _decode_checked(payload, label)
+    return await asyncio.to_thread(_decode_checked, payload, label)
+
+
+async def decode_data_uri(uri: str, label: str) -> GeneratedImage:
+    match = DATA_URI.match(uri)
+    if match is None:
+        raise UpstreamUnavailable(f"{label} returned an image that is not a base64 data URI")
+    return await decode_b64_image(match.group(2), label)
+
+
+def _decode_checked(payload: str, label: str) -> GeneratedImage:
+    try:
+        data = base64.b64decode(payload, validate=True)
+    except (binascii.Error, ValueError):
+        raise UpstreamUnavailable(
+            f"{label} returned an image whose base64 is invalid or truncated"
+        ) from None
+    return GeneratedImage(data=data, content_type=check_image(data, label))
+
+
+def check_image(data: bytes, label: str) -> str:
+    """The content type of complete PNG, JPEG or WebP bytes; raise if damaged or truncated."""
+    try:
+        with Image.open(BytesIO(data), formats=_FORMATS) as image:
+            kind = str(image.format)
+            image.verify()  # PNG: walks every chunk and its CRC, so a cut file fails
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+        raise UpstreamUnavailable(f"{label} returned a damaged or truncated image") from None
+    # verify() does not read JPEG or WebP data through; check how they end instead
+    complete = (kind != "JPEG" or data.rstrip(b"\x00").endswith(b"\xff\xd9")) and (
+        kind != "WEBP" or int.from_bytes(data[4:8], "little") + 8 <= len(data)
+    )
+    if not complete:
+        raise UpstreamUnavailable(f"{label} returned an image that is truncated")
+    return _CONTENT_TYPES[kind]
+
+
+async def alpha_mask(mask: InputImage, size: tuple[int, int]) -> bytes:
+    """The mask as OpenAI wants it: a PNG of `size` whose transparent pixels mark the edit."""
+    return await asyncio.to_thread(_alpha_mask, mask, size)
+
+
+def mask_alpha(mask: InputImage, size: tuple[int, int]) -> Image.Image:
+    """The mask's alpha channel at `size`: 0 where the image should change.
+
+    A mask without transparency is read as black and white, white marking the change.
+    """
+    with Image.open(BytesIO(mask.data)) as opened:
+        if opened.mode in ("RGBA", "LA") or "transparency" in opened.info:
+            alpha = opened.convert("RGBA").getchannel("A")
+        else:
+            alpha = ImageOps.invert(opened.convert("L"))
+    if alpha.size != size:
+        alpha = alpha.resize(size, Image.Resampling.NEAREST)
+    return alpha
+
+
+def _alpha_mask(mask: InputImage, size: tuple[int, int]) -> bytes:
+    out = Image.new("RGBA", size, (0, 0, 0, 255))
+    out.putalpha(mask_alpha(mask, size))
+    buffer = BytesIO()
+    out.save(buffer, format="PNG")
+    return buffer.getvalue()

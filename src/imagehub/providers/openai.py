@@ -1,0 +1,170 @@
+"""OpenAI Images API (GPT Image 2): generations as JSON, edits as multipart.
+
+The hub sends `quality` explicitly (its default `high` is not OpenAI's `auto`), resolves
+`image_size` presets to `size: "WxH"`, sends every input image as a repeated `image[]` part, and
+turns the mask into the PNG with an alpha channel OpenAI expects, sized like the first image.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from pydantic import SecretStr
+
+from imagehub.catalog import Catalog, ModelSpec
+from imagehub.errors import ContentPolicyViolation, NoImageGenerated, TaskError, UpstreamConfigError
+from imagehub.providers.base import GenerationRequest, GenerationResult
+from imagehub.providers.http import Answer, UpstreamHTTP
+from imagehub.providers.images import alpha_mask, decode_b64_image
+
+#: error codes OpenAI uses when its safety system refuses a prompt, an input or an output
+MODERATION_CODES = frozenset({"moderation_blocked", "content_policy_violation"})
+
+
+def size_value(catalog: Catalog, image_size: object) -> str:
+    """`image_size` as OpenAI's `size`: "WxH", or "auto" to let the model choose."""
+    if isinstance(image_size, dict):
+        return f"{image_size['width']}x{image_size['height']}"
+    if image_size in (None, "auto"):
+        return "auto"
+    width, height = catalog.presets[str(image_size)]
+    return f"{width}x{height}"
+
+
+def generation_body(request: GenerationRequest, catalog: Catalog) -> dict[str, Any]:
+    params = request.params
+    return {
+        "model": request.upstream_model,
+        "prompt": params["prompt"],
+        "n": int(params.get("num_images", 1)),
+        "size": size_value(catalog, params.get("image_size")),
+        "quality": params.get("quality", "high"),
+        "output_format": params.get("output_format", "png"),
+    }
+
+
+async def edit_form(
+    request: GenerationRequest, catalog: Catalog
+) -> tuple[dict[str, str], list[tuple[str, tuple[str, bytes, str]]]]:
+    """The multipart fields and files of an edit."""
+    fields = {k: str(v) for k, v in generation_body(request, catalog).items()}
+    files = [
+        ("image[]", (f"image-{i}.png", image.data, image.content_type))
+        for i, image in enumerate(request.images)
+    ]
+    if request.mask is not None and request.images:
+        first = request.images[0]
+        mask = await alpha_mask(request.mask, (first.width, first.height))
+        files.append(("mask", ("mask.png", mask, "image/png")))
+    return fields, files
+
+
+class OpenAIProvider:
+    """`POST {base}/images/generations` and `/images/edits`, `Authorization: Bearer`."""
+
+    kind: ClassVar[str] = "openai"
+
+    def __init__(
+        self,
+        *,
+        name: str = "openai",
+        api_key: SecretStr,
+        base_url: str,
+        catalog: Catalog,
+        timeout: float,
+        max_connections: int | None = None,
+    ) -> None:
+        self.name = name
+        self.base_url = base_url.rstrip("/")
+        self.catalog = catalog
+        self._key = api_key
+        self.http = UpstreamHTTP(
+            label=name,
+            timeout=timeout,
+            max_connections=max_connections,
+            secrets=(api_key.get_secret_value(),),
+        )
+
+    @staticmethod
+    def default_upstream(model: ModelSpec) -> str | None:
+        return model.upstream_model if model.family.startswith("gpt-image") else None
+
+    def _headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self._key.get_secret_value()}"}
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+    async def generate(self, request: GenerationRequest) -> GenerationResult:
+        if request.model.is_edit:
+            fields, files = await edit_form(request, self.catalog)
+            response = await self.http.request(
+                "POST",
+                f"{self.base_url}/images/edits",
+                headers=self._headers(),
+                data=fields,
+                files=files,
+            )
+        else:
+            response = await self.http.request(
+                "POST",
+                f"{self.base_url}/images/generations",
+                headers=self._headers(),
+                json_body=generation_body(request, self.catalog),
+            )
+        if response.status_code != 200:
+            raise self._error(response)
+        wanted = int(request.params.get("num_images", 1))
+        return await self._result(self.http.json(response), wanted)
+
+    async def _result(self, body: dict[str, Any], wanted: int) -> GenerationResult:
+        data = [d for d in body.get("data") or [] if isinstance(d, dict) and d.get("b64_json")]
+        if not data:
+            raise NoImageGenerated(f"{self.name} answered without an image")
+        images = tuple([await decode_b64_image(d["b64_json"], self.name) for d in data])
+        usage = body.get("usage") or {}
+        warnings: tuple[str, ...] = ()
+        if len(images) < wanted:
+            warnings = (f"{self.name} returned {len(images)} of the {wanted} images requested",)
+        return GenerationResult(
+            images=images,
+            input_tokens=_int(usage.get("input_tokens")),
+            output_tokens=_int(usage.get("output_tokens")),
+            warnings=warnings,
+        )
+
+    def _error(self, response: Answer) -> TaskError:
+        error = _error_object(self.http, response)
+        code = str(error.get("code") or "")
+        message = str(error.get("message") or "")
+        if code in MODERATION_CODES:
+            return ContentPolicyViolation(
+                f"{self.name}'s safety system rejected the request: {self.http.redact(message)}"
+            )
+        if code == "insufficient_quota":  # a 429 that waiting does not cure
+            return UpstreamConfigError(
+                f"{self.name} refused the request: the account's quota is used up "
+                f"({self.http.redact(message)})"
+            )
+        return self.http.error(response, " ".join(filter(None, (code, message))))
+
+    async def check(self, upstream_model: str) -> str:
+        """A live, free call: read the model's entry with this route's key."""
+        response = await self.http.request(
+            "GET", f"{self.base_url}/models/{upstream_model}", headers=self._headers()
+        )
+        if response.status_code != 200:
+            raise self._error(response)
+        return f"{upstream_model}: ok"
+
+
+def _error_object(http: UpstreamHTTP, response: Answer) -> dict[str, Any]:
+    try:
+        error = http.json(response).get("error")
+    except TaskError:
+        return {}
+    return error if isinstance(error, dict) else {}
+
+
+def _int(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None

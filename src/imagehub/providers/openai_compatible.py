@@ -1,0 +1,210 @@
+"""Chat completions that return images (OpenRouter style), for any compatible base URL.
+
+Request: `modalities: ["image", "text"]`, `image_config` (aspect ratio and size), the system
+prompt as a `system` message, input images as `image_url` content parts with data URIs.
+Answer: images in `choices[0].message.images[]` (checked first), else `data:image/` URIs found
+in the text content, as some relays send them. One call per requested image.
+
+`OpenAICompatibleProvider` is the base; a look-alike vendor is a routes-file entry with
+`provider = "openai_compatible"` and its `base_url`, or a small subclass like `OpenRouterProvider`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from pydantic import SecretStr
+
+from imagehub.catalog import ModelSpec
+from imagehub.errors import ContentPolicyViolation, NoImageGenerated, TaskError
+from imagehub.providers.base import GeneratedImage, GenerationRequest, GenerationResult
+from imagehub.providers.fanout import fan_out
+from imagehub.providers.gemini import BLOCKED, IMAGE_SIZES
+from imagehub.providers.http import Answer, UpstreamHTTP
+from imagehub.providers.images import data_uri, decode_data_uri
+
+_INLINE_IMAGE = re.compile(r"data:image/[\w.+-]+;base64,[A-Za-z0-9+/=]+")
+_SEED_MODULUS = 2**31
+
+
+class OpenAICompatibleProvider:
+    """`POST {base}/chat/completions` with `Authorization: Bearer` and image modalities."""
+
+    kind: ClassVar[str] = "openai_compatible"
+    #: upstream model ids are the catalog's, with this prefix (OpenRouter: "google/")
+    model_prefix: ClassVar[str] = ""
+
+    def __init__(
+        self,
+        *,
+        name: str = "openai_compatible",
+        api_key: SecretStr | None,
+        base_url: str,
+        timeout: float,
+        max_connections: int | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        self.name = name
+        self.base_url = base_url.rstrip("/")
+        self._key = api_key
+        self._extra_headers = dict(headers or {})
+        secret = api_key.get_secret_value() if api_key else ""
+        self.http = UpstreamHTTP(
+            label=name, timeout=timeout, max_connections=max_connections, secrets=(secret,)
+        )
+
+    @classmethod
+    def default_upstream(cls, model: ModelSpec) -> str | None:
+        if not model.family.startswith("nano-banana"):
+            return None
+        return cls.model_prefix + model.upstream_model
+
+    def headers(self) -> dict[str, str]:
+        headers = dict(self._extra_headers)
+        if self._key is not None:
+            headers["Authorization"] = f"Bearer {self._key.get_secret_value()}"
+        return headers
+
+    def request_body(self, request: GenerationRequest, index: int = 0) -> dict[str, Any]:
+        params = request.params
+        content: list[dict[str, Any]] = [{"type": "text", "text": params["prompt"]}]
+        content += [
+            {"type": "image_url", "image_url": {"url": data_uri(image)}} for image in request.images
+        ]
+        messages: list[dict[str, Any]] = []
+        if params.get("system_prompt"):
+            messages.append({"role": "system", "content": params["system_prompt"]})
+        messages.append({"role": "user", "content": content})
+        body: dict[str, Any] = {
+            "model": request.upstream_model,
+            "modalities": ["image", "text"],
+            "messages": messages,
+        }
+        image_config: dict[str, str] = {}
+        if params.get("aspect_ratio") not in (None, "auto"):
+            image_config["aspect_ratio"] = params["aspect_ratio"]
+        if params.get("resolution"):
+            # "0.5K" is passed through to Google and refused there; Google's own name is "512"
+            image_config["image_size"] = IMAGE_SIZES[params["resolution"]]
+        if image_config:
+            body["image_config"] = image_config
+        if params.get("seed") is not None:
+            body["seed"] = (int(params["seed"]) + index) % _SEED_MODULUS
+        if params.get("thinking_level"):
+            body["reasoning"] = {"effort": params["thinking_level"]}
+        if params.get("enable_web_search") and "enable_web_search" not in request.model.ignored:
+            body["plugins"] = [{"id": "web"}]
+        return body
+
+    def ignored(self, request: GenerationRequest) -> tuple[str, ...]:
+        """What this protocol cannot express, as task warnings."""
+        tolerance = request.params.get("safety_tolerance")
+        if tolerance is not None and str(tolerance) != "4":
+            return (f"safety_tolerance is not adjustable on route {self.name} and was ignored",)
+        return ()
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+    async def generate(self, request: GenerationRequest) -> GenerationResult:
+        count = int(request.params.get("num_images", 1))
+        limit = bool(request.params.get("limit_generations"))
+        answers, warnings = await fan_out(
+            [self._call(request, i, limit) for i in range(count)], self.name
+        )
+        return GenerationResult(
+            images=tuple(image for images, _, _ in answers for image in images),
+            description="\n".join(text for _, text, _ in answers if text),
+            input_tokens=_sum(usage.get("prompt_tokens") for _, _, usage in answers),
+            output_tokens=_sum(usage.get("completion_tokens") for _, _, usage in answers),
+            warnings=self.ignored(request) + warnings,
+        )
+
+    async def _call(
+        self, request: GenerationRequest, index: int, limit: bool
+    ) -> tuple[list[GeneratedImage], str, dict[str, Any]]:
+        response = await self.http.request(
+            "POST",
+            f"{self.base_url}/chat/completions",
+            headers=self.headers(),
+            json_body=self.request_body(request, index),
+        )
+        if response.status_code != 200:
+            raise self._error(response)
+        body = self.http.json(response)
+        if isinstance(body.get("error"), dict):  # some relays answer 200 with an error object
+            raise self._error(response)
+        choices = body.get("choices") or [{}]
+        choice = choices[0] if isinstance(choices[0], dict) else {}
+        message = choice.get("message") or {}
+        content = message.get("content")
+        text = content if isinstance(content, str) else ""
+        uris = _image_uris(message, text)
+        if not uris:
+            raise self._no_image(choice, text)
+        if limit:
+            uris = uris[-1:]
+        images = [await decode_data_uri(uri, self.name) for uri in uris]
+        usage = body.get("usage")
+        usage = usage if isinstance(usage, dict) else {}
+        return images, _INLINE_IMAGE.sub("", text).strip(), usage
+
+    def _no_image(self, choice: dict[str, Any], text: str) -> TaskError:
+        native = str(choice.get("native_finish_reason") or "").upper()
+        if choice.get("finish_reason") == "content_filter" or native in BLOCKED:
+            return ContentPolicyViolation(
+                f"{self.name} withheld the image ({native or 'content_filter'})"
+            )
+        said = f"; it said: {text.strip()[:200]}" if text.strip() else ""
+        return NoImageGenerated(f"{self.name} answered without an image{said}")
+
+    def _error(self, response: Answer) -> TaskError:
+        try:
+            error = self.http.json(response).get("error")
+        except TaskError:
+            error = None
+        error = error if isinstance(error, dict) else {}
+        message = str(error.get("message") or "")
+        if response.status_code == 200:  # the error object of a 200 answer carries the status
+            code = error.get("code")
+            status = code if isinstance(code, int) and code >= 400 else 502
+            response = Answer(status, response.headers, response.content)
+        if str(error.get("code")) in ("moderation_blocked", "content_policy_violation"):
+            return ContentPolicyViolation(
+                f"{self.name}'s safety system rejected the request: {self.http.redact(message)}"
+            )
+        return self.http.error(response, message)
+
+    async def check(self, upstream_model: str) -> str:
+        """A live, free call: list the models with this route's key, and look for this one."""
+        response = await self.http.request("GET", f"{self.base_url}/models", headers=self.headers())
+        if response.status_code != 200:
+            raise self._error(response)
+        listed = {m.get("id") for m in self.http.json(response).get("data") or []}
+        found = "listed" if upstream_model in listed else "NOT listed"
+        return f"{upstream_model}: key accepted, model {found}"
+
+
+class OpenRouterProvider(OpenAICompatibleProvider):
+    """OpenRouter: Google's image models under the `google/` prefix."""
+
+    kind: ClassVar[str] = "openrouter"
+    model_prefix: ClassVar[str] = "google/"
+
+
+def _image_uris(message: dict[str, Any], text: str) -> list[str]:
+    uris = [
+        str(item["image_url"]["url"])
+        for item in message.get("images") or []
+        if isinstance(item, dict)
+        and isinstance(item.get("image_url"), dict)
+        and item["image_url"].get("url")
+    ]
+    return uris or _INLINE_IMAGE.findall(text)
+
+
+def _sum(values: Any) -> int | None:
+    known = [v for v in values if isinstance(v, int) and not isinstance(v, bool)]
+    return sum(known) if known else None

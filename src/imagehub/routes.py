@@ -1,0 +1,196 @@
+"""Routes: which upstreams serve each model, in which order, and how each one is doing.
+
+A route is one configured way to serve a model: a provider instance (one pooled HTTP client
+and its credentials), the upstream model id, a priority, a weight, an optional concurrency limit
+and timeout. `build_router` reads them from the settings: one route per provider key set in the
+environment, plus the entries of the routes file (`imagehub.route_config`).
+
+Health is kept per route in this process: a failing route cools down for a while and is skipped
+while another route can serve the model (see `imagehub.retry`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+from imagehub.catalog import Catalog, ModelSpec
+from imagehub.errors import TaskError
+from imagehub.providers.base import Provider
+
+
+class Health:
+    """A route's recent failures in this process, and until when it should be skipped."""
+
+    def __init__(self) -> None:
+        #: consecutive retryable failures
+        self.failures = 0
+        self.cooling_until = 0.0
+        #: the cool-down was asked for by the upstream (429 with a delay): do not call it early
+        self.rate_limited = False
+        self.last_error = ""
+
+    def cooling(self, now: float | None = None) -> bool:
+        return self.remaining(now) > 0
+
+    def remaining(self, now: float | None = None) -> float:
+        return max(0.0, self.cooling_until - (time.monotonic() if now is None else now))
+
+    def cool(self, seconds: float, reason: str, *, rate_limited: bool = False) -> None:
+        until = time.monotonic() + seconds
+        if until > self.cooling_until:
+            self.cooling_until = until
+            self.rate_limited = rate_limited
+        self.last_error = reason
+
+    def failed(self, reason: str) -> int:
+        self.failures += 1
+        self.last_error = reason
+        return self.failures
+
+    def succeeded(self) -> None:
+        self.failures = 0
+        self.cooling_until = 0.0
+        self.rate_limited = False
+
+
+class Limiter:
+    """At most `limit` calls at once on one configured route, whichever models they are for."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._slots = asyncio.Semaphore(limit)
+
+    def full(self) -> bool:
+        return self._slots.locked()
+
+    async def acquire(self) -> None:
+        await self._slots.acquire()
+
+    def release(self) -> None:
+        self._slots.release()
+
+
+@dataclass(eq=False)
+class Route:
+    """One configured way to serve a model."""
+
+    provider: Provider
+    upstream_model: str
+    #: what the task reports in `provider`; the provider's name unless the route has its own
+    name: str = ""
+    #: lower is tried first; routes of equal priority share the load by weight
+    priority: int = 1
+    weight: float = 1.0
+    #: longest one call may take, in seconds (None: the hub's default)
+    timeout: float | None = None
+    limiter: Limiter | None = None
+    base_url: str = ""
+    health: Health = field(default_factory=Health)
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            self.name = self.provider.name
+
+
+class Router:
+    """Which routes serve a model, in the order to try them."""
+
+    def __init__(
+        self,
+        routes: dict[str, list[Route]],
+        fallback: Provider | None = None,
+        *,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._routes = routes
+        self._fallback = fallback
+        self._fallback_routes: dict[str, Route] = {}
+        self._rng = rng or random.Random()
+
+    def routes(self, model: ModelSpec) -> list[Route]:
+        """The model's routes by priority, shuffled by weight within a priority."""
+        routes = self._routes.get(model.id, [])
+        if not routes:
+            if self._fallback is None:
+                return []
+            if model.id not in self._fallback_routes:
+                self._fallback_routes[model.id] = Route(self._fallback, model.upstream_model)
+            return [self._fallback_routes[model.id]]
+        if len(routes) == 1:
+            return list(routes)
+        # a weighted random order (Efraimidis-Spirakis): key u^(1/w), largest first
+        keys = {id(r): self._rng.random() ** (1 / r.weight) for r in routes}
+        return sorted(routes, key=lambda r: (r.priority, -keys[id(r)]))
+
+    def configured(self) -> dict[str, list[Route]]:
+        """Every configured route by model id (the demo fallback not included)."""
+        return {model: list(routes) for model, routes in self._routes.items()}
+
+    @property
+    def fallback(self) -> Provider | None:
+        return self._fallback
+
+    def providers(self) -> list[Provider]:
+        seen = {id(r.provider): r.provider for rs in self._routes.values() for r in rs}
+        if self._fallback is not None:
+            seen[id(self._fallback)] = self._fallback
+        return list(seen.values())
+
+
+@runtime_checkable
+class LiveCheck(Protocol):
+    """A provider that can check a route with one cheap live call (no image is generated)."""
+
+    async def check(self, upstream_model: str) -> str: ...
+
+
+def describe(router: Router, catalog: Catalog) -> list[dict[str, str]]:
+    """One row per model and route, in the order they would be tried (weights aside)."""
+    rows = []
+    configured = router.configured()
+    for model in catalog:
+        routes = sorted(configured.get(model.id, []), key=lambda r: r.priority)
+        if not routes:
+            served = "demo (offline; IMAGEHUB_DEMO)" if router.fallback is not None else "NONE"
+            rows.append({"model": model.id, "route": served})
+            continue
+        for route in routes:
+            limit = route.limiter.limit if route.limiter is not None else None
+            rows.append(
+                {
+                    "model": model.id,
+                    "route": route.name,
+                    "provider": str(getattr(route.provider, "kind", route.provider.name)),
+                    "upstream_model": route.upstream_model,
+                    "priority": str(route.priority),
+                    "weight": f"{route.weight:g}",
+                    "max_concurrency": str(limit or "-"),
+                    "timeout": f"{route.timeout:g}" if route.timeout else "default",
+                    "base_url": route.base_url,
+                }
+            )
+    return rows
+
+
+async def check_live(router: Router) -> list[tuple[str, bool, str]]:
+    """Call each distinct (route, upstream model) once: (what, ok, what it said)."""
+    seen: dict[tuple[str, str], Route] = {}
+    for routes in router.configured().values():
+        for route in routes:
+            seen.setdefault((route.name, route.upstream_model), route)
+    results = []
+    for (name, upstream), route in seen.items():
+        if not isinstance(route.provider, LiveCheck):
+            results.append((name, True, f"{upstream}: no live check for this provider"))
+            continue
+        try:
+            said = await route.provider.check(upstream)
+        except TaskError as exc:
+            results.append((name, False, f"{upstream}: {exc.code}: {exc.message}"))
+        else:
+            results.append((name, True, said))
+    return results

@@ -1,0 +1,62 @@
+"""Reading an upstream's wait hints and keeping its secrets out of messages."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+
+import pytest
+
+from imagehub.errors import (
+    UpstreamConfigError,
+    UpstreamError,
+    UpstreamRateLimited,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
+from imagehub.providers.http import Answer, UpstreamHTTP, parse_duration, retry_after_header
+
+
+def _answer(status: int = 429, **headers: str) -> Answer:
+    return Answer(status, {k.replace("_", "-"): v for k, v in headers.items()}, b"")
+
+
+def test_retry_after_forms():
+    assert retry_after_header(_answer(retry_after_ms="1500", retry_after="9")) == 1.5
+    assert retry_after_header(_answer(retry_after="7")) == 7.0
+    later = format_datetime(datetime.now(UTC) + timedelta(seconds=30), usegmt=True)
+    assert 25 < retry_after_header(_answer(retry_after=later)) <= 30
+    assert retry_after_header(_answer(retry_after="soon")) is None
+    assert retry_after_header(_answer()) is None
+
+
+def test_protobuf_durations():
+    assert parse_duration("37s") == 37.0
+    assert parse_duration("0.25s") == 0.25
+    assert parse_duration("forever") is None
+    assert parse_duration(12) is None
+
+
+@pytest.mark.parametrize(
+    ("status", "kind", "retryable"),
+    [
+        (429, UpstreamRateLimited, True),
+        (408, UpstreamTimeout, True),
+        (504, UpstreamTimeout, True),
+        (500, UpstreamUnavailable, True),
+        (503, UpstreamUnavailable, True),
+        (409, UpstreamUnavailable, True),
+        (401, UpstreamConfigError, False),
+        (403, UpstreamConfigError, False),
+        (404, UpstreamConfigError, False),
+        (402, UpstreamConfigError, False),
+        (400, UpstreamError, False),
+        (422, UpstreamError, False),
+    ],
+)
+def test_every_status_has_one_meaning(status, kind, retryable):
+    http = UpstreamHTTP(label="route-x", timeout=1, secrets=("sk-secret",))
+    error = http.error(_answer(status), "said sk-secret " + "x" * 500)
+    assert type(error) is kind and error.retryable is retryable
+    assert "sk-secret" not in error.message and "route-x" in error.message
+    assert len(error.message) < 450

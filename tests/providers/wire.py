@@ -1,0 +1,188 @@
+"""Answers in each upstream's documented wire format, for the fake upstream to send."""
+
+from __future__ import annotations
+
+import base64
+import itertools
+from dataclasses import dataclass, field
+from typing import Any
+
+from imagehub import imaging
+from imagehub.testing import tiny_png
+from tests.providers.fake_upstream import Action, Reply, Seen
+
+RED = tiny_png(8, 8, (255, 0, 0))
+GREEN = tiny_png(8, 8, (0, 255, 0))
+BLUE = tiny_png(8, 8, (0, 0, 255))
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def data_uri(data: bytes, ctype: str = "image/png") -> str:
+    return f"data:{ctype};base64,{b64(data)}"
+
+
+def decoded(data: bytes) -> bytes:
+    """The bytes the hub sends upstream for an input image: decoded, oriented, re-encoded PNG."""
+    return imaging.decode_input(data, max_bytes=10**8, max_pixels=10**8).data
+
+
+# -- Gemini generateContent
+
+
+def g_image(data: bytes = RED, *, thought: bool = False, mime: str = "image/png") -> dict[str, Any]:
+    part: dict[str, Any] = {"inlineData": {"mimeType": mime, "data": b64(data)}}
+    if thought:
+        part["thought"] = True
+    else:
+        part["thoughtSignature"] = "c2lnbmF0dXJl"
+    return part
+
+
+def g_text(text: str, *, thought: bool = False) -> dict[str, Any]:
+    return {"text": text, "thought": True} if thought else {"text": text}
+
+
+def g_answer(
+    *parts: dict[str, Any], finish: str = "STOP", usage: tuple[int, int, int] = (100, 1290, 0)
+) -> dict[str, Any]:
+    prompt, candidates, thoughts = usage
+    return {
+        "candidates": [
+            {"content": {"role": "model", "parts": list(parts)}, "finishReason": finish, "index": 0}
+        ],
+        "usageMetadata": {
+            "promptTokenCount": prompt,
+            "candidatesTokenCount": candidates,
+            "thoughtsTokenCount": thoughts,
+            "totalTokenCount": prompt + candidates + thoughts,
+        },
+        "modelVersion": "gemini-test",
+    }
+
+
+def g_error(code: int, status: str, message: str, retry_delay: str | None = None) -> Reply:
+    details: list[dict[str, Any]] = []
+    if retry_delay is not None:
+        kind = "type.googleapis.com/google.rpc.RetryInfo"
+        details.append({"@type": kind, "retryDelay": retry_delay})
+    error = {"code": code, "message": message, "status": status, "details": details}
+    return Reply(code, {"error": error})
+
+
+def gemini_ok(seen: Seen) -> Action:
+    return Reply(200, g_answer(g_text("Here it is."), g_image(RED)))
+
+
+# -- OpenAI Images API
+
+
+def o_answer(images: list[bytes], usage: tuple[int, int] = (50, 4160)) -> dict[str, Any]:
+    return {
+        "created": 1776800000,
+        "background": "opaque",
+        "output_format": "png",
+        "quality": "high",
+        "size": "1024x1024",
+        "data": [{"b64_json": b64(data)} for data in images],
+        "usage": {
+            "input_tokens": usage[0],
+            "input_tokens_details": {"text_tokens": usage[0], "image_tokens": 0},
+            "output_tokens": usage[1],
+            "output_tokens_details": {"text_tokens": 0, "image_tokens": usage[1]},
+            "total_tokens": sum(usage),
+        },
+    }
+
+
+def o_error(status: int, code: str, message: str, kind: str = "invalid_request_error") -> Reply:
+    return Reply(status, {"error": {"message": message, "type": kind, "param": None, "code": code}})
+
+
+def openai_ok(seen: Seen) -> Action:
+    if seen.path.endswith("/edits"):
+        n = int(next(p[3] for p in seen.form() if p[0] == "n"))
+    else:
+        n = int(seen.json().get("n", 1))
+    return Reply(200, o_answer([RED] * n))
+
+
+# -- OpenAI-compatible chat completions (OpenRouter style)
+
+
+def c_answer(
+    images: list[str], content: str = "Here you go.", finish: str = "stop", **extra: Any
+) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": content}
+    if images:
+        message["images"] = [{"type": "image_url", "image_url": {"url": url}} for url in images]
+    return {
+        "id": "gen-1",
+        "choices": [{"index": 0, "message": message, "finish_reason": finish, **extra}],
+        "usage": {"prompt_tokens": 1300, "completion_tokens": 1290, "total_tokens": 2590},
+    }
+
+
+def chat_ok(seen: Seen) -> Action:
+    return Reply(200, c_answer([data_uri(RED)]))
+
+
+# -- fal queue
+
+
+@dataclass
+class FalQueue:
+    """fal's queue protocol: submit, status (scripted states), result, cancel."""
+
+    url: str = ""
+    #: statuses the status URL reports, one per poll, the last one repeating
+    states: list[str] = field(default_factory=lambda: ["IN_QUEUE", "IN_PROGRESS", "COMPLETED"])
+    result: Reply = field(default_factory=lambda: Reply(200, fal_output([RED])))
+    _ids: Any = field(default_factory=lambda: itertools.count(1))
+    polls: dict[str, int] = field(default_factory=dict)
+
+    def __call__(self, seen: Seen) -> Action:
+        parts = seen.path.strip("/").split("/")
+        if seen.method == "POST":
+            return self.submit(seen)
+        if seen.method == "PUT" and parts[-1] == "cancel":
+            return Reply(202, {"status": "CANCELLATION_REQUESTED"})
+        if parts[-1] == "status":
+            request_id = parts[-2]
+            n = self.polls.get(request_id, 0)
+            self.polls[request_id] = n + 1
+            state = self.states[min(n, len(self.states) - 1)]
+            body: dict[str, Any] = {"status": state, "request_id": request_id}
+            if state == "IN_QUEUE":
+                body["queue_position"] = 0
+            return Reply(200, body)
+        return self.result
+
+    def submit(self, seen: Seen) -> Action:
+        request_id = f"req-{next(self._ids)}"
+        app = "/".join(seen.path.strip("/").split("/")[:2])
+        base = f"{self.url}/{app}/requests/{request_id}"
+        return Reply(
+            200,
+            {
+                "request_id": request_id,
+                "gateway_request_id": request_id,
+                "status": "IN_QUEUE",
+                "queue_position": 0,
+                "response_url": base,
+                "status_url": f"{base}/status",
+                "cancel_url": f"{base}/cancel",
+            },
+        )
+
+
+def fal_output(images: list[bytes], description: str = "") -> dict[str, Any]:
+    return {
+        "images": [
+            {"url": data_uri(data), "content_type": "image/png", "file_name": "out.png"}
+            for data in images
+        ],
+        "description": description,
+    }
