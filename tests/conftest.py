@@ -6,6 +6,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+# fixtures of the real services (PostgreSQL, Redis, S3) the scale-out tests use
+pytest_plugins = ["tests.services"]
+
 
 class ImageServer:
     """A real HTTP server on loopback serving scripted bodies by path."""

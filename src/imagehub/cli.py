@@ -38,6 +38,16 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-level", default="info", help="debug, info, warning or error")
     serve.set_defaults(run=_serve)
     add_client_commands(commands)
+    worker = commands.add_parser(
+        "worker", help="run only a worker (no HTTP), next to `serve --no-worker` processes"
+    )
+    worker.add_argument("--concurrency", type=int, help="tasks run at once (default 64)")
+    worker.add_argument("--data-dir", type=Path, help="SQLite and media folder (./imagehub-data)")
+    worker.add_argument("--log-level", default="info", help="debug, info, warning or error")
+    worker.set_defaults(run=_worker)
+    migrate = commands.add_parser("migrate", help="bring the database schema up to date in place")
+    migrate.add_argument("--data-dir", type=Path, help="SQLite and media folder (./imagehub-data)")
+    migrate.set_defaults(run=_migrate)
     return parser
 
 
@@ -49,6 +59,8 @@ def _settings(args: argparse.Namespace) -> Settings:
         for name in ("host", "port", "data_dir")
         if (value := getattr(args, name, None)) is not None
     }
+    if getattr(args, "concurrency", None) is not None:
+        overrides["worker_concurrency"] = args.concurrency
     return Settings(**overrides)
 
 
@@ -84,6 +96,27 @@ def _serve(args: argparse.Namespace) -> int:
         log_level=args.log_level,
         timeout_graceful_shutdown=int(settings.shutdown_grace_seconds) + 5,
     )
+    return 0
+
+
+def _worker(args: argparse.Namespace) -> int:
+    from imagehub.hub import Hub
+    from imagehub.service import run_worker_process
+
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    asyncio.run(run_worker_process(Hub.from_settings(_settings(args))))
+    return 0
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    from imagehub.store import migrate
+
+    logging.basicConfig(level="INFO", format="%(levelname)s %(name)s: %(message)s")
+    settings = _settings(args)
+    version = asyncio.run(migrate(settings.store_url))
+    print(f"database schema at version {version}")
     return 0
 
 

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from imagehub import imaging
+from imagehub.broadcast import open_notifier
 from imagehub.catalog import Catalog, ModelSpec, Validator
 from imagehub.errors import (
     AlreadyFinished,
@@ -24,7 +25,7 @@ from imagehub.errors import (
 )
 from imagehub.fetch import Fetcher
 from imagehub.keys import hash_key, make_key
-from imagehub.media import LocalMedia, MediaStore
+from imagehub.media import MediaStore, Presigning, open_media
 from imagehub.metrics import Metrics
 from imagehub.notify import Notifier
 from imagehub.providers import Router
@@ -53,6 +54,7 @@ class Hub:
         catalog: Catalog,
         router: Router,
         run_worker: bool = True,
+        notifier: Notifier | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -60,7 +62,7 @@ class Hub:
         self.catalog = catalog
         self.validator = Validator(catalog)
         self.router = router
-        self.notifier = Notifier()
+        self.notifier = notifier or Notifier()
         self.metrics = Metrics()
         self.fetcher = Fetcher(
             media,
@@ -90,19 +92,26 @@ class Hub:
         catalog = Catalog.load()
         if router is None:
             router = Router({}, fallback=DemoProvider(catalog) if settings.demo else None)
+        store = open_store(
+            settings.store_url,
+            pool_size=settings.database_pool_size,
+            migrate_on_open=settings.migrate_on_start,
+        )
         return cls(
             settings=settings,
-            store=open_store(settings.store_url),
-            media=LocalMedia(settings.media_path, ttl_seconds=settings.file_ttl_seconds),
+            store=store,
+            media=open_media(settings),
             catalog=catalog,
             router=router,
             run_worker=run_worker,
+            notifier=open_notifier(settings),
         )
 
     # -- lifecycle
 
     async def start(self) -> None:
         await self.store.open()
+        await self.notifier.start()
         if self.worker is not None:
             await self.worker.reap()
             self._worker_runner = asyncio.create_task(self.worker.run(), name="imagehub-worker")
@@ -114,6 +123,7 @@ class Hub:
         for provider in self.router.providers():
             await provider.aclose()
         await self.fetcher.aclose()
+        await self.notifier.close()
         await self.store.close()
 
     async def ensure_admin_key(self) -> str | None:
@@ -310,6 +320,15 @@ class Hub:
         if data is None:
             raise NotFound("no such file")
         return data
+
+    async def file_location(self, file_id: str) -> str | None:
+        """Where a download is redirected to (`media_serving=redirect`), else None: serve it."""
+        if self.settings.media_serving != "redirect" or not isinstance(self.media, Presigning):
+            return None
+        url = await self.media.presigned_url(file_id)
+        if url is None:
+            raise NotFound("no such file")
+        return url
 
     async def ready(self) -> dict[str, bool]:
         """What /readyz reports."""

@@ -40,6 +40,23 @@ class Notifier:
     def task_queued(self) -> None:
         self._queued.set()
 
+    def nudge(self) -> None:
+        """Wake this process's dispatch loop only (a slot freed, or it is stopping)."""
+        self._queued.set()
+
+    def wake_all(self) -> None:
+        """Wake every waiter of this process: hints were lost, so everyone re-reads the store."""
+        for watchers in self._watchers.values():
+            for event in watchers:
+                event.set()
+        self._queued.set()
+
+    async def start(self) -> None:
+        """Begin exchanging hints with other processes (in-process: nothing to do)."""
+
+    async def close(self) -> None:
+        """Stop exchanging hints with other processes."""
+
     async def wait_queued(self, seconds: float) -> None:
         """Return when a task was queued since the last call, or after `seconds`."""
         with contextlib.suppress(TimeoutError):

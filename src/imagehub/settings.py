@@ -6,6 +6,7 @@ This is the only module that reads the environment.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -79,6 +80,61 @@ class Settings(BaseSettings):
         True,
         description="Serve every model that has no upstream route with the offline `demo` "
         "provider.",
+    )
+
+    # -- scale-out: PostgreSQL, cross-process wake-ups, S3-compatible media
+
+    database_pool_size: int = Field(
+        10, description="PostgreSQL connections each process keeps at most.", ge=1
+    )
+    migrate_on_start: bool = Field(
+        True,
+        description="Apply pending PostgreSQL schema migrations when a process starts; when "
+        "false, run `imagehub migrate` first (SQLite always migrates on start).",
+    )
+    wakeups: Literal["auto", "postgres", "redis", "off"] = Field(
+        "auto",
+        description="How processes wake each other on a new or changed task: `auto` is Redis "
+        "when `IMAGEHUB_REDIS_URL` is set, else PostgreSQL LISTEN/NOTIFY on a PostgreSQL "
+        "store, else in-process only. A jittered poll backs every choice up.",
+    )
+    wakeup_channel: str = Field(
+        "imagehub",
+        description="The LISTEN/NOTIFY or Redis pub/sub channel; hubs sharing one Redis need "
+        "different ones.",
+        pattern=r"^[a-z_][a-z0-9_]{0,62}$",
+    )
+    redis_url: str | None = Field(
+        None, description="Redis (`redis://host:6379/0`) for cross-process wake-ups; optional."
+    )
+    media_url: str | None = Field(
+        None,
+        description="`s3://bucket/prefix` keeps media in S3-compatible object storage; "
+        "default: the local media folder.",
+    )
+    media_serving: Literal["hub", "redirect"] = Field(
+        "hub",
+        description="How `GET /hub/v1/files/{id}` serves S3 media: `hub` streams the bytes, "
+        "`redirect` answers 307 to a presigned URL of the object store.",
+    )
+    s3_endpoint_url: str | None = Field(
+        None,
+        description="S3 API endpoint of a non-AWS store (MinIO, R2, Ceph, ...); default AWS.",
+    )
+    s3_region: str | None = Field(None, description="S3 region; default: boto3's own lookup.")
+    s3_access_key_id: str | None = Field(
+        None, description="S3 access key id; default: boto3's credential chain (env, roles)."
+    )
+    s3_secret_access_key: SecretStr | None = Field(
+        None, description="S3 secret access key; default: boto3's credential chain."
+    )
+    s3_addressing_style: Literal["auto", "path", "virtual"] = Field(
+        "auto",
+        description="S3 bucket addressing; `auto` is path-style with a custom endpoint, "
+        "else boto3's choice.",
+    )
+    s3_presign_seconds: int = Field(
+        3600, description="Lifetime of the presigned URLs `redirect` serving hands out.", ge=1
     )
 
     @property

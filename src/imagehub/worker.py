@@ -64,6 +64,10 @@ class Worker:
         self.owner = new_id("wrk_")
         self.concurrency = settings.worker_concurrency
         self._running: dict[str, asyncio.Task[None]] = {}
+        #: outcomes a store outage kept from being written; the heartbeat writes them later
+        self._unwritten: dict[str, Task] = {}
+        #: a claim and its runners' start, or a heartbeat and its look at what runs, at once
+        self._claiming = asyncio.Lock()
         self._stopping = asyncio.Event()
         self._slot_freed = asyncio.Event()
         self._pool = ThreadPoolExecutor(4, thread_name_prefix="imagehub-media")
@@ -87,7 +91,13 @@ class Worker:
 
     def stop(self) -> None:
         self._stopping.set()
-        self.notifier.task_queued()  # wake the dispatch loop
+        self.notifier.nudge()  # wake the dispatch loop
+
+    def abort(self) -> None:
+        """Stop now: cancel every running attempt; `run()` then hands their leases back."""
+        self.stop()
+        for runner in list(self._running.values()):
+            runner.cancel()
 
     def abandon(self, task_id: str) -> None:
         """Stop working on a task that was canceled (its outcome would be dropped anyway)."""
@@ -104,12 +114,15 @@ class Worker:
             free = self.concurrency - len(self._running)
             claimed: list[Task] = []
             if free > 0:
-                try:
-                    claimed = await self.store.claim(self.owner, free, self.settings.lease_seconds)
-                except Exception:
-                    log.exception("claim failed; retrying")
-            for task in claimed:
-                self._start(task)
+                async with self._claiming:
+                    try:
+                        claimed = await self.store.claim(
+                            self.owner, free, self.settings.lease_seconds
+                        )
+                    except Exception:
+                        log.exception("claim failed; retrying")
+                    for task in claimed:
+                        self._start(task)
             if claimed and len(claimed) == free:
                 await self._wait_for_slot()
             elif not claimed:
@@ -132,7 +145,7 @@ class Worker:
         def done(_: asyncio.Task[None]) -> None:
             self._running.pop(task.id, None)
             self._slot_freed.set()
-            self.notifier.task_queued()
+            self.notifier.nudge()
 
         runner.add_done_callback(done)
 
@@ -140,7 +153,9 @@ class Worker:
         while True:
             await asyncio.sleep(self.settings.lease_seconds / 3)
             try:
-                held = await self.store.heartbeat(self.owner, self.settings.lease_seconds)
+                async with self._claiming:
+                    held = await self.store.heartbeat(self.owner, self.settings.lease_seconds)
+                    strays = held - self._running.keys() - self._unwritten.keys()
             except Exception:
                 log.exception("heartbeat failed")
                 continue
@@ -148,6 +163,35 @@ class Worker:
             for task_id, runner in list(self._running.items()):
                 if task_id not in held:
                     runner.cancel()
+            await self._write_unwritten(held)
+            await self._hand_back(strays)
+
+    async def _write_unwritten(self, held: set[str]) -> None:
+        """Write the outcomes an outage held back, still fenced by their lease token."""
+        for task_id, task in list(self._unwritten.items()):
+            written = False
+            if task_id in held:
+                try:
+                    written = await self.store.finish(task)
+                except Exception:
+                    return  # still unreachable: the next heartbeat tries again
+            del self._unwritten[task_id]
+            self._written(task, written)
+
+    async def _hand_back(self, strays: set[str]) -> None:
+        """Requeue tasks leased to this worker that it does not run.
+
+        A claim whose answer a connection failure lost leaves such tasks; the heartbeat would
+        renew their leases forever.
+        """
+        for task_id in strays:
+            with contextlib.suppress(Exception):
+                task = await self.store.get(task_id)
+                if task and task.lease_owner == self.owner and task.status == TaskStatus.RUNNING:
+                    back = task.replace(status=TaskStatus.QUEUED, run_after=utcnow())
+                    if await self.store.finish(back):
+                        log.warning("task %s was leased here but not run; handed back", task_id)
+                        self.notifier.task_queued()
 
     async def _reaper_loop(self) -> None:
         while True:
@@ -174,6 +218,7 @@ class Worker:
         for runner in list(self._running.values()):
             runner.cancel()
         await asyncio.gather(*self._running.values(), return_exceptions=True)
+        await self._write_unwritten(set(self._unwritten))
         with contextlib.suppress(Exception):
             handed_back = await self.store.release(self.owner)
             if handed_back:
@@ -290,12 +335,13 @@ class Worker:
         return task.replace(status=TaskStatus.FAILED, error=exc.to_dict(), finished_at=utcnow())
 
     async def _finish(self, task: Task) -> None:
-        try:
-            written = await self.store.finish(task)
-        except Exception:
-            # the lease will expire and the reaper hands the task to another attempt
-            log.exception("could not write the outcome of task %s", task.id)
+        written = await self._write_outcome(task)
+        if written is None:
+            self._unwritten[task.id] = task
             return
+        self._written(task, written)
+
+    def _written(self, task: Task, written: bool) -> None:
         if not written:
             log.info("task %s: lease lost before finishing; outcome dropped", task.id)
             return
@@ -304,6 +350,26 @@ class Worker:
             self.notifier.task_queued()
         elif self.on_finish is not None:
             self.on_finish(task)
+
+    async def _write_outcome(self, task: Task) -> bool | None:
+        """`store.finish`, retried through a short store outage (the token keeps it safe).
+
+        None when the store stayed unreachable for a while: the heartbeat, which keeps the lease
+        alive, writes it once the store answers again.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + min(self.settings.lease_seconds / 3, 5.0)
+        delay = 0.1
+        while True:
+            try:
+                return await self.store.finish(task)
+            except Exception:
+                if loop.time() + delay > deadline:
+                    log.warning("could not write the outcome of task %s; will retry", task.id)
+                    return None
+                log.warning("could not write the outcome of task %s yet; retrying", task.id)
+            await asyncio.sleep(delay * random.uniform(0.8, 1.2))
+            delay = min(delay * 2, 2.0)
 
 
 def _b64(data: bytes) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
+from fastapi.responses import RedirectResponse
 
 from imagehub.api.deps import BaseUrlDep, CallerDep, HubDep
 from imagehub.api.render import file_url
@@ -55,13 +56,21 @@ async def upload_file(
 
 @router.get(
     "/{file_id}",
-    responses={200: {"content": {"image/*": {}}}, 404: {"model": ErrorBody}},
+    responses={
+        200: {"content": {"image/*": {}}},
+        307: {"description": "Redirect to the object store (`IMAGEHUB_MEDIA_SERVING=redirect`)"},
+        404: {"model": ErrorBody},
+    },
     response_class=Response,
 )
 async def get_file(file_id: str, hub: HubDep) -> Response:
     """A stored image; no Authorization needed: the id is the capability."""
     if not FILE_ID.match(file_id):
         raise NotFound("no such file")
+    location = await hub.file_location(file_id)
+    if location is not None:
+        # the signed URL expires: the redirect itself must not be cached for long
+        return RedirectResponse(location, 307, headers={"Cache-Control": "private, max-age=60"})
     data = await hub.file(file_id)
     return Response(
         data,

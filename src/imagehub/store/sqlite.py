@@ -81,6 +81,8 @@ MIGRATIONS: list[str] = [
         revoked_at REAL
     );
     """,
+    # heartbeats and releases select a worker's running tasks by owner
+    "CREATE INDEX tasks_owner ON tasks (lease_owner) WHERE status = 'running'",
 ]
 
 _INSERT = f"INSERT INTO tasks ({TASK_COLUMNS}) VALUES ({', '.join('?' * 23)})"

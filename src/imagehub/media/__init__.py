@@ -1,4 +1,8 @@
-"""Media: stored image bytes. A file id is the capability to read it (128 random bits)."""
+"""Media: stored image bytes. A file id is the capability to read it (128 random bits).
+
+Backends: `LocalMedia` (a folder), `MemoryMedia` (tests) and `S3Media` (`imagehub.media.s3`,
+any S3-compatible object store); `open_media` picks the one the settings describe.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +11,24 @@ import os
 import re
 import time
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from imagehub.tasks import new_id
+
+if TYPE_CHECKING:
+    from imagehub.settings import Settings
+
+__all__ = [
+    "CONTENT_TYPES",
+    "EXTENSIONS",
+    "FILE_ID",
+    "LocalMedia",
+    "MediaStore",
+    "MemoryMedia",
+    "Presigning",
+    "content_type_of",
+    "open_media",
+]
 
 #: file extension by content type, and back
 EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "image/gif": "gif"}
@@ -30,6 +49,14 @@ class MediaStore(Protocol):
         """The bytes, or None when unknown or expired."""
 
     async def delete(self, file_id: str) -> None: ...
+
+
+@runtime_checkable
+class Presigning(Protocol):
+    """Media that clients can download from directly, through a short-lived signed URL."""
+
+    async def presigned_url(self, file_id: str) -> str | None:
+        """A URL to GET the file from, or None when unknown or expired."""
 
 
 class LocalMedia:
@@ -92,3 +119,13 @@ class MemoryMedia:
 
     async def delete(self, file_id: str) -> None:
         self.files.pop(file_id, None)
+
+
+def open_media(settings: Settings) -> MediaStore:
+    """The media store the settings describe: S3 for an `s3://` media URL, else a folder."""
+    if settings.media_url:
+        # imported here: the S3 client is an optional dependency (the `scale` extra)
+        from imagehub.media.s3 import S3Media
+
+        return S3Media.from_settings(settings)
+    return LocalMedia(settings.media_path, ttl_seconds=settings.file_ttl_seconds)

@@ -1,0 +1,49 @@
+"""The worker-only process behind `imagehub worker`: the claim loop without HTTP.
+
+The first SIGTERM or SIGINT stops claiming and gives running tasks the shutdown grace period
+to finish; a second one stops at once, handing every running task back to the queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+from imagehub.hub import Hub
+
+log = logging.getLogger("imagehub.worker")
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+async def run_worker_process(hub: Hub) -> None:
+    """Run `hub`'s worker until a stop signal; `hub` must have been built with a worker."""
+    worker = hub.worker
+    if worker is None:
+        raise ValueError("this hub runs no worker")
+    loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
+
+    def on_signal() -> None:
+        if not stopping.is_set():
+            log.info(
+                "stopping: running tasks get %.0f s to finish (signal again to stop now)",
+                hub.settings.shutdown_grace_seconds,
+            )
+            stopping.set()
+        else:
+            log.warning("stopping now: running tasks go back to the queue")
+            worker.abort()
+
+    for signum in STOP_SIGNALS:
+        loop.add_signal_handler(signum, on_signal)
+    try:
+        await hub.start()
+        log.info("worker %s running, up to %d tasks at once", worker.owner, worker.concurrency)
+        await stopping.wait()
+        await hub.stop()
+    finally:
+        for signum in STOP_SIGNALS:
+            loop.remove_signal_handler(signum)
+    log.info("worker %s stopped", worker.owner)

@@ -1,0 +1,89 @@
+"""An API-only hub and a worker-only hub on one PostgreSQL database, as two processes would be.
+
+Both poll the store only every 30 s, longer than any wait below: a waiter that returns the
+ready task, or a stream that ends, was woken by the other hub's hint.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+
+from imagehub.api import create_app
+from imagehub.hub import Hub
+from imagehub.keys import make_key
+from imagehub.providers import Router
+from imagehub.settings import Settings
+from imagehub.testing import ScriptedProvider
+
+KEY = "ih_scaleout"
+BODY = {"model": "nano-banana", "input": {"prompt": "a harbour"}}
+
+
+@pytest.fixture(params=["postgres", "redis"])
+async def api(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the API hub; a worker hub runs beside it on the same database."""
+    settings = Settings(
+        database_url=request.getfixturevalue("postgres_url"),
+        redis_url=request.getfixturevalue("redis_url") if request.param == "redis" else None,
+        wakeup_channel=f"imagehub_{Path(tmp_path).name.lower()[-20:].replace('-', '_')}",
+        data_dir=tmp_path,
+        poll_seconds=30,
+        database_pool_size=3,
+    )
+    router = Router({}, fallback=ScriptedProvider(delay=0.05))
+    api_hub = Hub.from_settings(settings, run_worker=False, router=router)
+    worker_hub = Hub.from_settings(settings, router=router)
+    assert api_hub.worker is None and worker_hub.worker is not None
+    await worker_hub.start()
+    try:
+        async with LifespanManager(create_app(hub=api_hub)) as manager:
+            await api_hub.store.add_key(make_key(name="admin", admin=True, key=KEY)[1])
+            async with httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=manager.app),
+                base_url="http://hub.test",
+                headers={"Authorization": f"Bearer {KEY}"},
+                timeout=20,
+            ) as client:
+                yield client
+    finally:
+        await worker_hub.stop()
+
+
+async def test_a_long_poll_wakes_on_the_worker_process_finishing(api: httpx.AsyncClient):
+    created = (await api.post("/hub/v1/tasks", json=BODY)).json()
+    task = (await api.get(f"/hub/v1/tasks/{created['task_id']}", params={"wait": 20})).json()
+    assert task["ready"] and task["status"] == "succeeded"
+    assert len(task["output"]["images"]) == 1
+
+
+async def test_prefer_wait_answers_with_the_ready_task(api: httpx.AsyncClient):
+    answer = await api.post("/hub/v1/tasks", json=BODY, headers={"Prefer": "wait=20"})
+    assert answer.status_code == 200
+    assert answer.json()["status"] == "succeeded"
+    image = answer.json()["output"]["images"][0]
+    assert (await api.get(image["url"])).status_code == 200, "the API reads the worker's media"
+
+
+async def test_the_event_stream_follows_a_task_run_by_the_worker_process(api: httpx.AsyncClient):
+    created = (await api.post("/hub/v1/tasks", json=BODY)).json()
+    events: list[tuple[str, dict]] = []
+    # the in-process transport has no read timeout: bound the stream here, below the poll
+    async with (
+        asyncio.timeout(20),
+        api.stream("GET", f"/hub/v1/tasks/{created['task_id']}/events") as stream,
+    ):
+        name = ""
+        async for line in stream.aiter_lines():
+            if line.startswith("event: "):
+                name = line.removeprefix("event: ")
+            elif line.startswith("data: "):
+                events.append((name, json.loads(line.removeprefix("data: "))))
+    assert events[-1][0] == "done" and events[-1][1]["status"] == "succeeded"
+    assert events[0][1]["status"] in ("queued", "running")

@@ -1,0 +1,149 @@
+"""Schema migrations upgrade an existing database in place, safely from many processes at once."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from imagehub.store import SQLiteStore, migrate
+from imagehub.store import sqlite as sqlite_backend
+from imagehub.store.postgres import PostgresStore
+from imagehub.store.postgres_schema import MIGRATIONS as PG_MIGRATIONS
+from imagehub.store.postgres_schema import SchemaOutdated
+from imagehub.store.rows import TASK_COLUMNS, task_to_row
+from imagehub.tasks import Task, new_id
+
+
+def a_task() -> Task:
+    return Task(id=new_id("tsk_"), tenant_id="t1", model="nano-banana", input={"prompt": "old"})
+
+
+def migrate_processes(count: int, env: dict[str, str], *args: str) -> list[str]:
+    """`imagehub migrate` in `count` processes started together; their outputs."""
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "imagehub.cli", "migrate", *args],
+            env={**os.environ, **env},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for _ in range(count)
+    ]
+    outputs = [proc.communicate(timeout=50)[0] for proc in procs]
+    for proc, output in zip(procs, outputs, strict=True):
+        assert proc.returncode == 0, output
+    return outputs
+
+
+# -- SQLite
+
+
+def first_sqlite_schema(path: Path, task: Task) -> None:
+    """A database as the first release left it: schema version 1, with a task in it."""
+    conn = sqlite3.connect(path)
+    conn.executescript(sqlite_backend.MIGRATIONS[0])
+    conn.execute("PRAGMA user_version = 1")
+    conn.execute(
+        f"INSERT INTO tasks ({TASK_COLUMNS}) VALUES ({', '.join('?' * 23)})", task_to_row(task)
+    )
+    conn.commit()
+    conn.close()
+
+
+def sqlite_version(path: Path) -> tuple[int, set[str]]:
+    conn = sqlite3.connect(path)
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    indexes = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+    conn.close()
+    return version, indexes
+
+
+async def test_sqlite_upgrades_a_first_release_database_in_place(tmp_path: Path):
+    path, task = tmp_path / "imagehub.db", a_task()
+    first_sqlite_schema(path, task)
+    store = SQLiteStore(path)
+    await store.open()
+    try:
+        got = await store.get(task.id)
+        assert got is not None and got.input == {"prompt": "old"}
+    finally:
+        await store.close()
+    version, indexes = sqlite_version(path)
+    assert version == len(sqlite_backend.MIGRATIONS) > 1
+    assert "tasks_owner" in indexes
+
+
+def test_imagehub_migrate_on_sqlite_from_many_processes_at_once(tmp_path: Path):
+    first_sqlite_schema(tmp_path / "imagehub.db", a_task())
+    outputs = migrate_processes(4, {}, "--data-dir", str(tmp_path))
+    expected = f"database schema at version {len(sqlite_backend.MIGRATIONS)}"
+    assert all(expected in output for output in outputs)
+    assert sqlite_version(tmp_path / "imagehub.db")[0] == len(sqlite_backend.MIGRATIONS)
+
+
+# -- PostgreSQL
+
+
+def pg_versions(url: str) -> list[int]:
+    with psycopg.connect(url) as conn:
+        return [row[0] for row in conn.execute("SELECT version FROM schema_version ORDER BY 1")]
+
+
+def first_pg_schema(url: str, task: Task) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(PG_MIGRATIONS[0])
+        conn.execute(
+            "CREATE TABLE schema_version (version INTEGER PRIMARY KEY, "
+            "applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
+        )
+        conn.execute("INSERT INTO schema_version (version) VALUES (1)")
+        conn.execute(
+            f"INSERT INTO tasks ({TASK_COLUMNS}) VALUES ({', '.join(['%s'] * 23)})",
+            task_to_row(task),
+        )
+
+
+async def test_postgres_fresh_database_gets_every_step_once(postgres_url: str):
+    assert await migrate(postgres_url) == len(PG_MIGRATIONS)
+    assert await migrate(postgres_url) == len(PG_MIGRATIONS), "a second run changes nothing"
+    assert pg_versions(postgres_url) == list(range(1, len(PG_MIGRATIONS) + 1))
+
+
+async def test_postgres_upgrades_an_older_schema_in_place(postgres_url: str):
+    task = a_task()
+    first_pg_schema(postgres_url, task)
+    store = PostgresStore(postgres_url, pool_size=1)
+    await store.open()
+    try:
+        got = await store.get(task.id)
+        assert got is not None and got.input == {"prompt": "old"}
+    finally:
+        await store.close()
+    assert pg_versions(postgres_url) == list(range(1, len(PG_MIGRATIONS) + 1))
+    with psycopg.connect(postgres_url) as conn:
+        indexes = {row[0] for row in conn.execute("SELECT indexname FROM pg_indexes")}
+    assert "tasks_owner" in indexes
+
+
+async def test_postgres_without_migrate_on_start_refuses_an_outdated_schema(postgres_url: str):
+    first_pg_schema(postgres_url, a_task())
+    store = PostgresStore(postgres_url, pool_size=1, migrate=False)
+    with pytest.raises(SchemaOutdated, match="imagehub migrate"):
+        await store.open()
+    await migrate(postgres_url)
+    store = PostgresStore(postgres_url, pool_size=1, migrate=False)
+    await store.open()
+    await store.close()
+
+
+def test_imagehub_migrate_on_postgres_from_many_processes_at_once(postgres_url: str):
+    outputs = migrate_processes(5, {"IMAGEHUB_DATABASE_URL": postgres_url})
+    assert all(f"database schema at version {len(PG_MIGRATIONS)}" in out for out in outputs)
+    assert pg_versions(postgres_url) == list(range(1, len(PG_MIGRATIONS) + 1))
