@@ -27,9 +27,11 @@ from imagehub.fetch import Fetcher
 from imagehub.keys import hash_key, make_key
 from imagehub.media import MediaStore, Presigning, open_media
 from imagehub.metrics import Metrics
+from imagehub.netguard import AddressPolicy
 from imagehub.notify import Notifier
 from imagehub.providers import Router
 from imagehub.providers.demo import DemoProvider
+from imagehub.safehttp import SafeClient
 from imagehub.settings import Settings
 from imagehub.store import ApiKey, DuplicateTask, Page, TaskStore, open_store
 from imagehub.tasks import Task, TaskOutput, TaskStatus, new_id
@@ -64,10 +66,13 @@ class Hub:
         self.router = router
         self.notifier = notifier or Notifier()
         self.metrics = Metrics()
+        #: every URL a client hands the hub is fetched through this one (images, webhooks)
+        self.safe_client = SafeClient(AddressPolicy.parse(settings.fetch_allow_private))
         self.fetcher = Fetcher(
             media,
             max_bytes=settings.max_input_image_bytes,
             timeout=settings.fetch_timeout_seconds,
+            client=self.safe_client,
         )
         self.worker: Worker | None = None
         if run_worker:

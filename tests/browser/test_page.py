@@ -167,7 +167,7 @@ def test_language_tabs_follow_each_other(page: Page):
     card = open_card(tab, "gpt-image-2")
     card.get_by_role("tab", name="Python").click()
     python = card.locator("code[data-lang=python]")
-    assert python.is_visible() and "import httpx" in python.inner_text()
+    assert python.is_visible() and "from imagehub.client import Client" in python.inner_text()
     # every other switcher follows, the endpoint's polling loop included
     assert tab.locator("#loop-panel-python").is_visible()
     assert not tab.locator("#loop-panel-curl").is_visible()
