@@ -157,6 +157,8 @@ class MemoryTenancy:
             current is None
             or current.state != "pending"
             or current.lease_token != delivery.lease_token
+            or current.lease_owner is None
+            or current.lease_owner != delivery.lease_owner
         ):
             return False
         self.deliveries[delivery.id] = dataclasses.replace(

@@ -87,7 +87,7 @@ ACTIVATE_DELIVERY = """
 FINISH_DELIVERY = """
     UPDATE webhook_deliveries SET state = ?, next_attempt_at = ?, history = ?,
         lease_owner = NULL, lease_expires_at = NULL
-    WHERE id = ? AND lease_token = ? AND state = 'pending'"""
+    WHERE id = ? AND lease_token = ? AND lease_owner = ? AND state = 'pending'"""
 REVOKE_KEY = "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?"
 SET_LIMITS = """
     UPDATE api_keys SET rpm_limit = ?, concurrency_limit = ?, budget_micros = ? WHERE id = ?"""
@@ -164,7 +164,14 @@ def history_json(history: tuple[DeliveryAttempt, ...]) -> str:
 
 
 def finish_delivery_params(d: Delivery) -> tuple[Any, ...]:
-    return (d.state, ts(d.next_attempt_at), history_json(d.history), d.id, d.lease_token)
+    return (
+        d.state,
+        ts(d.next_attempt_at),
+        history_json(d.history),
+        d.id,
+        d.lease_token,
+        d.lease_owner,
+    )
 
 
 def secret_to_row(s: WebhookSecret) -> tuple[Any, ...]:
