@@ -22,7 +22,7 @@ _MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a")
 
 
 def sniff_image(head: bytes) -> None:
-    """Refuse bytes that do not start like a PNG, JPEG, WebP or GIF image, whatever the headers say."""
+    """Refuse bytes that do not start like a PNG, JPEG, WebP or GIF, whatever the headers say."""
     if not head.startswith(_MAGIC) and not (head[:4] == b"RIFF" and head[8:12] == b"WEBP"):
         raise NotAnImage("it is not a PNG, JPEG, WebP or GIF image")
 

@@ -117,7 +117,9 @@ class AddressPolicy:
         if _host_name(host) in self.hosts:
             return True
         candidates = [ip] + ([inner] if (inner := embedded_ipv4(ip)) else [])
-        return any(c in net for c in candidates for net in self.networks if net.version == c.version)
+        return any(
+            c in net for c in candidates for net in self.networks if net.version == c.version
+        )
 
     def check(self, host: str, address: str, port: int) -> None:
         """Raise Blocked unless the hub may connect to `address`:`port` for `host`."""
@@ -161,7 +163,7 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
         self,
         host: str,
         port: int,
-        timeout: float | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 (httpcore's interface)
         local_address: str | None = None,
         socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
     ) -> httpcore.AsyncNetworkStream:
@@ -188,7 +190,7 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
     async def connect_unix_socket(
         self,
         path: str,
-        timeout: float | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 (httpcore's interface)
         socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
     ) -> httpcore.AsyncNetworkStream:
         raise Blocked("unix sockets are not allowed")

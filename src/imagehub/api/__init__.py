@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from imagehub.api import files, models, openai_images, ops, page, tasks
+from imagehub.api import files, keys, models, openai_images, ops, page, tasks, webhooks
 from imagehub.api.errors import BodyLimit, install_error_handlers
 from imagehub.hub import Hub
 from imagehub.settings import Settings
@@ -37,6 +37,6 @@ def create_app(settings: Settings | None = None, *, hub: Hub | None = None) -> F
     )
     install_error_handlers(app)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
-    for module in (tasks, models, files, ops, openai_images, page):
+    for module in (tasks, models, files, ops, openai_images, page, keys, webhooks):
         app.include_router(module.router)
     return app

@@ -101,7 +101,14 @@ async def create_image(
     body = parse_body(await request.body(), openai_wire.ImagesRequest)
     spec = openai_wire.resolve_model(hub.catalog, body.model, edit=False)
     params = openai_wire.to_input(hub.catalog, spec, body)
-    task, _ = await hub.submit(caller.tenant_id, spec.id, params, idempotency_key=idempotency_key)
+    task, _ = await hub.submit(
+        caller.tenant_id,
+        spec.id,
+        params,
+        idempotency_key=idempotency_key,
+        key=caller,
+        base_url=base_url,
+    )
     return await _answer(request, hub, task, body.response_format, base_url)
 
 
@@ -134,7 +141,14 @@ async def create_image_edit(
     params["image_urls"] = [file_url(base_url, await hub.upload(data)) for data in images]
     if mask is not None:
         params["mask_url"] = file_url(base_url, await hub.upload(mask))
-    task, _ = await hub.submit(caller.tenant_id, spec.id, params, idempotency_key=idempotency_key)
+    task, _ = await hub.submit(
+        caller.tenant_id,
+        spec.id,
+        params,
+        idempotency_key=idempotency_key,
+        key=caller,
+        base_url=base_url,
+    )
     return await _answer(request, hub, task, body.response_format, base_url)
 
 

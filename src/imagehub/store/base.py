@@ -223,8 +223,10 @@ class TaskStore(Protocol):
 
     # -- webhooks
 
-    async def claim_deliveries(self, owner: str, limit: int, lease_seconds: float) -> list[Delivery]:
-        """Lease up to `limit` due pending deliveries (or ones whose lease expired): attempts + 1."""
+    async def claim_deliveries(
+        self, owner: str, limit: int, lease_seconds: float
+    ) -> list[Delivery]:
+        """Lease up to `limit` due pending deliveries (or expired leases); attempts + 1."""
 
     async def finish_delivery(self, delivery: Delivery) -> bool:
         """Write an attempt's outcome (state, next_attempt_at, history) if the lease holds."""

@@ -125,7 +125,9 @@ class MemoryTenancy:
 
     # -- webhooks
 
-    async def claim_deliveries(self, owner: str, limit: int, lease_seconds: float) -> list[Delivery]:
+    async def claim_deliveries(
+        self, owner: str, limit: int, lease_seconds: float
+    ) -> list[Delivery]:
         now = utcnow()
         due = sorted(
             (

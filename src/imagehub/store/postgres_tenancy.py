@@ -83,7 +83,9 @@ async def reserve(conn: Conn, task_id: str, key_id: str, amount: int) -> None:
         return  # not a stored key: nothing to count against
     key = key_from_row(row)
     limit = key.concurrency_limit
-    raise OverLimit("concurrency" if limit is not None and key.active_tasks >= limit else "budget", key)
+    raise OverLimit(
+        "concurrency" if limit is not None and key.active_tasks >= limit else "budget", key
+    )
 
 
 async def finished(conn: Conn, tasks: list[tuple[str, int]]) -> None:
@@ -157,7 +159,9 @@ class PostgresTenancy:
 
     # -- webhooks
 
-    async def claim_deliveries(self, owner: str, limit: int, lease_seconds: float) -> list[Delivery]:
+    async def claim_deliveries(
+        self, owner: str, limit: int, lease_seconds: float
+    ) -> list[Delivery]:
         rows = await self._all(_CLAIM, (owner, lease_seconds, limit))
         return [sql.delivery_from_row(row) for row in rows]
 

@@ -73,7 +73,9 @@ def reserve(conn: sqlite3.Connection, task_id: str, key_id: str, amount: int) ->
         return  # not a stored key: nothing to count against
     key = key_from_row(row)
     limit = key.concurrency_limit
-    raise OverLimit("concurrency" if limit is not None and key.active_tasks >= limit else "budget", key)
+    raise OverLimit(
+        "concurrency" if limit is not None and key.active_tasks >= limit else "budget", key
+    )
 
 
 def finished(conn: sqlite3.Connection, tasks: list[tuple[str, int]]) -> None:
@@ -145,7 +147,9 @@ class SQLiteTenancy:
 
     # -- webhooks
 
-    async def claim_deliveries(self, owner: str, limit: int, lease_seconds: float) -> list[Delivery]:
+    async def claim_deliveries(
+        self, owner: str, limit: int, lease_seconds: float
+    ) -> list[Delivery]:
         now = utcnow().timestamp()
         args = (owner, now + lease_seconds, now, now, limit)
         rows = await self._write(lambda conn: conn.execute(_CLAIM, args).fetchall())
@@ -153,7 +157,9 @@ class SQLiteTenancy:
 
     async def finish_delivery(self, delivery: Delivery) -> bool:
         args = sql.finish_delivery_params(delivery)
-        return bool(await self._write(lambda conn: conn.execute(sql.FINISH_DELIVERY, args).rowcount))
+        return bool(
+            await self._write(lambda conn: conn.execute(sql.FINISH_DELIVERY, args).rowcount)
+        )
 
     async def get_delivery(self, task_id: str, tenant_id: str) -> Delivery | None:
         query = (

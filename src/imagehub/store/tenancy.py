@@ -65,7 +65,9 @@ DELIVERY_COLUMNS = (
 )
 SECRET_COLUMNS = "tenant_id, secret, created_at, expires_at"
 
-INSERT_DELIVERY = f"INSERT INTO webhook_deliveries ({DELIVERY_COLUMNS}) VALUES ({', '.join('?' * 13)})"
+INSERT_DELIVERY = (
+    f"INSERT INTO webhook_deliveries ({DELIVERY_COLUMNS}) VALUES ({', '.join('?' * 13)})"
+)
 INSERT_SPEND = (
     "INSERT INTO spend (task_id, key_id, reserved_micros, state) VALUES (?, ?, ?, 'reserved')"
 )
