@@ -108,7 +108,7 @@ class WebhookSender:
     @property
     def lease_seconds(self) -> float:
         """Longer than any attempt can take: an attempt needs no heartbeat."""
-        return self.settings.webhook_timeout_seconds * 2 + 5
+        return self.settings.webhook_timeout_seconds + self.settings.lease_seconds
 
     def nudge(self) -> None:
         """A delivery may be due: look now rather than at the next poll."""
