@@ -193,6 +193,8 @@ async def test_deliveries_are_listed_newest_first(client, receiver: Receiver):
 
 
 async def test_a_task_without_a_webhook_has_no_delivery(client):
-    answer = await client.post("/hub/v1/tasks", json={"model": "nano-banana", "input": {"prompt": "x"}})
+    answer = await client.post(
+        "/hub/v1/tasks", json={"model": "nano-banana", "input": {"prompt": "x"}}
+    )
     missing = await client.get(f"/hub/v1/tasks/{answer.json()['task_id']}/webhook")
     assert missing.status_code == 404

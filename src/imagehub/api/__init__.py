@@ -36,7 +36,9 @@ def create_app(settings: Settings | None = None, *, hub: Hub | None = None) -> F
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodyLimit, max_bytes=settings.max_body_bytes, timeout=settings.body_timeout_seconds
+    )
     for module in (tasks, models, files, ops, openai_images, page, keys, webhooks):
         app.include_router(module.router)
     return app

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Sequence
@@ -23,6 +24,7 @@ _HTTP_CODES = {
     401: "unauthorized",
     404: "not_found",
     405: "method_not_allowed",
+    408: "request_timeout",
     413: "payload_too_large",
 }
 
@@ -43,7 +45,7 @@ def parse_body(raw: bytes, schema: type[M]) -> M:
     """A JSON body, whatever Content-Type the client sent (curl -d sends a form type)."""
     try:
         data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # nesting too deep: refused too
         raise InvalidJSON() from None
     try:
         return schema.model_validate(data)
@@ -91,11 +93,13 @@ def install_error_handlers(app: FastAPI) -> None:
 
 
 class BodyLimit:
-    """Refuse request bodies over `max_bytes`, by header and while streaming."""
+    """Refuse request bodies over `max_bytes`, by header and while streaming, and bodies that
+    take longer than `timeout` seconds to arrive (a slow client holds a connection for free)."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, timeout: float = 120.0) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.timeout = timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -106,10 +110,15 @@ class BodyLimit:
                 await self._refuse(send)
                 return
         seen = 0
+        deadline = asyncio.get_running_loop().time() + self.timeout
+        body_done = False
 
         async def limited() -> Message:
-            nonlocal seen
-            message = await receive()
+            nonlocal seen, body_done
+            if body_done:  # later receives wait for a disconnect: no deadline on those
+                return await receive()
+            message = await self._receive(receive, deadline)
+            body_done = message["type"] != "http.request" or not message.get("more_body")
             seen += len(message.get("body", b""))
             if seen > self.max_bytes:
                 # an HTTPException passes through FastAPI's body parsing unchanged
@@ -119,6 +128,16 @@ class BodyLimit:
             return message
 
         await self.app(scope, limited, send)
+
+    async def _receive(self, receive: Receive, deadline: float) -> Message:
+        """The next body message; a 408 once the body's deadline passes."""
+        left = deadline - asyncio.get_running_loop().time()
+        try:
+            return await asyncio.wait_for(receive(), max(left, 0.001))
+        except TimeoutError:
+            raise HTTPException(
+                408, f"The request body did not arrive within {self.timeout:g} s."
+            ) from None
 
     async def _refuse(self, send: Send) -> None:
         exc = PayloadTooLarge(f"The request body is larger than {self.max_bytes:,} bytes.")
