@@ -181,19 +181,14 @@ def _row(key: ApiKey) -> dict[str, Any]:
 
 
 def _line(key: ApiKey) -> str:
-    row = _row(key)
     status = "revoked" if key.revoked_at else "admin" if key.admin else "active"
-    limits = ", ".join(
-        f"{label} {row[field]}"
-        for label, field in (
-            ("rpm", "requests_per_minute"),
-            ("concurrency", "concurrent_tasks"),
-            ("budget $", "budget_usd"),
-        )
-        if row[field] is not None
-    )
+    limits = [
+        f"rpm {key.rpm_limit}" if key.rpm_limit is not None else "",
+        f"concurrency {key.concurrency_limit}" if key.concurrency_limit is not None else "",
+        f"budget ${key.budget_micros / 1e6:,.2f}" if key.budget_micros is not None else "",
+    ]
     return (
         f"{key.id}  {key.tenant_id}  {key.prefix}...  {status}  {key.name or '-'}  "
-        f"limits: {limits or 'none'}  spent ${row['spent_usd']:.4f}, "
-        f"{key.active_tasks} in flight"
+        f"limits: {', '.join(filter(None, limits)) or 'none'}  "
+        f"spent ${key.spent_micros / 1e6:,.4f}, {key.active_tasks} in flight"
     )

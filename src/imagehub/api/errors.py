@@ -136,7 +136,9 @@ class BodyLimit:
             return await asyncio.wait_for(receive(), max(left, 0.001))
         except TimeoutError:
             raise HTTPException(
-                408, f"The request body did not arrive within {self.timeout:g} s."
+                408,
+                f"The request body did not arrive within {self.timeout:g} s.",
+                headers={"Connection": "close"},
             ) from None
 
     async def _refuse(self, send: Send) -> None:
