@@ -78,9 +78,7 @@ def _serve(args: argparse.Namespace) -> int:
         print("    python -m pip install 'imagehub[server]'", file=sys.stderr)
         return 2
 
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    _logging(args.log_level)
     settings = _settings(args)
     hub = Hub.from_settings(settings, run_worker=not args.no_worker)
     created = asyncio.run(_bootstrap(hub))
@@ -107,11 +105,18 @@ def _worker(args: argparse.Namespace) -> int:
     from imagehub.hub import Hub
     from imagehub.service import run_worker_process
 
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    _logging(args.log_level)
     asyncio.run(run_worker_process(Hub.from_settings(_settings(args))))
     return 0
+
+
+def _logging(level: str) -> None:
+    from imagehub.safehttp import quiet_url_logs
+
+    logging.basicConfig(
+        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    quiet_url_logs()
 
 
 def _migrate(args: argparse.Namespace) -> int:

@@ -10,6 +10,7 @@ and why, never the address a name resolved to, and never a URL's query string.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 
 import httpcore
@@ -45,6 +46,11 @@ class BadStatus(FetchError):
     def __init__(self, status: int) -> None:
         self.status = status
         super().__init__(f"answered HTTP {status}")
+
+
+def quiet_url_logs() -> None:
+    """httpx logs every request's full URL at INFO, and a client's URL may carry a token."""
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 def check_url(url: str) -> httpx.URL:

@@ -36,9 +36,11 @@ async def submit(client: httpx.AsyncClient, webhook_url: str, **input: object) -
     return answer.json()
 
 
-async def delivery_when(client: httpx.AsyncClient, task_id: str, *states: str) -> dict:
+async def delivery_when(
+    client: httpx.AsyncClient, task_id: str, *states: str, headers: dict | None = None
+) -> dict:
     for _ in range(300):
-        answer = await client.get(f"/hub/v1/tasks/{task_id}/webhook")
+        answer = await client.get(f"/hub/v1/tasks/{task_id}/webhook", headers=headers)
         assert answer.status_code == 200, answer.text
         if answer.json()["state"] in states:
             return answer.json()
