@@ -29,6 +29,13 @@ _HTTP_CODES = {
 }
 
 
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` entries: these statuses answer with the error envelope."""
+    from imagehub.schemas import ErrorBody
+
+    return {code: {"model": ErrorBody} for code in codes}
+
+
 def error_response(exc: HubError) -> JSONResponse:
     headers = {}
     if isinstance(exc, RateLimited):
@@ -64,12 +71,17 @@ def _details(errors: Sequence[Any], skip: int) -> list[dict[str, Any]]:
     ]
 
 
-async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, RequestValidationError)
+def validation_error(exc: RequestValidationError) -> InvalidJSON | InvalidInput:
+    """FastAPI's own check of a request, as the hub's error."""
     errors = list(exc.errors())
     if any(e["type"] == "json_invalid" for e in errors):
-        return error_response(InvalidJSON())
-    return error_response(InvalidInput(_details(errors, skip=0)))
+        return InvalidJSON()
+    return InvalidInput(_details(errors, skip=0))
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    return error_response(validation_error(exc))
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
