@@ -30,7 +30,7 @@ from imagehub.netguard import AddressPolicy
 from imagehub.notify import Notifier
 from imagehub.providers import Router
 from imagehub.providers.demo import DemoProvider
-from imagehub.quotas import RedisRates, estimate_micros, over_limit
+from imagehub.quotas import RedisRates, over_limit, price_micros
 from imagehub.safehttp import SafeClient
 from imagehub.settings import Settings
 from imagehub.store import ApiKey, DuplicateTask, Page, TaskStore, open_store
@@ -224,7 +224,7 @@ class Hub:
             idempotency_key=idempotency_key,
             request_hash=fingerprint,
         )
-        amount = self._price(model, valid.params) if key is not None else 0
+        amount = price_micros(self.catalog, self.router, model, valid.params) if key else 0
         submission = Submission(key.id if key else None, amount, base_url)
         try:
             await self.store.create(task, submission)
@@ -237,13 +237,6 @@ class Hub:
         self.metrics.submitted(task)
         self.notifier.task_queued()
         return task, True
-
-    def _price(self, model: str, params: dict[str, Any]) -> int:
-        """What a task reserves of its key's budget: nothing when only the free demo serves it."""
-        spec = self.catalog.get(model)
-        if spec is None or all(r.provider.name == "demo" for r in self.router.routes(spec)):
-            return 0
-        return estimate_micros(self.catalog, spec, params)
 
     async def get(self, tenant_id: str, task_id: str) -> Task:
         task = await self.store.get(task_id, tenant_id)

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 from imagehub.catalog import Catalog, ModelSpec
 from imagehub.catalog.spec import output_size
 from imagehub.errors import RateLimited
+from imagehub.providers import Router
 from imagehub.store import ApiKey, TaskStore
 from imagehub.store.base import OverLimit
 
@@ -35,6 +36,14 @@ def estimate_micros(catalog: Catalog, spec: ModelSpec, params: dict[str, Any]) -
     width, height = output_size(catalog, spec, params)
     each = spec.price.estimate(params, width, height)
     return round(each * int(params.get("num_images", 1)) * 1_000_000)
+
+
+def price_micros(catalog: Catalog, router: Router, model: str, params: dict[str, Any]) -> int:
+    """What a task reserves of its key's budget: nothing when only the free demo serves it."""
+    spec = catalog.get(model)
+    if spec is None or all(r.provider.name == "demo" for r in router.routes(spec)):
+        return 0
+    return estimate_micros(catalog, spec, params)
 
 
 def usd(micros: int) -> str:

@@ -221,7 +221,8 @@ class PostgresStore(PostgresTenancy):
         async with self._connection() as conn, conn.transaction():
             written = (await conn.execute(_FINISH, params)).rowcount
             if written:
-                await finished(conn, [(task.id, tenancy.cost_micros(task))])
+                cost = tenancy.cost_micros(task)
+                await finished(conn, [(task.id, cost)], webhooks=task.webhook_url is not None)
         return bool(written)
 
     async def release(self, owner: str) -> int:

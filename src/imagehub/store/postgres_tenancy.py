@@ -88,14 +88,18 @@ async def reserve(conn: Conn, task_id: str, key_id: str, amount: int) -> None:
     )
 
 
-async def finished(conn: Conn, tasks: list[tuple[str, int]]) -> None:
-    """Settle the reservations (task id, cost) and activate the deliveries of final tasks."""
+async def finished(conn: Conn, tasks: list[tuple[str, int]], webhooks: bool = True) -> None:
+    """Settle the reservations (task id, cost) and activate the deliveries of final tasks.
+
+    `webhooks=False` when none of them has a webhook_url: one statement less per task.
+    """
     for task_id, cost in tasks:
         cur = await conn.execute(_SETTLE, (cost, task_id))
         row = await cur.fetchone()
         if row is not None:
             await conn.execute(_SETTLE_KEY, (row[1], cost, row[0]))
-        await conn.execute(_ACTIVATE, (task_id,))
+        if webhooks:
+            await conn.execute(_ACTIVATE, (task_id,))
 
 
 class PostgresTenancy:

@@ -268,7 +268,8 @@ class SQLiteStore(SQLiteTenancy):
         def write(conn: sqlite3.Connection) -> int:
             count: int = conn.execute(_FINISH, params).rowcount
             if count:
-                finished(conn, [(task.id, tenancy.cost_micros(task))])
+                cost = tenancy.cost_micros(task)
+                finished(conn, [(task.id, cost)], webhooks=task.webhook_url is not None)
             return count
 
         return bool(await self._write(lambda conn: transaction(conn, write)))

@@ -78,14 +78,18 @@ def reserve(conn: sqlite3.Connection, task_id: str, key_id: str, amount: int) ->
     )
 
 
-def finished(conn: sqlite3.Connection, tasks: list[tuple[str, int]]) -> None:
-    """Settle the reservations (task id, cost) and activate the deliveries of final tasks."""
+def finished(conn: sqlite3.Connection, tasks: list[tuple[str, int]], webhooks: bool = True) -> None:
+    """Settle the reservations (task id, cost) and activate the deliveries of final tasks.
+
+    `webhooks=False` when none of them has a webhook_url: one statement less per task.
+    """
     now = utcnow().timestamp()
     for task_id, cost in tasks:
         row = conn.execute(sql.SETTLE, (cost, task_id)).fetchone()
         if row is not None:
             conn.execute(sql.SETTLE_KEY, (row[1], cost, row[0]))
-        conn.execute(sql.ACTIVATE_DELIVERY, (now, task_id))
+        if webhooks:
+            conn.execute(sql.ACTIVATE_DELIVERY, (now, task_id))
 
 
 class SQLiteTenancy:
