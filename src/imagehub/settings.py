@@ -105,7 +105,9 @@ class Settings(BaseSettings):
         pattern=r"^[a-z_][a-z0-9_]{0,62}$",
     )
     redis_url: str | None = Field(
-        None, description="Redis (`redis://host:6379/0`) for cross-process wake-ups; optional."
+        None,
+        description="Redis (`redis://host:6379/0`) for cross-process wake-ups and per-key request "
+        "rates; optional.",
     )
     media_url: str | None = Field(
         None,
