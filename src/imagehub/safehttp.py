@@ -57,6 +57,8 @@ def check_url(url: str) -> httpx.URL:
     """The parsed URL if the hub may fetch it at all (the address is checked at connect time)."""
     if len(url) > MAX_URL_LENGTH:
         raise Refused(f"the URL is longer than {MAX_URL_LENGTH} characters")
+    if any(c.isspace() or not c.isprintable() for c in url):
+        raise Refused("the URL contains spaces or control characters")
     try:
         parsed = httpx.URL(url)
     except httpx.InvalidURL:

@@ -37,7 +37,12 @@ class KeyCreate(_Wire):
         max_length=64,
         description="The tenant the key belongs to; a new id makes a new tenant.",
     )
-    name: str = Field("", max_length=100, description="A label, to tell keys apart.")
+    name: str = Field(
+        "",
+        max_length=100,
+        pattern=r"^[^\x00-\x1f\x7f]*$",
+        description="A label, to tell keys apart.",
+    )
     admin: bool = Field(False, description="Whether the key may use the admin routes.")
     limits: LimitsIn = Field(default_factory=LimitsIn)
 

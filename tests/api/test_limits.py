@@ -228,6 +228,30 @@ async def test_deeply_nested_json_is_400_not_a_crash(client):
     assert (await client.post("/hub/v1/tasks", content=nested)).status_code in (400, 422)
 
 
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"model":"nano-banana","input":{"prompt":"x"},"metadata":{"a":NaN}}',
+        b'{"model":"nano-banana","input":{"prompt":"x"},"metadata":{"a":-Infinity}}',
+        b'{"model":"nano-banana","input":{"prompt":"x"},"metadata":{"\\ud800":"\\udfff"}}',
+        b'{"model":"nano-banana","input":{"prompt":"\\udc00"}}',
+        b"\xff\xfe{}",
+    ],
+)
+async def test_json_that_cannot_be_answered_back_is_400(client, raw):
+    answer = await client.post("/hub/v1/tasks", content=raw)
+    assert answer.status_code == 400 and answer.json()["error"]["code"] == "invalid_json"
+
+
+@pytest.mark.parametrize(
+    "url", ["http://\u0000/", "https://exa mple.com/h", "https://example.com/\nh", "http://[::1"]
+)
+async def test_a_webhook_url_with_control_characters_is_422(client, url):
+    body = {"model": "nano-banana", "input": {"prompt": "x"}, "webhook_url": url}
+    answer = await client.post("/hub/v1/tasks", json=body)
+    assert answer.status_code == 422
+
+
 async def test_an_idempotency_key_over_255_characters_is_422(client):
     answer = await client.post("/hub/v1/tasks", json=TASK, headers={"Idempotency-Key": "k" * 256})
     assert answer.status_code == 422

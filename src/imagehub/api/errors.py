@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
@@ -15,7 +16,14 @@ from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from imagehub.errors import HubError, InvalidInput, InvalidJSON, PayloadTooLarge, RateLimited
+from imagehub.errors import (
+    HubError,
+    InvalidInput,
+    InvalidJSON,
+    NotFound,
+    PayloadTooLarge,
+    RateLimited,
+)
 
 log = logging.getLogger("imagehub.api")
 M = TypeVar("M", bound=BaseModel)
@@ -51,13 +59,24 @@ async def _hub_error(request: Request, exc: Exception) -> JSONResponse:
 def parse_body(raw: bytes, schema: type[M]) -> M:
     """A JSON body, whatever Content-Type the client sent (curl -d sends a form type)."""
     try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError, RecursionError):  # nesting too deep: refused too
+        data = json.loads(raw, parse_constant=_not_json)
+        if _SURROGATE.search(raw):  # an escaped lone surrogate cannot be answered back
+            json.dumps(data, ensure_ascii=False).encode()
+    except (ValueError, UnicodeError, RecursionError):  # nesting too deep: refused too
         raise InvalidJSON() from None
     try:
         return schema.model_validate(data)
     except ValidationError as exc:
         raise InvalidInput(_details(exc.errors(), skip=0)) from None
+
+
+#: a \\uD800-\\uDFFF escape: only then can decoded JSON hold an unpaired surrogate
+_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def _not_json(constant: str) -> Any:
+    """NaN and Infinity: Python reads them, JSON has no such numbers."""
+    raise ValueError(f"{constant} is not JSON")
 
 
 def _details(errors: Sequence[Any], skip: int) -> list[dict[str, Any]]:
@@ -164,3 +183,26 @@ class BodyLimit:
             }
         )
         await send({"type": "http.response.body", "body": body})
+
+
+class NoNulBytes:
+    """Answer requests with a NUL character in their path (404) or query (422) at once.
+
+    No id or parameter of the API has one, and PostgreSQL refuses NUL in every text value:
+    such a request would otherwise reach the store and fail there.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/hub/v1/"):
+            error: HubError | None = None
+            if "\x00" in scope["path"]:
+                error = NotFound("Not found: the path has a NUL character.")
+            elif b"%00" in scope["query_string"] or b"\x00" in scope["query_string"]:
+                error = InvalidInput.one(["query"], "must not contain NUL characters", "nul")
+            if error is not None:
+                await error_response(error)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
