@@ -23,6 +23,7 @@ from pydantic import SecretStr
 from imagehub.api import create_app
 from imagehub.hub import Hub
 from imagehub.providers import Router
+from imagehub.serving import uvicorn_options
 from imagehub.settings import Settings
 from imagehub.testing import ScriptedProvider
 
@@ -43,14 +44,20 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--key", default="ih_bench", help="admin API key")
     parser.add_argument("--log-level", default="warning")
     parser.add_argument("--access-log", action="store_true", help="log every request")
+    parser.add_argument("--rpm", type=int, help="a requests-per-minute limit on the key")
     return parser.parse_args(argv)
 
 
-async def _bootstrap(hub: Hub) -> None:
+async def _bootstrap(hub: Hub, key: str, rpm: int | None) -> None:
     """Store the admin key, as `imagehub serve` does before starting the server."""
     await hub.store.open()
     try:
         await hub.ensure_admin_key()
+        if rpm is not None:  # every request then counts against the key's rate, in the store
+            record = await hub.authenticate(key)
+            await hub.store.set_key_limits(
+                record.id, rpm_limit=rpm, concurrency_limit=None, budget_micros=None
+            )
     finally:
         await hub.store.close()
 
@@ -66,7 +73,7 @@ def serve(args: argparse.Namespace, data_dir: Path) -> None:
     )
     provider = ScriptedProvider(delay=args.delay, requests=_Forget())
     hub = Hub.from_settings(settings, router=Router({}, fallback=provider))
-    asyncio.run(_bootstrap(hub))
+    asyncio.run(_bootstrap(hub, args.key, args.rpm))
     uvicorn.run(
         create_app(settings, hub=hub),
         host="127.0.0.1",
@@ -74,6 +81,7 @@ def serve(args: argparse.Namespace, data_dir: Path) -> None:
         log_level=args.log_level,
         access_log=args.access_log,
         timeout_graceful_shutdown=int(settings.shutdown_grace_seconds) + 5,
+        **uvicorn_options(settings),  # as `imagehub serve` runs: bounded request heads
     )
 
 

@@ -7,7 +7,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 # fixtures of the real services (PostgreSQL, Redis, S3) the scale-out tests use
-pytest_plugins = ["tests.services"]
+pytest_plugins = ["tests.services", "tests.webhook_receiver"]
 
 
 class ImageServer:

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from imagehub import cli_keys
 from imagehub.cli_client import add_commands as add_client_commands
 
 if TYPE_CHECKING:  # the server's modules load only for `serve`: the client commands lack them
@@ -55,6 +56,7 @@ def _parser() -> argparse.ArgumentParser:
     migrate = commands.add_parser("migrate", help="bring the database schema up to date in place")
     migrate.add_argument("--data-dir", type=Path, help="SQLite and media folder (./imagehub-data)")
     migrate.set_defaults(run=_migrate)
+    cli_keys.add_commands(commands)
     return parser
 
 
@@ -77,14 +79,13 @@ def _serve(args: argparse.Namespace) -> int:
 
         from imagehub.api import create_app
         from imagehub.hub import Hub
+        from imagehub.serving import uvicorn_options
     except ImportError as exc:  # a client-only install: the base package is the SDK and CLI
         print(f"imagehub serve needs the server extra ({exc}):", file=sys.stderr)
         print("    python -m pip install 'imagehub[server]'", file=sys.stderr)
         return 2
 
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    _logging(args.log_level)
     from imagehub.route_config import RoutesConfigError
 
     settings = _settings(args)
@@ -108,6 +109,7 @@ def _serve(args: argparse.Namespace) -> int:
         port=settings.port,
         log_level=args.log_level,
         timeout_graceful_shutdown=int(settings.shutdown_grace_seconds) + 5,
+        **uvicorn_options(settings),
     )
     return 0
 
@@ -116,11 +118,18 @@ def _worker(args: argparse.Namespace) -> int:
     from imagehub.hub import Hub
     from imagehub.service import run_worker_process
 
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    _logging(args.log_level)
     asyncio.run(run_worker_process(Hub.from_settings(_settings(args))))
     return 0
+
+
+def _logging(level: str) -> None:
+    from imagehub.safehttp import quiet_url_logs
+
+    logging.basicConfig(
+        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    quiet_url_logs()
 
 
 def _migrate(args: argparse.Namespace) -> int:

@@ -4,6 +4,7 @@
     ├── ClientError                   the request is wrong; 4xx
     │   ├── InvalidJSON               400 invalid_json
     │   ├── Unauthorized              401 unauthorized
+    │   ├── Forbidden                 403 forbidden (an admin route, a key that is not admin)
     │   ├── NotFound                  404 not_found
     │   ├── AlreadyFinished           409 already_finished
     │   ├── PayloadTooLarge           413 payload_too_large
@@ -75,6 +76,13 @@ class Unauthorized(ClientError):
 
     code = "unauthorized"
     status = 401
+
+
+class Forbidden(ClientError):
+    """This route needs an admin key."""
+
+    code = "forbidden"
+    status = 403
 
 
 class NotFound(ClientError):
@@ -298,6 +306,7 @@ HTTP_ERRORS: dict[str, type[HubError]] = {
     for cls in (
         InvalidJSON,
         Unauthorized,
+        Forbidden,
         NotFound,
         AlreadyFinished,
         PayloadTooLarge,

@@ -1,39 +1,54 @@
 """Turning an image reference (`image_urls`, `mask_url`) into bytes.
 
 Hub file URLs are read from the media store directly, data URIs are decoded, anything else is
-downloaded with a byte cap and a total deadline.
+downloaded through the safe client (`safehttp`): public addresses only, checked at connect
+time, a byte cap, a total deadline, and the first bytes sniffed for an image signature.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import re
 
-import httpx
-
 from imagehub.errors import ImageDownloadError, InvalidInputImage
 from imagehub.media import MediaStore
+from imagehub.netguard import AddressPolicy
+from imagehub.safehttp import FetchError, SafeClient, TooLarge, redact
 
 _HUB_FILE = re.compile(r"^https?://[^/]+(?:/[^?#]*)?/hub/v1/files/(f_[A-Za-z0-9]{22}\.\w+)$")
 _DATA_URI = re.compile(r"^data:image/[\w.+-]+;base64,", re.IGNORECASE)
+_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a")
+
+
+def sniff_image(head: bytes) -> None:
+    """Refuse bytes that do not start like a PNG, JPEG, WebP or GIF, whatever the headers say."""
+    if not head.startswith(_MAGIC) and not (head[:4] == b"RIFF" and head[8:12] == b"WEBP"):
+        raise NotAnImage("it is not a PNG, JPEG, WebP or GIF image")
+
+
+class NotAnImage(FetchError):
+    """The body is not an image of an allowed format."""
 
 
 class Fetcher:
-    """Fetches input images; one pooled HTTP client for all downloads."""
+    """Fetches input images through the safe client (one pooled client for all downloads)."""
 
-    def __init__(self, media: MediaStore, *, max_bytes: int, timeout: float) -> None:
+    def __init__(
+        self,
+        media: MediaStore,
+        *,
+        max_bytes: int,
+        timeout: float,
+        client: SafeClient | None = None,
+    ) -> None:
         self.media = media
         self.max_bytes = max_bytes
         self.timeout = timeout
-        # environment proxies are never used: the hub decides where it connects
-        self._client = httpx.AsyncClient(
-            trust_env=False, follow_redirects=True, max_redirects=3, timeout=timeout
-        )
+        self.client = client or SafeClient(AddressPolicy())
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        await self.client.aclose()
 
     async def fetch(self, ref: str, label: str) -> bytes:
         """The bytes of one image reference; `label` names it in error messages."""
@@ -45,10 +60,14 @@ class Fetcher:
         if _DATA_URI.match(ref):
             return self._decode_data_uri(ref, label)
         try:
-            return await asyncio.wait_for(self._download(ref, label), self.timeout)
-        except TimeoutError:
+            return await self.client.get(
+                ref, max_bytes=self.max_bytes, deadline=self.timeout, sniff=sniff_image
+            )
+        except (TooLarge, NotAnImage) as exc:
+            raise InvalidInputImage(f"{label} ({redact(ref)}): {exc}") from None
+        except FetchError as exc:
             raise ImageDownloadError(
-                f"{label} could not be downloaded within {self.timeout:g} s: {ref[:200]}"
+                f"{label} could not be downloaded from {redact(ref)}: {exc}"
             ) from None
 
     def _decode_data_uri(self, ref: str, label: str) -> bytes:
@@ -59,23 +78,3 @@ class Fetcher:
             return base64.b64decode(payload, validate=True)
         except (binascii.Error, ValueError):
             raise InvalidInputImage(f"{label} is a data URI with invalid base64") from None
-
-    async def _download(self, url: str, label: str) -> bytes:
-        try:
-            async with self._client.stream("GET", url) as response:
-                if response.status_code != 200:
-                    raise ImageDownloadError(
-                        f"{label} could not be downloaded: {url[:200]} answered "
-                        f"HTTP {response.status_code}"
-                    )
-                chunks, size = [], 0
-                async for chunk in response.aiter_bytes():
-                    size += len(chunk)
-                    if size > self.max_bytes:
-                        raise InvalidInputImage(f"{label} is larger than {self.max_bytes:,} bytes")
-                    chunks.append(chunk)
-                return b"".join(chunks)
-        except httpx.HTTPError as exc:
-            raise ImageDownloadError(
-                f"{label} could not be downloaded from {url[:200]}: {type(exc).__name__}"
-            ) from None

@@ -8,11 +8,11 @@ import dataclasses
 import hashlib
 import json
 import logging
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 from imagehub import imaging
+from imagehub.accounts import Accounts
 from imagehub.broadcast import open_notifier
 from imagehub.catalog import Catalog, ModelSpec, Validator
 from imagehub.errors import (
@@ -21,25 +21,28 @@ from imagehub.errors import (
     InvalidInput,
     InvalidInputImage,
     NotFound,
-    Unauthorized,
 )
 from imagehub.fetch import Fetcher
 from imagehub.keys import hash_key, make_key
 from imagehub.media import MediaStore, Presigning, open_media
 from imagehub.metrics import Metrics
+from imagehub.netguard import AddressPolicy
 from imagehub.notify import Notifier
+from imagehub.quotas import RedisRates, over_limit, price_micros
 from imagehub.route_config import build_router
 from imagehub.routes import Router
+from imagehub.safehttp import SafeClient
 from imagehub.settings import Settings
 from imagehub.store import ApiKey, DuplicateTask, Page, TaskStore, open_store
+from imagehub.store.base import OverLimit, Submission
 from imagehub.tasks import Task, TaskOutput, TaskStatus, new_id
+from imagehub.webhooks import WebhookSender, check_webhook_url
 from imagehub.worker import Worker
 
 log = logging.getLogger("imagehub")
 
 MAX_WAIT_SECONDS = 60.0
 MAX_METADATA_BYTES = 4096
-_KEY_CACHE_SECONDS = 30.0
 
 
 class Hub:
@@ -64,10 +67,18 @@ class Hub:
         self.router = router
         self.notifier = notifier or Notifier()
         self.metrics = Metrics()
+        #: every URL a client hands the hub is fetched through this one (images, webhooks)
+        self.policy = AddressPolicy.parse(settings.fetch_allow_private)
+        self.safe_client = SafeClient(self.policy)
+        rates = (
+            RedisRates(settings.redis_url, settings.wakeup_channel) if settings.redis_url else None
+        )
+        self.accounts = Accounts(store, settings, rates)
         self.fetcher = Fetcher(
             media,
             max_bytes=settings.max_input_image_bytes,
             timeout=settings.fetch_timeout_seconds,
+            client=self.safe_client,
         )
         self.worker: Worker | None = None
         if run_worker:
@@ -79,10 +90,16 @@ class Hub:
                 catalog=catalog,
                 notifier=self.notifier,
                 fetcher=self.fetcher,
-                on_finish=self.metrics.finished,
+                on_finish=self._finished,
+            )
+        #: sends webhooks wherever tasks are run
+        self.webhooks: WebhookSender | None = None
+        if run_worker:
+            self.webhooks = WebhookSender(
+                settings=settings, store=store, accounts=self.accounts, client=self.safe_client
             )
         self._worker_runner: asyncio.Task[None] | None = None
-        self._keys: dict[str, tuple[float, ApiKey | None]] = {}
+        self._webhook_runner: asyncio.Task[None] | None = None
 
     @classmethod
     def from_settings(
@@ -116,11 +133,17 @@ class Hub:
         if self.worker is not None:
             await self.worker.reap()
             self._worker_runner = asyncio.create_task(self.worker.run(), name="imagehub-worker")
+        if self.webhooks is not None:
+            self._webhook_runner = asyncio.create_task(self.webhooks.run(), name="imagehub-hooks")
 
     async def stop(self) -> None:
         if self.worker is not None and self._worker_runner is not None:
             self.worker.stop()
             await self._worker_runner
+        if self.webhooks is not None and self._webhook_runner is not None:
+            self.webhooks.stop()
+            await self._webhook_runner
+        await self.accounts.aclose()
         for provider in self.router.providers():
             await provider.aclose()
         await self.fetcher.aclose()
@@ -145,18 +168,12 @@ class Hub:
         return plaintext
 
     async def authenticate(self, key: str) -> ApiKey:
-        digest = hash_key(key)
-        now = time.monotonic()
-        cached = self._keys.get(digest)
-        if cached is None or now - cached[0] > _KEY_CACHE_SECONDS:
-            cached = (now, await self.store.get_key(digest))
-            if len(self._keys) > 10_000:
-                self._keys.clear()
-            self._keys[digest] = cached
-        record = cached[1]
-        if record is None or record.revoked_at is not None:
-            raise Unauthorized()
-        return record
+        return await self.accounts.authenticate(key)
+
+    def _finished(self, task: Task) -> None:
+        self.metrics.finished(task)
+        if self.webhooks is not None and task.webhook_url is not None:
+            self.webhooks.nudge()
 
     # -- models
 
@@ -180,13 +197,21 @@ class Hub:
         metadata: dict[str, Any] | None = None,
         webhook_url: str | None = None,
         idempotency_key: str | None = None,
+        key: ApiKey | None = None,
+        base_url: str = "",
     ) -> tuple[Task, bool]:
-        """Validate and store a task; return it and whether it was created (not replayed)."""
+        """Validate and store a task; return it and whether it was created (not replayed).
+
+        `key` is charged (its concurrency limit and budget; 429 past them); `base_url` is where
+        clients reach the hub, for the file URLs of the task's webhook.
+        """
         valid = self.validator.validate(model, input)
         if metadata is not None and len(json.dumps(metadata)) > MAX_METADATA_BYTES:
             raise InvalidInput.one(
                 ["metadata"], f"must be at most {MAX_METADATA_BYTES} bytes as JSON", "too_long"
             )
+        if webhook_url is not None:
+            check_webhook_url(webhook_url, self.policy)
         fingerprint = _fingerprint(model, input, metadata, webhook_url)
         task = Task(
             id=new_id("tsk_"),
@@ -200,12 +225,16 @@ class Hub:
             idempotency_key=idempotency_key,
             request_hash=fingerprint,
         )
+        amount = price_micros(self.catalog, self.router, model, valid.params) if key else 0
+        submission = Submission(key.id if key else None, amount, base_url)
         try:
-            await self.store.create(task)
+            await self.store.create(task, submission)
         except DuplicateTask as dup:
             if dup.existing.request_hash != fingerprint:
                 raise IdempotencyKeyReused() from None
             return dup.existing, False
+        except OverLimit as exc:
+            raise over_limit(exc, amount) from None
         self.metrics.submitted(task)
         self.notifier.task_queued()
         return task, True
@@ -262,6 +291,8 @@ class Hub:
             raise AlreadyFinished(f"task {task_id} is already {task.status}")
         if self.worker is not None:
             self.worker.abandon(task_id)
+        if self.webhooks is not None:
+            self.webhooks.nudge()
         self.notifier.task_changed(task_id)
         self.metrics.finished(task)
         return task

@@ -112,7 +112,9 @@ class Settings(BaseSettings):
         pattern=r"^[a-z_][a-z0-9_]{0,62}$",
     )
     redis_url: str | None = Field(
-        None, description="Redis (`redis://host:6379/0`) for cross-process wake-ups; optional."
+        None,
+        description="Redis (`redis://host:6379/0`) for cross-process wake-ups and per-key request "
+        "rates; optional.",
     )
     media_url: str | None = Field(
         None,
@@ -185,6 +187,46 @@ class Settings(BaseSettings):
         description="Longest wait before a retry; an upstream asking to wait longer fails the "
         "task at once.",
         gt=0,
+    )
+    # -- tenants, limits, webhooks and hostile input
+
+    fetch_allow_private: str = Field(
+        "",
+        description="Comma-separated networks (CIDR), addresses or host names the hub may "
+        "fetch from (image URLs, webhooks) although they are not public, on any port; cloud "
+        "metadata addresses stay refused. Default: public addresses on ports 80 and 443 only.",
+    )
+    key_cache_seconds: float = Field(
+        5.0,
+        description="How long a process trusts a key it looked up; a revoked key or a changed "
+        "limit takes effect in every process within this time.",
+        ge=0,
+    )
+    webhook_timeout_seconds: float = Field(
+        15.0, description="Time one webhook delivery attempt may take.", gt=0
+    )
+    webhook_retry_delays: list[float] = Field(
+        [5, 300, 1800, 7200, 18000, 36000, 28800],
+        description="Pauses before each retry of a failed webhook delivery, in seconds, as a "
+        "JSON list (jittered by 10%); the default retries for about a day.",
+    )
+    max_header_bytes: int = Field(
+        32768,
+        description="Largest request line and headers `imagehub serve` accepts; more is "
+        "answered 400 (431 on the h11 server).",
+        ge=1024,
+    )
+    header_timeout_seconds: float = Field(
+        10.0,
+        description="Time a client has to send a request's line and headers before "
+        "`imagehub serve` closes the connection.",
+        gt=0,
+    )
+    body_timeout_seconds: float = Field(
+        120.0, description="Time a client has to send a request's whole body (else 408).", gt=0
+    )
+    keep_alive_seconds: int = Field(
+        5, description="How long `imagehub serve` keeps an idle connection open.", ge=1
     )
 
     @property

@@ -12,6 +12,8 @@ from imagehub.keys import make_key
 from imagehub.testing import ScriptedProvider, memory_hub
 
 ADMIN_KEY = "ih_test_admin"
+#: the loopback image servers of these tests are private addresses: allow-list them
+LOOPBACK = "127.0.0.1/32"
 
 
 async def _client(hub: Hub) -> AsyncIterator[httpx.AsyncClient]:
@@ -36,7 +38,9 @@ def provider() -> ScriptedProvider:
 @pytest.fixture
 def hub(provider: ScriptedProvider) -> Hub:
     """A hub on memory backends whose every model is served by the scripted provider."""
-    return memory_hub(provider, retry_base_seconds=0.01, poll_seconds=0.2)
+    return memory_hub(
+        provider, retry_base_seconds=0.01, poll_seconds=0.2, fetch_allow_private=LOOPBACK
+    )
 
 
 @pytest.fixture
@@ -48,7 +52,7 @@ async def client(hub: Hub) -> AsyncIterator[httpx.AsyncClient]:
 @pytest.fixture
 async def demo_client() -> AsyncIterator[httpx.AsyncClient]:
     """A client of a hub served by the real offline demo provider."""
-    async for c in _client(memory_hub(None, poll_seconds=0.2)):
+    async for c in _client(memory_hub(None, poll_seconds=0.2, fetch_allow_private=LOOPBACK)):
         yield c
 
 

@@ -36,6 +36,7 @@ async def api(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[h
         data_dir=tmp_path,
         poll_seconds=30,
         database_pool_size=3,
+        fetch_allow_private="127.0.0.1",  # the webhook receiver
     )
     router = Router({}, fallback=ScriptedProvider(delay=0.05))
     api_hub = Hub.from_settings(settings, run_worker=False, router=router)
@@ -87,3 +88,36 @@ async def test_the_event_stream_follows_a_task_run_by_the_worker_process(api: ht
                 events.append((name, json.loads(line.removeprefix("data: "))))
     assert events[-1][0] == "done" and events[-1][1]["status"] == "succeeded"
     assert events[0][1]["status"] in ("queued", "running")
+
+
+async def test_nul_characters_never_reach_postgresql(api: httpx.AsyncClient):
+    """PostgreSQL refuses NUL in text: such ids and parameters are answered before the store."""
+    for method, path in [
+        ("GET", "/hub/v1/tasks/tsk%00x"),
+        ("POST", "/hub/v1/tasks/tsk%00x/cancel"),
+        ("GET", "/hub/v1/tasks/tsk%00x/events"),
+        ("GET", "/hub/v1/tasks/tsk%00x/webhook"),
+        ("GET", "/hub/v1/admin/keys/key%00"),
+    ]:
+        assert (await api.request(method, path)).status_code == 404, path
+    for path in ("/hub/v1/tasks?model=a%00", "/hub/v1/admin/keys?tenant_id=%00"):
+        assert (await api.get(path)).status_code == 422, path
+    named = await api.post("/hub/v1/admin/keys", json={"tenant_id": "acme", "name": "a\u0000"})
+    assert named.status_code == 422
+    hooked = await api.post("/hub/v1/tasks", json={**BODY, "webhook_url": "https://a\u0000b/"})
+    assert hooked.status_code == 422
+
+
+async def test_the_worker_process_sends_the_webhook(api: httpx.AsyncClient, receiver):
+    from standardwebhooks.webhooks import Webhook
+
+    secret = (await api.get("/hub/v1/webhooks/secret")).json()["secret"]
+    task = (await api.post("/hub/v1/tasks", json={**BODY, "webhook_url": receiver.url})).json()
+    for _ in range(200):
+        delivery = (await api.get(f"/hub/v1/tasks/{task['task_id']}/webhook")).json()
+        if delivery["state"] == "succeeded":
+            break
+        await asyncio.sleep(0.05)
+    assert delivery["state"] == "succeeded"
+    [got] = receiver.received
+    assert Webhook(secret).verify(got.body, got.headers)["task_id"] == task["task_id"]

@@ -6,7 +6,7 @@ import asyncio
 import base64
 import dataclasses
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -14,15 +14,55 @@ from typing import Any
 import pytest
 
 from imagehub.store import ApiKey, DuplicateTask, MemoryStore, SQLiteStore, TaskStore
+from imagehub.store.base import (
+    DeliveryAttempt,
+    OverLimit,
+    Submission,
+    WebhookSecret,
+    delivery_id,
+)
 from imagehub.store.rows import LOST_WORKER_ERROR
 from imagehub.tasks import OutputImage, Task, TaskOutput, TaskStatus, Usage, new_id, utcnow
 
-#: One factory per backend, given a fresh temporary directory. A server backend (postgres) is
-#: added here with its own factory; the fixture and every test stay as they are.
-BACKENDS: dict[str, Callable[[Path], TaskStore]] = {
-    "memory": lambda tmp_path: MemoryStore(),
-    "sqlite": lambda tmp_path: SQLiteStore(tmp_path / "hub.db"),
+#: One factory per backend, given the test's request (for fixtures) and a fresh temporary
+#: directory; the server backend (postgres) gets a fresh database of its own.
+BACKENDS: dict[str, Callable[[pytest.FixtureRequest, Path], TaskStore]] = {
+    "memory": lambda request, tmp_path: MemoryStore(),
+    "sqlite": lambda request, tmp_path: SQLiteStore(tmp_path / "hub.db"),
+    "postgres": lambda request, tmp_path: _postgres(request.getfixturevalue("shared_postgres")),
 }
+
+
+def _postgres(url: str) -> TaskStore:
+    from imagehub.store.postgres import PostgresStore
+
+    return PostgresStore(url, pool_size=4)
+
+
+@pytest.fixture(scope="module")
+def postgres_for_module(postgres_admin_url: str) -> Iterator[str]:
+    """One database for this module's tests: migrating a fresh one per test is slow."""
+    from tests.services import Databases
+
+    databases = Databases(postgres_admin_url)
+    yield databases.create()
+    databases.drop_all()
+
+
+@pytest.fixture
+def shared_postgres(postgres_for_module: str) -> str:
+    """The module's database, emptied (once migrated, every table is truncated)."""
+    import psycopg
+
+    with psycopg.connect(postgres_for_module, autocommit=True) as conn:
+        tables = conn.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() "
+            "AND tablename <> 'schema_version'"
+        ).fetchall()
+        if tables:
+            conn.execute(f"TRUNCATE {', '.join(t[0] for t in tables)}")
+    return postgres_for_module
+
 
 #: short leases for the expiry tests, with a sleep that safely outlasts them
 SHORT_LEASE = 0.05
@@ -34,7 +74,7 @@ BASE = utcnow() - timedelta(hours=1)
 
 @pytest.fixture(params=list(BACKENDS))
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[TaskStore]:
-    backend = BACKENDS[request.param](tmp_path)
+    backend = BACKENDS[request.param](request, tmp_path)
     await backend.open()
     try:
         yield backend
@@ -623,3 +663,296 @@ async def test_count_keys_counts_only_keys_not_revoked(store):
         await store.add_key(key)
     assert await store.count_keys() == 2
     assert await store.get_key("hash-3") == revoked
+
+
+# ---------------------------------------------------------------- keys: listing, revoking, limits
+
+
+async def test_list_keys_lists_a_tenants_keys_or_all_oldest_first(store):
+    a1 = make_key("h1", created_at=BASE)
+    b1 = make_key("h2", tenant_id="tenant-b", created_at=BASE + timedelta(seconds=1))
+    a2 = make_key("h3", created_at=BASE + timedelta(seconds=2), revoked_at=BASE)
+    for key in (a2, b1, a1):
+        await store.add_key(key)
+    assert await store.list_keys("tenant-a") == [a1, a2]
+    assert await store.list_keys() == [a1, b1, a2]
+    assert await store.list_keys("nobody") == []
+
+
+async def test_get_key_by_id_and_unknown_ids(store):
+    key = make_key("h1", rpm_limit=60, concurrency_limit=2, budget_micros=5_000_000)
+    await store.add_key(key)
+    assert await store.get_key_by_id(key.id) == key
+    assert await store.get_key_by_id("k_missing") is None
+    assert await store.revoke_key("k_missing") is None
+    limits = {"rpm_limit": 1, "concurrency_limit": 1, "budget_micros": 1}
+    assert await store.set_key_limits("k_missing", **limits) is None
+
+
+async def test_revoke_key_sets_the_time_once(store):
+    key = make_key("h1")
+    await store.add_key(key)
+    first = await store.revoke_key(key.id)
+    assert first is not None and first.revoked_at is not None
+    again = await store.revoke_key(key.id)
+    assert again == first
+    assert await store.get_key("h1") == first
+    assert await store.count_keys() == 0
+
+
+async def test_set_key_limits_replaces_all_three(store):
+    key = make_key("h1", rpm_limit=60)
+    await store.add_key(key)
+    changed = await store.set_key_limits(
+        key.id, rpm_limit=None, concurrency_limit=3, budget_micros=2_500_000
+    )
+    expected = dataclasses.replace(
+        key, rpm_limit=None, concurrency_limit=3, budget_micros=2_500_000
+    )
+    assert changed == expected
+    assert await store.get_key("h1") == expected
+
+
+# ---------------------------------------------------------------- request rates
+
+
+async def test_rate_hit_allows_a_minutes_burst_then_says_how_long_to_wait(store):
+    assert [await store.rate_hit("k1", 3) for _ in range(3)] == [0.0, 0.0, 0.0]
+    wait = await store.rate_hit("k1", 3)
+    assert 0 < wait <= 20.0  # one request every 60 / 3 seconds
+    assert await store.rate_hit("k2", 3) == 0.0, "each key has its own rate"
+    assert 0 < await store.rate_hit("k1", 3) <= 20.0, "a refused request is not counted"
+
+
+# ---------------------------------------------------------------- spend: reserve, settle, release
+
+
+async def limited_key(store: TaskStore, **limits: Any) -> ApiKey:
+    key = make_key("h-" + new_id(""), **limits)
+    await store.add_key(key)
+    return key
+
+
+async def usage_of(store: TaskStore, key: ApiKey) -> tuple[int, int, int]:
+    now = await store.get_key_by_id(key.id)
+    assert now is not None
+    return now.active_tasks, now.reserved_micros, now.spent_micros
+
+
+def charged(key: ApiKey, micros: int, base_url: str = "") -> Submission:
+    return Submission(key_id=key.id, reserve_micros=micros, base_url=base_url)
+
+
+def succeeded_at(task: Task, cost: float) -> Task:
+    return task.replace(
+        status=TaskStatus.SUCCEEDED, output=output(), usage=Usage(cost), finished_at=utcnow()
+    )
+
+
+async def test_a_submit_reserves_and_a_success_settles_at_its_cost_once(store):
+    key = await limited_key(store, budget_micros=1_000_000)
+    task = make_task()
+    await store.create(task, charged(key, 80_000))
+    assert await usage_of(store, key) == (1, 80_000, 0)
+    [claimed] = await store.claim("w1", 1, 60)
+    assert await store.finish(succeeded_at(claimed, 0.039))
+    assert await usage_of(store, key) == (0, 0, 39_000)
+    # at-least-once: a repeat of the same outcome changes nothing, charges nothing
+    assert not await store.finish(succeeded_at(claimed, 0.039))
+    assert await usage_of(store, key) == (0, 0, 39_000)
+
+
+async def test_a_retry_keeps_the_reservation_and_a_failure_releases_it(store):
+    key = await limited_key(store)
+    await store.create(make_task(), charged(key, 50_000))
+    [claimed] = await store.claim("w1", 1, 60)
+    retry = claimed.replace(status=TaskStatus.QUEUED, run_after=BASE)
+    assert await store.finish(retry)
+    assert await usage_of(store, key) == (1, 50_000, 0)
+    [again] = await store.claim("w1", 1, 60)
+    failed = again.replace(status=TaskStatus.FAILED, error={"code": "x"}, finished_at=utcnow())
+    assert await store.finish(failed)
+    assert await usage_of(store, key) == (0, 0, 0)
+
+
+async def test_cancel_and_reap_release_reservations(store):
+    key = await limited_key(store)
+    queued, running = make_task(offset=0), make_task(offset=1, max_attempts=1)
+    await store.create(queued, charged(key, 10))
+    await store.create(running, charged(key, 20))
+    assert await usage_of(store, key) == (2, 30, 0)
+    await store.cancel(queued.id, "tenant-a")
+    assert await usage_of(store, key) == (1, 20, 0)
+    await store.cancel(queued.id, "tenant-a")
+    assert await usage_of(store, key) == (1, 20, 0), "released once"
+    await store.claim("w1", 1, SHORT_LEASE)
+    await asyncio.sleep(PAST_SHORT_LEASE)
+    [reaped] = await store.reap()
+    assert reaped.status == TaskStatus.FAILED
+    assert await usage_of(store, key) == (0, 0, 0)
+
+
+async def test_the_concurrency_limit_refuses_a_task_and_stores_nothing(store):
+    key = await limited_key(store, concurrency_limit=2)
+    first, second, third = make_task(offset=0), make_task(offset=1), make_task(offset=2)
+    await store.create(first, charged(key, 0))
+    await store.create(second, charged(key, 0))
+    with pytest.raises(OverLimit) as caught:
+        await store.create(third, charged(key, 0))
+    assert caught.value.limit == "concurrency"
+    assert caught.value.key.active_tasks == 2
+    assert await store.get(third.id) is None
+    await store.cancel(first.id, "tenant-a")
+    await store.create(third, charged(key, 0))
+    assert await usage_of(store, key) == (2, 0, 0)
+
+
+async def test_the_budget_counts_spent_and_reserved_and_refuses_past_it(store):
+    key = await limited_key(store, budget_micros=100_000)
+    first = make_task(offset=0)
+    await store.create(first, charged(key, 60_000))
+    with pytest.raises(OverLimit) as caught:
+        await store.create(make_task(offset=1), charged(key, 60_000))
+    assert caught.value.limit == "budget"
+    [claimed] = await store.claim("w1", 1, 60)
+    assert await store.finish(succeeded_at(claimed, 0.03))
+    assert await usage_of(store, key) == (0, 0, 30_000)
+    await store.create(make_task(offset=2), charged(key, 60_000))  # 30k spent + 60k <= 100k
+    with pytest.raises(OverLimit):
+        await store.create(make_task(offset=3), charged(key, 20_000))
+
+
+async def test_concurrent_submits_never_overshoot_a_limit(store):
+    key = await limited_key(store, concurrency_limit=3)
+    tasks = [make_task(offset=i) for i in range(12)]
+    results = await asyncio.gather(
+        *(store.create(t, charged(key, 1)) for t in tasks), return_exceptions=True
+    )
+    assert sum(r is None for r in results) == 3
+    assert all(isinstance(r, OverLimit) for r in results if r is not None)
+    assert await usage_of(store, key) == (3, 3, 0)
+
+
+async def test_a_replayed_submit_reserves_nothing_more(store):
+    key = await limited_key(store)
+    first = make_task(idempotency_key="k1", webhook_url="https://example.com/h")
+    await store.create(first, charged(key, 10))
+    with pytest.raises(DuplicateTask):
+        await store.create(
+            make_task(idempotency_key="k1", webhook_url="https://example.com/h"), charged(key, 10)
+        )
+    assert await usage_of(store, key) == (1, 10, 0)
+    assert [d.task_id for d in (await store.list_deliveries("tenant-a"))[0]] == [first.id]
+
+
+async def test_a_submission_for_an_unknown_key_counts_nothing(store):
+    task = make_task()
+    await store.create(task, Submission(key_id="k_gone", reserve_micros=5))
+    assert await store.get(task.id) == task
+
+
+# ---------------------------------------------------------------- webhook deliveries
+
+
+async def test_a_webhook_waits_for_its_task_then_is_due(store):
+    task = make_task(webhook_url="https://example.com/hook")
+    await store.create(task, Submission(base_url="https://hub.example"))
+    waiting = await store.get_delivery(task.id, "tenant-a")
+    assert waiting is not None
+    assert (waiting.id, waiting.state, waiting.url) == (
+        delivery_id(task.id),
+        "waiting",
+        "https://example.com/hook",
+    )
+    assert waiting.base_url == "https://hub.example"
+    assert await store.claim_deliveries("s1", 10, 60) == []
+    [claimed] = await store.claim("w1", 1, 60)
+    assert await store.finish(succeeded_at(claimed, 0))
+    due = await store.get_delivery(task.id, "tenant-a")
+    assert due is not None and due.state == "pending" and due.next_attempt_at is not None
+    [leased] = await store.claim_deliveries("s1", 10, 60)
+    assert (leased.id, leased.attempts, leased.lease_owner) == (waiting.id, 1, "s1")
+    assert leased.lease_token == waiting.lease_token + 1
+    assert await store.claim_deliveries("s2", 10, 60) == [], "leased: nobody else takes it"
+
+
+async def test_a_task_without_webhook_url_has_no_delivery(store):
+    task = make_task()
+    await store.create(task, Submission(base_url="https://hub.example"))
+    assert await store.get_delivery(task.id, "tenant-a") is None
+
+
+async def due_delivery(store: TaskStore, *, tenant: str = "tenant-a", offset: float = 0.0):
+    task = make_task(tenant=tenant, offset=offset, webhook_url="https://example.com/h")
+    await store.create(task)
+    await store.cancel(task.id, tenant)  # final: its delivery is due
+    return task
+
+
+async def test_finish_delivery_is_fenced_by_the_lease_token(store):
+    task = await due_delivery(store)
+    [leased] = await store.claim_deliveries("s1", 1, SHORT_LEASE)
+    await asyncio.sleep(PAST_SHORT_LEASE)
+    [again] = await store.claim_deliveries("s2", 1, 60)  # the first sender's lease expired
+    assert (again.id, again.attempts) == (leased.id, 2)
+    attempt = DeliveryAttempt(utcnow().replace(microsecond=0), 200, None)
+    late = dataclasses.replace(leased, state="succeeded", history=(attempt,))
+    assert await store.finish_delivery(late) is False
+    done = dataclasses.replace(again, state="succeeded", history=(attempt,))
+    assert await store.finish_delivery(done) is True
+    stored_now = await store.get_delivery(task.id, "tenant-a")
+    assert stored_now is not None
+    assert (stored_now.state, stored_now.history, stored_now.lease_owner) == (
+        "succeeded",
+        (attempt,),
+        None,
+    )
+    assert await store.finish_delivery(done) is False, "finished: the token no longer matches"
+
+
+async def test_a_retried_delivery_is_due_again_at_its_time(store):
+    await due_delivery(store)
+    [leased] = await store.claim_deliveries("s1", 1, 60)
+    attempt = DeliveryAttempt(utcnow().replace(microsecond=0), None, "timed out")
+    later = dataclasses.replace(
+        leased, next_attempt_at=utcnow() + timedelta(minutes=5), history=(attempt,)
+    )
+    assert await store.finish_delivery(later)
+    assert await store.claim_deliveries("s1", 1, 60) == []
+    soon = dataclasses.replace(later, next_attempt_at=utcnow() - timedelta(seconds=1))
+    assert not await store.finish_delivery(soon), "not leased any more"
+
+
+async def test_deliveries_are_scoped_to_their_tenant_and_listed_newest_first(store):
+    tasks = [await due_delivery(store, offset=i) for i in range(3)]
+    other = await due_delivery(store, tenant="tenant-b", offset=9)
+    assert await store.get_delivery(other.id, "tenant-a") is None
+    page, cursor = await store.list_deliveries("tenant-a", limit=2)
+    assert [d.task_id for d in page] == [tasks[2].id, tasks[1].id]
+    assert cursor is not None
+    rest, end = await store.list_deliveries("tenant-a", limit=2, cursor=cursor)
+    assert ([d.task_id for d in rest], end) == ([tasks[0].id], None)
+    assert [d.task_id for d in (await store.list_deliveries("tenant-b"))[0]] == [other.id]
+
+
+# ---------------------------------------------------------------- webhook secrets
+
+
+async def test_ensure_webhook_secret_adds_one_only_when_there_is_none(store):
+    first = WebhookSecret("tenant-a", "whsec_one", BASE.replace(microsecond=0))
+    assert await store.ensure_webhook_secret(first) == [first]
+    second = WebhookSecret("tenant-a", "whsec_two", BASE.replace(microsecond=0))
+    assert await store.ensure_webhook_secret(second) == [first]
+    assert await store.webhook_secrets("tenant-b") == []
+
+
+async def test_rotate_keeps_the_old_secret_signing_for_the_overlap(store):
+    old = WebhookSecret("tenant-a", "whsec_old", BASE.replace(microsecond=0))
+    await store.ensure_webhook_secret(old)
+    new = WebhookSecret("tenant-a", "whsec_new", utcnow().replace(microsecond=0))
+    active = await store.rotate_webhook_secret(new, 3600)
+    assert [s.secret for s in active] == ["whsec_new", "whsec_old"]
+    assert active[0].expires_at is None and active[1].expires_at is not None
+    newest = WebhookSecret("tenant-a", "whsec_newest", utcnow().replace(microsecond=0))
+    active = await store.rotate_webhook_secret(newest, 0)
+    assert [s.secret for s in active] == ["whsec_newest"]

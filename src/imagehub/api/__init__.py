@@ -8,8 +8,8 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from imagehub.api import files, models, openai_images, ops, page, tasks
-from imagehub.api.errors import BodyLimit, install_error_handlers
+from imagehub.api import files, keys, models, openai_images, ops, page, tasks, webhooks
+from imagehub.api.errors import BodyLimit, NoNulBytes, install_error_handlers
 from imagehub.hub import Hub
 from imagehub.settings import Settings
 
@@ -36,7 +36,10 @@ def create_app(settings: Settings | None = None, *, hub: Hub | None = None) -> F
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
-    for module in (tasks, models, files, ops, openai_images, page):
+    app.add_middleware(
+        BodyLimit, max_bytes=settings.max_body_bytes, timeout=settings.body_timeout_seconds
+    )
+    app.add_middleware(NoNulBytes)
+    for module in (tasks, models, files, ops, openai_images, page, keys, webhooks):
         app.include_router(module.router)
     return app

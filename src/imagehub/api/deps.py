@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from imagehub.errors import Unauthorized
+from imagehub.errors import Forbidden, Unauthorized
 from imagehub.hub import Hub
 from imagehub.store import ApiKey
 
@@ -29,10 +29,21 @@ async def get_caller(
 ) -> ApiKey:
     if credentials is None or not credentials.credentials:
         raise Unauthorized()
-    return await hub.authenticate(credentials.credentials)
+    key = await hub.authenticate(credentials.credentials)
+    await hub.accounts.check_rate(key)  # every authenticated request counts
+    return key
 
 
 CallerDep = Annotated[ApiKey, Depends(get_caller)]
+
+
+async def get_admin(caller: CallerDep) -> ApiKey:
+    if not caller.admin:
+        raise Forbidden()
+    return caller
+
+
+AdminDep = Annotated[ApiKey, Depends(get_admin)]
 
 
 async def get_base_url(request: Request, hub: HubDep) -> str:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import re
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
@@ -14,7 +16,14 @@ from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from imagehub.errors import HubError, InvalidInput, InvalidJSON, PayloadTooLarge, RateLimited
+from imagehub.errors import (
+    HubError,
+    InvalidInput,
+    InvalidJSON,
+    NotFound,
+    PayloadTooLarge,
+    RateLimited,
+)
 
 log = logging.getLogger("imagehub.api")
 M = TypeVar("M", bound=BaseModel)
@@ -23,8 +32,16 @@ _HTTP_CODES = {
     401: "unauthorized",
     404: "not_found",
     405: "method_not_allowed",
+    408: "request_timeout",
     413: "payload_too_large",
 }
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` entries: these statuses answer with the error envelope."""
+    from imagehub.schemas import ErrorBody
+
+    return {code: {"model": ErrorBody} for code in codes}
 
 
 def error_response(exc: HubError) -> JSONResponse:
@@ -42,13 +59,24 @@ async def _hub_error(request: Request, exc: Exception) -> JSONResponse:
 def parse_body(raw: bytes, schema: type[M]) -> M:
     """A JSON body, whatever Content-Type the client sent (curl -d sends a form type)."""
     try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+        data = json.loads(raw, parse_constant=_not_json)
+        if _SURROGATE.search(raw):  # an escaped lone surrogate cannot be answered back
+            json.dumps(data, ensure_ascii=False).encode()
+    except (ValueError, UnicodeError, RecursionError):  # nesting too deep: refused too
         raise InvalidJSON() from None
     try:
         return schema.model_validate(data)
     except ValidationError as exc:
         raise InvalidInput(_details(exc.errors(), skip=0)) from None
+
+
+#: a \\uD800-\\uDFFF escape: only then can decoded JSON hold an unpaired surrogate
+_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def _not_json(constant: str) -> Any:
+    """NaN and Infinity: Python reads them, JSON has no such numbers."""
+    raise ValueError(f"{constant} is not JSON")
 
 
 def _details(errors: Sequence[Any], skip: int) -> list[dict[str, Any]]:
@@ -62,12 +90,17 @@ def _details(errors: Sequence[Any], skip: int) -> list[dict[str, Any]]:
     ]
 
 
-async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, RequestValidationError)
+def validation_error(exc: RequestValidationError) -> InvalidJSON | InvalidInput:
+    """FastAPI's own check of a request, as the hub's error."""
     errors = list(exc.errors())
     if any(e["type"] == "json_invalid" for e in errors):
-        return error_response(InvalidJSON())
-    return error_response(InvalidInput(_details(errors, skip=0)))
+        return InvalidJSON()
+    return InvalidInput(_details(errors, skip=0))
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    return error_response(validation_error(exc))
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
@@ -91,11 +124,13 @@ def install_error_handlers(app: FastAPI) -> None:
 
 
 class BodyLimit:
-    """Refuse request bodies over `max_bytes`, by header and while streaming."""
+    """Refuse request bodies over `max_bytes`, by header and while streaming, and bodies that
+    take longer than `timeout` seconds to arrive (a slow client holds a connection for free)."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, timeout: float = 120.0) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.timeout = timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -106,10 +141,15 @@ class BodyLimit:
                 await self._refuse(send)
                 return
         seen = 0
+        deadline = asyncio.get_running_loop().time() + self.timeout
+        body_done = False
 
         async def limited() -> Message:
-            nonlocal seen
-            message = await receive()
+            nonlocal seen, body_done
+            if body_done:  # later receives wait for a disconnect: no deadline on those
+                return await receive()
+            message = await self._receive(receive, deadline)
+            body_done = message["type"] != "http.request" or not message.get("more_body")
             seen += len(message.get("body", b""))
             if seen > self.max_bytes:
                 # an HTTPException passes through FastAPI's body parsing unchanged
@@ -119,6 +159,18 @@ class BodyLimit:
             return message
 
         await self.app(scope, limited, send)
+
+    async def _receive(self, receive: Receive, deadline: float) -> Message:
+        """The next body message; a 408 once the body's deadline passes."""
+        left = deadline - asyncio.get_running_loop().time()
+        try:
+            return await asyncio.wait_for(receive(), max(left, 0.001))
+        except TimeoutError:
+            raise HTTPException(
+                408,
+                f"The request body did not arrive within {self.timeout:g} s.",
+                headers={"Connection": "close"},
+            ) from None
 
     async def _refuse(self, send: Send) -> None:
         exc = PayloadTooLarge(f"The request body is larger than {self.max_bytes:,} bytes.")
@@ -131,3 +183,26 @@ class BodyLimit:
             }
         )
         await send({"type": "http.response.body", "body": body})
+
+
+class NoNulBytes:
+    """Answer requests with a NUL character in their path (404) or query (422) at once.
+
+    No id or parameter of the API has one, and PostgreSQL refuses NUL in every text value:
+    such a request would otherwise reach the store and fail there.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/hub/v1/"):
+            error: HubError | None = None
+            if "\x00" in scope["path"]:
+                error = NotFound("Not found: the path has a NUL character.")
+            elif b"%00" in scope["query_string"] or b"\x00" in scope["query_string"]:
+                error = InvalidInput.one(["query"], "must not contain NUL characters", "nul")
+            if error is not None:
+                await error_response(error)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)

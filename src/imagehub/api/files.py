@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import RedirectResponse
+from starlette.exceptions import HTTPException
 
 from imagehub.api.deps import BaseUrlDep, CallerDep, HubDep
+from imagehub.api.errors import error_responses
 from imagehub.api.render import file_url
 from imagehub.errors import InvalidInput, NotFound
 from imagehub.media import FILE_ID, content_type_of
@@ -18,7 +20,7 @@ router = APIRouter(prefix="/hub/v1/files", tags=["files"])
     "",
     status_code=201,
     response_model=FileOut,
-    responses={c: {"model": ErrorBody} for c in (401, 413, 422)},
+    responses=error_responses(400, 401, 413, 422, 429, 503),
     openapi_extra={
         "requestBody": {
             "content": {
@@ -39,19 +41,29 @@ async def upload_file(
 ) -> FileOut:
     """Store an input image (raw body or multipart field `file`); its URL works in image_urls."""
     if request.headers.get("content-type", "").startswith("multipart/form-data"):
-        async with request.form(max_files=1, max_fields=0) as form:
-            upload = form.get("file")
-            if upload is None or isinstance(upload, str):
-                raise InvalidInput.one(
-                    ["body", "file"], "a file field named 'file' is required", "missing"
-                )
-            data = await upload.read()
+        data = await _multipart_file(request)
     else:
         data = await request.body()
     if not data:
         raise InvalidInput.one(["body"], "the body must be an image", "missing")
     file_id = await hub.upload(data)
     return FileOut(file_id=file_id, url=file_url(base_url, file_id))
+
+
+async def _multipart_file(request: Request) -> bytes:
+    """The `file` field of a multipart body: the one field it may have."""
+    try:
+        async with request.form(max_files=1, max_fields=0) as form:
+            upload = form.get("file")
+            if upload is None or isinstance(upload, str):
+                raise InvalidInput.one(
+                    ["body", "file"], "a file field named 'file' is required", "missing"
+                )
+            return await upload.read()
+    except HTTPException as exc:  # a malformed body, or fields besides `file`
+        if exc.status_code == 413:
+            raise
+        raise InvalidInput.one(["body"], str(exc.detail), "multipart") from None
 
 
 @router.get(

@@ -5,11 +5,12 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from imagehub.api.deps import CallerDep, HubDep
+from imagehub.api.errors import error_responses
 from imagehub.api.render import model_out
-from imagehub.schemas import ErrorBody, ModelList, ModelOut
+from imagehub.schemas import ModelList, ModelOut
 
 router = APIRouter(prefix="/hub/v1/models", tags=["models"])
-_ERRORS: dict[int | str, dict[str, object]] = {401: {"model": ErrorBody}, 404: {"model": ErrorBody}}
+_ERRORS = error_responses(401, 404, 422, 429, 503)
 
 
 @router.get("", response_model=ModelList, responses=_ERRORS)

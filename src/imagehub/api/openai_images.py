@@ -13,6 +13,7 @@ from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from starlette.datastructures import UploadFile
@@ -20,7 +21,7 @@ from starlette.exceptions import HTTPException
 
 from imagehub.api import openai_wire
 from imagehub.api.deps import BaseUrlDep, CallerDep, HubDep
-from imagehub.api.errors import parse_body
+from imagehub.api.errors import parse_body, validation_error
 from imagehub.api.render import file_url
 from imagehub.errors import HubError, InvalidInput, PayloadTooLarge, RateLimited
 from imagehub.hub import Hub
@@ -46,6 +47,8 @@ class OpenAIRoute(APIRoute):
                 return await handler(request)
             except HubError as exc:
                 return _error(exc)
+            except RequestValidationError as exc:  # a header or query FastAPI checked
+                return _error(validation_error(exc))
             except HTTPException as exc:  # a body over the size cap, a malformed form
                 if exc.status_code == 413:
                     return _error(PayloadTooLarge(str(exc.detail)))
@@ -74,7 +77,10 @@ _EDIT_FORM = {
 }
 _ANSWER: dict[int | str, dict[str, Any]] = {
     200: {"description": "OpenAI's ImagesResponse: `created`, `data[]`, `usage`"},
-    400: {"description": "OpenAI's error shape: `{error: {message, type, param, code}}`"},
+    **{
+        code: {"description": "OpenAI's error shape: `{error: {message, type, param, code}}`"}
+        for code in (400, 401, 404, 409, 413, 429, 503, 504)
+    },
 }
 
 
@@ -101,7 +107,14 @@ async def create_image(
     body = parse_body(await request.body(), openai_wire.ImagesRequest)
     spec = openai_wire.resolve_model(hub.catalog, body.model, edit=False)
     params = openai_wire.to_input(hub.catalog, spec, body)
-    task, _ = await hub.submit(caller.tenant_id, spec.id, params, idempotency_key=idempotency_key)
+    task, _ = await hub.submit(
+        caller.tenant_id,
+        spec.id,
+        params,
+        idempotency_key=idempotency_key,
+        key=caller,
+        base_url=base_url,
+    )
     return await _answer(request, hub, task, body.response_format, base_url)
 
 
@@ -134,7 +147,14 @@ async def create_image_edit(
     params["image_urls"] = [file_url(base_url, await hub.upload(data)) for data in images]
     if mask is not None:
         params["mask_url"] = file_url(base_url, await hub.upload(mask))
-    task, _ = await hub.submit(caller.tenant_id, spec.id, params, idempotency_key=idempotency_key)
+    task, _ = await hub.submit(
+        caller.tenant_id,
+        spec.id,
+        params,
+        idempotency_key=idempotency_key,
+        key=caller,
+        base_url=base_url,
+    )
     return await _answer(request, hub, task, body.response_format, base_url)
 
 

@@ -260,7 +260,7 @@ def _invalid(exc: InvalidInput) -> dict[str, Any]:
     parts, params = [], []
     for detail in exc.details:
         loc = [str(p) for p in detail["loc"]]
-        name = loc[1] if loc[0] == "input" and len(loc) > 1 else loc[0]
+        name = loc[1] if loc[0] in ("input", "header", "query") and len(loc) > 1 else loc[0]
         param = "image" if name == "body" else _PARAMS.get(name, name)
         params.append(param)
         parts.append(f"{param}: {detail['msg']}")

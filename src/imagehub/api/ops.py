@@ -17,7 +17,13 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+@router.get(
+    "/readyz",
+    responses={
+        200: {"description": "Ready: the store answers, the worker runs"},
+        503: {"description": "Not ready: the same keys, with the check that failed false"},
+    },
+)
 async def readyz(hub: HubDep) -> JSONResponse:
     """The store answers and the worker (if this process runs one) is running."""
     checks = await hub.ready()

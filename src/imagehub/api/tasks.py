@@ -57,6 +57,8 @@ async def submit_task(
         metadata=body.metadata,
         webhook_url=body.webhook_url,
         idempotency_key=idempotency_key,
+        key=caller,
+        base_url=base_url,
     )
     wait = _PREFER_WAIT.search(prefer or "")
     if wait:

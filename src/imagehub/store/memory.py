@@ -6,17 +6,26 @@ import dataclasses
 import json
 from datetime import timedelta
 
-from imagehub.store.base import ApiKey, DuplicateTask, Page, decode_cursor, encode_cursor
+from imagehub.store.base import (
+    ApiKey,
+    DuplicateTask,
+    Page,
+    Submission,
+    decode_cursor,
+    encode_cursor,
+)
+from imagehub.store.memory_tenancy import MemoryTenancy
 from imagehub.store.rows import LOST_WORKER_ERROR
+from imagehub.store.tenancy import cost_micros
 from imagehub.tasks import Task, TaskStatus, utcnow
 
 
-class MemoryStore:
+class MemoryStore(MemoryTenancy):
     """Tasks and keys in dicts; nothing survives the process."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.tasks: dict[str, Task] = {}
-        self.keys: dict[str, ApiKey] = {}
 
     async def open(self) -> None:
         pass
@@ -27,7 +36,7 @@ class MemoryStore:
     async def ping(self) -> None:
         pass
 
-    async def create(self, task: Task) -> None:
+    async def create(self, task: Task, submission: Submission | None = None) -> None:
         if task.id in self.tasks:
             raise ValueError(f"task {task.id} exists already")
         if task.idempotency_key is not None:
@@ -37,6 +46,7 @@ class MemoryStore:
                     task.idempotency_key,
                 ):
                     raise DuplicateTask(other)
+        self._submitted(task, submission)
         self.tasks[task.id] = task
 
     async def get(self, task_id: str, tenant_id: str | None = None) -> Task | None:
@@ -131,6 +141,8 @@ class MemoryStore:
             lease_owner=None,
             lease_expires_at=None,
         )
+        if task.ready:
+            self._finished(task.id, cost_micros(task))
         return True
 
     async def release(self, owner: str) -> int:
@@ -164,6 +176,8 @@ class MemoryStore:
             )
             self.tasks[task.id] = task
             reaped.append(task)
+            if spent:
+                self._finished(task.id, 0)
         return reaped
 
     async def cancel(self, task_id: str, tenant_id: str) -> Task | None:
@@ -179,6 +193,7 @@ class MemoryStore:
             error={"code": "canceled", "message": "The task was canceled.", "retryable": False},
         )
         self.tasks[task_id] = task
+        self._finished(task_id, 0)
         return task
 
     async def purge_output(self, task_id: str) -> None:
@@ -186,9 +201,6 @@ class MemoryStore:
         if task is not None and task.output is not None:
             output = dataclasses.replace(task.output, images=(), purged=True)
             self.tasks[task_id] = dataclasses.replace(task, output=output)
-
-    async def add_key(self, key: ApiKey) -> None:
-        self.keys[key.key_hash] = key
 
     async def get_key(self, key_hash: str) -> ApiKey | None:
         return self.keys.get(key_hash)

@@ -19,14 +19,21 @@ from psycopg.rows import TupleRow
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from imagehub.errors import Overloaded
-from imagehub.store import postgres_schema
-from imagehub.store.base import ApiKey, DuplicateTask, Page, decode_cursor, encode_cursor
+from imagehub.store import postgres_schema, tenancy
+from imagehub.store.base import (
+    ApiKey,
+    DuplicateTask,
+    Page,
+    Submission,
+    decode_cursor,
+    encode_cursor,
+)
+from imagehub.store.postgres_tenancy import PostgresTenancy, finished, submitted
 from imagehub.store.rows import (
     KEY_COLUMNS,
     LOST_WORKER_ERROR,
     TASK_COLUMNS,
     key_from_row,
-    key_to_row,
     outcome_params,
     task_from_row,
     task_to_row,
@@ -78,7 +85,7 @@ _PURGE = """
     WHERE id = %s AND output IS NOT NULL"""
 
 
-class PostgresStore:
+class PostgresStore(PostgresTenancy):
     """Tasks and keys in PostgreSQL, through a small pool of autocommit connections."""
 
     def __init__(
@@ -153,9 +160,12 @@ class PostgresStore:
 
     # -- tasks
 
-    async def create(self, task: Task) -> None:
-        if await self._one(_INSERT, task_to_row(task)) is not None:
-            return
+    async def create(self, task: Task, submission: Submission | None = None) -> None:
+        async with self._connection() as conn, conn.transaction():
+            cur = await conn.execute(_INSERT, task_to_row(task))
+            if await cur.fetchone() is not None:
+                await submitted(conn, task, submission)
+                return
         row = await self._one(
             f"SELECT {TASK_COLUMNS} FROM tasks WHERE tenant_id = %s AND idempotency_key = %s",
             (task.tenant_id, task.idempotency_key),
@@ -209,28 +219,36 @@ class PostgresStore:
         return {row[0] for row in rows}
 
     async def finish(self, task: Task) -> bool:
-        return bool(await self._count(_FINISH, (*outcome_params(task), task.id, task.lease_token)))
+        params = (*outcome_params(task), task.id, task.lease_token)
+        if not task.ready:
+            return bool(await self._count(_FINISH, params))
+        async with self._connection() as conn, conn.transaction():
+            written = (await conn.execute(_FINISH, params)).rowcount
+            if written:
+                cost = tenancy.cost_micros(task)
+                await finished(conn, [(task.id, cost)], webhooks=task.webhook_url is not None)
+        return bool(written)
 
     async def release(self, owner: str) -> int:
         return await self._count(_RELEASE, (owner,))
 
     async def reap(self) -> list[Task]:
-        return [task_from_row(row) for row in await self._all(_REAP, (LOST_WORKER_ERROR,))]
+        async with self._connection() as conn, conn.transaction():
+            cur = await conn.execute(_REAP, (LOST_WORKER_ERROR,))
+            reaped = [task_from_row(row) for row in await cur.fetchall()]
+            await finished(conn, [(t.id, 0) for t in reaped if t.ready])
+        return reaped
 
     async def cancel(self, task_id: str, tenant_id: str) -> Task | None:
-        await self._count(_CANCEL, (task_id, tenant_id))
+        async with self._connection() as conn, conn.transaction():
+            if (await conn.execute(_CANCEL, (task_id, tenant_id))).rowcount:
+                await finished(conn, [(task_id, 0)])
         return await self.get(task_id, tenant_id)
 
     async def purge_output(self, task_id: str) -> None:
         await self._count(_PURGE, (task_id,))
 
     # -- keys
-
-    async def add_key(self, key: ApiKey) -> None:
-        await self._count(
-            f"INSERT INTO api_keys ({KEY_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
-            key_to_row(key),
-        )
 
     async def get_key(self, key_hash: str) -> ApiKey | None:
         row = await self._one(

@@ -11,6 +11,8 @@ import logging
 from psycopg import AsyncConnection
 from psycopg.rows import TupleRow
 
+from imagehub.store import tenancy
+
 log = logging.getLogger("imagehub.store")
 
 #: Versioned schema: entry N upgrades a database at version N to N + 1. Append, never edit.
@@ -59,6 +61,8 @@ MIGRATIONS: list[str] = [
     """,
     # heartbeats and releases select a worker's running tasks by owner
     "CREATE INDEX tasks_owner ON tasks (lease_owner) WHERE status = 'running'",
+    # key limits and spend, request rates, webhook deliveries and secrets
+    tenancy.postgres_dialect(tenancy.SCHEMA),
 ]
 
 #: pg_advisory_lock key of schema upgrades ("imagehub" in ASCII, as a bigint)

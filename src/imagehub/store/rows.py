@@ -14,7 +14,11 @@ TASK_COLUMNS = (
     "max_attempts, metadata, webhook_url, idempotency_key, request_hash, usage, created_at, "
     "started_at, finished_at, run_after, lease_owner, lease_expires_at, lease_token"
 )
-KEY_COLUMNS = "id, tenant_id, key_hash, prefix, name, admin, created_at, revoked_at"
+KEY_COLUMNS = (
+    "id, tenant_id, key_hash, prefix, name, admin, created_at, revoked_at, rpm_limit, "
+    "concurrency_limit, budget_micros, active_tasks, reserved_micros, spent_micros"
+)
+KEY_COUNT = KEY_COLUMNS.count(",") + 1
 
 
 def ts(value: datetime | None) -> float | None:
@@ -115,6 +119,12 @@ def key_to_row(key: ApiKey) -> tuple[Any, ...]:
         int(key.admin),
         ts(key.created_at),
         ts(key.revoked_at),
+        key.rpm_limit,
+        key.concurrency_limit,
+        key.budget_micros,
+        key.active_tasks,
+        key.reserved_micros,
+        key.spent_micros,
     )
 
 
@@ -128,6 +138,12 @@ def key_from_row(row: Any) -> ApiKey:
         admin=bool(row[5]),
         created_at=dt(row[6]) or datetime.now(UTC),
         revoked_at=dt(row[7]),
+        rpm_limit=row[8],
+        concurrency_limit=row[9],
+        budget_micros=row[10],
+        active_tasks=row[11],
+        reserved_micros=row[12],
+        spent_micros=row[13],
     )
 
 

@@ -16,10 +16,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
+from imagehub.store import tenancy
 from imagehub.store.base import (
     ApiKey,
     DuplicateTask,
     Page,
+    Submission,
     decode_cursor,
     encode_cursor,
 )
@@ -28,11 +30,11 @@ from imagehub.store.rows import (
     LOST_WORKER_ERROR,
     TASK_COLUMNS,
     key_from_row,
-    key_to_row,
     outcome_params,
     task_from_row,
     task_to_row,
 )
+from imagehub.store.sqlite_tenancy import SQLiteTenancy, finished, submitted, transaction
 from imagehub.tasks import Task, TaskStatus, utcnow
 
 T = TypeVar("T")
@@ -83,6 +85,8 @@ MIGRATIONS: list[str] = [
     """,
     # heartbeats and releases select a worker's running tasks by owner
     "CREATE INDEX tasks_owner ON tasks (lease_owner) WHERE status = 'running'",
+    # key limits and spend, request rates, webhook deliveries and secrets
+    tenancy.SCHEMA,
 ]
 
 _INSERT = f"INSERT INTO tasks ({TASK_COLUMNS}) VALUES ({', '.join('?' * 23)})"
@@ -112,7 +116,7 @@ _CANCEL = """
     WHERE id = ? AND tenant_id = ? AND status IN ('queued', 'running')"""
 
 
-class SQLiteStore:
+class SQLiteStore(SQLiteTenancy):
     """Tasks and keys in one SQLite file."""
 
     def __init__(self, path: Path | str) -> None:
@@ -177,11 +181,10 @@ class SQLiteStore:
 
     # -- tasks
 
-    async def create(self, task: Task) -> None:
+    async def create(self, task: Task, submission: Submission | None = None) -> None:
         def insert(conn: sqlite3.Connection) -> Task | None:
             try:
                 conn.execute(_INSERT, task_to_row(task))
-                return None
             except sqlite3.IntegrityError:
                 row = conn.execute(
                     f"SELECT {TASK_COLUMNS} FROM tasks WHERE tenant_id = ? AND idempotency_key = ?",
@@ -190,8 +193,10 @@ class SQLiteStore:
                 if row is None:
                     raise
                 return task_from_row(row)
+            submitted(conn, task, submission)
+            return None
 
-        existing = await self._write(insert)
+        existing = await self._write(lambda conn: transaction(conn, insert))
         if existing is not None:
             raise DuplicateTask(existing)
 
@@ -257,8 +262,17 @@ class SQLiteStore:
 
     async def finish(self, task: Task) -> bool:
         params = (*outcome_params(task), task.id, task.lease_token)
-        count = await self._write(lambda conn: conn.execute(_FINISH, params).rowcount)
-        return bool(count)
+        if not task.ready:
+            return bool(await self._write(lambda conn: conn.execute(_FINISH, params).rowcount))
+
+        def write(conn: sqlite3.Connection) -> int:
+            count: int = conn.execute(_FINISH, params).rowcount
+            if count:
+                cost = tenancy.cost_micros(task)
+                finished(conn, [(task.id, cost)], webhooks=task.webhook_url is not None)
+            return count
+
+        return bool(await self._write(lambda conn: transaction(conn, write)))
 
     async def release(self, owner: str) -> int:
         now = utcnow().timestamp()
@@ -275,14 +289,23 @@ class SQLiteStore:
 
     async def reap(self) -> list[Task]:
         now = utcnow().timestamp()
-        rows = await self._write(
-            lambda conn: conn.execute(_REAP, (LOST_WORKER_ERROR, now, now, now)).fetchall()
-        )
-        return [task_from_row(row) for row in rows]
+
+        def write(conn: sqlite3.Connection) -> list[Task]:
+            rows = conn.execute(_REAP, (LOST_WORKER_ERROR, now, now, now)).fetchall()
+            reaped = [task_from_row(row) for row in rows]
+            finished(conn, [(t.id, 0) for t in reaped if t.ready])
+            return reaped
+
+        return await self._write(lambda conn: transaction(conn, write))
 
     async def cancel(self, task_id: str, tenant_id: str) -> Task | None:
         now = utcnow().timestamp()
-        await self._write(lambda conn: conn.execute(_CANCEL, (now, task_id, tenant_id)))
+
+        def write(conn: sqlite3.Connection) -> None:
+            if conn.execute(_CANCEL, (now, task_id, tenant_id)).rowcount:
+                finished(conn, [(task_id, 0)])
+
+        await self._write(lambda conn: transaction(conn, write))
         return await self.get(task_id, tenant_id)
 
     async def purge_output(self, task_id: str) -> None:
@@ -295,14 +318,6 @@ class SQLiteStore:
         )
 
     # -- keys
-
-    async def add_key(self, key: ApiKey) -> None:
-        await self._write(
-            lambda conn: conn.execute(
-                f"INSERT INTO api_keys ({KEY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                key_to_row(key),
-            )
-        )
 
     async def get_key(self, key_hash: str) -> ApiKey | None:
         row = await self._read(

@@ -1,0 +1,126 @@
+"""Key routes: admin keys manage every tenant's keys; any key reads its own limits and usage."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+
+from imagehub.accounts import Limits
+from imagehub.api.deps import AdminDep, CallerDep, HubDep
+from imagehub.api.errors import parse_body
+from imagehub.api.render import rfc3339
+from imagehub.schemas import ErrorBody
+from imagehub.schemas_tenancy import (
+    KeyCreate,
+    KeyCreated,
+    KeyList,
+    KeyOut,
+    LimitsIn,
+    LimitsOut,
+    UsageOut,
+)
+from imagehub.store import ApiKey
+
+router = APIRouter(tags=["keys"])
+_ERRORS: dict[int | str, dict[str, object]] = {
+    code: {"model": ErrorBody} for code in (400, 401, 403, 404, 413, 422, 429, 503)
+}
+
+
+def _body(schema: type[KeyCreate] | type[LimitsIn]) -> dict[str, object]:
+    content = {"application/json": {"schema": schema.model_json_schema()}}
+    return {"requestBody": {"required": True, "content": content}}
+
+
+def key_out(key: ApiKey) -> KeyOut:
+    return KeyOut(
+        id=key.id,
+        tenant_id=key.tenant_id,
+        name=key.name,
+        prefix=key.prefix,
+        admin=key.admin,
+        created_at=rfc3339(key.created_at) or "",
+        revoked_at=rfc3339(key.revoked_at),
+        limits=LimitsOut(
+            requests_per_minute=key.rpm_limit,
+            concurrent_tasks=key.concurrency_limit,
+            budget_usd=None if key.budget_micros is None else key.budget_micros / 1e6,
+        ),
+        usage=UsageOut(
+            active_tasks=key.active_tasks,
+            reserved_usd=key.reserved_micros / 1e6,
+            spent_usd=key.spent_micros / 1e6,
+        ),
+    )
+
+
+def limits_of(body: LimitsIn, current: ApiKey | None = None) -> Limits:
+    """The limits a body sets; fields it leaves out keep their current value."""
+    sent = body.model_fields_set
+    budget = None if body.budget_usd is None else round(body.budget_usd * 1_000_000)
+    new = Limits(body.requests_per_minute, body.concurrent_tasks, budget)
+    if current is None:
+        return new
+    return Limits(
+        new.rpm if "requests_per_minute" in sent else current.rpm_limit,
+        new.concurrency if "concurrent_tasks" in sent else current.concurrency_limit,
+        new.budget_micros if "budget_usd" in sent else current.budget_micros,
+    )
+
+
+@router.get("/hub/v1/key", response_model=KeyOut, responses=_ERRORS)
+async def own_key(caller: CallerDep, hub: HubDep) -> KeyOut:
+    """The calling key: its tenant, limits and usage."""
+    return key_out(await hub.accounts.key(caller.id))
+
+
+@router.post(
+    "/hub/v1/admin/keys",
+    status_code=201,
+    response_model=KeyCreated,
+    responses=_ERRORS,
+    openapi_extra=_body(KeyCreate),
+)
+async def create_key(request: Request, hub: HubDep, admin: AdminDep) -> KeyCreated:
+    """Create a key for a tenant (admin). The key itself is in this answer only."""
+    body = parse_body(await request.body(), KeyCreate)
+    plaintext, key = await hub.accounts.create_key(
+        body.tenant_id, name=body.name, admin=body.admin, limits=limits_of(body.limits)
+    )
+    return KeyCreated(**key_out(key).model_dump(), key=plaintext)
+
+
+@router.get("/hub/v1/admin/keys", response_model=KeyList, responses=_ERRORS)
+async def list_keys(
+    hub: HubDep,
+    admin: AdminDep,
+    tenant_id: Annotated[str | None, Query(max_length=64)] = None,
+) -> KeyList:
+    """Every key, or a tenant's, revoked ones included, oldest first (admin)."""
+    return KeyList(data=[key_out(k) for k in await hub.store.list_keys(tenant_id)])
+
+
+@router.get("/hub/v1/admin/keys/{key_id}", response_model=KeyOut, responses=_ERRORS)
+async def get_key(key_id: str, hub: HubDep, admin: AdminDep) -> KeyOut:
+    """One key (admin)."""
+    return key_out(await hub.accounts.key(key_id))
+
+
+@router.patch(
+    "/hub/v1/admin/keys/{key_id}",
+    response_model=KeyOut,
+    responses=_ERRORS,
+    openapi_extra=_body(LimitsIn),
+)
+async def set_limits(key_id: str, request: Request, hub: HubDep, admin: AdminDep) -> KeyOut:
+    """Change a key's limits (admin): the fields sent; null removes a limit."""
+    body = parse_body(await request.body(), LimitsIn)
+    current = await hub.accounts.key(key_id)
+    return key_out(await hub.accounts.set_limits(key_id, limits_of(body, current)))
+
+
+@router.post("/hub/v1/admin/keys/{key_id}/revoke", response_model=KeyOut, responses=_ERRORS)
+async def revoke_key(key_id: str, hub: HubDep, admin: AdminDep) -> KeyOut:
+    """Revoke a key (admin): every process refuses it within IMAGEHUB_KEY_CACHE_SECONDS."""
+    return key_out(await hub.accounts.revoke(key_id))
