@@ -213,7 +213,7 @@ class Settings(BaseSettings):
     max_header_bytes: int = Field(
         32768,
         description="Largest request line and headers `imagehub serve` accepts; more is "
-        "answered 400 (431 on the h11 server).",
+        "answered 431.",
         ge=1024,
     )
     header_timeout_seconds: float = Field(
