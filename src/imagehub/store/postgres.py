@@ -25,14 +25,14 @@ from imagehub.store.base import (
     DuplicateTask,
     Page,
     Submission,
-    decode_cursor,
-    encode_cursor,
 )
 from imagehub.store.postgres_tenancy import PostgresTenancy, finished, submitted
 from imagehub.store.rows import (
     KEY_COLUMNS,
     LOST_WORKER_ERROR,
     TASK_COLUMNS,
+    history_page,
+    history_query,
     key_from_row,
     outcome_params,
     task_from_row,
@@ -189,26 +189,9 @@ class PostgresStore(PostgresTenancy):
         limit: int = 50,
         cursor: str | None = None,
     ) -> Page:
-        where, args = ["tenant_id = %s"], [tenant_id]
-        if model is not None:
-            where.append("model = %s")
-            args.append(model)
-        if status is not None:
-            where.append("status = %s")
-            args.append(status.value)
-        params: list[Any] = list(args)
-        if cursor is not None:
-            created, last_id = decode_cursor(cursor)
-            where.append("(created_at < %s OR (created_at = %s AND id < %s))")
-            params += [created, created, last_id]
-        sql = (
-            f"SELECT {TASK_COLUMNS} FROM tasks WHERE {' AND '.join(where)} "
-            "ORDER BY created_at DESC, id DESC LIMIT %s"
-        )
-        rows = await self._all(sql, (*params, limit + 1))
-        tasks = [task_from_row(row) for row in rows[:limit]]
-        more = len(rows) > limit
-        return Page(tasks, encode_cursor(tasks[-1].created_at, tasks[-1].id) if more else None)
+        sql, args = history_query("%s", tenant_id, model, status, cursor, limit)
+        rows = await self._all(sql, tuple(args))
+        return history_page(rows, limit)
 
     async def claim(self, owner: str, limit: int, lease_seconds: float) -> list[Task]:
         rows = await self._all(_CLAIM, (owner, lease_seconds, limit))

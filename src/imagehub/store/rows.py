@@ -6,7 +6,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from imagehub.store.base import ApiKey
+from imagehub.store.base import ApiKey, Page, decode_cursor, encode_cursor
 from imagehub.tasks import Task, TaskOutput, TaskStatus, Usage
 
 TASK_COLUMNS = (
@@ -155,3 +155,41 @@ LOST_WORKER_ERROR = json.dumps(
         "retryable": False,
     }
 )
+
+
+def history_query(
+    mark: str,
+    tenant_id: str,
+    model: str | None,
+    status: TaskStatus | None,
+    cursor: str | None,
+    limit: int,
+) -> tuple[str, list[Any]]:
+    """The history page's SELECT and its arguments; `mark` is the driver's placeholder.
+
+    One row more than `limit` is asked for, to tell whether a next page exists.
+    """
+    where, args = [f"tenant_id = {mark}"], [tenant_id]
+    if model is not None:
+        where.append(f"model = {mark}")
+        args.append(model)
+    if status is not None:
+        where.append(f"status = {mark}")
+        args.append(status.value)
+    params: list[Any] = list(args)
+    if cursor is not None:
+        created, last_id = decode_cursor(cursor)
+        where.append(f"(created_at < {mark} OR (created_at = {mark} AND id < {mark}))")
+        params += [created, created, last_id]
+    sql = (
+        f"SELECT {TASK_COLUMNS} FROM tasks WHERE {' AND '.join(where)} "
+        f"ORDER BY created_at DESC, id DESC LIMIT {mark}"
+    )
+    return sql, [*params, limit + 1]
+
+
+def history_page(rows: list[Any], limit: int) -> Page:
+    """The page from `history_query`'s rows."""
+    tasks = [task_from_row(row) for row in rows[:limit]]
+    more = len(rows) > limit
+    return Page(tasks, encode_cursor(tasks[-1].created_at, tasks[-1].id) if more else None)

@@ -22,13 +22,13 @@ from imagehub.store.base import (
     DuplicateTask,
     Page,
     Submission,
-    decode_cursor,
-    encode_cursor,
 )
 from imagehub.store.rows import (
     KEY_COLUMNS,
     LOST_WORKER_ERROR,
     TASK_COLUMNS,
+    history_page,
+    history_query,
     key_from_row,
     outcome_params,
     task_from_row,
@@ -220,25 +220,9 @@ class SQLiteStore(SQLiteTenancy):
         limit: int = 50,
         cursor: str | None = None,
     ) -> Page:
-        where, args = ["tenant_id = ?"], [tenant_id]
-        if model is not None:
-            where.append("model = ?")
-            args.append(model)
-        if status is not None:
-            where.append("status = ?")
-            args.append(status.value)
-        if cursor is not None:
-            created, last_id = decode_cursor(cursor)
-            where.append("(created_at < ? OR (created_at = ? AND id < ?))")
-            args += [created, created, last_id]  # type: ignore[list-item]
-        sql = (
-            f"SELECT {TASK_COLUMNS} FROM tasks WHERE {' AND '.join(where)} "
-            "ORDER BY created_at DESC, id DESC LIMIT ?"
-        )
-        rows = await self._read(lambda conn: conn.execute(sql, (*args, limit + 1)).fetchall())
-        tasks = [task_from_row(row) for row in rows[:limit]]
-        more = len(rows) > limit
-        return Page(tasks, encode_cursor(tasks[-1].created_at, tasks[-1].id) if more else None)
+        sql, args = history_query("?", tenant_id, model, status, cursor, limit)
+        rows = await self._read(lambda conn: conn.execute(sql, args).fetchall())
+        return history_page(rows, limit)
 
     async def claim(self, owner: str, limit: int, lease_seconds: float) -> list[Task]:
         now = utcnow().timestamp()
