@@ -30,7 +30,7 @@ from imagehub.errors import (
     UpstreamUnavailable,
 )
 from imagehub.providers.base import GeneratedImage, GenerationRequest, GenerationResult
-from imagehub.providers.http import Answer, UpstreamHTTP
+from imagehub.providers.http import Answer, HTTPProvider
 from imagehub.providers.images import DATA_URI, check_image, data_uri, decode_data_uri
 
 DONE = frozenset({"COMPLETED", "FAILED", "ERROR", "CANCELED", "CANCELLED"})
@@ -65,7 +65,7 @@ class _Job:
     cancel_url: str
 
 
-class FalProvider:
+class FalProvider(HTTPProvider):
     """`POST {base}/{endpoint}` with `Authorization: Key`, then the request's queue URLs."""
 
     kind: ClassVar[str] = "fal"
@@ -81,17 +81,15 @@ class FalProvider:
         max_connections: int | None = None,
         poll_seconds: float = 1.0,
     ) -> None:
-        self.name = name
-        self.base_url = base_url.rstrip("/")
-        self.catalog = catalog
-        self.poll_seconds = poll_seconds
-        self._key = api_key
-        self.http = UpstreamHTTP(
-            label=name,
+        super().__init__(
+            name=name,
+            api_key=api_key,
+            base_url=base_url,
             timeout=timeout,
             max_connections=max_connections,
-            secrets=(api_key.get_secret_value(),),
         )
+        self.catalog = catalog
+        self.poll_seconds = poll_seconds
 
     @staticmethod
     def default_upstream(model: ModelSpec) -> str:
@@ -99,10 +97,7 @@ class FalProvider:
         return f"{owner}/{model.id}"
 
     def _headers(self) -> dict[str, str]:
-        return {"Authorization": f"Key {self._key.get_secret_value()}"}
-
-    async def aclose(self) -> None:
-        await self.http.aclose()
+        return {"Authorization": f"Key {self.secret}"}
 
     async def generate(self, request: GenerationRequest) -> GenerationResult:
         job = await self._submit(request)

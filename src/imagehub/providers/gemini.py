@@ -24,7 +24,7 @@ from imagehub.errors import (
 )
 from imagehub.providers.base import GeneratedImage, GenerationRequest, GenerationResult
 from imagehub.providers.fanout import fan_out
-from imagehub.providers.http import Answer, UpstreamHTTP, parse_duration
+from imagehub.providers.http import Answer, HTTPProvider, parse_duration
 from imagehub.providers.images import b64, decode_b64_image
 
 IMAGE_SIZES = {"0.5K": "512", "1K": "1K", "2K": "2K", "4K": "4K"}
@@ -168,7 +168,7 @@ class TokenSource(Protocol):
     async def token(self) -> str: ...
 
 
-class GeminiProvider:
+class GeminiProvider(HTTPProvider):
     """The Gemini API: `POST {base}/models/{model}:generateContent`, key in `x-goog-api-key`."""
 
     kind: ClassVar[str] = "gemini"
@@ -182,12 +182,12 @@ class GeminiProvider:
         timeout: float,
         max_connections: int | None = None,
     ) -> None:
-        self.name = name
-        self.base_url = base_url.rstrip("/")
-        self._key = api_key
-        secret = api_key.get_secret_value() if api_key else ""
-        self.http = UpstreamHTTP(
-            label=name, timeout=timeout, max_connections=max_connections, secrets=(secret,)
+        super().__init__(
+            name=name,
+            api_key=api_key,
+            base_url=base_url,
+            timeout=timeout,
+            max_connections=max_connections,
         )
 
     @staticmethod
@@ -198,10 +198,7 @@ class GeminiProvider:
         return f"{self.base_url}/models/{upstream_model}:{method}"
 
     async def headers(self) -> dict[str, str]:
-        return {"x-goog-api-key": self._key.get_secret_value() if self._key else ""}
-
-    async def aclose(self) -> None:
-        await self.http.aclose()
+        return {"x-goog-api-key": self.secret}
 
     async def generate(self, request: GenerationRequest) -> GenerationResult:
         count = int(request.params.get("num_images", 1))

@@ -26,6 +26,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 import aiohttp
+from pydantic import SecretStr
 
 from imagehub.errors import (
     TaskError,
@@ -219,3 +220,31 @@ def _form(fields: Mapping[str, str], files: Files) -> aiohttp.FormData:
     for name, (filename, content, content_type) in files:
         form.add_field(name, content, filename=filename, content_type=content_type)
     return form
+
+
+class HTTPProvider:
+    """What every upstream provider shares: its route name, base URL, key and pooled session."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        api_key: SecretStr | None,
+        base_url: str,
+        timeout: float,
+        max_connections: int | None = None,
+    ) -> None:
+        self.name = name
+        self.base_url = base_url.rstrip("/")
+        self._key = api_key
+        self.http = UpstreamHTTP(
+            label=name, timeout=timeout, max_connections=max_connections, secrets=(self.secret,)
+        )
+
+    @property
+    def secret(self) -> str:
+        """The route's key in clear, for its auth header; empty when it has none."""
+        return self._key.get_secret_value() if self._key else ""
+
+    async def aclose(self) -> None:
+        await self.http.aclose()

@@ -14,7 +14,7 @@ from pydantic import SecretStr
 from imagehub.catalog import Catalog, ModelSpec
 from imagehub.errors import ContentPolicyViolation, NoImageGenerated, TaskError, UpstreamConfigError
 from imagehub.providers.base import GenerationRequest, GenerationResult
-from imagehub.providers.http import Answer, UpstreamHTTP
+from imagehub.providers.http import Answer, HTTPProvider, UpstreamHTTP
 from imagehub.providers.images import alpha_mask, decode_b64_image
 
 #: error codes OpenAI uses when its safety system refuses a prompt, an input or an output
@@ -59,7 +59,7 @@ async def edit_form(
     return fields, files
 
 
-class OpenAIProvider:
+class OpenAIProvider(HTTPProvider):
     """`POST {base}/images/generations` and `/images/edits`, `Authorization: Bearer`."""
 
     kind: ClassVar[str] = "openai"
@@ -74,26 +74,21 @@ class OpenAIProvider:
         timeout: float,
         max_connections: int | None = None,
     ) -> None:
-        self.name = name
-        self.base_url = base_url.rstrip("/")
-        self.catalog = catalog
-        self._key = api_key
-        self.http = UpstreamHTTP(
-            label=name,
+        super().__init__(
+            name=name,
+            api_key=api_key,
+            base_url=base_url,
             timeout=timeout,
             max_connections=max_connections,
-            secrets=(api_key.get_secret_value(),),
         )
+        self.catalog = catalog
 
     @staticmethod
     def default_upstream(model: ModelSpec) -> str | None:
         return model.upstream_model if model.family.startswith("gpt-image") else None
 
     def _headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self._key.get_secret_value()}"}
-
-    async def aclose(self) -> None:
-        await self.http.aclose()
+        return {"Authorization": f"Bearer {self.secret}"}
 
     async def generate(self, request: GenerationRequest) -> GenerationResult:
         if request.model.is_edit:

@@ -22,14 +22,14 @@ from imagehub.errors import ContentPolicyViolation, NoImageGenerated, TaskError
 from imagehub.providers.base import GeneratedImage, GenerationRequest, GenerationResult
 from imagehub.providers.fanout import fan_out
 from imagehub.providers.gemini import BLOCKED, IMAGE_SIZES
-from imagehub.providers.http import Answer, UpstreamHTTP
+from imagehub.providers.http import Answer, HTTPProvider
 from imagehub.providers.images import data_uri, decode_data_uri
 
 _INLINE_IMAGE = re.compile(r"data:image/[\w.+-]+;base64,[A-Za-z0-9+/=]+")
 _SEED_MODULUS = 2**31
 
 
-class OpenAICompatibleProvider:
+class OpenAICompatibleProvider(HTTPProvider):
     """`POST {base}/chat/completions` with `Authorization: Bearer` and image modalities."""
 
     kind: ClassVar[str] = "openai_compatible"
@@ -46,14 +46,14 @@ class OpenAICompatibleProvider:
         max_connections: int | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> None:
-        self.name = name
-        self.base_url = base_url.rstrip("/")
-        self._key = api_key
-        self._extra_headers = dict(headers or {})
-        secret = api_key.get_secret_value() if api_key else ""
-        self.http = UpstreamHTTP(
-            label=name, timeout=timeout, max_connections=max_connections, secrets=(secret,)
+        super().__init__(
+            name=name,
+            api_key=api_key,
+            base_url=base_url,
+            timeout=timeout,
+            max_connections=max_connections,
         )
+        self._extra_headers = dict(headers or {})
 
     @classmethod
     def default_upstream(cls, model: ModelSpec) -> str | None:
@@ -63,8 +63,8 @@ class OpenAICompatibleProvider:
 
     def headers(self) -> dict[str, str]:
         headers = dict(self._extra_headers)
-        if self._key is not None:
-            headers["Authorization"] = f"Bearer {self._key.get_secret_value()}"
+        if self.secret:
+            headers["Authorization"] = f"Bearer {self.secret}"
         return headers
 
     def request_body(self, request: GenerationRequest, index: int = 0) -> dict[str, Any]:
@@ -104,9 +104,6 @@ class OpenAICompatibleProvider:
         if tolerance is not None and str(tolerance) != "4":
             return (f"safety_tolerance is not adjustable on route {self.name} and was ignored",)
         return ()
-
-    async def aclose(self) -> None:
-        await self.http.aclose()
 
     async def generate(self, request: GenerationRequest) -> GenerationResult:
         count = int(request.params.get("num_images", 1))
