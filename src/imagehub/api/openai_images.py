@@ -25,6 +25,7 @@ from imagehub.api.errors import parse_body, validation_error
 from imagehub.api.render import file_url
 from imagehub.errors import HubError, InvalidInput, PayloadTooLarge, RateLimited
 from imagehub.hub import Hub
+from imagehub.store import ApiKey
 from imagehub.tasks import OutputImage, Task, TaskStatus
 
 log = logging.getLogger("imagehub.api")
@@ -107,15 +108,7 @@ async def create_image(
     body = parse_body(await request.body(), openai_wire.ImagesRequest)
     spec = openai_wire.resolve_model(hub.catalog, body.model, edit=False)
     params = openai_wire.to_input(hub.catalog, spec, body)
-    task, _ = await hub.submit(
-        caller.tenant_id,
-        spec.id,
-        params,
-        idempotency_key=idempotency_key,
-        key=caller,
-        base_url=base_url,
-    )
-    return await _answer(request, hub, task, body.response_format, base_url)
+    return await _run(request, hub, caller, base_url, spec.id, params, body, idempotency_key)
 
 
 @router.post(
@@ -147,9 +140,23 @@ async def create_image_edit(
     params["image_urls"] = [file_url(base_url, await hub.upload(data)) for data in images]
     if mask is not None:
         params["mask_url"] = file_url(base_url, await hub.upload(mask))
+    return await _run(request, hub, caller, base_url, spec.id, params, body, idempotency_key)
+
+
+async def _run(
+    request: Request,
+    hub: Hub,
+    caller: ApiKey,
+    base_url: str,
+    model_id: str,
+    params: dict[str, Any],
+    body: openai_wire.ImagesRequest,
+    idempotency_key: str | None,
+) -> Response:
+    """Submit the task like any other, then answer in OpenAI's shape once it is ready."""
     task, _ = await hub.submit(
         caller.tenant_id,
-        spec.id,
+        model_id,
         params,
         idempotency_key=idempotency_key,
         key=caller,
