@@ -36,6 +36,8 @@ run time. `HTTP_ERRORS` maps an error envelope's code back to its class, for the
 
 from __future__ import annotations
 
+import email.utils
+import time
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
@@ -316,3 +318,21 @@ HTTP_ERRORS: dict[str, type[HubError]] = {
         Overloaded,
     )
 }
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds a `Retry-After` value asks for (delta seconds or an HTTP date); None if unusable.
+
+    One reading for the SDK, the upstream providers and the webhook sender alike.
+    """
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())

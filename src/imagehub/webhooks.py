@@ -28,7 +28,7 @@ import time
 from datetime import timedelta
 
 from imagehub.accounts import Accounts
-from imagehub.errors import InvalidInput
+from imagehub.errors import InvalidInput, parse_retry_after
 from imagehub.netguard import AddressPolicy, Blocked
 from imagehub.safehttp import FetchError, Refused, SafeClient, check_url
 from imagehub.settings import Settings
@@ -206,7 +206,7 @@ class WebhookSender:
             return self._ended(delivery, attempt, "succeeded")
         if status == 410:  # the receiver says: stop
             return self._ended(delivery, attempt, "failed")
-        return self._retry(delivery, attempt, _retry_after(answer.get("retry-after")))
+        return self._retry(delivery, attempt, parse_retry_after(answer.get("retry-after")))
 
     def _ended(
         self, delivery: Delivery, attempt: DeliveryAttempt, state: DeliveryState
@@ -228,12 +228,3 @@ class WebhookSender:
             history=(*delivery.history, attempt)[-MAX_HISTORY:],
             next_attempt_at=utcnow() + timedelta(seconds=delay),
         )
-
-
-def _retry_after(value: str | None) -> float | None:
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return None  # an HTTP date: the schedule decides

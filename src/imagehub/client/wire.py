@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import email.utils
 import mimetypes
 import os
 import random
@@ -33,6 +32,7 @@ from imagehub.errors import (
     InvalidInput,
     RateLimited,
     TaskFailed,
+    parse_retry_after,
 )
 from imagehub.schemas import ErrorBody, FileOut, ImageOut, ModelList, ModelOut, TaskList, TaskOut
 
@@ -193,18 +193,7 @@ def error_from(response: httpx.Response) -> HubError:
 
 def retry_after(response: httpx.Response) -> float | None:
     """Retry-After in seconds (delta or HTTP date), if the answer has one."""
-    value = response.headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
+    return parse_retry_after(response.headers.get("retry-after"))
 
 
 def retry_delay(

@@ -19,10 +19,8 @@ Messages name the route and quote the upstream's own words, with the route's sec
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import aiohttp
@@ -35,6 +33,7 @@ from imagehub.errors import (
     UpstreamRateLimited,
     UpstreamTimeout,
     UpstreamUnavailable,
+    parse_retry_after,
 )
 
 _DETAIL_CHARS = 300
@@ -185,17 +184,7 @@ def retry_after_header(response: Answer) -> float | None:
             return max(0.0, float(millis) / 1000)
         except ValueError:
             pass
-    value = response.headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
-    except (TypeError, ValueError):
-        return None
+    return parse_retry_after(response.headers.get("retry-after"))
 
 
 def parse_duration(value: object) -> float | None:
