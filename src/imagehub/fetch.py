@@ -16,7 +16,7 @@ from imagehub.media import MediaStore
 from imagehub.netguard import AddressPolicy
 from imagehub.safehttp import FetchError, SafeClient, TooLarge, redact
 
-_HUB_FILE = re.compile(r"^https?://[^/]+(?:/[^?#]*)?/hub/v1/files/(f_[A-Za-z0-9]{22}\.\w+)$")
+_HUB_FILE = re.compile(r"^https?://[^/]+(?:/[^?#]*)?/hub/v1/files/(f_[A-Za-z0-9]{22}\.\w+)\Z")
 _DATA_URI = re.compile(r"^data:image/[\w.+-]+;base64,", re.IGNORECASE)
 _MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a")
 
