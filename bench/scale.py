@@ -67,9 +67,9 @@ class Result:
 
 
 def worker_main(args: argparse.Namespace) -> None:
+    from imagehub.cli.worker import run_worker_process
     from imagehub.hub import Hub
-    from imagehub.providers import Router
-    from imagehub.service import run_worker_process
+    from imagehub.routing import Router
     from imagehub.settings import Settings
     from imagehub.testing import ScriptedProvider
 

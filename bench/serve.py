@@ -21,9 +21,9 @@ import uvicorn
 from pydantic import SecretStr
 
 from imagehub.api import create_app
+from imagehub.cli.server import uvicorn_options
 from imagehub.hub import Hub
-from imagehub.providers import Router
-from imagehub.serving import uvicorn_options
+from imagehub.routing import Router
 from imagehub.settings import Settings
 from imagehub.testing import ScriptedProvider
 

@@ -12,8 +12,6 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from imagehub import imaging
-from imagehub.accounts import Accounts
-from imagehub.broadcast import open_notifier
 from imagehub.catalog import Catalog, ModelSpec, Validator
 from imagehub.errors import (
     AlreadyFinished,
@@ -22,21 +20,23 @@ from imagehub.errors import (
     InvalidInputImage,
     NotFound,
 )
-from imagehub.fetch import Fetcher
-from imagehub.keys import hash_key, make_key
 from imagehub.media import MediaStore, Presigning, open_media
 from imagehub.metrics import Metrics
-from imagehub.netguard import AddressPolicy
-from imagehub.notify import Notifier
-from imagehub.quotas import RedisRates, over_limit, price_micros
-from imagehub.route_config import build_router
-from imagehub.routes import Router
-from imagehub.safehttp import SafeClient
+from imagehub.outbound.address import AddressPolicy
+from imagehub.outbound.client import SafeClient
+from imagehub.outbound.fetch import Fetcher
+from imagehub.routing.config import build_router
+from imagehub.routing.router import Router
 from imagehub.settings import Settings
 from imagehub.store import ApiKey, DuplicateTask, Page, TaskStore, open_store
 from imagehub.store.base import OverLimit, Submission
 from imagehub.tasks import Task, TaskOutput, TaskStatus, new_id
-from imagehub.webhooks import WebhookSender, check_webhook_url
+from imagehub.tenancy.accounts import Accounts
+from imagehub.tenancy.keys import hash_key, make_key
+from imagehub.tenancy.limits import RedisRates, over_limit, price_micros
+from imagehub.wakeups.notifier import Notifier
+from imagehub.wakeups.shared import open_notifier
+from imagehub.webhooks.sender import WebhookSender, check_webhook_url
 from imagehub.worker import Worker
 
 log = logging.getLogger("imagehub")

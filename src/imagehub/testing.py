@@ -14,7 +14,7 @@ from imagehub.errors import TaskError
 from imagehub.hub import Hub
 from imagehub.media import MemoryMedia
 from imagehub.providers import GeneratedImage, GenerationRequest, GenerationResult
-from imagehub.routes import Router
+from imagehub.routing.router import Router
 from imagehub.settings import Settings
 from imagehub.store import MemoryStore
 

@@ -16,15 +16,15 @@ from typing import Any, TypeVar
 from imagehub import imaging
 from imagehub.catalog import Catalog, ModelSpec
 from imagehub.errors import InternalError, TaskError, UpstreamConfigError
-from imagehub.fetch import Fetcher
 from imagehub.media import EXTENSIONS, MediaStore
-from imagehub.notify import Notifier
+from imagehub.outbound.fetch import Fetcher
 from imagehub.providers import GenerationRequest, GenerationResult, InputImage
-from imagehub.retry import FailurePolicy
-from imagehub.routes import Route, Router
+from imagehub.routing.policy import FailurePolicy
+from imagehub.routing.router import Route, Router
 from imagehub.settings import Settings
 from imagehub.store import TaskStore
 from imagehub.tasks import OutputImage, Task, TaskOutput, TaskStatus, Usage, new_id, utcnow
+from imagehub.wakeups.notifier import Notifier
 
 log = logging.getLogger("imagehub.worker")
 T = TypeVar("T")

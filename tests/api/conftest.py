@@ -8,7 +8,7 @@ from asgi_lifespan import LifespanManager
 
 from imagehub.api import create_app
 from imagehub.hub import Hub
-from imagehub.keys import make_key
+from imagehub.tenancy.keys import make_key
 from imagehub.testing import ScriptedProvider, memory_hub
 
 ADMIN_KEY = "ih_test_admin"

@@ -13,7 +13,7 @@ import pytest
 
 from imagehub.errors import ContentPolicyViolation, RateLimited
 from imagehub.hub import Hub
-from imagehub.keys import make_key
+from imagehub.tenancy.keys import make_key
 from imagehub.testing import ScriptedProvider, memory_hub, tiny_png
 from tests.api.conftest import LOOPBACK, _client
 from tests.api.test_tenancy import bearer, new_key

@@ -16,8 +16,8 @@ import pytest
 
 from imagehub.errors import ContentPolicyViolation
 from imagehub.hub import Hub
-from imagehub.keys import hash_key
-from imagehub.safehttp import quiet_url_logs
+from imagehub.outbound.client import quiet_url_logs
+from imagehub.tenancy.keys import hash_key
 from imagehub.testing import ScriptedProvider, memory_hub
 from tests.api.conftest import ADMIN_KEY, LOOPBACK
 from tests.api.test_tenancy import bearer

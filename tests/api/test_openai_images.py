@@ -16,7 +16,7 @@ from PIL import Image
 from imagehub.api import create_app, openai_images
 from imagehub.errors import ContentPolicyViolation
 from imagehub.hub import Hub
-from imagehub.keys import make_key
+from imagehub.tenancy.keys import make_key
 from imagehub.testing import ScriptedProvider, memory_hub, tiny_png
 from tests.api.conftest import ADMIN_KEY
 

@@ -17,9 +17,9 @@ from asgi_lifespan import LifespanManager
 
 from imagehub.api import create_app
 from imagehub.hub import Hub
-from imagehub.keys import make_key
-from imagehub.providers import Router
+from imagehub.routing import Router
 from imagehub.settings import Settings
+from imagehub.tenancy.keys import make_key
 from imagehub.testing import ScriptedProvider
 
 KEY = "ih_scaleout"

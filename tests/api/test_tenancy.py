@@ -193,7 +193,7 @@ async def test_a_key_reads_its_own_limits_and_usage(client):
 
 async def test_a_revocation_reaches_another_process_within_the_cache_time(tmp_path):
     """Two hubs on one SQLite file, as two processes would be."""
-    from imagehub.keys import make_key
+    from imagehub.tenancy.keys import make_key
 
     settings = {"data_dir": tmp_path, "key_cache_seconds": 0.3, "demo": True}
     first, second = (

@@ -14,11 +14,11 @@ import psycopg
 import pytest
 import redis
 
-from imagehub.broadcast import MAX_MESSAGE_BYTES, SharedNotifier, decode, encode, open_notifier
-from imagehub.broadcast.postgres import PostgresBroadcast
-from imagehub.broadcast.redis import RedisBroadcast
-from imagehub.notify import Notifier
 from imagehub.settings import Settings
+from imagehub.wakeups.notifier import Notifier
+from imagehub.wakeups.postgres import PostgresBroadcast
+from imagehub.wakeups.redis import RedisBroadcast
+from imagehub.wakeups.shared import MAX_MESSAGE_BYTES, SharedNotifier, decode, encode, open_notifier
 
 #: how long a test waits for a hint before calling it lost (a failure guard, not a measure)
 GUARD = 10.0

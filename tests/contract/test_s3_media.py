@@ -18,11 +18,11 @@ from pydantic import SecretStr
 
 from imagehub.api import create_app
 from imagehub.hub import Hub
-from imagehub.keys import make_key
 from imagehub.media import FILE_ID, LocalMedia, MediaStore, MemoryMedia, Presigning, open_media
 from imagehub.media.s3 import S3Media, parse_media_url
-from imagehub.providers import Router
+from imagehub.routing import Router
 from imagehub.settings import Settings
+from imagehub.tenancy.keys import make_key
 from imagehub.testing import ScriptedProvider, tiny_png
 from tests.services import S3Server
 

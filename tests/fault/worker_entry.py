@@ -14,9 +14,10 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from imagehub.cli.worker import run_worker_process
 from imagehub.hub import Hub
-from imagehub.providers import GenerationRequest, GenerationResult, Router
-from imagehub.service import run_worker_process
+from imagehub.providers import GenerationRequest, GenerationResult
+from imagehub.routing import Router
 from imagehub.settings import Settings
 from imagehub.testing import ScriptedProvider
 

@@ -10,7 +10,7 @@ from pydantic import SecretStr
 from imagehub.catalog import Catalog
 from imagehub.hub import Hub
 from imagehub.media import MemoryMedia
-from imagehub.route_config import build_router
+from imagehub.routing.config import build_router
 from imagehub.settings import Settings
 from imagehub.store import MemoryStore
 from imagehub.tasks import Task

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from imagehub.catalog import Catalog
-from imagehub.routes import Route, Router
+from imagehub.routing.router import Route, Router
 from imagehub.testing import ScriptedProvider
 from tests.providers.conftest import KEYS, TENANT, run_task
 from tests.providers.fake_upstream import FakeUpstream, Hang, Reply

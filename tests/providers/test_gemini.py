@@ -10,7 +10,7 @@ from imagehub.catalog import Catalog
 from imagehub.hub import Hub
 from imagehub.media import MemoryMedia
 from imagehub.providers.gemini import VertexProvider
-from imagehub.routes import Route, Router
+from imagehub.routing.router import Route, Router
 from imagehub.settings import Settings
 from imagehub.store import MemoryStore
 from tests.providers.conftest import (

@@ -10,7 +10,7 @@ from pydantic import SecretStr
 
 from imagehub import cli
 from imagehub.catalog import Catalog
-from imagehub.route_config import RoutesConfigError, build_router
+from imagehub.routing.config import RoutesConfigError, build_router
 from imagehub.settings import Settings
 from tests.providers.fake_upstream import FakeUpstream, Reply
 

@@ -10,7 +10,7 @@ from asgi_lifespan import LifespanManager
 from imagehub.api import create_app
 from imagehub.client import AsyncClient
 from imagehub.hub import Hub
-from imagehub.keys import make_key
+from imagehub.tenancy.keys import make_key
 from imagehub.testing import ScriptedProvider, memory_hub
 from tests.api.conftest import ADMIN_KEY
 

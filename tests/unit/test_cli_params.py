@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from imagehub.cli_client.params import UsageError, catalog_help, parse_params
+from imagehub.cli.params import UsageError, catalog_help, parse_params
 from imagehub.schemas import ModelOut, ParameterOut
 
 

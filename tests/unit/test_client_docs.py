@@ -6,7 +6,7 @@ import re
 
 from imagehub.api.openai_wire import aliases, resolve_model, size_params
 from imagehub.catalog import Catalog
-from imagehub.cli_client import Exit
+from imagehub.cli.client import Exit
 from tests.unit.test_docs import README
 
 CATALOG = Catalog.load()

@@ -12,9 +12,9 @@ from collections.abc import Iterable
 import httpcore
 import pytest
 
-from imagehub.fetch import NotAnImage, sniff_image
-from imagehub.netguard import AddressPolicy, Blocked, is_public, system_resolver
-from imagehub.safehttp import FetchError, Refused, SafeClient, check_url
+from imagehub.outbound.address import AddressPolicy, Blocked, is_public, system_resolver
+from imagehub.outbound.client import FetchError, Refused, SafeClient, check_url
+from imagehub.outbound.fetch import NotAnImage, sniff_image
 from imagehub.testing import tiny_png
 
 PNG = tiny_png()

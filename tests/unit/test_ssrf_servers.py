@@ -11,9 +11,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
-from imagehub.fetch import NotAnImage, sniff_image
-from imagehub.netguard import AddressPolicy
-from imagehub.safehttp import FetchError, Refused, SafeClient, TimedOut, TooLarge
+from imagehub.outbound.address import AddressPolicy
+from imagehub.outbound.client import FetchError, Refused, SafeClient, TimedOut, TooLarge
+from imagehub.outbound.fetch import NotAnImage, sniff_image
 from imagehub.testing import tiny_png
 
 PNG = tiny_png()

@@ -41,5 +41,5 @@ def create_app(settings: Settings | None = None, *, hub: Hub | None = None) -> F
     )
     app.add_middleware(NoNulBytes)
     for module in (tasks, models, files, ops, openai_images, page, keys, webhooks):
-        app.include_router(module.router)
+        app.include_router(module.endpoints)
     return app

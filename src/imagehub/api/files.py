@@ -8,15 +8,15 @@ from starlette.exceptions import HTTPException
 
 from imagehub.api.deps import BaseUrlDep, CallerDep, HubDep
 from imagehub.api.errors import error_responses
-from imagehub.api.render import file_url
 from imagehub.errors import InvalidInput, NotFound
 from imagehub.media import FILE_ID, content_type_of
+from imagehub.render import file_url
 from imagehub.schemas import ErrorBody, FileOut
 
-router = APIRouter(prefix="/hub/v1/files", tags=["files"])
+endpoints = APIRouter(prefix="/hub/v1/files", tags=["files"])
 
 
-@router.post(
+@endpoints.post(
     "",
     status_code=201,
     response_model=FileOut,
@@ -66,7 +66,7 @@ async def _multipart_file(request: Request) -> bytes:
         raise InvalidInput.one(["body"], str(exc.detail), "multipart") from None
 
 
-@router.get(
+@endpoints.get(
     "/{file_id}",
     responses={
         200: {"content": {"image/*": {}}},

@@ -6,23 +6,23 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 
-from imagehub.accounts import Limits
 from imagehub.api.deps import AdminDep, CallerDep, HubDep
 from imagehub.api.errors import parse_body
-from imagehub.api.render import rfc3339
+from imagehub.render import rfc3339
 from imagehub.schemas import ErrorBody
-from imagehub.schemas_tenancy import (
+from imagehub.schemas.keys import (
     KeyCreate,
     KeyCreated,
     KeyList,
     KeyOut,
+    KeyUsageOut,
     LimitsIn,
     LimitsOut,
-    UsageOut,
 )
 from imagehub.store import ApiKey
+from imagehub.tenancy.accounts import Limits
 
-router = APIRouter(tags=["keys"])
+endpoints = APIRouter(tags=["keys"])
 _ERRORS: dict[int | str, dict[str, object]] = {
     code: {"model": ErrorBody} for code in (400, 401, 403, 404, 413, 422, 429, 503)
 }
@@ -47,7 +47,7 @@ def key_out(key: ApiKey) -> KeyOut:
             concurrent_tasks=key.concurrency_limit,
             budget_usd=None if key.budget_micros is None else key.budget_micros / 1e6,
         ),
-        usage=UsageOut(
+        usage=KeyUsageOut(
             active_tasks=key.active_tasks,
             reserved_usd=key.reserved_micros / 1e6,
             spent_usd=key.spent_micros / 1e6,
@@ -69,13 +69,13 @@ def limits_of(body: LimitsIn, current: ApiKey | None = None) -> Limits:
     )
 
 
-@router.get("/hub/v1/key", response_model=KeyOut, responses=_ERRORS)
+@endpoints.get("/hub/v1/key", response_model=KeyOut, responses=_ERRORS)
 async def own_key(caller: CallerDep, hub: HubDep) -> KeyOut:
     """The calling key: its tenant, limits and usage."""
     return key_out(await hub.accounts.key(caller.id))
 
 
-@router.post(
+@endpoints.post(
     "/hub/v1/admin/keys",
     status_code=201,
     response_model=KeyCreated,
@@ -91,7 +91,7 @@ async def create_key(request: Request, hub: HubDep, admin: AdminDep) -> KeyCreat
     return KeyCreated(**key_out(key).model_dump(), key=plaintext)
 
 
-@router.get("/hub/v1/admin/keys", response_model=KeyList, responses=_ERRORS)
+@endpoints.get("/hub/v1/admin/keys", response_model=KeyList, responses=_ERRORS)
 async def list_keys(
     hub: HubDep,
     admin: AdminDep,
@@ -101,13 +101,13 @@ async def list_keys(
     return KeyList(data=[key_out(k) for k in await hub.store.list_keys(tenant_id)])
 
 
-@router.get("/hub/v1/admin/keys/{key_id}", response_model=KeyOut, responses=_ERRORS)
+@endpoints.get("/hub/v1/admin/keys/{key_id}", response_model=KeyOut, responses=_ERRORS)
 async def get_key(key_id: str, hub: HubDep, admin: AdminDep) -> KeyOut:
     """One key (admin)."""
     return key_out(await hub.accounts.key(key_id))
 
 
-@router.patch(
+@endpoints.patch(
     "/hub/v1/admin/keys/{key_id}",
     response_model=KeyOut,
     responses=_ERRORS,
@@ -120,7 +120,7 @@ async def set_limits(key_id: str, request: Request, hub: HubDep, admin: AdminDep
     return key_out(await hub.accounts.set_limits(key_id, limits_of(body, current)))
 
 
-@router.post("/hub/v1/admin/keys/{key_id}/revoke", response_model=KeyOut, responses=_ERRORS)
+@endpoints.post("/hub/v1/admin/keys/{key_id}/revoke", response_model=KeyOut, responses=_ERRORS)
 async def revoke_key(key_id: str, hub: HubDep, admin: AdminDep) -> KeyOut:
     """Revoke a key (admin): every process refuses it within IMAGEHUB_KEY_CACHE_SECONDS."""
     return key_out(await hub.accounts.revoke(key_id))

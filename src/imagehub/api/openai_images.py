@@ -22,9 +22,9 @@ from starlette.exceptions import HTTPException
 from imagehub.api import openai_wire
 from imagehub.api.deps import BaseUrlDep, CallerDep, HubDep
 from imagehub.api.errors import parse_body, validation_error
-from imagehub.api.render import file_url
 from imagehub.errors import HubError, InvalidInput, PayloadTooLarge, RateLimited
 from imagehub.hub import Hub
+from imagehub.render import file_url
 from imagehub.store import ApiKey
 from imagehub.tasks import OutputImage, Task, TaskStatus
 
@@ -37,7 +37,7 @@ _MAX_INPUT_FILES = 17  # 16 images and a mask
 _NO_RETRY = {"x-should-retry": "false"}
 
 
-class OpenAIRoute(APIRoute):
+class OpenAIEndpoint(APIRoute):
     """A route whose every error is answered in OpenAI's error shape."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
@@ -62,7 +62,7 @@ class OpenAIRoute(APIRoute):
         return answer
 
 
-router = APIRouter(prefix="/v1/images", tags=["OpenAI-compatible"], route_class=OpenAIRoute)
+endpoints = APIRouter(prefix="/v1/images", tags=["OpenAI-compatible"], route_class=OpenAIEndpoint)
 
 IdempotencyHeader = Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)]
 
@@ -85,7 +85,7 @@ _ANSWER: dict[int | str, dict[str, Any]] = {
 }
 
 
-@router.post(
+@endpoints.post(
     "/generations",
     responses=_ANSWER,
     openapi_extra={
@@ -111,7 +111,7 @@ async def create_image(
     return await _run(request, hub, caller, base_url, spec.id, params, body, idempotency_key)
 
 
-@router.post(
+@endpoints.post(
     "/edits",
     responses=_ANSWER,
     openapi_extra={

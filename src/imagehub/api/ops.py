@@ -8,16 +8,16 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from imagehub.api.deps import HubDep
 
-router = APIRouter(tags=["operations"])
+endpoints = APIRouter(tags=["operations"])
 
 
-@router.get("/healthz")
+@endpoints.get("/healthz")
 async def healthz() -> dict[str, str]:
     """The process is alive."""
     return {"status": "ok"}
 
 
-@router.get(
+@endpoints.get(
     "/readyz",
     responses={
         200: {"description": "Ready: the store answers, the worker runs"},
@@ -31,7 +31,7 @@ async def readyz(hub: HubDep) -> JSONResponse:
     return JSONResponse({"status": "ok" if ok else "unavailable", **checks}, 200 if ok else 503)
 
 
-@router.get("/metrics", response_class=Response)
+@endpoints.get("/metrics", response_class=Response)
 async def metrics(hub: HubDep) -> Response:
     """Prometheus text."""
     return Response(hub.metrics.render(), media_type=CONTENT_TYPE_LATEST)

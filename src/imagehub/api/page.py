@@ -22,7 +22,7 @@ from imagehub.api.deps import BaseUrlDep, HubDep
 from imagehub.catalog import Catalog, ModelSpec, ParamSpec, Validator
 from imagehub.errors import NotFound
 
-router = APIRouter(include_in_schema=False)
+endpoints = APIRouter(include_in_schema=False)
 
 #: capability -> tab label, in tab order
 TABS = {"text-to-image": "Text to image", "image-to-image": "Image to image / Edit"}
@@ -165,7 +165,7 @@ def page_context(catalog: Catalog, validator: Validator, base_url: str) -> dict[
     }
 
 
-@router.get("/", response_class=HTMLResponse)
+@endpoints.get("/", response_class=HTMLResponse)
 async def reference_page(hub: HubDep, base_url: BaseUrlDep) -> HTMLResponse:
     """The Model Reference page, the playground and the history."""
     context = page_context(hub.catalog, hub.validator, base_url)
@@ -173,7 +173,7 @@ async def reference_page(hub: HubDep, base_url: BaseUrlDep) -> HTMLResponse:
     return HTMLResponse(html, headers={"Content-Security-Policy": CSP, "Cache-Control": "no-cache"})
 
 
-@router.get("/static/{name}")
+@endpoints.get("/static/{name}")
 async def static_asset(name: str, request: Request) -> Response:
     """One of the page's own assets; a versioned URL may be cached for good."""
     asset = _assets().get(name)

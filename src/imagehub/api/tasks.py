@@ -12,10 +12,10 @@ from fastapi.responses import StreamingResponse
 
 from imagehub.api.deps import BaseUrlDep, CallerDep, HubDep
 from imagehub.api.errors import parse_body
-from imagehub.api.render import task_out
+from imagehub.render import task_out
 from imagehub.schemas import ErrorBody, TaskCreate, TaskList, TaskOut
 
-router = APIRouter(prefix="/hub/v1/tasks", tags=["tasks"])
+endpoints = APIRouter(prefix="/hub/v1/tasks", tags=["tasks"])
 
 _PREFER_WAIT = re.compile(r"\bwait\s*=\s*(\d+(?:\.\d+)?)")
 _ERRORS: dict[int | str, dict[str, object]] = {
@@ -27,7 +27,7 @@ WaitQuery = Annotated[
 ]
 
 
-@router.post(
+@endpoints.post(
     "",
     status_code=202,
     response_model=TaskOut,
@@ -68,7 +68,7 @@ async def submit_task(
     return task_out(task, base_url)
 
 
-@router.get("", response_model=TaskList, responses=_ERRORS)
+@endpoints.get("", response_model=TaskList, responses=_ERRORS)
 async def list_tasks(
     hub: HubDep,
     caller: CallerDep,
@@ -85,7 +85,7 @@ async def list_tasks(
     return TaskList(data=[task_out(t, base_url) for t in page.tasks], next_cursor=page.next_cursor)
 
 
-@router.get("/{task_id}", response_model=TaskOut, responses=_ERRORS)
+@endpoints.get("/{task_id}", response_model=TaskOut, responses=_ERRORS)
 async def get_task(
     task_id: str,
     hub: HubDep,
@@ -101,7 +101,7 @@ async def get_task(
     return task_out(task, base_url)
 
 
-@router.post("/{task_id}/cancel", response_model=TaskOut, responses=_ERRORS)
+@endpoints.post("/{task_id}/cancel", response_model=TaskOut, responses=_ERRORS)
 async def cancel_task(
     task_id: str, hub: HubDep, caller: CallerDep, base_url: BaseUrlDep
 ) -> TaskOut:
@@ -109,7 +109,7 @@ async def cancel_task(
     return task_out(await hub.cancel(caller.tenant_id, task_id), base_url)
 
 
-@router.get(
+@endpoints.get(
     "/{task_id}/events",
     responses={200: {"content": {"text/event-stream": {}}}, **_ERRORS},
     response_class=StreamingResponse,

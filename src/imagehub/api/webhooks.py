@@ -7,11 +7,11 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from imagehub.api.deps import CallerDep, HubDep
-from imagehub.api.render import rfc3339
 from imagehub.errors import InvalidInput, NotFound
-from imagehub.safehttp import redact
+from imagehub.outbound.client import redact
+from imagehub.render import rfc3339
 from imagehub.schemas import ErrorBody
-from imagehub.schemas_tenancy import (
+from imagehub.schemas.webhooks import (
     AttemptOut,
     DeliveryList,
     DeliveryOut,
@@ -20,7 +20,7 @@ from imagehub.schemas_tenancy import (
 )
 from imagehub.store.base import Delivery, WebhookSecret
 
-router = APIRouter(tags=["webhooks"])
+endpoints = APIRouter(tags=["webhooks"])
 _ERRORS: dict[int | str, dict[str, object]] = {
     code: {"model": ErrorBody} for code in (401, 404, 422, 429, 503)
 }
@@ -57,19 +57,21 @@ def delivery_out(d: Delivery) -> DeliveryOut:
     )
 
 
-@router.get("/hub/v1/webhooks/secret", response_model=WebhookSecretOut, responses=_ERRORS)
+@endpoints.get("/hub/v1/webhooks/secret", response_model=WebhookSecretOut, responses=_ERRORS)
 async def get_secret(hub: HubDep, caller: CallerDep) -> WebhookSecretOut:
     """The tenant's `whsec_` secret that signs its webhooks (made on first use)."""
     return secret_out(await hub.accounts.webhook_secrets(caller.tenant_id))
 
 
-@router.post("/hub/v1/webhooks/secret/rotate", response_model=WebhookSecretOut, responses=_ERRORS)
+@endpoints.post(
+    "/hub/v1/webhooks/secret/rotate", response_model=WebhookSecretOut, responses=_ERRORS
+)
 async def rotate_secret(hub: HubDep, caller: CallerDep) -> WebhookSecretOut:
     """A new secret; the previous one keeps signing next to it for 24 hours."""
     return secret_out(await hub.accounts.rotate_webhook_secret(caller.tenant_id))
 
 
-@router.get("/hub/v1/webhooks/deliveries", response_model=DeliveryList, responses=_ERRORS)
+@endpoints.get("/hub/v1/webhooks/deliveries", response_model=DeliveryList, responses=_ERRORS)
 async def list_deliveries(
     hub: HubDep,
     caller: CallerDep,
@@ -86,7 +88,7 @@ async def list_deliveries(
     return DeliveryList(data=[delivery_out(d) for d in found], next_cursor=next_cursor)
 
 
-@router.get("/hub/v1/tasks/{task_id}/webhook", response_model=DeliveryOut, responses=_ERRORS)
+@endpoints.get("/hub/v1/tasks/{task_id}/webhook", response_model=DeliveryOut, responses=_ERRORS)
 async def task_webhook(task_id: str, hub: HubDep, caller: CallerDep) -> DeliveryOut:
     """A task's webhook delivery and its attempts (404 when the task has no webhook_url)."""
     found = await hub.store.get_delivery(task_id, caller.tenant_id)

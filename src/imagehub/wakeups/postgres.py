@@ -16,7 +16,7 @@ from collections.abc import Callable
 import psycopg
 from psycopg import AsyncConnection, sql
 
-log = logging.getLogger("imagehub.broadcast")
+log = logging.getLogger("imagehub.wakeups.shared")
 
 #: an idle listener checks its connection this often (a silent network drop never raises)
 IDLE_CHECK_SECONDS = 30.0

@@ -27,16 +27,16 @@ import random
 import time
 from datetime import timedelta
 
-from imagehub.accounts import Accounts
 from imagehub.errors import InvalidInput, parse_retry_after
-from imagehub.netguard import AddressPolicy, Blocked
-from imagehub.safehttp import FetchError, Refused, SafeClient, check_url
+from imagehub.outbound.address import AddressPolicy, Blocked
+from imagehub.outbound.client import FetchError, Refused, SafeClient, check_url
 from imagehub.settings import Settings
 from imagehub.store import TaskStore
 from imagehub.store.base import Delivery, DeliveryAttempt, DeliveryState
 from imagehub.tasks import Task, TaskOutput, new_id, utcnow
+from imagehub.tenancy.accounts import Accounts
 
-log = logging.getLogger("imagehub.webhooks")
+log = logging.getLogger("imagehub.webhooks.sender")
 
 #: attempts kept in a delivery's history (the latest ones)
 MAX_HISTORY = 20
@@ -83,7 +83,7 @@ def _default_port(scheme: str) -> int:
 
 def task_body(task: Task, base_url: str) -> bytes:
     """The task object as `GET /hub/v1/tasks/{id}` shows it, minus inline (sync_mode) images."""
-    from imagehub.api.render import task_out  # the API package imports the hub: import late
+    from imagehub.render import task_out  # the API package imports the hub: import late
 
     if task.output is not None and any(i.data_uri for i in task.output.images):
         task = dataclasses.replace(task, output=TaskOutput((), task.output.description, True))

@@ -16,12 +16,12 @@ import secrets
 from collections.abc import Callable
 from typing import Protocol
 
-from imagehub.notify import Notifier
 from imagehub.settings import Settings
+from imagehub.wakeups.notifier import Notifier
 
 __all__ = ["Broadcast", "SharedNotifier", "open_notifier"]
 
-log = logging.getLogger("imagehub.broadcast")
+log = logging.getLogger("imagehub.wakeups.shared")
 
 #: PostgreSQL refuses NOTIFY payloads of 8000 bytes or more
 MAX_MESSAGE_BYTES = 7900
@@ -135,13 +135,13 @@ def open_notifier(settings: Settings) -> Notifier:
     if choice == "redis":
         if not settings.redis_url:
             raise ValueError("IMAGEHUB_WAKEUPS=redis needs IMAGEHUB_REDIS_URL")
-        from imagehub.broadcast.redis import RedisBroadcast
+        from imagehub.wakeups.redis import RedisBroadcast
 
         return SharedNotifier(RedisBroadcast(settings.redis_url, settings.wakeup_channel))
     if choice == "postgres":
         if not postgres:
             raise ValueError("IMAGEHUB_WAKEUPS=postgres needs a postgresql:// database URL")
-        from imagehub.broadcast.postgres import PostgresBroadcast
+        from imagehub.wakeups.postgres import PostgresBroadcast
 
         return SharedNotifier(PostgresBroadcast(settings.store_url, settings.wakeup_channel))
     return Notifier()

@@ -1,8 +1,6 @@
-"""Wire schemas of keys, limits and webhooks (admin routes, a key's own view, deliveries)."""
+"""Wire schemas of keys and their limits (admin routes, a key's own view)."""
 
 from __future__ import annotations
-
-from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -53,7 +51,7 @@ class LimitsOut(BaseModel):
     budget_usd: float | None
 
 
-class UsageOut(BaseModel):
+class KeyUsageOut(BaseModel):
     active_tasks: int
     reserved_usd: float
     spent_usd: float
@@ -70,7 +68,7 @@ class KeyOut(BaseModel):
     created_at: str
     revoked_at: str | None
     limits: LimitsOut
-    usage: UsageOut
+    usage: KeyUsageOut
 
 
 class KeyCreated(KeyOut):
@@ -79,43 +77,3 @@ class KeyCreated(KeyOut):
 
 class KeyList(BaseModel):
     data: list[KeyOut]
-
-
-class SecretOut(BaseModel):
-    secret: str
-    created_at: str
-    expires_at: str | None
-
-
-class WebhookSecretOut(BaseModel):
-    """The tenant's webhook signing secret; after a rotation the previous one signs too."""
-
-    secret: str = Field(description="The current `whsec_` secret.")
-    created_at: str
-    previous: list[SecretOut] = Field(
-        description="Older secrets that still sign every delivery until they expire."
-    )
-
-
-class AttemptOut(BaseModel):
-    at: str
-    status: int | None = Field(description="The receiver's HTTP status; null when none.")
-    error: str | None
-
-
-class DeliveryOut(BaseModel):
-    """A task's webhook delivery and its attempts."""
-
-    webhook_id: str
-    task_id: str
-    url: str = Field(description="The webhook URL, without its query.")
-    state: Literal["waiting", "pending", "succeeded", "failed"]
-    attempts: int
-    next_attempt_at: str | None
-    created_at: str
-    history: list[AttemptOut] = Field(description="The latest attempts, oldest first.")
-
-
-class DeliveryList(BaseModel):
-    data: list[DeliveryOut]
-    next_cursor: str | None

@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from imagehub import cli_keys
-from imagehub.cli_client import add_commands as add_client_commands
+from imagehub.cli import keys as cli_keys
+from imagehub.cli.client import add_commands as add_client_commands
 
 if TYPE_CHECKING:  # the server's modules load only for `serve`: the client commands lack them
     from imagehub.settings import Settings
@@ -78,15 +78,15 @@ def _serve(args: argparse.Namespace) -> int:
         import uvicorn
 
         from imagehub.api import create_app
+        from imagehub.cli.server import uvicorn_options
         from imagehub.hub import Hub
-        from imagehub.serving import uvicorn_options
     except ImportError as exc:  # a client-only install: the base package is the SDK and CLI
         print(f"imagehub serve needs the server extra ({exc}):", file=sys.stderr)
         print("    python -m pip install 'imagehub[server]'", file=sys.stderr)
         return 2
 
     _logging(args.log_level)
-    from imagehub.route_config import RoutesConfigError
+    from imagehub.routing.config import RoutesConfigError
 
     settings = _settings(args)
     try:
@@ -115,8 +115,8 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _worker(args: argparse.Namespace) -> int:
+    from imagehub.cli.worker import run_worker_process
     from imagehub.hub import Hub
-    from imagehub.service import run_worker_process
 
     _logging(args.log_level)
     asyncio.run(run_worker_process(Hub.from_settings(_settings(args))))
@@ -124,7 +124,7 @@ def _worker(args: argparse.Namespace) -> int:
 
 
 def _logging(level: str) -> None:
-    from imagehub.safehttp import quiet_url_logs
+    from imagehub.outbound.client import quiet_url_logs
 
     logging.basicConfig(
         level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -148,8 +148,8 @@ _ROUTE_COLUMNS = ("model", "route", "provider", "upstream_model", "priority", "w
 
 def _routes(args: argparse.Namespace) -> int:
     from imagehub.catalog import Catalog
-    from imagehub.route_config import RoutesConfigError, build_router
-    from imagehub.routes import check_live, describe
+    from imagehub.routing.config import RoutesConfigError, build_router
+    from imagehub.routing.router import check_live, describe
 
     catalog = Catalog.load()
     try:
@@ -187,7 +187,3 @@ async def _bootstrap(hub: Any) -> str | None:
         return created
     finally:
         await hub.store.close()
-
-
-if __name__ == "__main__":
-    sys.exit(main())

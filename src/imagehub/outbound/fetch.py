@@ -13,8 +13,8 @@ import re
 
 from imagehub.errors import ImageDownloadError, InvalidInputImage
 from imagehub.media import MediaStore
-from imagehub.netguard import AddressPolicy
-from imagehub.safehttp import FetchError, SafeClient, TooLarge, redact
+from imagehub.outbound.address import AddressPolicy
+from imagehub.outbound.client import FetchError, SafeClient, TooLarge, redact
 
 _HUB_FILE = re.compile(r"^https?://[^/]+(?:/[^?#]*)?/hub/v1/files/(f_[A-Za-z0-9]{22}\.\w+)\Z")
 _DATA_URI = re.compile(r"^data:image/[\w.+-]+;base64,", re.IGNORECASE)

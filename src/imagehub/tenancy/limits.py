@@ -19,11 +19,11 @@ from typing import Any, Protocol
 from imagehub.catalog import Catalog, ModelSpec
 from imagehub.catalog.spec import output_size
 from imagehub.errors import RateLimited
-from imagehub.providers import Router
+from imagehub.routing.router import Router
 from imagehub.store import ApiKey, TaskStore
 from imagehub.store.base import OverLimit
 
-log = logging.getLogger("imagehub.quotas")
+log = logging.getLogger("imagehub.tenancy.limits")
 
 #: how long a client over its concurrency limit is told to wait: tasks finish in seconds
 CONCURRENCY_RETRY_SECONDS = 2.0

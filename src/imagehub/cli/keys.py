@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the server's modules load only when a key command runs
-    from imagehub.accounts import Accounts, Limits
     from imagehub.store import ApiKey
+    from imagehub.tenancy.accounts import Accounts, Limits
 
 Commands = Any  # argparse's subparsers action has no public type
 _NONE = "none"
@@ -94,10 +94,10 @@ def _runner(action: Action) -> Callable[[argparse.Namespace], int]:
 
 
 async def _with_accounts(action: Action, args: argparse.Namespace) -> int:
-    from imagehub.accounts import Accounts
     from imagehub.errors import ClientError
     from imagehub.settings import Settings
     from imagehub.store import open_store
+    from imagehub.tenancy.accounts import Accounts
 
     settings = Settings(**({"data_dir": args.data_dir} if args.data_dir else {}))
     store = open_store(settings.store_url, pool_size=1, migrate_on_open=settings.migrate_on_start)
@@ -113,7 +113,7 @@ async def _with_accounts(action: Action, args: argparse.Namespace) -> int:
 
 def _limits_from(args: argparse.Namespace, current: Limits | None = None) -> Limits:
     """The limits the options give; options left out keep `current`'s, `none` removes one."""
-    from imagehub.accounts import Limits
+    from imagehub.tenancy.accounts import Limits
 
     def pick(value: Any, old: int | None) -> int | None:
         return old if value is None else None if value == _NONE else int(value)
@@ -153,7 +153,7 @@ async def _revoke(accounts: Accounts, args: argparse.Namespace) -> int:
 
 
 async def _set_limits(accounts: Accounts, args: argparse.Namespace) -> int:
-    from imagehub.accounts import Limits
+    from imagehub.tenancy.accounts import Limits
 
     key = await accounts.key(args.key_id)
     current = Limits(key.rpm_limit, key.concurrency_limit, key.budget_micros)

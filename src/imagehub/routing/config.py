@@ -28,7 +28,7 @@ from imagehub.providers.gemini import GeminiProvider, VertexProvider
 from imagehub.providers.openai import OpenAIProvider
 from imagehub.providers.openai_compatible import OpenAICompatibleProvider, OpenRouterProvider
 from imagehub.providers.vertex_auth import GoogleTokens
-from imagehub.routes import Limiter, Route, Router
+from imagehub.routing.router import Limiter, Route, Router
 from imagehub.settings import Settings, secret_from_environment
 
 ProviderKind = Literal["gemini", "vertex", "openai", "openrouter", "openai_compatible", "fal"]

@@ -15,12 +15,12 @@ import time
 from dataclasses import dataclass
 
 from imagehub.errors import InvalidInput, NotFound, Unauthorized
-from imagehub.keys import hash_key, make_key
-from imagehub.quotas import Rates, StoreRates, too_many_requests
 from imagehub.settings import Settings
 from imagehub.store import ApiKey, TaskStore
 from imagehub.store.base import WebhookSecret
 from imagehub.tasks import utcnow
+from imagehub.tenancy.keys import hash_key, make_key
+from imagehub.tenancy.limits import Rates, StoreRates, too_many_requests
 
 TENANT_ID = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 #: after a rotation, the previous webhook secret keeps signing for this long

@@ -16,7 +16,7 @@ from collections.abc import Callable
 import httpcore
 import httpx
 
-from imagehub.netguard import AddressPolicy, Blocked, GuardedBackend, Resolver
+from imagehub.outbound.address import AddressPolicy, Blocked, GuardedBackend, Resolver
 
 MAX_URL_LENGTH = 2048
 MAX_REDIRECTS = 3

@@ -13,7 +13,7 @@ from collections.abc import Callable
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-log = logging.getLogger("imagehub.broadcast")
+log = logging.getLogger("imagehub.wakeups.shared")
 
 
 class RedisBroadcast:

@@ -10,7 +10,7 @@ from enum import IntEnum
 from pathlib import Path
 from typing import Any
 
-from imagehub.cli_client.display import (
+from imagehub.cli.display import (
     StatusLine,
     error,
     model_header,
@@ -18,7 +18,7 @@ from imagehub.cli_client.display import (
     prompt_of,
     table,
 )
-from imagehub.cli_client.params import UsageError, parse_params, range_text, show
+from imagehub.cli.params import UsageError, parse_params, range_text, show
 from imagehub.client import Client, wire
 from imagehub.errors import (
     ClientError,

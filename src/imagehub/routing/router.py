@@ -3,10 +3,10 @@
 A route is one configured way to serve a model: a provider instance (one pooled HTTP client
 and its credentials), the upstream model id, a priority, a weight, an optional concurrency limit
 and timeout. `build_router` reads them from the settings: one route per provider key set in the
-environment, plus the entries of the routes file (`imagehub.route_config`).
+environment, plus the entries of the routes file (`imagehub.routing.config`).
 
 Health is kept per route in this process: a failing route cools down for a while and is skipped
-while another route can serve the model (see `imagehub.retry`).
+while another route can serve the model (see `imagehub.routing.policy`).
 """
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ from imagehub.errors import (
     UpstreamRateLimited,
     UpstreamTimeout,
 )
-from imagehub.routes import Route
+from imagehub.routing.router import Route
 from imagehub.settings import Settings
 
 T = TypeVar("T")

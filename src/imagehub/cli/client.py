@@ -10,9 +10,9 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from imagehub.cli_client import commands
-from imagehub.cli_client.commands import Exit
-from imagehub.cli_client.params import catalog_help
+from imagehub.cli import commands
+from imagehub.cli.commands import Exit
+from imagehub.cli.params import catalog_help
 
 __all__ = ["EXIT_CODES_HELP", "Exit", "add_commands"]
 

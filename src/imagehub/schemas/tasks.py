@@ -1,4 +1,4 @@
-"""Wire schemas shared by the API and the SDK. Depends on pydantic only."""
+"""Wire schemas of tasks, files and errors."""
 
 from __future__ import annotations
 
@@ -82,32 +82,6 @@ class TaskOut(_Out):
 class TaskList(_Out):
     data: list[TaskOut]
     next_cursor: str | None
-
-
-class ParameterOut(_Out):
-    name: str
-    type: str
-    required: bool
-    default: Any = None
-    values: list[str] | None = None
-    minimum: int | None = None
-    maximum: int | None = None
-    description: str
-
-
-class ModelOut(_Out):
-    id: str
-    name: str
-    vendor: str
-    capability: Literal["text-to-image", "image-to-image"]
-    description: str
-    parameters: list[ParameterOut]
-    input_schema: dict[str, Any]
-    example: dict[str, Any]
-
-
-class ModelList(_Out):
-    data: list[ModelOut]
 
 
 class FileOut(_Out):

@@ -1,0 +1,1 @@
+"""Webhooks: Standard Webhooks signing and the delivery loop (`sender`)."""
