@@ -71,13 +71,11 @@ def fill(folder: Path) -> Path:
     """Write a file until the disk is full."""
     filler = folder / "filler"
     chunk = b"\0" * 65536
-    with filler.open("wb") as out:
-        try:
-            while True:
-                out.write(chunk)
-                out.flush()
-        except OSError as exc:
-            assert exc.errno == errno.ENOSPC
+    with filler.open("wb") as out, pytest.raises(OSError) as full:
+        while True:
+            out.write(chunk)
+            out.flush()
+    assert full.value.errno == errno.ENOSPC
     return filler
 
 
