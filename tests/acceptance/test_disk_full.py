@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 import httpx
 import pytest
@@ -70,13 +71,16 @@ def slow_image() -> Iterator[str]:
 def fill(folder: Path) -> Path:
     """Write a file until the disk is full."""
     filler = folder / "filler"
-    chunk = b"\0" * 65536
-    with filler.open("wb") as out, pytest.raises(OSError) as full:
-        while True:
-            out.write(chunk)
-            out.flush()
+    with filler.open("wb") as out, pytest.raises(OSError, match="No space left") as full:
+        _write_forever(out, b"\0" * 65536)
     assert full.value.errno == errno.ENOSPC
     return filler
+
+
+def _write_forever(out: BinaryIO, chunk: bytes) -> None:
+    while True:
+        out.write(chunk)
+        out.flush()
 
 
 def test_a_full_disk_answers_503_and_fails_no_task(
