@@ -11,7 +11,8 @@
     │   ├── InvalidInput              422 invalid_input (carries every failing field)
     │   │   └── IdempotencyKeyReused  422 idempotency_key_reused
     │   └── RateLimited               429 rate_limited (carries retry_after)
-    ├── Overloaded                    503 overloaded
+    ├── Overloaded                    503 overloaded (carries retry_after)
+    │   └── StorageUnavailable        503 overloaded: a transient storage fault (disk full, ...)
     ├── TaskError                     why a task failed; lands in task.error, never an HTTP status
     │   ├── InputImageError
     │   │   ├── ImageDownloadError    image_download_error
@@ -25,6 +26,7 @@
     │   │   └── UpstreamConfigError   upstream_error: the route's credentials, model id or account
     │   ├── Canceled                  canceled
     │   └── InternalError             internal_error
+    │       └── StorageFault          internal_error (retryable, not counted): disk full, ...
     ├── InvalidTransition             a bug: a task state change the state machine forbids
     ├── HubUnreachable                SDK: no answer from the hub (refused, reset, timed out)
     ├── TaskFailed                    SDK: the task ended failed or canceled (carries the task)
@@ -37,6 +39,7 @@ run time. `HTTP_ERRORS` maps an error envelope's code back to its class, for the
 from __future__ import annotations
 
 import email.utils
+import errno
 import time
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -156,6 +159,15 @@ class Overloaded(HubError):
     code = "overloaded"
     status = 503
 
+    def __init__(self, message: str | None = None, retry_after: float = 5.0) -> None:
+        self.retry_after = retry_after
+        super().__init__(message)
+
+
+class StorageUnavailable(Overloaded):
+    """The hub cannot write its storage right now (disk full or out of file descriptors);
+    try again shortly."""
+
 
 class TaskError(HubError):
     """The task failed."""
@@ -243,6 +255,13 @@ class InternalError(TaskError):
     """The hub failed while running the task."""
 
     code = "internal_error"
+
+
+class StorageFault(InternalError):
+    """The hub could not write its storage (disk full or out of file descriptors)."""
+
+    # the task goes back to the queue until the storage recovers; the fault is not the task's
+    retryable = True
 
 
 class InvalidTransition(HubError):
@@ -336,3 +355,26 @@ def parse_retry_after(value: str | None) -> float | None:
     except (TypeError, ValueError):
         return None
     return max(0.0, when.timestamp() - time.time())
+
+
+#: what a full disk, an exhausted quota or descriptor table look like to the OS
+_TRANSIENT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EMFILE, errno.ENFILE})
+#: SQLite's primary result codes for the same conditions: SQLITE_IOERR (10, writing its
+#: journal), SQLITE_FULL (13), SQLITE_CANTOPEN (14, no descriptor left). By number, so the SDK,
+#: which imports this module, needs no sqlite3.
+_TRANSIENT_SQLITE = frozenset({10, 13, 14})
+
+
+def is_storage_fault(exc: BaseException) -> bool:
+    """Whether `exc` is a storage condition that passes by itself: retry later, don't fail."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:  # the cause may be the OS error
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno in _TRANSIENT_ERRNOS:
+            return True
+        code = getattr(current, "sqlite_errorcode", None)
+        if isinstance(code, int) and code & 0xFF in _TRANSIENT_SQLITE:
+            return True
+        current = current.__cause__ or current.__context__
+    return False

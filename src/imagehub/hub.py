@@ -8,7 +8,10 @@ import dataclasses
 import hashlib
 import json
 import logging
+import os
+import tempfile
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 from imagehub import imaging
@@ -20,7 +23,7 @@ from imagehub.errors import (
     InvalidInputImage,
     NotFound,
 )
-from imagehub.media import MediaStore, Presigning, open_media
+from imagehub.media import LocalMedia, MediaStore, Presigning, open_media
 from imagehub.metrics import Metrics
 from imagehub.outbound.address import AddressPolicy
 from imagehub.outbound.client import SafeClient
@@ -364,16 +367,47 @@ class Hub:
         return url
 
     async def ready(self) -> dict[str, bool]:
-        """What /readyz reports."""
+        """What /readyz reports: the store answers and can write, the worker runs."""
         try:
             await asyncio.wait_for(self.store.ping(), 2.0)
-            store_ok = True
+            store_ok = await self._folders_writable()
         except Exception:
             store_ok = False
         worker_ok = self.worker is None or (
             self._worker_runner is not None and not self._worker_runner.done()
         )
         return {"store": store_ok, "worker": worker_ok}
+
+    async def _folders_writable(self) -> bool:
+        """Whether the SQLite database's and the media's folders take a write (a full disk
+        answers reads but no writes)."""
+        folders = set()
+        if self.settings.store_url.startswith("sqlite:///"):
+            folders.add(Path(self.settings.store_url.removeprefix("sqlite:///")).parent)
+        if isinstance(self.media, LocalMedia):
+            folders.add(self.media.root)
+        try:
+            for folder in folders:
+                await asyncio.wait_for(asyncio.to_thread(_probe_write, folder), 2.0)
+        except (OSError, TimeoutError):
+            return False
+        return True
+
+
+def _probe_write(folder: Path) -> None:
+    """Write, sync and remove a small file: what a task's write needs, in little."""
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=".ready-", dir=folder)
+    try:
+        os.write(fd, bytes(_PROBE_BYTES))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+        os.unlink(name)
+
+
+#: a probe as large as a small write of SQLite's journal
+_PROBE_BYTES = 64 * 1024
 
 
 def _fingerprint(

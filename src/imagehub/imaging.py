@@ -1,9 +1,13 @@
-"""Synchronous Pillow helpers for input and output images; callers run them in a thread."""
+"""Pillow helpers for input and output images (synchronous: callers run them in a thread),
+and the budget of decoded pixels a process holds at once."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import threading
 import warnings
+from collections.abc import AsyncIterator
 from io import BytesIO
 
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -114,3 +118,38 @@ def measure(data: bytes) -> tuple[int, int, str]:
             return image.width, image.height, CONTENT_TYPES[str(image.format).lower()]
     except (OSError, SyntaxError) as exc:
         raise ValueError("the image is not a PNG, JPEG or WebP image") from exc
+
+
+def pixels(data: bytes) -> int:
+    """The pixels an image's header declares, without decoding; 0 when no reader knows it."""
+    try:
+        with Image.open(BytesIO(data), formats=INPUT_FORMATS) as image:
+            return int(image.width * image.height)
+    except Exception:  # the decode that follows names what is wrong with it
+        return 0
+
+
+class PixelBudget:
+    """At most `limit` decoded pixels in flight in this process: a decode waits for room.
+
+    One huge image still decodes alone (it takes the whole budget); many at once queue up
+    instead of multiplying the process's memory.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+        self._room = asyncio.Condition()
+
+    @contextlib.asynccontextmanager
+    async def hold(self, pixels: int) -> AsyncIterator[None]:
+        pixels = min(pixels, self.limit)
+        async with self._room:
+            await self._room.wait_for(lambda: self.used + pixels <= self.limit)
+            self.used += pixels
+        try:
+            yield
+        finally:
+            async with self._room:
+                self.used -= pixels
+                self._room.notify_all()

@@ -70,6 +70,16 @@ class Settings(BaseSettings):
     max_input_pixels: int = Field(
         40_000_000, description="Most pixels an input image may decode to."
     )
+    max_task_input_pixels: int = Field(
+        100_000_000,
+        description="Most pixels one task's input images may decode to together (an image "
+        "named twice counts once).",
+    )
+    decode_budget_pixels: int = Field(
+        100_000_000,
+        description="Most input pixels a worker process decodes at once (about 4 bytes each); "
+        "further decodes wait their turn.",
+    )
     fetch_timeout_seconds: float = Field(
         20.0, description="Total time allowed to download one input image."
     )

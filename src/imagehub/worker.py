@@ -15,7 +15,14 @@ from typing import Any, TypeVar
 
 from imagehub import imaging
 from imagehub.catalog import Catalog, ModelSpec
-from imagehub.errors import InternalError, TaskError, UpstreamConfigError
+from imagehub.errors import (
+    InternalError,
+    InvalidInputImage,
+    StorageFault,
+    TaskError,
+    UpstreamConfigError,
+    is_storage_fault,
+)
 from imagehub.media import EXTENSIONS, MediaStore
 from imagehub.outbound.fetch import Fetcher
 from imagehub.providers import GenerationRequest, GenerationResult, InputImage
@@ -74,6 +81,8 @@ class Worker:
         self._stopping = asyncio.Event()
         self._slot_freed = asyncio.Event()
         self._pool = ThreadPoolExecutor(4, thread_name_prefix="imagehub-media")
+        #: decoded input pixels in flight, bounded: many large inputs at once queue, not pile up
+        self._decoding = imaging.PixelBudget(settings.decode_budget_pixels)
 
     # -- loops
 
@@ -238,6 +247,10 @@ class Worker:
         except TaskError as exc:
             await self._finish(self._failed(task, exc))
         except Exception as exc:
+            if is_storage_fault(exc):
+                log.warning("task %s: storage fault (%s); back to the queue", task.id, exc)
+                await self._finish(self._failed(task, StorageFault()))
+                return
             log.exception("task %s failed inside the hub", task.id)
             error = InternalError(f"The hub failed while running the task ({type(exc).__name__}).")
             await self._finish(self._failed(task, error))
@@ -288,22 +301,38 @@ class Worker:
         if "mask_url" in task.input:
             refs.append(task.input["mask_url"])
             labels.append("mask_url")
+        # an image named several times is fetched and decoded once
+        first: dict[str, str] = {}
+        for ref, label in zip(refs, labels, strict=True):
+            first.setdefault(ref, label)
+        fetched = await asyncio.gather(*(self.fetcher.fetch(r, lbl) for r, lbl in first.items()))
+        sizes = [await self._cpu(imaging.pixels, data) for data in fetched]
+        if sum(sizes) > self.settings.max_task_input_pixels:
+            raise InvalidInputImage(
+                f"the input images decode to {sum(sizes):,} pixels together; "
+                f"the limit is {self.settings.max_task_input_pixels:,}"
+            )
         decoded = await asyncio.gather(
-            *(self._input(r, lbl) for r, lbl in zip(refs, labels, strict=True))
+            *(
+                self._decode(data, label, size)
+                for label, data, size in zip(first.values(), fetched, sizes, strict=True)
+            )
         )
+        by_ref = dict(zip(first, decoded, strict=True))
+        images = tuple(by_ref[ref] for ref in refs)
         if "mask_url" in task.input:
-            return tuple(decoded[:-1]), decoded[-1]
-        return tuple(decoded), None
+            return images[:-1], images[-1]
+        return images, None
 
-    async def _input(self, ref: str, label: str) -> InputImage:
-        data = await self.fetcher.fetch(ref, label)
-        return await self._cpu(
-            imaging.decode_input,
-            data,
-            max_bytes=self.settings.max_input_image_bytes,
-            max_pixels=self.settings.max_input_pixels,
-            label=label,
-        )
+    async def _decode(self, data: bytes, label: str, pixels: int) -> InputImage:
+        async with self._decoding.hold(pixels):
+            return await self._cpu(
+                imaging.decode_input,
+                data,
+                max_bytes=self.settings.max_input_image_bytes,
+                max_pixels=self.settings.max_input_pixels,
+                label=label,
+            )
 
     async def _store_output(
         self, task: Task, model: ModelSpec, route: Route, result: GenerationResult
@@ -336,7 +365,13 @@ class Worker:
         return await loop.run_in_executor(self._pool, lambda: fn(*args, **kwargs))
 
     def _failed(self, task: Task, exc: TaskError) -> Task:
-        delay = self.policy.delay(task.attempts, task.max_attempts, exc)
+        delay: float | None
+        if isinstance(exc, StorageFault):
+            # the hub's own storage, not the task, failed: queued again however many attempts
+            # it made, until the storage recovers
+            delay = self.policy.storage_delay(task.attempts)
+        else:
+            delay = self.policy.delay(task.attempts, task.max_attempts, exc)
         if delay is not None:
             return task.replace(
                 status=TaskStatus.QUEUED,

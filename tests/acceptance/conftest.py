@@ -24,8 +24,12 @@ def free_port() -> int:
 class Server:
     """`imagehub serve` as a real subprocess."""
 
-    def __init__(self, data_dir: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, data_dir: Path, env: dict[str, str] | None = None, prefix: tuple[str, ...] = ()
+    ) -> None:
         self.data_dir = data_dir
+        #: a command the server runs under (e.g. `prlimit --nofile=...`)
+        self.prefix = prefix
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {**os.environ, "IMAGEHUB_ADMIN_KEY": KEY, **(env or {})}
@@ -34,7 +38,8 @@ class Server:
 
     def start(self, *args: str) -> Server:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        command = [sys.executable, "-m", "imagehub.cli", "serve", "--port", str(self.port)]
+        command = [*self.prefix, sys.executable, "-m", "imagehub.cli", "serve"]
+        command += ["--port", str(self.port)]
         command += ["--data-dir", str(self.data_dir), "--log-level", "warning", *args]
         with self.log.open("a") as log:
             self.proc = subprocess.Popen(

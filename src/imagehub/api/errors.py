@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import re
+import sqlite3
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
@@ -21,8 +22,11 @@ from imagehub.errors import (
     InvalidInput,
     InvalidJSON,
     NotFound,
+    Overloaded,
     PayloadTooLarge,
     RateLimited,
+    StorageUnavailable,
+    is_storage_fault,
 )
 
 log = logging.getLogger("imagehub.api")
@@ -46,7 +50,7 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
 
 def error_response(exc: HubError) -> JSONResponse:
     headers = {}
-    if isinstance(exc, RateLimited):
+    if isinstance(exc, RateLimited | Overloaded):
         headers["Retry-After"] = str(max(1, round(exc.retry_after)))
     return JSONResponse(exc.body(), status_code=exc.status, headers=headers)
 
@@ -110,6 +114,14 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 
 
+async def _storage_error(request: Request, exc: Exception) -> JSONResponse:
+    """A full disk or no descriptor left passes: 503 and Retry-After, not 500."""
+    if not is_storage_fault(exc):
+        return await _unexpected(request, exc)
+    log.warning("storage fault on %s %s: %s", request.method, request.url.path, exc)
+    return error_response(StorageUnavailable())
+
+
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     body = {"error": {"code": "internal_error", "message": "The hub failed to answer."}}
@@ -120,6 +132,9 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(HubError, _hub_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
+    # storage errors by class: a handler for `Exception` itself answers, then re-raises
+    app.add_exception_handler(OSError, _storage_error)
+    app.add_exception_handler(sqlite3.Error, _storage_error)
     app.add_exception_handler(Exception, _unexpected)
 
 

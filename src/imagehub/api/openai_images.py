@@ -22,7 +22,15 @@ from starlette.exceptions import HTTPException
 from imagehub.api import openai_wire
 from imagehub.api.deps import BaseUrlDep, CallerDep, HubDep
 from imagehub.api.errors import parse_body, validation_error
-from imagehub.errors import HubError, InvalidInput, PayloadTooLarge, RateLimited
+from imagehub.errors import (
+    HubError,
+    InvalidInput,
+    Overloaded,
+    PayloadTooLarge,
+    RateLimited,
+    StorageUnavailable,
+    is_storage_fault,
+)
 from imagehub.hub import Hub
 from imagehub.render import file_url
 from imagehub.store import ApiKey
@@ -54,7 +62,10 @@ class OpenAIEndpoint(APIRoute):
                 if exc.status_code == 413:
                     return _error(PayloadTooLarge(str(exc.detail)))
                 return _error(InvalidInput.one(["body"], str(exc.detail), "malformed"))
-            except Exception:
+            except Exception as exc:
+                if is_storage_fault(exc):
+                    log.warning("storage fault on %s: %s", request.url.path, exc)
+                    return _error(StorageUnavailable())
                 log.exception("unhandled error on %s %s", request.method, request.url.path)
                 body = openai_wire.error_body("The hub failed to answer.", "server_error", None)
                 return JSONResponse(body, status_code=500)
@@ -221,6 +232,6 @@ def _b64(data: bytes) -> str:
 def _error(exc: HubError) -> JSONResponse:
     status, body = openai_wire.request_error(exc)
     headers = {}
-    if isinstance(exc, RateLimited):
+    if isinstance(exc, RateLimited | Overloaded):
         headers["Retry-After"] = str(max(1, round(exc.retry_after)))
     return JSONResponse(body, status_code=status, headers=headers)

@@ -79,8 +79,12 @@ class LocalMedia:
         path.parent.mkdir(parents=True, exist_ok=True)
         # write then rename: a reader never sees a half-written file
         partial = path.with_suffix(".part")
-        partial.write_bytes(data)
-        os.replace(partial, path)
+        try:
+            partial.write_bytes(data)
+            os.replace(partial, path)
+        except BaseException:  # a full disk leaves no half-written file behind
+            partial.unlink(missing_ok=True)
+            raise
 
     async def get(self, file_id: str) -> bytes | None:
         if not FILE_ID.match(file_id):

@@ -144,8 +144,12 @@ def _paste_thumbnails(image: Image.Image, others: tuple[InputImage, ...]) -> Non
     side = min(min(image.size) // 6, (image.width - pad) // len(others) - pad)
     if side < 4:
         return
+    thumbs: dict[bytes, Image.Image] = {}  # an image named several times is decoded once
     for i, other in enumerate(others):
-        thumb = ImageOps.fit(_open_rgb(other), (side, side), Image.Resampling.BILINEAR)
+        thumb = thumbs.get(other.data)
+        if thumb is None:
+            thumb = ImageOps.fit(_open_rgb(other), (side, side), Image.Resampling.BILINEAR)
+            thumbs[other.data] = thumb
         image.paste(thumb, (image.width - (i + 1) * (side + pad), pad))
 
 

@@ -136,6 +136,11 @@ class FailurePolicy:
             delay = max(delay, exc.retry_after)
         return min(delay, self.retry_max_delay_seconds)
 
+    def storage_delay(self, attempts: int) -> float:
+        """Seconds before a task that met a storage fault runs again (backoff, at most 60 s)."""
+        delay = self.retry_base_seconds * 2.0 ** min(attempts - 1, 16) * random.uniform(0.5, 1.5)
+        return min(delay, 60.0, self.retry_max_delay_seconds)
+
     def final(self, attempts: int, exc: TaskError) -> TaskError:
         """The error a failed task keeps: the last one, saying why the hub stopped trying."""
         if not exc.retryable:

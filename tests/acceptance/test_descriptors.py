@@ -1,0 +1,57 @@
+"""Out of file descriptors under a real `imagehub serve`: 503s, never a 500, and the server
+recovers once connections close."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from imagehub.testing import tiny_png
+
+from .conftest import Server
+
+#: the server's descriptor limit: enough to start, few enough to run out of
+LIMIT = 160
+
+
+@pytest.fixture
+def idle_sockets() -> Iterator[list[socket.socket]]:
+    sockets: list[socket.socket] = []
+    yield sockets
+    for sock in sockets:
+        sock.close()
+
+
+@pytest.mark.skipif(shutil.which("prlimit") is None, reason="needs util-linux's prlimit")
+def test_descriptor_exhaustion_answers_503_not_500(
+    server_factory: type[Server], tmp_path: Path, idle_sockets: list[socket.socket]
+) -> None:
+    prefix = ("prlimit", f"--nofile={LIMIT}:{LIMIT}", "--")
+    server = server_factory(tmp_path / "data", prefix=prefix).start()
+    with server.client() as client:  # one kept-alive connection, opened while there was room
+        file_url = client.post("/hub/v1/files", content=tiny_png(32, 32)).json()["url"]
+        body = {"model": "nano-banana", "input": {"prompt": "x"}}
+        assert client.post("/hub/v1/tasks", json=body).status_code == 202
+        # idle connections take every descriptor the server has left
+        for _ in range(LIMIT + 40):
+            idle_sockets.append(socket.create_connection(("127.0.0.1", server.port), timeout=5))
+        statuses = set()
+        for _ in range(20):
+            statuses.add(client.get(file_url).status_code)
+            statuses.add(client.post("/hub/v1/files", content=tiny_png(32, 32)).status_code)
+            statuses.add(client.post("/hub/v1/tasks", json=body).status_code)
+            statuses.add(client.get("/hub/v1/tasks").status_code)
+        assert 500 not in statuses, statuses
+        assert 503 in statuses, statuses  # the server did run out, and said so
+        for sock in idle_sockets:
+            sock.close()
+        idle_sockets.clear()
+        recovered = httpx.get(file_url, timeout=10)
+        assert recovered.status_code == 200
+    server.stop()
+    assert "Traceback" not in server.log.read_text()
