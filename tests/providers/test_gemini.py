@@ -13,6 +13,7 @@ from imagehub.providers.gemini import VertexProvider
 from imagehub.routing.router import Route, Router
 from imagehub.settings import Settings
 from imagehub.store import MemoryStore
+from imagehub.wiring import build_hub
 from tests.providers.conftest import (
     FAST,
     KEYS,
@@ -79,8 +80,8 @@ async def test_vertex_golden_request(model, upstream):
         timeout=10,
     )
     routes = {m: [Route(vertex, UPSTREAM_IDS[m])] for m in NANO_BANANA}
-    hub = Hub(
-        settings=Settings(demo=False, **FAST),
+    hub = build_hub(
+        Settings(demo=False, **FAST),
         store=MemoryStore(),
         media=MemoryMedia(),
         catalog=catalog,
