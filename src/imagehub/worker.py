@@ -110,6 +110,11 @@ class Worker:
             runner.cancel()
 
     @property
+    def grace_seconds(self) -> float:
+        """How long running tasks get to finish after `stop()`."""
+        return self.settings.shutdown_grace_seconds
+
+    @property
     def running(self) -> int:
         return len(self._running)
 

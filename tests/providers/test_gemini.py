@@ -55,6 +55,7 @@ async def test_gemini_api_golden_request_and_outcome(model, upstream, make_hub):
     assert task.usage.input_tokens == 100 * len(expected)
     assert task.usage.output_tokens == 1290 * len(expected)
     assert task.usage.cost_usd > 0
+    assert task.usage.basis == "per_image"  # Google direct: per image, not its tokens
     fmt = INPUTS[model].get("output_format", "png")
     assert {i.content_type for i in task.output.images} == {f"image/{fmt}"}
 

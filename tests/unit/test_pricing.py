@@ -189,3 +189,14 @@ per_image = 0.039
 """
     with pytest.raises(ValueError, match="gpt-image-2"):
         Pricing.load(CATALOG, text)
+
+
+def test_the_basis_survives_the_stores_row_form():
+    from imagehub.store.rows import task_from_row, task_to_row
+    from imagehub.tasks import Task, Usage
+
+    task = Task(id="tsk_1", tenant_id="t", model="gpt-image-2", input={})
+    for usage in (Usage(0.12505, 50, 4160, "tokens"), Usage(0.039, None, None, "per_image")):
+        assert task_from_row(task_to_row(task.replace(usage=usage))).usage == usage
+    # a task finished before the basis was recorded reads back without one
+    assert Usage(**{"cost_usd": 0.039, "input_tokens": 1, "output_tokens": 2}).basis is None
