@@ -37,6 +37,9 @@ class ScriptedProvider:
     """
 
     name: str = "scripted"
+    #: the route kind it stands in for, which prices its tasks (prices.toml); "" is a kind the
+    #: price book does not know: priced as fal lists the model
+    kind: str = ""
     image: bytes = field(default_factory=tiny_png)
     delay: float = 0.0
     script: list[TaskError | GenerationResult | Callable[[GenerationRequest], GenerationResult]] = (

@@ -10,12 +10,13 @@ import sys
 
 from imagehub.hub import Hub
 from imagehub.media import MemoryMedia
+from imagehub.providers import GeneratedImage, GenerationResult
 from imagehub.routing.router import Route, Router
 from imagehub.settings import Settings
 from imagehub.store import MemoryStore
 from imagehub.tasks import Task, TaskStatus
 from imagehub.tenancy.accounts import Limits
-from imagehub.testing import ScriptedProvider, memory_hub
+from imagehub.testing import ScriptedProvider, memory_hub, tiny_png
 from imagehub.wakeups.notifier import Notifier
 from imagehub.wiring import build_hub
 from imagehub.worker import Worker
@@ -91,9 +92,11 @@ def test_the_webhook_sender_never_imports_the_api():
     assert answer.stdout.strip() == "[]"
 
 
-async def reserved_and_cost(route: Route) -> tuple[int, float, str | None]:
+async def reserved_and_cost(
+    route: Route, model: str = "nano-banana"
+) -> tuple[int, float, str | None]:
     """What a task on this one route reserves of a key's budget, and what it then costs."""
-    router = Router({"nano-banana": [route]})
+    router = Router({model: [route]})
     hub = build_hub(
         Settings(poll_seconds=0.05),
         router=router,
@@ -104,7 +107,7 @@ async def reserved_and_cost(route: Route) -> tuple[int, float, str | None]:
     await hub.start()
     try:
         _, key = await hub.accounts.create_key("t", limits=Limits(budget_micros=10_000_000))
-        task, _ = await hub.submit("t", "nano-banana", dict(TASK), key=key)
+        task, _ = await hub.submit("t", model, dict(TASK), key=key)
         reserved = (await hub.accounts.key(key.id)).reserved_micros
         done = await hub.wait("t", task.id, 10)
     finally:
@@ -121,3 +124,18 @@ async def test_a_provider_named_demo_is_still_charged():
 async def test_a_route_of_the_demo_kind_is_free_whatever_its_name():
     route = Route(ScriptedProvider(name="scripted"), "up", kind="demo")
     assert await reserved_and_cost(route) == (0, 0.0, "per_image")
+
+
+async def test_a_stand_in_for_openai_reserves_the_table_and_settles_on_its_tokens():
+    result = GenerationResult(
+        images=(GeneratedImage(tiny_png(), "image/png"),),
+        input_tokens=50,
+        output_tokens=1290,
+        input_image_tokens=0,
+        output_text_tokens=0,
+    )
+    provider = ScriptedProvider(kind="openai", script=[result])
+    reserved, cost, basis = await reserved_and_cost(Route(provider, "up"), "gpt-image-2")
+    # landscape_4_3 at high quality lists $0.15; the prompt "a fox" is 5 bytes at $5/1M
+    assert reserved == 150_000 + 5 * 5
+    assert (cost, basis) == ((50 * 5 + 1290 * 30) / 1e6, "tokens")
