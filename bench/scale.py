@@ -68,10 +68,10 @@ class Result:
 
 def worker_main(args: argparse.Namespace) -> None:
     from imagehub.cli.worker import run_worker_process
-    from imagehub.hub import Hub
     from imagehub.routing import Router
     from imagehub.settings import Settings
     from imagehub.testing import ScriptedProvider
+    from imagehub.wiring import build_hub
 
     logging.basicConfig(level="INFO", format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
@@ -87,7 +87,7 @@ def worker_main(args: argparse.Namespace) -> None:
         wakeups="off",
     )
     provider = ScriptedProvider(delay=args.delay, requests=Forget())
-    hub = Hub.from_settings(settings, router=Router({}, fallback=provider))
+    hub = build_hub(settings, router=Router({}, fallback=provider))
     timings: list[float] = []
     claim = hub.store.claim
 

@@ -26,6 +26,7 @@ from imagehub.hub import Hub
 from imagehub.routing import Router
 from imagehub.settings import Settings
 from imagehub.testing import ScriptedProvider
+from imagehub.wiring import build_hub
 
 
 class _Forget(list[Any]):
@@ -72,7 +73,7 @@ def serve(args: argparse.Namespace, data_dir: Path) -> None:
         demo=False,
     )
     provider = ScriptedProvider(delay=args.delay, requests=_Forget())
-    hub = Hub.from_settings(settings, router=Router({}, fallback=provider))
+    hub = build_hub(settings, router=Router({}, fallback=provider))
     asyncio.run(_bootstrap(hub, args.key, args.rpm))
     uvicorn.run(
         create_app(settings, hub=hub),

@@ -1,4 +1,4 @@
-"""The Hub: the façade the API and CLI call, and the one factory that wires the backends."""
+"""The Hub: the façade the API and CLI call; `imagehub.wiring` builds it."""
 
 from __future__ import annotations
 
@@ -23,22 +23,20 @@ from imagehub.errors import (
     InvalidInputImage,
     NotFound,
 )
-from imagehub.media import LocalMedia, MediaStore, Presigning, open_media
+from imagehub.media import LocalMedia, MediaStore, Presigning
 from imagehub.metrics import Metrics
 from imagehub.outbound.address import AddressPolicy
-from imagehub.outbound.client import SafeClient
 from imagehub.outbound.fetch import Fetcher
-from imagehub.routing.config import build_router
 from imagehub.routing.router import Router
 from imagehub.settings import Settings
-from imagehub.store import ApiKey, DuplicateTask, Page, TaskStore, open_store
-from imagehub.store.base import OverLimit, Submission
+from imagehub.store import ApiKey, DuplicateTask, Page, TaskStore
+from imagehub.store.base import Delivery, OverLimit, Submission
 from imagehub.tasks import Task, TaskOutput, TaskStatus, new_id
 from imagehub.tenancy.accounts import Accounts
 from imagehub.tenancy.keys import hash_key, make_key
-from imagehub.tenancy.limits import RedisRates, over_limit, price_micros
+from imagehub.tenancy.limits import over_limit
+from imagehub.tenancy.pricing import Pricing
 from imagehub.wakeups.notifier import Notifier
-from imagehub.wakeups.shared import open_notifier
 from imagehub.webhooks.sender import WebhookSender, check_webhook_url
 from imagehub.worker import Worker
 
@@ -49,7 +47,10 @@ MAX_METADATA_BYTES = 4096
 
 
 class Hub:
-    """Submit, read, list, cancel and wait for tasks; everything else is behind it."""
+    """Submit, read, list, cancel and wait for tasks; everything else is behind it.
+
+    `imagehub.wiring.build_hub` builds one; the hub only holds its collaborators.
+    """
 
     def __init__(
         self,
@@ -58,75 +59,36 @@ class Hub:
         store: TaskStore,
         media: MediaStore,
         catalog: Catalog,
+        validator: Validator,
         router: Router,
-        run_worker: bool = True,
-        notifier: Notifier | None = None,
+        pricing: Pricing,
+        notifier: Notifier,
+        metrics: Metrics,
+        policy: AddressPolicy,
+        accounts: Accounts,
+        fetcher: Fetcher,
+        worker: Worker | None = None,
+        webhooks: WebhookSender | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
         self.media = media
         self.catalog = catalog
-        self.validator = Validator(catalog)
+        self.validator = validator
         self.router = router
-        self.notifier = notifier or Notifier()
-        self.metrics = Metrics()
-        #: every URL a client hands the hub is fetched through this one (images, webhooks)
-        self.policy = AddressPolicy.parse(settings.fetch_allow_private)
-        self.safe_client = SafeClient(self.policy)
-        rates = (
-            RedisRates(settings.redis_url, settings.wakeup_channel) if settings.redis_url else None
-        )
-        self.accounts = Accounts(store, settings, rates)
-        self.fetcher = Fetcher(
-            media,
-            max_bytes=settings.max_input_image_bytes,
-            timeout=settings.fetch_timeout_seconds,
-            client=self.safe_client,
-        )
-        self.worker: Worker | None = None
-        if run_worker:
-            self.worker = Worker(
-                settings=settings,
-                store=store,
-                media=media,
-                router=router,
-                catalog=catalog,
-                notifier=self.notifier,
-                fetcher=self.fetcher,
-                on_finish=self._finished,
-            )
+        self.pricing = pricing
+        self.notifier = notifier
+        self.metrics = metrics
+        #: every URL a client hands the hub is checked by this one (images, webhooks)
+        self.policy = policy
+        self.accounts = accounts
+        self.fetcher = fetcher
+        #: runs tasks in this process (None: an API-only process)
+        self.worker = worker
         #: sends webhooks wherever tasks are run
-        self.webhooks: WebhookSender | None = None
-        if run_worker:
-            self.webhooks = WebhookSender(
-                settings=settings, store=store, accounts=self.accounts, client=self.safe_client
-            )
+        self.webhooks = webhooks
         self._worker_runner: asyncio.Task[None] | None = None
         self._webhook_runner: asyncio.Task[None] | None = None
-
-    @classmethod
-    def from_settings(
-        cls, settings: Settings, *, run_worker: bool = True, router: Router | None = None
-    ) -> Hub:
-        """Build the hub the settings describe: store, media, catalog and routes."""
-        catalog = Catalog.load()
-        if router is None:
-            router = build_router(settings, catalog)
-        store = open_store(
-            settings.store_url,
-            pool_size=settings.database_pool_size,
-            migrate_on_open=settings.migrate_on_start,
-            wait_seconds=settings.database_wait_seconds,
-        )
-        return cls(
-            settings=settings,
-            store=store,
-            media=open_media(settings),
-            catalog=catalog,
-            router=router,
-            run_worker=run_worker,
-            notifier=open_notifier(settings),
-        )
 
     # -- lifecycle
 
@@ -170,13 +132,16 @@ class Hub:
         await self.store.add_key(record)
         return plaintext
 
+    async def bootstrap(self) -> str | None:
+        """`ensure_admin_key` with the store opened for it alone (before the server starts)."""
+        await self.store.open()
+        try:
+            return await self.ensure_admin_key()
+        finally:
+            await self.store.close()
+
     async def authenticate(self, key: str) -> ApiKey:
         return await self.accounts.authenticate(key)
-
-    def _finished(self, task: Task) -> None:
-        self.metrics.finished(task)
-        if self.webhooks is not None and task.webhook_url is not None:
-            self.webhooks.nudge()
 
     # -- models
 
@@ -228,7 +193,7 @@ class Hub:
             idempotency_key=idempotency_key,
             request_hash=fingerprint,
         )
-        amount = price_micros(self.catalog, self.router, model, valid.params) if key else 0
+        amount = self._price(model, valid.params) if key else 0
         submission = Submission(key.id if key else None, amount, base_url)
         try:
             await self.store.create(task, submission)
@@ -241,6 +206,11 @@ class Hub:
         self.metrics.submitted(task)
         self.notifier.task_queued()
         return task, True
+
+    def _price(self, model: str, params: dict[str, Any]) -> int:
+        """What a submit reserves: the dearest route's price (nothing when only demo serves)."""
+        spec = self.model(model)
+        return self.pricing.reserve(spec, params, [r.kind for r in self.router.routes(spec)])
 
     async def get(self, tenant_id: str, task_id: str) -> Task:
         task = await self.store.get(task_id, tenant_id)
@@ -294,10 +264,7 @@ class Hub:
             raise AlreadyFinished(f"task {task_id} is already {task.status}")
         if self.worker is not None:
             self.worker.abandon(task_id)
-        if self.webhooks is not None:
-            self.webhooks.nudge()
-        self.notifier.task_changed(task_id)
-        self.metrics.finished(task)
+        self.notifier.task_finished(task)  # its watchers, metrics and webhook
         return task
 
     async def wait(self, tenant_id: str, task_id: str, seconds: float) -> Task:
@@ -365,6 +332,30 @@ class Hub:
         if url is None:
             raise NotFound("no such file")
         return url
+
+    # -- webhooks
+
+    async def deliveries(
+        self, tenant_id: str, *, limit: int = 50, cursor: str | None = None
+    ) -> tuple[list[Delivery], str | None]:
+        """The tenant's webhook deliveries, newest first, and the cursor of the next page."""
+        try:
+            return await self.store.list_deliveries(tenant_id, limit=limit, cursor=cursor)
+        except (ValueError, UnicodeDecodeError):
+            raise InvalidInput.one(["query", "cursor"], "is not a valid cursor", "cursor") from None
+
+    async def delivery(self, tenant_id: str, task_id: str) -> Delivery:
+        """A task's webhook delivery (NotFound when the task has no webhook_url)."""
+        found = await self.store.get_delivery(task_id, tenant_id)
+        if found is None:
+            raise NotFound(f"no webhook for task {task_id!r}")
+        return found
+
+    # -- operations
+
+    def metrics_text(self) -> bytes:
+        """The Prometheus exposition of this process's metrics."""
+        return self.metrics.render()
 
     async def ready(self) -> dict[str, bool]:
         """What /readyz reports: the store answers and can write, the worker runs."""

@@ -11,7 +11,7 @@ import secrets
 import string
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from imagehub.errors import InvalidTransition
 
@@ -114,13 +114,23 @@ class TaskOutput:
         )
 
 
+#: what a cost is computed from: reported tokens at their rates, or a price per image
+Basis = Literal["tokens", "per_image"]
+
+
 @dataclass(frozen=True, slots=True)
 class Usage:
-    """What a task cost: upstream token counts where reported, and the catalog price."""
+    """What a task cost: upstream token counts where reported, and the price of the route.
+
+    `basis` says what the cost was computed from: "tokens" (the upstream's reported tokens at
+    its rates) or "per_image" (each image made at the route's list price); None on tasks
+    finished before it was recorded.
+    """
 
     cost_usd: float = 0.0
     input_tokens: int | None = None
     output_tokens: int | None = None
+    basis: Basis | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

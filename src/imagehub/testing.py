@@ -17,6 +17,8 @@ from imagehub.providers import GeneratedImage, GenerationRequest, GenerationResu
 from imagehub.routing.router import Router
 from imagehub.settings import Settings
 from imagehub.store import MemoryStore
+from imagehub.wakeups.notifier import Notifier
+from imagehub.wiring import build_hub
 
 
 def tiny_png(width: int = 8, height: int = 8, color: tuple[int, int, int] = (200, 80, 40)) -> bytes:
@@ -35,6 +37,9 @@ class ScriptedProvider:
     """
 
     name: str = "scripted"
+    #: the route kind it stands in for, which prices its tasks (prices.toml); "" is a kind the
+    #: price book does not know: priced as fal lists the model
+    kind: str = ""
     image: bytes = field(default_factory=tiny_png)
     delay: float = 0.0
     script: list[TaskError | GenerationResult | Callable[[GenerationRequest], GenerationResult]] = (
@@ -69,10 +74,11 @@ def memory_hub(provider: ScriptedProvider | None = None, **settings: object) -> 
         router = Router({}, fallback=DemoProvider(catalog))
     else:
         router = Router({}, fallback=provider)
-    return Hub(
-        settings=Settings(**settings),  # type: ignore[arg-type]
-        store=MemoryStore(),
-        media=MemoryMedia(),
+    return build_hub(
+        Settings(**settings),  # type: ignore[arg-type]
         catalog=catalog,
         router=router,
+        store=MemoryStore(),
+        media=MemoryMedia(),
+        notifier=Notifier(),
     )

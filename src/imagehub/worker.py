@@ -31,6 +31,7 @@ from imagehub.routing.router import Route, Router
 from imagehub.settings import Settings
 from imagehub.store import TaskStore
 from imagehub.tasks import OutputImage, Task, TaskOutput, TaskStatus, Usage, new_id, utcnow
+from imagehub.tenancy.pricing import Pricing, Tokens
 from imagehub.wakeups.notifier import Notifier
 
 log = logging.getLogger("imagehub.worker")
@@ -60,7 +61,7 @@ class Worker:
         catalog: Catalog,
         notifier: Notifier,
         fetcher: Fetcher,
-        on_finish: Callable[[Task], None] | None = None,
+        pricing: Pricing,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -69,7 +70,7 @@ class Worker:
         self.catalog = catalog
         self.notifier = notifier
         self.fetcher = fetcher
-        self.on_finish = on_finish
+        self.pricing = pricing
         self.policy = FailurePolicy.from_settings(settings)
         self.owner = new_id("wrk_")
         self.concurrency = settings.worker_concurrency
@@ -116,6 +117,11 @@ class Worker:
         runner = self._running.get(task_id)
         if runner is not None:
             runner.cancel()
+
+    @property
+    def grace_seconds(self) -> float:
+        """How long running tasks get to finish after `stop()`."""
+        return self.settings.shutdown_grace_seconds
 
     @property
     def running(self) -> int:
@@ -339,7 +345,7 @@ class Worker:
     ) -> Outcome:
         fmt = task.input.get("output_format", "png")
         sync = bool(task.input.get("sync_mode"))
-        images, cost = [], 0.0
+        images = []
         for i, generated in enumerate(result.images):
             quick = _measured_as(generated.data, fmt)
             if quick is None:  # a re-encode: one trip off the event loop
@@ -354,9 +360,10 @@ class Worker:
                 file_id = await self.media.put(data, ctype)
                 image = OutputImage(ctype, name, len(data), width, height, file_id=file_id)
             images.append(image)
-            if route.provider.name != "demo":
-                cost += model.price.estimate(task.input, width, height)
-        usage = Usage(round(cost, 6), result.input_tokens, result.output_tokens)
+        cost = self.pricing.settle(
+            route.kind, model, task.input, images=len(images), tokens=_tokens(result)
+        )
+        usage = Usage(cost.usd, result.input_tokens, result.output_tokens, cost.basis)
         output = TaskOutput(images=tuple(images), description=result.description)
         return Outcome(output, route.name, usage, result.warnings)
 
@@ -392,11 +399,11 @@ class Worker:
         if not written:
             log.info("task %s: lease lost before finishing; outcome dropped", task.id)
             return
-        self.notifier.task_changed(task.id)
         if task.status == TaskStatus.QUEUED:
+            self.notifier.task_changed(task.id)
             self.notifier.task_queued()
-        elif self.on_finish is not None:
-            self.on_finish(task)
+        else:  # metrics and webhooks listen for this on the notifier
+            self.notifier.task_finished(task)
 
     async def _write_outcome(self, task: Task) -> bool | None:
         """`store.finish`, retried through a short store outage (the token keeps it safe).
@@ -417,6 +424,17 @@ class Worker:
                 log.warning("could not write the outcome of task %s yet; retrying", task.id)
             await asyncio.sleep(delay * random.uniform(0.8, 1.2))
             delay = min(delay * 2, 2.0)
+
+
+def _tokens(result: GenerationResult) -> Tokens | None:
+    if result.input_tokens is None or result.output_tokens is None:
+        return None
+    return Tokens(
+        result.input_tokens,
+        result.output_tokens,
+        result.input_image_tokens,
+        result.output_text_tokens,
+    )
 
 
 def _transcoded(data: bytes, fmt: str) -> tuple[bytes, tuple[int, int, str]]:

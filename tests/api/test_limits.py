@@ -145,6 +145,7 @@ async def test_the_budget_reserves_the_price_and_settles_the_cost(client, provid
     assert "$0.08" in answer.json()["error"]["message"]  # the price of this one
     done = await client.get(f"/hub/v1/tasks/{first['task_id']}?wait=10", headers=key)
     assert done.json()["usage"]["cost_usd"] == 0.039
+    assert done.json()["usage"]["basis"] == "per_image"
     assert await usage(client, key) == {"active_tasks": 0, "reserved_usd": 0, "spent_usd": 0.039}
     assert (await client.post("/hub/v1/tasks", json=TASK, headers=key)).status_code == 202
     assert_429(await client.post("/hub/v1/tasks", json=two, headers=key), "budget")

@@ -16,11 +16,11 @@ import pytest
 from asgi_lifespan import LifespanManager
 
 from imagehub.api import create_app
-from imagehub.hub import Hub
 from imagehub.routing import Router
 from imagehub.settings import Settings
 from imagehub.tenancy.keys import make_key
 from imagehub.testing import ScriptedProvider
+from imagehub.wiring import build_hub
 
 KEY = "ih_scaleout"
 BODY = {"model": "nano-banana", "input": {"prompt": "a harbour"}}
@@ -39,8 +39,8 @@ async def api(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[h
         fetch_allow_private="127.0.0.1",  # the webhook receiver
     )
     router = Router({}, fallback=ScriptedProvider(delay=0.05))
-    api_hub = Hub.from_settings(settings, run_worker=False, router=router)
-    worker_hub = Hub.from_settings(settings, router=router)
+    api_hub = build_hub(settings, run_worker=False, router=router)
+    worker_hub = build_hub(settings, router=router)
     assert api_hub.worker is None and worker_hub.worker is not None
     await worker_hub.start()
     try:

@@ -10,6 +10,7 @@ import pytest
 
 from imagehub.hub import Hub
 from imagehub.testing import ScriptedProvider, memory_hub, tiny_png
+from imagehub.wiring import build_hub
 from tests.api.conftest import LOOPBACK, _client
 
 TASK = {"model": "nano-banana", "input": {"prompt": "a fox"}}
@@ -197,8 +198,8 @@ async def test_a_revocation_reaches_another_process_within_the_cache_time(tmp_pa
 
     settings = {"data_dir": tmp_path, "key_cache_seconds": 0.3, "demo": True}
     first, second = (
-        Hub.from_settings(_settings(**settings)),
-        Hub.from_settings(_settings(**settings), run_worker=False),
+        build_hub(_settings(**settings)),
+        build_hub(_settings(**settings), run_worker=False),
     )
     plaintext, record = make_key("acme")
     await first.store.open()

@@ -17,13 +17,13 @@ from asgi_lifespan import LifespanManager
 from pydantic import SecretStr
 
 from imagehub.api import create_app
-from imagehub.hub import Hub
 from imagehub.media import FILE_ID, LocalMedia, MediaStore, MemoryMedia, Presigning, open_media
 from imagehub.media.s3 import S3Media, parse_media_url
 from imagehub.routing import Router
 from imagehub.settings import Settings
 from imagehub.tenancy.keys import make_key
 from imagehub.testing import ScriptedProvider, tiny_png
+from imagehub.wiring import build_hub
 from tests.services import S3Server
 
 
@@ -131,7 +131,7 @@ async def s3_client(
     request: pytest.FixtureRequest, s3_server: S3Server, tmp_path: Path
 ) -> AsyncIterator[tuple[httpx.AsyncClient, str]]:
     settings = s3_settings(s3_server, data_dir=tmp_path, media_serving=request.param)
-    hub = Hub.from_settings(settings, router=Router({}, fallback=ScriptedProvider()))
+    hub = build_hub(settings, router=Router({}, fallback=ScriptedProvider()))
     async with LifespanManager(create_app(hub=hub)) as manager:
         await hub.store.add_key(make_key(key="ih_s3", admin=True)[1])
         async with httpx.AsyncClient(

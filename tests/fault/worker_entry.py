@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from imagehub.cli.worker import run_worker_process
-from imagehub.hub import Hub
 from imagehub.providers import GenerationRequest, GenerationResult
 from imagehub.routing import Router
 from imagehub.settings import Settings
 from imagehub.testing import ScriptedProvider
+from imagehub.wiring import build_hub
 
 
 class _Forget(list[Any]):
@@ -56,7 +56,7 @@ def main() -> None:
         overrides["worker_concurrency"] = args.concurrency
     provider = LoggedProvider(delay=args.delay, requests=_Forget())
     provider.calls_log = args.calls_log
-    hub = Hub.from_settings(Settings(**overrides), router=Router({}, fallback=provider))
+    hub = build_hub(Settings(**overrides), router=Router({}, fallback=provider))
     asyncio.run(run_worker_process(hub))
 
 

@@ -14,6 +14,7 @@ from imagehub.routing.config import build_router
 from imagehub.settings import Settings
 from imagehub.store import MemoryStore
 from imagehub.tasks import Task
+from imagehub.wiring import build_hub
 from tests.providers.fake_upstream import FakeUpstream
 
 TENANT = "tenant-a"
@@ -32,8 +33,8 @@ def hub_for(routes_file: Path | None = None, **settings: Any) -> Hub:
     values: dict[str, Any] = {"demo": False, **FAST, **settings}
     config = Settings(routes_file=routes_file, **values)
     catalog = Catalog.load()
-    return Hub(
-        settings=config,
+    return build_hub(
+        config,
         store=MemoryStore(),
         media=MemoryMedia(),
         catalog=catalog,

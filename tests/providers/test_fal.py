@@ -165,6 +165,7 @@ async def test_golden_submit_status_result(model, upstream, queue, fal_hub):
     assert len(task.output.images) == wanted
     assert task.output.description == "done"
     assert task.usage.cost_usd > 0
+    assert task.usage.basis == "per_image"
 
 
 async def test_content_policy_from_the_result(upstream, queue, fal_hub):

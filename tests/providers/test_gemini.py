@@ -13,6 +13,7 @@ from imagehub.providers.gemini import VertexProvider
 from imagehub.routing.router import Route, Router
 from imagehub.settings import Settings
 from imagehub.store import MemoryStore
+from imagehub.wiring import build_hub
 from tests.providers.conftest import (
     FAST,
     KEYS,
@@ -54,6 +55,7 @@ async def test_gemini_api_golden_request_and_outcome(model, upstream, make_hub):
     assert task.usage.input_tokens == 100 * len(expected)
     assert task.usage.output_tokens == 1290 * len(expected)
     assert task.usage.cost_usd > 0
+    assert task.usage.basis == "per_image"  # Google direct: per image, not its tokens
     fmt = INPUTS[model].get("output_format", "png")
     assert {i.content_type for i in task.output.images} == {f"image/{fmt}"}
 
@@ -79,8 +81,8 @@ async def test_vertex_golden_request(model, upstream):
         timeout=10,
     )
     routes = {m: [Route(vertex, UPSTREAM_IDS[m])] for m in NANO_BANANA}
-    hub = Hub(
-        settings=Settings(demo=False, **FAST),
+    hub = build_hub(
+        Settings(demo=False, **FAST),
         store=MemoryStore(),
         media=MemoryMedia(),
         catalog=catalog,

@@ -45,8 +45,10 @@ async def test_generation_golden_request_and_outcome(upstream, openai_hub):
     assert len(task.output.images) == 2
     assert {i.content_type for i in task.output.images} == {"image/webp"}
     assert (task.usage.input_tokens, task.usage.output_tokens) == (50, 4160)
-    # priced from the catalog's table: high quality at the size nearest 8x8 is 1024x1024
-    assert task.usage.cost_usd == pytest.approx(2 * 0.22)
+    # priced from the tokens OpenAI reports: 50 text tokens in at $5/1M, 4160 image tokens out
+    # at $30/1M (no longer the per-size table, which is now only what a submit reserves)
+    assert task.usage.cost_usd == pytest.approx((50 * 5 + 4160 * 30) / 1e6)
+    assert task.usage.basis == "tokens"
 
 
 async def test_edit_golden_multipart_request(upstream, openai_hub):

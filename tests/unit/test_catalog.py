@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from imagehub.catalog import Catalog, ModelSpec, ParamSpec, Price, Validator, output_size
+from imagehub.catalog import Catalog, ModelSpec, ParamSpec, Validator, output_size
 from imagehub.catalog.spec import check_defaults
 from imagehub.errors import InvalidInput
 
@@ -747,7 +747,6 @@ upstream_model = "up-1"
 description = "d"
 params = ["prompt", "aspect_ratio", "num_images"]
 example = { prompt = "x" }
-price = { per_image = 0.01 }
 """
 
 SECOND_MODEL = """
@@ -761,7 +760,6 @@ upstream_model = "up-2"
 description = "d"
 params = {params}
 example = {{ prompt = "x" }}
-price = {{ per_image = 0.02 }}
 """
 
 
@@ -807,7 +805,6 @@ def _catalog_with(param: ParamSpec) -> Catalog:
         description="d",
         params=(ParamSpec(name="prompt", type="string", description="p", required=True), param),
         example={"prompt": "x"},
-        price=Price(per_image=0.01),
     )
     return Catalog([model], sizes={}, presets={})
 

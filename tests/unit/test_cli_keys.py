@@ -10,8 +10,8 @@ import pytest
 
 from imagehub.cli import main
 from imagehub.errors import Unauthorized
-from imagehub.hub import Hub
 from imagehub.settings import Settings
+from imagehub.wiring import build_hub
 
 
 def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
@@ -27,7 +27,7 @@ def listed(capsys: pytest.CaptureFixture[str], data: Path) -> list[dict]:
 
 
 async def authenticate(data: Path, key: str) -> str:
-    hub = Hub.from_settings(Settings(data_dir=data, key_cache_seconds=0), run_worker=False)
+    hub = build_hub(Settings(data_dir=data, key_cache_seconds=0), run_worker=False)
     await hub.store.open()
     try:
         return (await hub.authenticate(key)).tenant_id

@@ -12,6 +12,7 @@ from imagehub.api import files, keys, models, openai_images, ops, page, tasks, w
 from imagehub.api.errors import BodyLimit, NoNulBytes, install_error_handlers
 from imagehub.hub import Hub
 from imagehub.settings import Settings
+from imagehub.wiring import build_hub
 
 __all__ = ["create_app"]
 
@@ -19,13 +20,15 @@ __all__ = ["create_app"]
 def create_app(settings: Settings | None = None, *, hub: Hub | None = None) -> FastAPI:
     """The ASGI app; it starts and stops `hub` (built from `settings` if not given)."""
     settings = settings or (hub.settings if hub else Settings())
-    the_hub = hub or Hub.from_settings(settings)
+    the_hub = hub or build_hub(settings)
+    # what the endpoints depend on (imagehub.api.deps): the hub, and the tenancy it holds
+    state = {"hub": the_hub, "accounts": the_hub.accounts, "settings": settings}
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         await the_hub.start()
         try:
-            yield {"hub": the_hub}
+            yield state
         finally:
             await the_hub.stop()
 

@@ -9,7 +9,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from imagehub.errors import Forbidden, Unauthorized
 from imagehub.hub import Hub
+from imagehub.settings import Settings
 from imagehub.store import ApiKey
+from imagehub.tenancy.accounts import Accounts
 
 _bearer = HTTPBearer(auto_error=False, description="An imagehub API key.")
 
@@ -23,14 +25,31 @@ async def get_hub(request: Request) -> Hub:
 HubDep = Annotated[Hub, Depends(get_hub)]
 
 
+async def get_accounts(request: Request) -> Accounts:
+    """Tenants and their keys: authentication, rates, key management, webhook secrets."""
+    accounts: Accounts = request.state.accounts
+    return accounts
+
+
+AccountsDep = Annotated[Accounts, Depends(get_accounts)]
+
+
+async def get_settings(request: Request) -> Settings:
+    settings: Settings = request.state.settings
+    return settings
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
 async def get_caller(
-    hub: HubDep,
+    accounts: AccountsDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> ApiKey:
     if credentials is None or not credentials.credentials:
         raise Unauthorized()
-    key = await hub.authenticate(credentials.credentials)
-    await hub.accounts.check_rate(key)  # every authenticated request counts
+    key = await accounts.authenticate(credentials.credentials)
+    await accounts.check_rate(key)  # every authenticated request counts
     return key
 
 
@@ -46,10 +65,10 @@ async def get_admin(caller: CallerDep) -> ApiKey:
 AdminDep = Annotated[ApiKey, Depends(get_admin)]
 
 
-async def get_base_url(request: Request, hub: HubDep) -> str:
+async def get_base_url(request: Request, settings: SettingsDep) -> str:
     """Where clients reach the hub: the configured public URL, else this request's own."""
-    if hub.settings.public_url:
-        return hub.settings.public_url.rstrip("/")
+    if settings.public_url:
+        return settings.public_url.rstrip("/")
     return str(request.base_url).rstrip("/")
 
 

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 
-from imagehub.api.deps import AdminDep, CallerDep, HubDep
+from imagehub.api.deps import AccountsDep, AdminDep, CallerDep
 from imagehub.api.errors import parse_body
 from imagehub.render import rfc3339
 from imagehub.schemas import ErrorBody
@@ -70,9 +70,9 @@ def limits_of(body: LimitsIn, current: ApiKey | None = None) -> Limits:
 
 
 @endpoints.get("/hub/v1/key", response_model=KeyOut, responses=_ERRORS)
-async def own_key(caller: CallerDep, hub: HubDep) -> KeyOut:
+async def own_key(caller: CallerDep, accounts: AccountsDep) -> KeyOut:
     """The calling key: its tenant, limits and usage."""
-    return key_out(await hub.accounts.key(caller.id))
+    return key_out(await accounts.key(caller.id))
 
 
 @endpoints.post(
@@ -82,10 +82,10 @@ async def own_key(caller: CallerDep, hub: HubDep) -> KeyOut:
     responses=_ERRORS,
     openapi_extra=_body(KeyCreate),
 )
-async def create_key(request: Request, hub: HubDep, admin: AdminDep) -> KeyCreated:
+async def create_key(request: Request, accounts: AccountsDep, admin: AdminDep) -> KeyCreated:
     """Create a key for a tenant (admin). The key itself is in this answer only."""
     body = parse_body(await request.body(), KeyCreate)
-    plaintext, key = await hub.accounts.create_key(
+    plaintext, key = await accounts.create_key(
         body.tenant_id, name=body.name, admin=body.admin, limits=limits_of(body.limits)
     )
     return KeyCreated(**key_out(key).model_dump(), key=plaintext)
@@ -93,18 +93,18 @@ async def create_key(request: Request, hub: HubDep, admin: AdminDep) -> KeyCreat
 
 @endpoints.get("/hub/v1/admin/keys", response_model=KeyList, responses=_ERRORS)
 async def list_keys(
-    hub: HubDep,
+    accounts: AccountsDep,
     admin: AdminDep,
     tenant_id: Annotated[str | None, Query(max_length=64)] = None,
 ) -> KeyList:
     """Every key, or a tenant's, revoked ones included, oldest first (admin)."""
-    return KeyList(data=[key_out(k) for k in await hub.store.list_keys(tenant_id)])
+    return KeyList(data=[key_out(k) for k in await accounts.list_keys(tenant_id)])
 
 
 @endpoints.get("/hub/v1/admin/keys/{key_id}", response_model=KeyOut, responses=_ERRORS)
-async def get_key(key_id: str, hub: HubDep, admin: AdminDep) -> KeyOut:
+async def get_key(key_id: str, accounts: AccountsDep, admin: AdminDep) -> KeyOut:
     """One key (admin)."""
-    return key_out(await hub.accounts.key(key_id))
+    return key_out(await accounts.key(key_id))
 
 
 @endpoints.patch(
@@ -113,14 +113,16 @@ async def get_key(key_id: str, hub: HubDep, admin: AdminDep) -> KeyOut:
     responses=_ERRORS,
     openapi_extra=_body(LimitsIn),
 )
-async def set_limits(key_id: str, request: Request, hub: HubDep, admin: AdminDep) -> KeyOut:
+async def set_limits(
+    key_id: str, request: Request, accounts: AccountsDep, admin: AdminDep
+) -> KeyOut:
     """Change a key's limits (admin): the fields sent; null removes a limit."""
     body = parse_body(await request.body(), LimitsIn)
-    current = await hub.accounts.key(key_id)
-    return key_out(await hub.accounts.set_limits(key_id, limits_of(body, current)))
+    current = await accounts.key(key_id)
+    return key_out(await accounts.set_limits(key_id, limits_of(body, current)))
 
 
 @endpoints.post("/hub/v1/admin/keys/{key_id}/revoke", response_model=KeyOut, responses=_ERRORS)
-async def revoke_key(key_id: str, hub: HubDep, admin: AdminDep) -> KeyOut:
+async def revoke_key(key_id: str, accounts: AccountsDep, admin: AdminDep) -> KeyOut:
     """Revoke a key (admin): every process refuses it within IMAGEHUB_KEY_CACHE_SECONDS."""
-    return key_out(await hub.accounts.revoke(key_id))
+    return key_out(await accounts.revoke(key_id))

@@ -6,8 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from imagehub.api.deps import CallerDep, HubDep
-from imagehub.errors import InvalidInput, NotFound
+from imagehub.api.deps import AccountsDep, CallerDep, HubDep
 from imagehub.outbound.client import redact
 from imagehub.render import rfc3339
 from imagehub.schemas import ErrorBody
@@ -58,17 +57,17 @@ def delivery_out(d: Delivery) -> DeliveryOut:
 
 
 @endpoints.get("/hub/v1/webhooks/secret", response_model=WebhookSecretOut, responses=_ERRORS)
-async def get_secret(hub: HubDep, caller: CallerDep) -> WebhookSecretOut:
+async def get_secret(accounts: AccountsDep, caller: CallerDep) -> WebhookSecretOut:
     """The tenant's `whsec_` secret that signs its webhooks (made on first use)."""
-    return secret_out(await hub.accounts.webhook_secrets(caller.tenant_id))
+    return secret_out(await accounts.webhook_secrets(caller.tenant_id))
 
 
 @endpoints.post(
     "/hub/v1/webhooks/secret/rotate", response_model=WebhookSecretOut, responses=_ERRORS
 )
-async def rotate_secret(hub: HubDep, caller: CallerDep) -> WebhookSecretOut:
+async def rotate_secret(accounts: AccountsDep, caller: CallerDep) -> WebhookSecretOut:
     """A new secret; the previous one keeps signing next to it for 24 hours."""
-    return secret_out(await hub.accounts.rotate_webhook_secret(caller.tenant_id))
+    return secret_out(await accounts.rotate_webhook_secret(caller.tenant_id))
 
 
 @endpoints.get("/hub/v1/webhooks/deliveries", response_model=DeliveryList, responses=_ERRORS)
@@ -79,19 +78,11 @@ async def list_deliveries(
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> DeliveryList:
     """The tenant's webhook deliveries, newest first, with their attempts."""
-    try:
-        found, next_cursor = await hub.store.list_deliveries(
-            caller.tenant_id, limit=limit, cursor=cursor
-        )
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidInput.one(["query", "cursor"], "is not a valid cursor", "cursor") from None
+    found, next_cursor = await hub.deliveries(caller.tenant_id, limit=limit, cursor=cursor)
     return DeliveryList(data=[delivery_out(d) for d in found], next_cursor=next_cursor)
 
 
 @endpoints.get("/hub/v1/tasks/{task_id}/webhook", response_model=DeliveryOut, responses=_ERRORS)
 async def task_webhook(task_id: str, hub: HubDep, caller: CallerDep) -> DeliveryOut:
     """A task's webhook delivery and its attempts (404 when the task has no webhook_url)."""
-    found = await hub.store.get_delivery(task_id, caller.tenant_id)
-    if found is None:
-        raise NotFound(f"no webhook for task {task_id!r}")
-    return delivery_out(found)
+    return delivery_out(await hub.delivery(caller.tenant_id, task_id))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from imagehub.catalog.spec import Catalog, ModelSpec, ParamSpec, Price, output_size
+from imagehub.catalog.spec import Catalog, ModelSpec, ParamSpec, output_size
 from imagehub.catalog.validation import Validator, ValidInput
 
-__all__ = ["Catalog", "ModelSpec", "ParamSpec", "Price", "ValidInput", "Validator", "output_size"]
+__all__ = ["Catalog", "ModelSpec", "ParamSpec", "ValidInput", "Validator", "output_size"]

@@ -65,49 +65,6 @@ class ParamSpec(_Frozen):
         return ""
 
 
-class Price(_Frozen):
-    """USD per output image, with multipliers by parameter value."""
-
-    per_image: float
-    resolution: dict[str, float] = Field(default_factory=dict)
-    quality: dict[str, float] = Field(default_factory=dict)
-    web_search: float = 0.0
-    #: scale by output megapixels relative to 1024x1024 (GPT Image sizes)
-    per_megapixel: bool = False
-    #: "WxH" -> quality -> USD: the listed size nearest the output's (pixels and shape) prices
-    #: it, replacing per_image; a quality not listed (auto) costs the size's most expensive
-    sizes: dict[str, dict[str, float]] = Field(default_factory=dict)
-
-    def estimate(self, params: Mapping[str, Any], width: int, height: int) -> float:
-        """The price of one output image."""
-        price = self.per_image
-        if self.sizes:
-            by_quality = self.sizes[_nearest_size(list(self.sizes), width, height)]
-            quality = str(params.get("quality", ""))
-            price = by_quality.get(quality, max(by_quality.values()))
-        price *= self.resolution.get(str(params.get("resolution", "")), 1.0)
-        price *= self.quality.get(str(params.get("quality", "")), 1.0)
-        if self.per_megapixel:
-            price *= (width * height) / (1024 * 1024)
-        if params.get("enable_web_search") and self.web_search:
-            price += self.web_search
-        return round(price, 6)
-
-
-def _nearest_size(sizes: list[str], width: int, height: int) -> str:
-    """The "WxH" closest in pixel count and in shape; a tie goes to the larger size."""
-
-    def key(size: str) -> tuple[float, int]:
-        w, h = (int(side) for side in size.split("x"))
-        pixels = abs(math.log((w * h) / (width * height)))
-        shape = abs(
-            math.log(max(w, h) / min(w, h)) - math.log(max(width, height) / min(width, height))
-        )
-        return round(pixels + shape, 9), -(w * h)
-
-    return min(sizes, key=key)
-
-
 class ModelSpec(_Frozen):
     """One public model: its id, its parameter table and what it maps to upstream."""
 
@@ -121,7 +78,6 @@ class ModelSpec(_Frozen):
     description: str
     params: tuple[ParamSpec, ...]
     example: dict[str, Any]
-    price: Price
     #: name of the output size table, for the Nano Banana family
     sizes: str | None = None
     #: parameters accepted but without effect, with the warning the task carries

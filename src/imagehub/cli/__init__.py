@@ -79,7 +79,7 @@ def _serve(args: argparse.Namespace) -> int:
 
         from imagehub.api import create_app
         from imagehub.cli.server import uvicorn_options
-        from imagehub.hub import Hub
+        from imagehub.wiring import build_hub
     except ImportError as exc:  # a client-only install: the base package is the SDK and CLI
         print(f"imagehub serve needs the server extra ({exc}):", file=sys.stderr)
         print("    python -m pip install 'imagehub[server]'", file=sys.stderr)
@@ -90,11 +90,11 @@ def _serve(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     try:
-        hub = Hub.from_settings(settings, run_worker=not args.no_worker)
+        hub = build_hub(settings, run_worker=not args.no_worker)
     except RoutesConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    created = asyncio.run(_bootstrap(hub))
+    created = asyncio.run(hub.bootstrap())
     if created:
         print(
             "Created the admin API key. It is shown only this once; keep it safe:\n\n"
@@ -116,10 +116,10 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _worker(args: argparse.Namespace) -> int:
     from imagehub.cli.worker import run_worker_process
-    from imagehub.hub import Hub
+    from imagehub.wiring import build_hub
 
     _logging(args.log_level)
-    asyncio.run(run_worker_process(Hub.from_settings(_settings(args))))
+    asyncio.run(run_worker_process(build_hub(_settings(args))))
     return 0
 
 
@@ -178,12 +178,3 @@ async def _check(router: Any, check_live: Any) -> list[tuple[str, bool, str]]:
     finally:
         for provider in router.providers():
             await provider.aclose()
-
-
-async def _bootstrap(hub: Any) -> str | None:
-    await hub.store.open()
-    try:
-        created: str | None = await hub.ensure_admin_key()
-        return created
-    finally:
-        await hub.store.close()

@@ -29,7 +29,7 @@ async def run_worker_process(hub: Hub) -> None:
         if not stopping.is_set():
             log.info(
                 "stopping: running tasks get %.0f s to finish (signal again to stop now)",
-                hub.settings.shutdown_grace_seconds,
+                worker.grace_seconds,
             )
             stopping.set()
         else:

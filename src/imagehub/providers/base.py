@@ -45,6 +45,10 @@ class GenerationResult:
     description: str = ""
     input_tokens: int | None = None
     output_tokens: int | None = None
+    #: of the input tokens, the image ones; of the output tokens, the text ones (where the
+    #: upstream splits them: OpenAI bills each at its own rate)
+    input_image_tokens: int | None = None
+    output_text_tokens: int | None = None
     warnings: tuple[str, ...] = field(default=())
 
 

@@ -8,6 +8,7 @@ import random
 import textwrap
 from concurrent.futures import Executor
 from io import BytesIO
+from typing import ClassVar
 
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
@@ -32,6 +33,8 @@ class DemoProvider:
     """Draws images offline: text-to-image from the prompt, edits from the input images."""
 
     name = "demo"
+    #: the route kind: tasks it serves are free (prices.toml)
+    kind: ClassVar[str] = "demo"
 
     def __init__(self, catalog: Catalog, executor: Executor | None = None) -> None:
         self.catalog = catalog

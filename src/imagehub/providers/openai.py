@@ -125,6 +125,8 @@ class OpenAIProvider(HTTPProvider):
             images=images,
             input_tokens=_int(usage.get("input_tokens")),
             output_tokens=_int(usage.get("output_tokens")),
+            input_image_tokens=_int(_details(usage, "input").get("image_tokens")),
+            output_text_tokens=_int(_details(usage, "output").get("text_tokens")),
             warnings=warnings,
         )
 
@@ -159,6 +161,11 @@ def _error_object(http: UpstreamHTTP, response: Answer) -> dict[str, Any]:
     except TaskError:
         return {}
     return error if isinstance(error, dict) else {}
+
+
+def _details(usage: dict[str, Any], side: str) -> dict[str, Any]:
+    details = usage.get(f"{side}_tokens_details")
+    return details if isinstance(details, dict) else {}
 
 
 def _int(value: object) -> int | None:

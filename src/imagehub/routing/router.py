@@ -90,10 +90,15 @@ class Route:
     limiter: Limiter | None = None
     base_url: str = ""
     health: Health = field(default_factory=Health)
+    #: which upstream this is (gemini, vertex, openai, openrouter, openai_compatible, fal,
+    #: demo): what its tasks are priced by; the provider's `kind` unless the route has its own
+    kind: str = ""
 
     def __post_init__(self) -> None:
         if not self.name:
             self.name = self.provider.name
+        if not self.kind:
+            self.kind = str(getattr(self.provider, "kind", ""))
 
 
 class Router:

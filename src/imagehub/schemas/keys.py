@@ -22,8 +22,8 @@ class LimitsIn(_Wire):
         None,
         ge=0,
         le=1_000_000_000,
-        description="Total spend: a submit reserves the catalog price, the finish settles "
-        "the real cost.",
+        description="Total spend: a submit reserves its price on the dearest of the model's "
+        "routes, the finish settles the real cost.",
     )
 
 

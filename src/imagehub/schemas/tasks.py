@@ -57,6 +57,11 @@ class UsageOut(_Out):
     cost_usd: float
     input_tokens: int | None = None
     output_tokens: int | None = None
+    basis: Literal["tokens", "per_image"] | None = Field(
+        None,
+        description="What cost_usd was computed from: the upstream's reported tokens at its "
+        "rates, or each image made at the route's price per image.",
+    )
 
 
 class TaskOut(_Out):

@@ -95,6 +95,10 @@ class Accounts:
         await self.store.add_key(record)
         return plaintext, record
 
+    async def list_keys(self, tenant_id: str | None = None) -> list[ApiKey]:
+        """Every key, or a tenant's, revoked ones included, oldest first."""
+        return await self.store.list_keys(tenant_id)
+
     async def key(self, key_id: str) -> ApiKey:
         found = await self.store.get_key_by_id(key_id)
         if found is None:

@@ -6,20 +6,17 @@ clock), else in the task store (one guarded upsert per request), so every proces
 the store or the Redis counts together. Tasks in flight and the budget are counters the store
 moves in the same transaction as the task itself (see `TaskStore.create`).
 
-A submit reserves the catalog price of what it asks for; the finish settles the real cost;
-a failure or a cancel releases the reservation. Tasks served by the free `demo` provider
-reserve nothing.
+A submit reserves the price of what it asks for (`imagehub.tenancy.pricing`: the dearest of
+the model's routes); the finish settles the real cost; a failure or a cancel releases the
+reservation. Tasks served by the free `demo` provider reserve nothing.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any, Protocol
+from typing import Protocol
 
-from imagehub.catalog import Catalog, ModelSpec
-from imagehub.catalog.spec import output_size
 from imagehub.errors import RateLimited
-from imagehub.routing.router import Router
 from imagehub.store import ApiKey, TaskStore
 from imagehub.store.base import OverLimit
 
@@ -29,21 +26,6 @@ log = logging.getLogger("imagehub.tenancy.limits")
 CONCURRENCY_RETRY_SECONDS = 2.0
 #: and over its budget: only a task settling below its estimate or a raise frees some
 BUDGET_RETRY_SECONDS = 60.0
-
-
-def estimate_micros(catalog: Catalog, spec: ModelSpec, params: dict[str, Any]) -> int:
-    """The catalog price of a task, in micro-USD: every image it asks for at its output size."""
-    width, height = output_size(catalog, spec, params)
-    each = spec.price.estimate(params, width, height)
-    return round(each * int(params.get("num_images", 1)) * 1_000_000)
-
-
-def price_micros(catalog: Catalog, router: Router, model: str, params: dict[str, Any]) -> int:
-    """What a task reserves of its key's budget: nothing when only the free demo serves it."""
-    spec = catalog.get(model)
-    if spec is None or all(r.provider.name == "demo" for r in router.routes(spec)):
-        return 0
-    return estimate_micros(catalog, spec, params)
 
 
 def usd(micros: int) -> str:

@@ -2,6 +2,10 @@
 
 A wake-up is a hint that makes things fast; every waiter also re-reads the store on a timer,
 so a change made by another process is seen even without a hint.
+
+A task that reached its final status in this process is also announced to the listeners of
+`on_finished` (metrics, the webhook sender): whoever finishes a task tells the notifier, not
+the parts that care about it.
 """
 
 from __future__ import annotations
@@ -9,8 +13,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+
+from imagehub.tasks import Task
+
+#: called with a task that reached its final status in this process
+FinishedListener = Callable[[Task], None]
 
 
 class Notifier:
@@ -21,6 +30,7 @@ class Notifier:
         #: watchers that only care about a task becoming ready
         self._ready_watchers: defaultdict[str, set[asyncio.Event]] = defaultdict(set)
         self._queued = asyncio.Event()
+        self._finished: list[FinishedListener] = []
 
     def task_changed(self, task_id: str, *, ready: bool = True) -> None:
         """Wake the task's watchers; `ready=False` says the change cannot have made it ready."""
@@ -46,6 +56,16 @@ class Notifier:
             watchers.discard(event)
             if not watchers:
                 table.pop(task_id, None)
+
+    def on_finished(self, listener: FinishedListener) -> None:
+        """Call `listener` with every task this process finishes (succeeded, failed, canceled)."""
+        self._finished.append(listener)
+
+    def task_finished(self, task: Task) -> None:
+        """The task reached its final status here: wake its watchers and tell the listeners."""
+        self.task_changed(task.id)
+        for listener in self._finished:
+            listener(task)
 
     def task_queued(self) -> None:
         self._queued.set()

@@ -30,6 +30,7 @@ from datetime import timedelta
 from imagehub.errors import InvalidInput, parse_retry_after
 from imagehub.outbound.address import AddressPolicy, Blocked
 from imagehub.outbound.client import FetchError, Refused, SafeClient, check_url
+from imagehub.render import task_out
 from imagehub.settings import Settings
 from imagehub.store import TaskStore
 from imagehub.store.base import Delivery, DeliveryAttempt, DeliveryState
@@ -83,8 +84,6 @@ def _default_port(scheme: str) -> int:
 
 def task_body(task: Task, base_url: str) -> bytes:
     """The task object as `GET /hub/v1/tasks/{id}` shows it, minus inline (sync_mode) images."""
-    from imagehub.render import task_out  # the API package imports the hub: import late
-
     if task.output is not None and any(i.data_uri for i in task.output.images):
         task = dataclasses.replace(task, output=TaskOutput((), task.output.description, True))
     return json.dumps(task_out(task, base_url).model_dump(), separators=(",", ":")).encode()
@@ -113,6 +112,11 @@ class WebhookSender:
     def nudge(self) -> None:
         """A delivery may be due: look now rather than at the next poll."""
         self._wake.set()
+
+    def task_finished(self, task: Task) -> None:
+        """A task finished in this process: its delivery, if it has one, is due now."""
+        if task.webhook_url is not None:
+            self.nudge()
 
     def stop(self) -> None:
         self._stopping.set()

@@ -1,0 +1,179 @@
+"""What a task costs: one price book, by the kind of route that serves it.
+
+A submit reserves `reserve()`: the most any of the model's routes could charge for what the task
+asks (every image at its requested size). The finish settles `settle()`: what the route that
+served it charges for the images it made, or for the tokens it reports where its upstream bills
+tokens (OpenAI). The prices themselves are data (`catalog/prices.toml`), each with its source.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from imagehub.catalog import Catalog, ModelSpec, output_size
+from imagehub.tasks import Basis
+
+#: a table entry for every family the table does not list
+ANY_FAMILY = "*"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TokenRates(_Frozen):
+    """USD per million tokens."""
+
+    text_in: float
+    image_in: float
+    text_out: float
+    image_out: float
+
+
+class FamilyPrice(_Frozen):
+    """The price of one model family on one kind of route (see `prices.toml` for the fields)."""
+
+    per_image: float
+    resolution: dict[str, float] = Field(default_factory=dict)
+    sizes: dict[str, dict[str, float]] = Field(default_factory=dict)
+    web_search: float = 0.0
+    thinking: dict[str, float] = Field(default_factory=dict)
+    tokens: TokenRates | None = None
+
+    def image(self, params: Mapping[str, Any], width: int, height: int) -> float:
+        """The price of one output image of the requested size."""
+        price = self.resolution.get(str(params.get("resolution", "")), self.per_image)
+        if self.sizes:
+            by_quality = self.sizes[nearest_size(list(self.sizes), width, height)]
+            price = by_quality.get(str(params.get("quality", "")), max(by_quality.values()))
+        if params.get("enable_web_search"):
+            price += self.web_search
+        return price + self.thinking.get(str(params.get("thinking_level", "")), 0.0)
+
+
+class _Book(_Frozen):
+    kinds: dict[str, str]
+    default: dict[str, str]
+    tables: dict[str, dict[str, FamilyPrice]]
+
+
+@dataclass(frozen=True, slots=True)
+class Tokens:
+    """Token counts an upstream reported; a split it did not report is None."""
+
+    input: int
+    output: int
+    #: of `input`, the image tokens; of `output`, the text tokens
+    input_image: int | None = None
+    output_text: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Cost:
+    micros: int
+    basis: Basis
+
+    @property
+    def usd(self) -> float:
+        return self.micros / 1_000_000
+
+
+class Pricing:
+    """Reserves at submit and settles at finish, from one price book."""
+
+    def __init__(self, catalog: Catalog, book: _Book) -> None:
+        self.catalog = catalog
+        self._book = book
+        fallback = book.tables.get(book.default.get("table", ""))
+        if fallback is None:
+            raise ValueError("the price book's [default] table must be one of its tables")
+        unpriced = sorted({m.family for m in catalog} - fallback.keys())
+        if unpriced and ANY_FAMILY not in fallback:
+            raise ValueError(f"the default price table lacks {', '.join(unpriced)}")
+        for kind, table in book.kinds.items():
+            if table not in book.tables:
+                raise ValueError(f"route kind {kind!r} names no price table ({table!r})")
+        self._fallback = fallback
+
+    @classmethod
+    def load(cls, catalog: Catalog, text: str | None = None) -> Pricing:
+        """The price book shipped with the package, or one given as TOML text."""
+        if text is None:
+            text = resources.files("imagehub.catalog").joinpath("prices.toml").read_text("utf-8")
+        return cls(catalog, _Book.model_validate(tomllib.loads(text)))
+
+    def price(self, kind: str, spec: ModelSpec) -> FamilyPrice:
+        """The price of a model on a kind of route; a kind the book lacks is priced as default."""
+        table = self._book.tables.get(self._book.kinds.get(kind, ""), {})
+        found = table.get(spec.family) or table.get(ANY_FAMILY)
+        return found or self._fallback.get(spec.family) or self._fallback[ANY_FAMILY]
+
+    def quote(self, kind: str, spec: ModelSpec, params: Mapping[str, Any]) -> int:
+        """The most a route of this kind can charge for the task, in micro-USD."""
+        price = self.price(kind, spec)
+        each = price.image(params, *output_size(self.catalog, spec, params))
+        usd = each * int(params.get("num_images", 1))
+        if price.tokens is not None:  # the prompt is billed too: a token is at least a byte
+            usd += len(str(params.get("prompt", "")).encode()) * price.tokens.text_in / 1e6
+        return _micros(usd)
+
+    def reserve(self, spec: ModelSpec, params: Mapping[str, Any], kinds: Iterable[str]) -> int:
+        """What a submit reserves: the dearest of the routes that may serve it (0 with none)."""
+        return max((self.quote(kind, spec, params) for kind in kinds), default=0)
+
+    def settle(
+        self,
+        kind: str,
+        spec: ModelSpec,
+        params: Mapping[str, Any],
+        *,
+        images: int,
+        tokens: Tokens | None = None,
+    ) -> Cost:
+        """What a finished task costs on the route that served it: its tokens where that
+        upstream bills tokens and reported them, else each image it made."""
+        price = self.price(kind, spec)
+        if price.tokens is not None and tokens is not None:
+            return Cost(_micros(_token_usd(price.tokens, tokens)), "tokens")
+        each = price.image(params, *output_size(self.catalog, spec, params))
+        return Cost(_micros(each * images), "per_image")
+
+
+def _token_usd(rates: TokenRates, tokens: Tokens) -> float:
+    """The tokens at their rates; an unreported split is billed at the dearer rate."""
+    if tokens.input_image is None:
+        input_usd = tokens.input * max(rates.text_in, rates.image_in)
+    else:
+        image_in = min(tokens.input_image, tokens.input)
+        input_usd = image_in * rates.image_in + (tokens.input - image_in) * rates.text_in
+    if tokens.output_text is None:
+        output_usd = tokens.output * max(rates.text_out, rates.image_out)
+    else:
+        text_out = min(tokens.output_text, tokens.output)
+        output_usd = text_out * rates.text_out + (tokens.output - text_out) * rates.image_out
+    return (input_usd + output_usd) / 1e6
+
+
+def _micros(usd: float) -> int:
+    return round(usd * 1_000_000)
+
+
+def nearest_size(sizes: list[str], width: int, height: int) -> str:
+    """The "WxH" closest in pixel count and in shape; a tie goes to the larger size."""
+
+    def key(size: str) -> tuple[float, int]:
+        w, h = (int(side) for side in size.split("x"))
+        pixels = abs(math.log((w * h) / (width * height)))
+        shape = abs(
+            math.log(max(w, h) / min(w, h)) - math.log(max(width, height) / min(width, height))
+        )
+        return round(pixels + shape, 9), -(w * h)
+
+    return min(sizes, key=key)
