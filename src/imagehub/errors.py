@@ -12,6 +12,7 @@
     │   │   └── IdempotencyKeyReused  422 idempotency_key_reused
     │   └── RateLimited               429 rate_limited (carries retry_after)
     ├── Overloaded                    503 overloaded
+    ├── ModelUnavailable              503 model_unavailable (no configured route serves the model)
     ├── TaskError                     why a task failed; lands in task.error, never an HTTP status
     │   ├── InputImageError
     │   │   ├── ImageDownloadError    image_download_error
@@ -154,6 +155,13 @@ class Overloaded(HubError):
     """The hub is overloaded; try again shortly."""
 
     code = "overloaded"
+    status = 503
+
+
+class ModelUnavailable(HubError):
+    """No configured route serves this model on this hub."""
+
+    code = "model_unavailable"
     status = 503
 
 
@@ -316,6 +324,7 @@ HTTP_ERRORS: dict[str, type[HubError]] = {
         IdempotencyKeyReused,
         RateLimited,
         Overloaded,
+        ModelUnavailable,
     )
 }
 

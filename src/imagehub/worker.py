@@ -259,10 +259,12 @@ class Worker:
         model = self.catalog.get(task.model)
         if model is None:
             raise InternalError(f"model {task.model!r} is no longer in the catalog")
-        routes = self.router.routes(model)
+        # only routes that honour every parameter (the routes may have changed since submit)
+        routes = self.router.routes(model, task.input)
         if not routes:
             raise UpstreamConfigError(
-                f"no upstream route serves {model.id} on this hub, and the demo provider is off"
+                f"no upstream route serves {model.id} with this input on this hub, and the demo "
+                "provider is off"
             )
         images, mask = await self._inputs(task)
 
@@ -325,7 +327,7 @@ class Worker:
                 file_id = await self.media.put(data, ctype)
                 image = OutputImage(ctype, name, len(data), width, height, file_id=file_id)
             images.append(image)
-            if route.provider.name != "demo":
+            if not route.is_demo:
                 cost += model.price.estimate(task.input, width, height)
         usage = Usage(round(cost, 6), result.input_tokens, result.output_tokens)
         output = TaskOutput(images=tuple(images), description=result.description)

@@ -41,7 +41,7 @@ def estimate_micros(catalog: Catalog, spec: ModelSpec, params: dict[str, Any]) -
 def price_micros(catalog: Catalog, router: Router, model: str, params: dict[str, Any]) -> int:
     """What a task reserves of its key's budget: nothing when only the free demo serves it."""
     spec = catalog.get(model)
-    if spec is None or all(r.provider.name == "demo" for r in router.routes(spec)):
+    if spec is None or all(r.is_demo for r in router.routes(spec, params)):
         return 0
     return estimate_micros(catalog, spec, params)
 
