@@ -32,6 +32,7 @@ class DemoProvider:
     """Draws images offline: text-to-image from the prompt, edits from the input images."""
 
     name = "demo"
+    kind = "demo"
 
     def __init__(self, catalog: Catalog, executor: Executor | None = None) -> None:
         self.catalog = catalog

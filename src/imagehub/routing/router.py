@@ -189,6 +189,7 @@ class Router:
 
 
 def _kind_of(provider: Provider) -> str:
+    """The provider's protocol (`kind`); a provider without one (a test double) goes by name."""
     return str(getattr(provider, "kind", "")) or provider.name
 
 
