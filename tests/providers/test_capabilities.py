@@ -261,6 +261,11 @@ def test_a_seed_of_zero_is_a_seed():
             '[[routes]]\nprovider = "fal"\napi_key = "k"\n[routes.supports]\nsize = ["x"]\n',
             "supports.size: unknown field",
         ),
+        (
+            '[[routes]]\nprovider = "fal"\napi_key = "k"\n[routes.supports]\n'
+            'resolutions = ["0.5k"]\n',
+            "supports.resolutions.0: Input should be '0.5K', '1K', '2K' or '4K'",
+        ),
     ],
 )
 def test_routes_file_supports_and_names_are_checked(tmp_path, text, words):

@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    StringConstraints,
+    field_validator,
+)
 
 from imagehub.routing.capabilities import Honours
 from imagehub.settings import secret_from_environment
@@ -26,8 +33,8 @@ class SupportsEntry(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    resolutions: list[str] | None = None
-    aspect_ratios: list[str] | None = None
+    resolutions: list[Literal["0.5K", "1K", "2K", "4K"]] | None = None
+    aspect_ratios: list[Annotated[str, StringConstraints(pattern=r"^[0-9]+:[0-9]+$")]] | None = None
     max_input_images: int | None = Field(None, ge=1)
     mask: bool | None = None
     web_search: bool | None = None
