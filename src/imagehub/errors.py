@@ -13,6 +13,7 @@
     │   └── RateLimited               429 rate_limited (carries retry_after)
     ├── Overloaded                    503 overloaded (carries retry_after)
     │   └── StorageUnavailable        503 overloaded: a transient storage fault (disk full, ...)
+    ├── ModelUnavailable              503 model_unavailable (no configured route serves the model)
     ├── TaskError                     why a task failed; lands in task.error, never an HTTP status
     │   ├── InputImageError
     │   │   ├── ImageDownloadError    image_download_error
@@ -167,6 +168,13 @@ class Overloaded(HubError):
 class StorageUnavailable(Overloaded):
     """The hub cannot write its storage right now (disk full or out of file descriptors);
     try again shortly."""
+
+
+class ModelUnavailable(HubError):
+    """No configured route serves this model on this hub."""
+
+    code = "model_unavailable"
+    status = 503
 
 
 class TaskError(HubError):
@@ -335,6 +343,7 @@ HTTP_ERRORS: dict[str, type[HubError]] = {
         IdempotencyKeyReused,
         RateLimited,
         Overloaded,
+        ModelUnavailable,
     )
 }
 

@@ -174,6 +174,8 @@ class Hub:
         clients reach the hub, for the file URLs of the task's webhook.
         """
         valid = self.validator.validate(model, input)
+        # a model no route serves (503), or a request no route can honour exactly (422)
+        self.router.check(self.model(model), valid.params)
         if metadata is not None and len(json.dumps(metadata)) > MAX_METADATA_BYTES:
             raise InvalidInput.one(
                 ["metadata"], f"must be at most {MAX_METADATA_BYTES} bytes as JSON", "too_long"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from imagehub.catalog import ModelSpec, Validator
@@ -66,7 +67,8 @@ def task_out(task: Task, base_url: str) -> TaskOut:
     )
 
 
-def model_out(spec: ModelSpec, validator: Validator) -> ModelOut:
+def model_out(spec: ModelSpec, validator: Validator, providers: Sequence[str] = ()) -> ModelOut:
+    """A model as the API shows it; `providers`: the names of the routes that serve it."""
     return ModelOut(
         id=spec.id,
         name=spec.name,
@@ -88,4 +90,6 @@ def model_out(spec: ModelSpec, validator: Validator) -> ModelOut:
         ],
         input_schema=validator.json_schema(spec.id),
         example={"model": spec.id, "input": spec.example},
+        available=bool(providers),
+        providers=list(providers),
     )

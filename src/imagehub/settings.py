@@ -87,10 +87,12 @@ class Settings(BaseSettings):
         None,
         description="When set, stored files expire this many seconds after they were written.",
     )
-    demo: bool = Field(
-        True,
-        description="Serve every model that has no upstream route with the offline `demo` "
-        "provider.",
+    demo: bool | None = Field(
+        None,
+        description="Serve the models that have no upstream route with the offline `demo` "
+        "provider (labelled placeholder images, free). Unset: only while no upstream route is "
+        "configured at all (the keyless quickstart); `true`: always; `false`: never. A model "
+        "no route serves is refused with 503 `model_unavailable`.",
     )
 
     # -- scale-out: PostgreSQL, cross-process wake-ups, S3-compatible media

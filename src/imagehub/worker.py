@@ -278,10 +278,12 @@ class Worker:
         model = self.catalog.get(task.model)
         if model is None:
             raise InternalError(f"model {task.model!r} is no longer in the catalog")
-        routes = self.router.routes(model)
+        # only routes that honour every parameter (the routes may have changed since submit)
+        routes = self.router.routes(model, task.input)
         if not routes:
             raise UpstreamConfigError(
-                f"no upstream route serves {model.id} on this hub, and the demo provider is off"
+                f"no upstream route serves {model.id} with this input on this hub, and the demo "
+                "provider is off"
             )
         images, mask = await self._inputs(task)
 

@@ -52,6 +52,10 @@ def test_api_and_worker_processes_share_one_sqlite_hub(tmp_path: Path):
             worker.kill()
         api.stop()
         log.close()
+    # the worker logs its routing table at start: nothing configured, so the demo serves
+    assert (
+        "nano-banana -> demo (demo: offline placeholder)" in (tmp_path / "worker.log").read_text()
+    )
 
 
 def test_the_first_signal_lets_the_running_task_finish(tmp_path: Path):

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from imagehub.catalog import Catalog
+from imagehub.errors import ModelUnavailable
 from imagehub.routing.router import Route, Router
 from imagehub.testing import ScriptedProvider
 from tests.providers.conftest import KEYS, TENANT, run_task
@@ -198,8 +199,18 @@ async def test_max_concurrency_queues_calls_when_no_other_route(upstream, make_h
     assert all(b - a >= 0.19 for a, b in itertools.pairwise(arrivals))
 
 
-async def test_no_route_and_no_demo_fails_with_a_clear_message(make_hub):
+async def test_no_route_and_no_demo_is_refused_at_submit_with_a_clear_message(make_hub):
     hub = await make_hub(demo=False)
+    with pytest.raises(ModelUnavailable) as caught:
+        await hub.submit(TENANT, "gpt-image-2", {"prompt": "x"})
+    assert "no route serves gpt-image-2" in caught.value.message
+    assert (await hub.list_tasks(TENANT)).tasks == []
+
+
+async def test_a_task_whose_route_is_gone_when_it_runs_fails_with_a_clear_message(make_hub):
+    hub = await make_hub(demo=True)
+    assert hub.worker is not None
+    hub.worker.router = Router({})  # the worker's routes changed after the submit
     task = await run_task(hub, "gpt-image-2", {"prompt": "x"})
     assert task.status == "failed" and task.error["code"] == "upstream_error"
     assert "no upstream route serves gpt-image-2" in task.error["message"]

@@ -6,7 +6,9 @@ from typing import Any
 
 import pytest
 
-from tests.providers.conftest import KEYS, app_headers, provider_settings, run_task
+from imagehub.catalog import Catalog
+from imagehub.errors import InvalidInput
+from tests.providers.conftest import KEYS, TENANT, app_headers, provider_settings, run_task
 from tests.providers.fake_upstream import Reply
 from tests.providers.golden import INPUTS, NANO_BANANA, PHOTO_B64, SKETCH_B64
 from tests.providers.wire import BLUE, GREEN, RED, c_answer, chat_ok, data_uri
@@ -51,7 +53,6 @@ BODIES: dict[str, list[dict[str, Any]]] = {
             image_config={"image_size": "512"},  # never "0.5K": Google refuses it
             seed=seed,
             reasoning={"effort": "high"},
-            plugins=[{"id": "web"}],
         )
         for seed in (2147483647, 0)
     ],
@@ -80,15 +81,39 @@ BODIES: dict[str, list[dict[str, Any]]] = {
 }
 
 
+CATALOG = Catalog.load()
+
+
+def _honourable(model: str) -> dict[str, Any]:
+    """The golden input without what OpenRouter cannot honour: Google Search grounding and a
+    safety setting (those are refused, see `test_what_openrouter_cannot_honour_is_refused`)."""
+    spec = CATALOG.get(model)
+    assert spec is not None
+    cannot = {"safety_tolerance"} | ({"enable_web_search"} - set(spec.ignored))
+    return {k: v for k, v in INPUTS[model].items() if k not in cannot}
+
+
 @pytest.fixture
-async def router_hub(upstream, make_hub):
+async def router_hub(upstream, make_hub, tmp_path):
+    """OpenRouter from a routes file that says this route takes "512" for 0.5K."""
     upstream.handler = chat_ok
-    return await make_hub(**provider_settings("openrouter", upstream, "/api/v1"))
+    routes = tmp_path / "routes.toml"
+    routes.write_text(
+        f"""
+[[routes]]
+provider = "openrouter"
+api_key = "{KEYS["openrouter"]}"
+base_url = "{upstream.url}/api/v1"
+[routes.supports]
+resolutions = ["0.5K", "1K", "2K", "4K"]
+"""
+    )
+    return await make_hub(routes_file=routes)
 
 
 @pytest.mark.parametrize("model", NANO_BANANA)
 async def test_openrouter_golden_request_and_outcome(model, upstream, router_hub):
-    task = await run_task(router_hub, model, INPUTS[model])
+    task = await run_task(router_hub, model, _honourable(model))
     for request in upstream.seen:
         assert request.method == "POST" and request.path == "/api/v1/chat/completions"
         assert app_headers(request) == {
@@ -101,9 +126,36 @@ async def test_openrouter_golden_request_and_outcome(model, upstream, router_hub
     assert len(task.output.images) == len(BODIES[model])
     assert task.output.description == "\n".join(["Here you go."] * len(BODIES[model]))
     assert task.usage.input_tokens == 1300 * len(BODIES[model])
-    tolerance = str(INPUTS[model].get("safety_tolerance", "4"))
-    ignored = [w for w in task.warnings if "safety_tolerance" in w]
-    assert bool(ignored) == (tolerance != "4")
+    assert not [w for w in task.warnings if "safety_tolerance" in w]
+
+
+@pytest.mark.parametrize(
+    ("model", "input", "message"),
+    [
+        (
+            "nano-banana-2",
+            {"resolution": "0.5K"},  # OpenRouter's guide lists 1K, 2K and 4K only
+            "no configured route for nano-banana-2 supports resolution 0.5K",
+        ),
+        (
+            "nano-banana-2",
+            {"enable_web_search": True},  # its web search is not Google Search
+            "no configured route for nano-banana-2 supports enable_web_search",
+        ),
+        (
+            "nano-banana-pro/edit",
+            {"image_urls": INPUTS["nano-banana-pro/edit"]["image_urls"], "safety_tolerance": 1},
+            "no configured route for nano-banana-pro/edit supports safety_tolerance 1",
+        ),
+    ],
+)
+async def test_what_openrouter_cannot_honour_is_refused(upstream, make_hub, model, input, message):
+    hub = await make_hub(**provider_settings("openrouter", upstream, "/api/v1"))
+    with pytest.raises(InvalidInput) as caught:
+        await hub.submit(TENANT, model, {"prompt": "p", **input})
+    assert caught.value.message == message
+    assert upstream.seen == []
+    assert (await hub.list_tasks(TENANT)).tasks == []
 
 
 async def test_images_inside_the_text_content_are_found(upstream, router_hub):

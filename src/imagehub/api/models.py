@@ -6,6 +6,8 @@ from fastapi import APIRouter
 
 from imagehub.api.deps import CallerDep, HubDep
 from imagehub.api.errors import error_responses
+from imagehub.catalog import ModelSpec
+from imagehub.hub import Hub
 from imagehub.render import model_out
 from imagehub.schemas import ModelList, ModelOut
 
@@ -15,11 +17,17 @@ _ERRORS = error_responses(401, 404, 422, 429, 503)
 
 @endpoints.get("", response_model=ModelList, responses=_ERRORS)
 async def list_models(hub: HubDep, caller: CallerDep) -> ModelList:
-    """Every model with its parameter table, JSON Schema and an example."""
-    return ModelList(data=[model_out(m, hub.validator) for m in hub.models()])
+    """Every model with its parameter table, JSON Schema, an example and the routes serving it."""
+    return ModelList(data=[model_out(m, hub.validator, _providers(hub, m)) for m in hub.models()])
 
 
 @endpoints.get("/{model_id:path}", response_model=ModelOut, responses=_ERRORS)
 async def get_model(model_id: str, hub: HubDep, caller: CallerDep) -> ModelOut:
     """One model; ids may contain `/` (`nano-banana/edit`)."""
-    return model_out(hub.model(model_id), hub.validator)
+    spec = hub.model(model_id)
+    return model_out(spec, hub.validator, _providers(hub, spec))
+
+
+def _providers(hub: Hub, spec: ModelSpec) -> list[str]:
+    """The names of the routes serving the model, in order; `demo` for the offline placeholder."""
+    return [route.name for route in hub.router.serving(spec)]

@@ -17,6 +17,7 @@ from imagehub.errors import (
     HubError,
     InvalidInput,
     InvalidJSON,
+    ModelUnavailable,
     NotFound,
     Overloaded,
     PayloadTooLarge,
@@ -241,6 +242,7 @@ _REQUEST_ERRORS: list[tuple[type[HubError], int, str, str | None]] = [
     (PayloadTooLarge, 413, "invalid_request_error", "payload_too_large"),
     (NotFound, 404, "invalid_request_error", "not_found"),
     (Overloaded, 503, "server_error", "overloaded"),
+    (ModelUnavailable, 503, "server_error", "model_unavailable"),
 ]
 
 

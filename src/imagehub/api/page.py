@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib import metadata, resources
 from typing import Any
@@ -104,8 +105,12 @@ def html_id(model_id: str) -> str:
     return "model-" + model_id.replace("/", "--")
 
 
-def _card(spec: ModelSpec, validator: Validator, base_url: str) -> dict[str, Any]:
+def _card(
+    spec: ModelSpec, validator: Validator, base_url: str, providers: Sequence[str] | None
+) -> dict[str, Any]:
     return {
+        #: None: not known (the page rendered without a hub's routes)
+        "providers": None if providers is None else list(providers),
         "spec": spec,
         "anchor": html_id(spec.id),
         "rows": [_param_row(p) for p in spec.params],
@@ -143,10 +148,20 @@ def playground_catalog(catalog: Catalog) -> dict[str, Any]:
     }
 
 
-def page_context(catalog: Catalog, validator: Validator, base_url: str) -> dict[str, Any]:
+def page_context(
+    catalog: Catalog,
+    validator: Validator,
+    base_url: str,
+    serving: Mapping[str, Sequence[str]] | None = None,
+) -> dict[str, Any]:
+    """The page's template context; `serving`: by model id, the names of its routes in order."""
     tabs = []
     for capability, label in TABS.items():
-        cards = [_card(m, validator, base_url) for m in catalog if m.capability == capability]
+        cards = [
+            _card(m, validator, base_url, None if serving is None else serving.get(m.id, ()))
+            for m in catalog
+            if m.capability == capability
+        ]
         tabs.append({"id": capability, "label": label, "cards": cards})
     first = next(iter(catalog))
     return {
@@ -168,7 +183,8 @@ def page_context(catalog: Catalog, validator: Validator, base_url: str) -> dict[
 @endpoints.get("/", response_class=HTMLResponse)
 async def reference_page(hub: HubDep, base_url: BaseUrlDep) -> HTMLResponse:
     """The Model Reference page, the playground and the history."""
-    context = page_context(hub.catalog, hub.validator, base_url)
+    serving = {m.id: [r.name for r in hub.router.serving(m)] for m in hub.catalog}
+    context = page_context(hub.catalog, hub.validator, base_url, serving)
     html = _environment().get_template("index.html").render(context)
     return HTMLResponse(html, headers={"Content-Security-Policy": CSP, "Cache-Control": "no-cache"})
 

@@ -86,7 +86,7 @@ def _serve(args: argparse.Namespace) -> int:
         return 2
 
     _logging(args.log_level)
-    from imagehub.routing.config import RoutesConfigError
+    from imagehub.routing.config import RoutesConfigError, log_routes
 
     settings = _settings(args)
     try:
@@ -94,6 +94,7 @@ def _serve(args: argparse.Namespace) -> int:
     except RoutesConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    log_routes(hub.router, hub.catalog, logging.getLogger("imagehub"))
     created = asyncio.run(hub.bootstrap())
     if created:
         print(
@@ -116,10 +117,17 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _worker(args: argparse.Namespace) -> int:
     from imagehub.cli.worker import run_worker_process
+    from imagehub.routing.config import RoutesConfigError, log_routes
     from imagehub.wiring import build_hub
 
     _logging(args.log_level)
-    asyncio.run(run_worker_process(build_hub(_settings(args))))
+    try:
+        hub = build_hub(_settings(args))
+    except RoutesConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    log_routes(hub.router, hub.catalog, logging.getLogger("imagehub"))
+    asyncio.run(run_worker_process(hub))
     return 0
 
 

@@ -7,6 +7,10 @@ environment, plus the entries of the routes file (`imagehub.routing.config`).
 
 Health is kept per route in this process: a failing route cools down for a while and is skipped
 while another route can serve the model (see `imagehub.routing.policy`).
+
+Each route also knows what it can honour (`imagehub.routing.capabilities`): a request is only
+ever given to a route that honours every parameter of it, and `Router.check` refuses at submit
+a model no route serves (503 `model_unavailable`) or a request no route can honour (422).
 """
 
 from __future__ import annotations
@@ -14,12 +18,17 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from imagehub.catalog import Catalog, ModelSpec
-from imagehub.errors import TaskError
+from imagehub.errors import InvalidInput, ModelUnavailable, TaskError
 from imagehub.providers.base import Provider
+from imagehub.routing.capabilities import EVERYTHING, Honours, Refusal, refusal
+
+#: the provider kind (and route name) of the offline placeholder provider
+DEMO = "demo"
 
 
 class Health:
@@ -89,6 +98,8 @@ class Route:
     timeout: float | None = None
     limiter: Limiter | None = None
     base_url: str = ""
+    #: what the route can honour for its model
+    honours: Honours = EVERYTHING
     health: Health = field(default_factory=Health)
     #: which upstream this is (gemini, vertex, openai, openrouter, openai_compatible, fal,
     #: demo): what its tasks are priced by; the provider's `kind` unless the route has its own
@@ -98,7 +109,11 @@ class Route:
         if not self.name:
             self.name = self.provider.name
         if not self.kind:
-            self.kind = str(getattr(self.provider, "kind", ""))
+            self.kind = _kind_of(self.provider)
+
+    @property
+    def is_demo(self) -> bool:
+        return self.kind == DEMO
 
 
 class Router:
@@ -110,26 +125,54 @@ class Router:
         fallback: Provider | None = None,
         *,
         rng: random.Random | None = None,
+        hints: Mapping[str, str] | None = None,
     ) -> None:
         self._routes = routes
         self._fallback = fallback
         self._fallback_routes: dict[str, Route] = {}
         self._rng = rng or random.Random()
+        #: by model id: what would give a model without a route one (named in the 503)
+        self._hints = dict(hints or {})
 
-    def routes(self, model: ModelSpec) -> list[Route]:
-        """The model's routes by priority, shuffled by weight within a priority."""
-        routes = self._routes.get(model.id, [])
-        if not routes:
-            if self._fallback is None:
-                return []
-            if model.id not in self._fallback_routes:
-                self._fallback_routes[model.id] = Route(self._fallback, model.upstream_model)
-            return [self._fallback_routes[model.id]]
-        if len(routes) == 1:
+    def routes(self, model: ModelSpec, params: Mapping[str, Any] | None = None) -> list[Route]:
+        """The model's routes by priority, shuffled by weight within a priority.
+
+        With `params` (a validated input), only the routes that honour every one of them.
+        """
+        routes = self._served_by(model)
+        if params is not None:
+            routes = [r for r in routes if refusal(r.honours, model, params) is None]
+        if len(routes) <= 1:
             return list(routes)
         # a weighted random order (Efraimidis-Spirakis): key u^(1/w), largest first
         keys = {id(r): self._rng.random() ** (1 / r.weight) for r in routes}
         return sorted(routes, key=lambda r: (r.priority, -keys[id(r)]))
+
+    def _served_by(self, model: ModelSpec) -> list[Route]:
+        routes = self._routes.get(model.id, [])
+        if routes or self._fallback is None:
+            return routes
+        if model.id not in self._fallback_routes:
+            self._fallback_routes[model.id] = Route(self._fallback, model.upstream_model)
+        return [self._fallback_routes[model.id]]
+
+    def serving(self, model: ModelSpec) -> list[Route]:
+        """Every route that serves the model, by priority (weights aside), the demo included."""
+        return sorted(self._served_by(model), key=lambda r: r.priority)
+
+    def check(self, model: ModelSpec, params: Mapping[str, Any]) -> None:
+        """Refuse a validated request no route can take: 503 without a route, else 422."""
+        routes = self._served_by(model)
+        if not routes:
+            hint = self._hints.get(model.id, "add a route in IMAGEHUB_ROUTES_FILE")
+            raise ModelUnavailable(f"no route serves {model.id}: {hint}")
+        refusals: list[tuple[Route, Refusal]] = []
+        for route in routes:
+            found = refusal(route.honours, model, params)
+            if found is None:
+                return
+            refusals.append((route, found))
+        raise _unsupported(model, refusals)
 
     def configured(self) -> dict[str, list[Route]]:
         """Every configured route by model id (the demo fallback not included)."""
@@ -144,6 +187,23 @@ class Router:
         if self._fallback is not None:
             seen[id(self._fallback)] = self._fallback
         return list(seen.values())
+
+
+def _kind_of(provider: Provider) -> str:
+    """The provider's protocol (`kind`); empty for one without (a test double): never its name."""
+    return str(getattr(provider, "kind", ""))
+
+
+def _unsupported(model: ModelSpec, refusals: list[tuple[Route, Refusal]]) -> InvalidInput:
+    """The 422 of a request every route of its model refuses, naming the parameter and why."""
+    first = refusals[0][1]
+    reasons = list(dict.fromkeys(r.what for _, r in refusals))
+    if len(reasons) == 1:
+        message = f"no configured route for {model.id} supports {first.what}"
+    else:
+        each = "; ".join(f"{route.name} does not support {r.what}" for route, r in refusals)
+        message = f"no configured route for {model.id} can honour this request: {each}"
+    return InvalidInput.one(["input", first.param], message, "unsupported_by_routes")
 
 
 @runtime_checkable
@@ -169,7 +229,7 @@ def describe(router: Router, catalog: Catalog) -> list[dict[str, str]]:
                 {
                     "model": model.id,
                     "route": route.name,
-                    "provider": str(getattr(route.provider, "kind", route.provider.name)),
+                    "provider": route.kind,
                     "upstream_model": route.upstream_model,
                     "priority": str(route.priority),
                     "weight": f"{route.weight:g}",

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+from pydantic import Field
+
 from imagehub.schemas.tasks import _Out
 
 
@@ -27,6 +29,11 @@ class ModelOut(_Out):
     parameters: list[ParameterOut]
     input_schema: dict[str, Any]
     example: dict[str, Any]
+    #: whether a route serves the model on this hub (else a submit answers 503 model_unavailable)
+    available: bool = True
+    #: the routes that serve it, in the order tried (weights aside); `demo` is the offline
+    #: placeholder provider
+    providers: list[str] = Field(default_factory=list)
 
 
 class ModelList(_Out):
