@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import logging
 import random
@@ -16,7 +15,7 @@ from typing import Any, TypeVar
 from imagehub import imaging
 from imagehub.catalog import Catalog, ModelSpec
 from imagehub.errors import InternalError, TaskError, UpstreamConfigError
-from imagehub.media import EXTENSIONS, MediaStore
+from imagehub.media import MediaStore
 from imagehub.outbound.fetch import Fetcher
 from imagehub.providers import GenerationRequest, GenerationResult, InputImage
 from imagehub.routing.policy import FailurePolicy
@@ -317,9 +316,9 @@ class Worker:
                 data, (width, height, ctype) = await self._cpu(_transcoded, generated.data, fmt)
             else:
                 data, (width, height, ctype) = generated.data, quick
-            name = f"{task.id}-{i}.{EXTENSIONS[ctype]}"
+            name = f"{task.id}-{i}.{imaging.EXTENSIONS[ctype]}"
             if sync:
-                uri = f"data:{ctype};base64," + await self._cpu(_b64, data)
+                uri = await self._cpu(imaging.data_uri, ctype, data)
                 image = OutputImage(ctype, name, len(data), width, height, data_uri=uri)
             else:
                 file_id = await self.media.put(data, ctype)
@@ -406,7 +405,3 @@ def _measured_as(data: bytes, fmt: str) -> tuple[int, int, str] | None:
     except Exception:  # whatever it is, the thread path below meets it as before
         return None
     return measured if measured[2] == imaging.CONTENT_TYPES.get(fmt) else None
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")

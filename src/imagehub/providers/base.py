@@ -7,16 +7,16 @@ from typing import Any, Protocol
 
 from imagehub.catalog import ModelSpec
 
+# the image value types live with the image helpers; re-exported here for compatibility
+from imagehub.imaging import GeneratedImage, InputImage
 
-@dataclass(frozen=True, slots=True)
-class InputImage:
-    """A fetched, decoded and checked input image (EXIF orientation applied)."""
-
-    #: the image re-encoded losslessly as PNG after orientation was applied
-    data: bytes
-    content_type: str
-    width: int
-    height: int
+__all__ = [
+    "GeneratedImage",
+    "GenerationRequest",
+    "GenerationResult",
+    "InputImage",
+    "Provider",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,14 +29,6 @@ class GenerationRequest:
     mask: InputImage | None = None
     #: the upstream model id of the route
     upstream_model: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class GeneratedImage:
-    """Bytes as the provider returned them; the worker transcodes and measures them."""
-
-    data: bytes
-    content_type: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr, StrictInt, StrictStr
 
 from imagehub.catalog import ModelSpec
 from imagehub.errors import (
@@ -22,41 +22,21 @@ from imagehub.errors import (
     UpstreamConfigError,
     UpstreamUnavailable,
 )
+from imagehub.imaging import b64
 from imagehub.providers.base import GeneratedImage, GenerationRequest, GenerationResult
 from imagehub.providers.fanout import fan_out
+from imagehub.providers.google import (
+    BLOCKED,
+    HARM_CATEGORIES,
+    IMAGE_SIZES,
+    SEED_MODULUS,
+    THRESHOLDS,
+)
 from imagehub.providers.http import Answer, HTTPProvider, parse_duration
-from imagehub.providers.images import b64, decode_b64_image
+from imagehub.providers.images import decode_b64_image
+from imagehub.providers.lenient import Lenient, VendorModel, present
 
-IMAGE_SIZES = {"0.5K": "512", "1K": "1K", "2K": "2K", "4K": "4K"}
-HARM_CATEGORIES = (
-    "HARM_CATEGORY_HARASSMENT",
-    "HARM_CATEGORY_HATE_SPEECH",
-    "HARM_CATEGORY_SEXUALLY_EXPLICIT",
-    "HARM_CATEGORY_DANGEROUS_CONTENT",
-)
-#: safety_tolerance -> threshold on the four harm categories (hub-defined; 1 blocks the most)
-THRESHOLDS = {
-    "1": "BLOCK_LOW_AND_ABOVE",
-    "2": "BLOCK_MEDIUM_AND_ABOVE",
-    "3": "BLOCK_ONLY_HIGH",
-    "4": "BLOCK_ONLY_HIGH",
-    "5": "BLOCK_NONE",
-    "6": "OFF",
-}
-#: finish reasons that mean the answer was withheld by a content filter
-BLOCKED = frozenset(
-    {
-        "SAFETY",
-        "PROHIBITED_CONTENT",
-        "BLOCKLIST",
-        "SPII",
-        "RECITATION",
-        "IMAGE_SAFETY",
-        "IMAGE_PROHIBITED_CONTENT",
-        "IMAGE_RECITATION",
-    }
-)
-_SEED_MODULUS = 2**31  # Gemini's seed is an int32: seed + i wraps
+_RETRY_INFO = "RetryInfo"
 
 
 def request_body(request: GenerationRequest, index: int = 0) -> dict[str, Any]:
@@ -85,7 +65,7 @@ def request_body(request: GenerationRequest, index: int = 0) -> dict[str, Any]:
 def _generation_config(params: dict[str, Any], index: int) -> dict[str, Any]:
     config: dict[str, Any] = {"responseModalities": ["TEXT", "IMAGE"], "candidateCount": 1}
     if params.get("seed") is not None:
-        config["seed"] = (int(params["seed"]) + index) % _SEED_MODULUS
+        config["seed"] = (int(params["seed"]) + index) % SEED_MODULUS
     image_config: dict[str, str] = {}
     ratio = params.get("aspect_ratio")
     if ratio and ratio != "auto":
@@ -110,48 +90,117 @@ class _Answer:
     output_tokens: int | None
 
 
+# -- the answer, as Gemini documents it (camelCase names are Gemini's own)
+
+
+class _Blob(VendorModel):
+    mimeType: Any = "image/"
+    data: Lenient[StrictStr] = None
+
+
+class _Part(VendorModel):
+    text: Lenient[StrictStr] = None
+    thought: Any = None
+    inlineData: Lenient[_Blob] = None
+
+    @property
+    def image(self) -> str | None:
+        """The base64 payload of an image part."""
+        blob = self.inlineData
+        if blob is None or not str(blob.mimeType).startswith("image/"):
+            return None
+        return blob.data
+
+
+class _Content(VendorModel):
+    parts: Lenient[list[Lenient[_Part]]] = None
+
+
+class _Candidate(VendorModel):
+    content: Lenient[_Content] = None
+    finishReason: Any = None
+    finishMessage: Any = None
+
+    def final_parts(self) -> list[_Part]:
+        """The parts that are not thoughts."""
+        parts = present(self.content.parts) if self.content else []
+        return [part for part in parts if not part.thought]
+
+
+class _Feedback(VendorModel):
+    blockReason: Any = None
+    blockReasonMessage: Any = None
+
+
+class _Usage(VendorModel):
+    promptTokenCount: Lenient[StrictInt] = None
+    candidatesTokenCount: Lenient[StrictInt] = None
+    thoughtsTokenCount: Lenient[StrictInt] = None
+
+    @property
+    def output(self) -> int | None:
+        """Output tokens, thoughts included (they are billed as output)."""
+        if self.candidatesTokenCount is None or self.thoughtsTokenCount is None:
+            return self.candidatesTokenCount
+        return self.candidatesTokenCount + self.thoughtsTokenCount
+
+
+class GeminiAnswer(VendorModel):
+    promptFeedback: Lenient[_Feedback] = None
+    candidates: Lenient[list[Lenient[_Candidate]]] = None
+    usageMetadata: Lenient[_Usage] = None
+
+    @property
+    def candidate(self) -> _Candidate:
+        """The first candidate (the hub asks for one), empty when there is none."""
+        first = self.candidates[0] if self.candidates else None
+        return first or _Candidate()
+
+
+class _ErrorDetail(VendorModel):
+    type: Any = Field("", alias="@type")
+    retryDelay: Any = None
+
+
+class _Error(VendorModel):
+    status: Any = ""
+    message: Any = ""
+    details: Lenient[list[Lenient[_ErrorDetail]]] = None
+
+    @property
+    def retry_after(self) -> float | None:
+        retry = (d for d in present(self.details) if str(d.type).endswith(_RETRY_INFO))
+        return next((parse_duration(d.retryDelay) for d in retry), None)
+
+
+class _ErrorBody(VendorModel):
+    error: Lenient[_Error] = None
+
+
 async def parse_answer(body: dict[str, Any], *, limit: bool, label: str) -> _Answer:
     """Final images and text of one answer; thought parts dropped; no image is an error."""
-    feedback = body.get("promptFeedback") or {}
-    if feedback.get("blockReason"):
-        said = feedback.get("blockReasonMessage") or ""
-        why = f"{label} blocked the prompt ({feedback['blockReason']})"
+    answer = GeminiAnswer.model_validate(body)
+    feedback = answer.promptFeedback
+    if feedback is not None and feedback.blockReason:
+        said = feedback.blockReasonMessage or ""
+        why = f"{label} blocked the prompt ({feedback.blockReason})"
         raise ContentPolicyViolation(why + (f": {said}" if said else ""))
-    candidates = body.get("candidates") or []
-    candidate = candidates[0] if candidates and isinstance(candidates[0], dict) else {}
-    parts = [p for p in (candidate.get("content") or {}).get("parts") or [] if isinstance(p, dict)]
-    final = [p for p in parts if not p.get("thought")]
-    texts = [p["text"].strip() for p in final if isinstance(p.get("text"), str)]
-    texts = [text for text in texts if text]
-    payloads = [
-        p["inlineData"]["data"]
-        for p in final
-        if isinstance(p.get("inlineData"), dict)
-        and str(p["inlineData"].get("mimeType", "image/")).startswith("image/")
-        and isinstance(p["inlineData"].get("data"), str)
-    ]
+    candidate = answer.candidate
+    final = candidate.final_parts()
+    texts = [text for p in final if p.text is not None and (text := p.text.strip())]
+    payloads = [p.image for p in final if p.image is not None]
     if not payloads:
         raise _no_image(candidate, texts, label)
     if limit:
         payloads = payloads[-1:]
     images = [await decode_b64_image(data, label) for data in payloads]
-    usage = body.get("usageMetadata") or {}
-    thoughts = usage.get("thoughtsTokenCount")
-    output = usage.get("candidatesTokenCount")
-    if isinstance(output, int) and isinstance(thoughts, int):
-        output += thoughts
-    prompt = usage.get("promptTokenCount")
-    return _Answer(
-        tuple(images),
-        "\n".join(texts),
-        prompt if isinstance(prompt, int) else None,
-        output if isinstance(output, int) else None,
-    )
+    usage = answer.usageMetadata or _Usage()
+    return _Answer(tuple(images), "\n".join(texts), usage.promptTokenCount, usage.output)
 
 
-def _no_image(candidate: dict[str, Any], texts: list[str], label: str) -> TaskError:
-    reason = str(candidate.get("finishReason") or "")
-    message = str(candidate.get("finishMessage") or "")
+def _no_image(candidate: _Candidate, texts: list[str], label: str) -> TaskError:
+    reason = str(candidate.finishReason or "")
+    message = str(candidate.finishMessage or "")
     if reason in BLOCKED:
         why = f": {message}" if message else ""
         return ContentPolicyViolation(f"{label} withheld the image (finishReason {reason}){why}")
@@ -227,24 +276,16 @@ class GeminiProvider(HTTPProvider):
 
     def _error(self, response: Answer) -> TaskError:
         try:
-            error = self.http.json(response).get("error") or {}
+            error = _ErrorBody.model_validate(self.http.json(response)).error or _Error()
         except UpstreamUnavailable:
-            error = {}
-        detail = " ".join(str(error.get(k, "")) for k in ("status", "message")).strip()
-        retry_after = next(
-            (
-                parse_duration(d.get("retryDelay"))
-                for d in error.get("details") or []
-                if isinstance(d, dict) and str(d.get("@type", "")).endswith("RetryInfo")
-            ),
-            None,
-        )
-        if error.get("status") == "FAILED_PRECONDITION":  # billing or region, not the request
+            error = _Error()
+        detail = f"{error.status} {error.message}".strip()
+        if error.status == "FAILED_PRECONDITION":  # billing or region, not the request
             return UpstreamConfigError(
                 f"{self.name} refused the request ({self.http.redact(detail)}); check the "
                 "account's billing and region"
             )
-        return self.http.error(response, detail, retry_after=retry_after)
+        return self.http.error(response, detail, retry_after=error.retry_after)
 
     async def check(self, upstream_model: str) -> str:
         """A live, free call: count the tokens of a word with this route's key and model id."""

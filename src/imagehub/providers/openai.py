@@ -9,16 +9,46 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from pydantic import SecretStr
+from pydantic import SecretStr, StrictInt, StrictStr
 
 from imagehub.catalog import Catalog, ModelSpec
 from imagehub.errors import ContentPolicyViolation, NoImageGenerated, TaskError, UpstreamConfigError
 from imagehub.providers.base import GenerationRequest, GenerationResult
 from imagehub.providers.http import Answer, HTTPProvider, UpstreamHTTP
 from imagehub.providers.images import alpha_mask, decode_b64_image
+from imagehub.providers.lenient import Lenient, VendorModel, present
 
 #: error codes OpenAI uses when its safety system refuses a prompt, an input or an output
 MODERATION_CODES = frozenset({"moderation_blocked", "content_policy_violation"})
+
+
+# -- answers, as the Images API documents them
+
+
+class _Datum(VendorModel):
+    b64_json: Lenient[StrictStr] = None
+
+
+class _Usage(VendorModel):
+    input_tokens: Lenient[StrictInt] = None
+    output_tokens: Lenient[StrictInt] = None
+
+
+class ImagesAnswer(VendorModel):
+    data: Lenient[list[Lenient[_Datum]]] = None
+    usage: Lenient[_Usage] = None
+
+    def payloads(self) -> list[str]:
+        return [d.b64_json for d in present(self.data) if d.b64_json]
+
+
+class _Error(VendorModel):
+    code: Any = None
+    message: Any = None
+
+
+class _ErrorBody(VendorModel):
+    error: Lenient[_Error] = None
 
 
 def size_value(catalog: Catalog, image_size: object) -> str:
@@ -113,25 +143,26 @@ class OpenAIProvider(HTTPProvider):
         return await self._result(self.http.json(response), wanted)
 
     async def _result(self, body: dict[str, Any], wanted: int) -> GenerationResult:
-        data = [d for d in body.get("data") or [] if isinstance(d, dict) and d.get("b64_json")]
-        if not data:
+        answer = ImagesAnswer.model_validate(body)
+        payloads = answer.payloads()
+        if not payloads:
             raise NoImageGenerated(f"{self.name} answered without an image")
-        images = tuple([await decode_b64_image(d["b64_json"], self.name) for d in data])
-        usage = body.get("usage") or {}
+        images = tuple([await decode_b64_image(data, self.name) for data in payloads])
+        usage = answer.usage or _Usage()
         warnings: tuple[str, ...] = ()
         if len(images) < wanted:
             warnings = (f"{self.name} returned {len(images)} of the {wanted} images requested",)
         return GenerationResult(
             images=images,
-            input_tokens=_int(usage.get("input_tokens")),
-            output_tokens=_int(usage.get("output_tokens")),
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
             warnings=warnings,
         )
 
     def _error(self, response: Answer) -> TaskError:
         error = _error_object(self.http, response)
-        code = str(error.get("code") or "")
-        message = str(error.get("message") or "")
+        code = str(error.code or "")
+        message = str(error.message or "")
         if code in MODERATION_CODES:
             return ContentPolicyViolation(
                 f"{self.name}'s safety system rejected the request: {self.http.redact(message)}"
@@ -153,13 +184,8 @@ class OpenAIProvider(HTTPProvider):
         return f"{upstream_model}: ok"
 
 
-def _error_object(http: UpstreamHTTP, response: Answer) -> dict[str, Any]:
+def _error_object(http: UpstreamHTTP, response: Answer) -> _Error:
     try:
-        error = http.json(response).get("error")
+        return _ErrorBody.model_validate(http.json(response)).error or _Error()
     except TaskError:
-        return {}
-    return error if isinstance(error, dict) else {}
-
-
-def _int(value: object) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+        return _Error()
