@@ -297,7 +297,7 @@ class Worker:
     async def _input(self, ref: str, label: str) -> InputImage:
         data = await self.fetcher.fetch(ref, label)
         return await self._cpu(
-            imaging.decode_input,
+            imaging.read_input,
             data,
             max_bytes=self.settings.max_input_image_bytes,
             max_pixels=self.settings.max_input_pixels,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
@@ -33,6 +34,7 @@ from imagehub.imaging import DATA_URI, data_uri
 from imagehub.providers.base import GeneratedImage, GenerationRequest, GenerationResult
 from imagehub.providers.http import Answer, HTTPProvider
 from imagehub.providers.images import check_image, decode_data_uri
+from imagehub.providers.inputs import DATA_URIS, fit
 from imagehub.providers.lenient import Lenient, VendorModel, present
 
 DONE = frozenset({"COMPLETED", "FAILED", "ERROR", "CANCELED", "CANCELLED"})
@@ -146,7 +148,8 @@ class FalProvider(HTTPProvider):
         return {"Authorization": f"Key {self.secret}"}
 
     async def generate(self, request: GenerationRequest) -> GenerationResult:
-        job = await self._submit(request)
+        images, fitted = await fit(request.images, DATA_URIS, self.name)
+        job = await self._submit(dataclasses.replace(request, images=images))
         try:
             await self._wait(job)
         except BaseException:
@@ -155,7 +158,8 @@ class FalProvider(HTTPProvider):
                 await asyncio.wait_for(self._cancel(job), _CANCEL_SECONDS)
             raise
         body = await self._result(job)
-        return await self._output(body, int(request.params.get("num_images", 1)))
+        result = await self._output(body, int(request.params.get("num_images", 1)))
+        return dataclasses.replace(result, warnings=fitted + result.warnings)
 
     async def _submit(self, request: GenerationRequest) -> _Job:
         endpoint = request.upstream_model.strip("/")

@@ -9,6 +9,7 @@ without a final image counted as a failure, never as a success.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
@@ -34,6 +35,7 @@ from imagehub.providers.google import (
 )
 from imagehub.providers.http import Answer, HTTPProvider, parse_duration
 from imagehub.providers.images import decode_b64_image
+from imagehub.providers.inputs import GEMINI_API, VERTEX_AI, InlineLimits, fit
 from imagehub.providers.lenient import Lenient, VendorModel, present
 
 _RETRY_INFO = "RetryInfo"
@@ -221,6 +223,8 @@ class GeminiProvider(HTTPProvider):
     """The Gemini API: `POST {base}/models/{model}:generateContent`, key in `x-goog-api-key`."""
 
     kind: ClassVar[str] = "gemini"
+    #: what the upstream documents for inline input images
+    limits: ClassVar[InlineLimits] = GEMINI_API
 
     def __init__(
         self,
@@ -252,6 +256,8 @@ class GeminiProvider(HTTPProvider):
     async def generate(self, request: GenerationRequest) -> GenerationResult:
         count = int(request.params.get("num_images", 1))
         limit = bool(request.params.get("limit_generations"))
+        images, fitted = await fit(request.images, self.limits, self.name)
+        request = dataclasses.replace(request, images=images)
         answers, warnings = await fan_out(
             [self._call(request, i, limit) for i in range(count)], self.name
         )
@@ -260,7 +266,7 @@ class GeminiProvider(HTTPProvider):
             description="\n".join(a.text for a in answers if a.text),
             input_tokens=_total(a.input_tokens for a in answers),
             output_tokens=_total(a.output_tokens for a in answers),
-            warnings=warnings,
+            warnings=fitted + warnings,
         )
 
     async def _call(self, request: GenerationRequest, index: int, limit: bool) -> _Answer:
@@ -305,6 +311,7 @@ class VertexProvider(GeminiProvider):
     """Vertex AI: the same body, a project/location URL and an OAuth bearer token."""
 
     kind: ClassVar[str] = "vertex"
+    limits: ClassVar[InlineLimits] = VERTEX_AI
 
     def __init__(
         self,

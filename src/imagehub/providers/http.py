@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from io import BytesIO
 from typing import Any
 
 import aiohttp
@@ -107,7 +108,8 @@ class UpstreamHTTP:
         if files is not None or data is not None:
             body = _form(data or {}, files or [])
         elif json_body is not None:
-            body = json.dumps(json_body).encode()
+            # a stream, not bytes: aiohttp writes large bytes in one go, holding the event loop
+            body = BytesIO(json.dumps(json_body).encode())
             headers = {**(headers or {}), "Content-Type": "application/json"}
         try:
             async with self._client().request(
@@ -207,7 +209,7 @@ def _form(fields: Mapping[str, str], files: Files) -> aiohttp.FormData:
     for name, value in fields.items():
         form.add_field(name, value)
     for name, (filename, content, content_type) in files:
-        form.add_field(name, content, filename=filename, content_type=content_type)
+        form.add_field(name, BytesIO(content), filename=filename, content_type=content_type)
     return form
 
 

@@ -7,15 +7,18 @@ turns the mask into the PNG with an alpha channel OpenAI expects, sized like the
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, ClassVar
 
 from pydantic import SecretStr, StrictInt, StrictStr
 
 from imagehub.catalog import Catalog, ModelSpec
 from imagehub.errors import ContentPolicyViolation, NoImageGenerated, TaskError, UpstreamConfigError
+from imagehub.imaging import EXTENSIONS
 from imagehub.providers.base import GenerationRequest, GenerationResult
 from imagehub.providers.http import Answer, HTTPProvider, UpstreamHTTP
 from imagehub.providers.images import alpha_mask, decode_b64_image
+from imagehub.providers.inputs import OPENAI_EDITS, fit
 from imagehub.providers.lenient import Lenient, VendorModel, present
 
 #: error codes OpenAI uses when its safety system refuses a prompt, an input or an output
@@ -76,10 +79,10 @@ def generation_body(request: GenerationRequest, catalog: Catalog) -> dict[str, A
 async def edit_form(
     request: GenerationRequest, catalog: Catalog
 ) -> tuple[dict[str, str], list[tuple[str, tuple[str, bytes, str]]]]:
-    """The multipart fields and files of an edit."""
+    """The multipart fields and files of an edit (its images already fit OpenAI's limits)."""
     fields = {k: str(v) for k, v in generation_body(request, catalog).items()}
     files = [
-        ("image[]", (f"image-{i}.png", image.data, image.content_type))
+        ("image[]", (f"image-{i}.{EXTENSIONS[image.content_type]}", image.data, image.content_type))
         for i, image in enumerate(request.images)
     ]
     if request.mask is not None and request.images:
@@ -121,7 +124,10 @@ class OpenAIProvider(HTTPProvider):
         return {"Authorization": f"Bearer {self.secret}"}
 
     async def generate(self, request: GenerationRequest) -> GenerationResult:
+        fitted: tuple[str, ...] = ()
         if request.model.is_edit:
+            images, fitted = await fit(request.images, OPENAI_EDITS, self.name)
+            request = dataclasses.replace(request, images=images)
             fields, files = await edit_form(request, self.catalog)
             response = await self.http.request(
                 "POST",
@@ -140,7 +146,8 @@ class OpenAIProvider(HTTPProvider):
         if response.status_code != 200:
             raise self._error(response)
         wanted = int(request.params.get("num_images", 1))
-        return await self._result(self.http.json(response), wanted)
+        result = await self._result(self.http.json(response), wanted)
+        return dataclasses.replace(result, warnings=fitted + result.warnings)
 
     async def _result(self, body: dict[str, Any], wanted: int) -> GenerationResult:
         answer = ImagesAnswer.model_validate(body)

@@ -11,6 +11,7 @@ in the text content, as some relays send them. One call per requested image.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -24,6 +25,7 @@ from imagehub.providers.fanout import fan_out
 from imagehub.providers.google import BLOCKED, IMAGE_SIZES, SEED_MODULUS
 from imagehub.providers.http import Answer, HTTPProvider
 from imagehub.providers.images import decode_data_uri
+from imagehub.providers.inputs import DATA_URIS, fit
 from imagehub.providers.lenient import Lenient, VendorModel, present
 
 # -- the answer, as chat completions carry it
@@ -162,6 +164,8 @@ class OpenAICompatibleProvider(HTTPProvider):
     async def generate(self, request: GenerationRequest) -> GenerationResult:
         count = int(request.params.get("num_images", 1))
         limit = bool(request.params.get("limit_generations"))
+        images, fitted = await fit(request.images, DATA_URIS, self.name)
+        request = dataclasses.replace(request, images=images)
         answers, warnings = await fan_out(
             [self._call(request, i, limit) for i in range(count)], self.name
         )
@@ -170,7 +174,7 @@ class OpenAICompatibleProvider(HTTPProvider):
             description="\n".join(text for _, text, _ in answers if text),
             input_tokens=_sum(usage.prompt_tokens for _, _, usage in answers),
             output_tokens=_sum(usage.completion_tokens for _, _, usage in answers),
-            warnings=self.ignored(request) + warnings,
+            warnings=self.ignored(request) + fitted + warnings,
         )
 
     async def _call(
