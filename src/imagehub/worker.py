@@ -327,7 +327,9 @@ class Worker:
             if route.provider.name != "demo":
                 cost += model.price.estimate(task.input, width, height)
         usage = Usage(round(cost, 6), result.input_tokens, result.output_tokens)
-        output = TaskOutput(images=tuple(images), description=result.description)
+        output = TaskOutput(
+            images=tuple(images), description=result.description, grounding=result.grounding
+        )
         return Outcome(output, route.name, usage, result.warnings)
 
     async def _cpu(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:

@@ -9,6 +9,7 @@ from imagehub.catalog import ModelSpec
 
 # the image value types live with the image helpers; re-exported here for compatibility
 from imagehub.imaging import GeneratedImage, InputImage
+from imagehub.tasks import Grounding
 
 __all__ = [
     "GeneratedImage",
@@ -38,6 +39,8 @@ class GenerationResult:
     input_tokens: int | None = None
     output_tokens: int | None = None
     warnings: tuple[str, ...] = field(default=())
+    #: what a web search behind the answer found, when the upstream says
+    grounding: Grounding | None = None
 
 
 class Provider(Protocol):

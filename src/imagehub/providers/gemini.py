@@ -3,42 +3,42 @@
 What the hub does that Gemini does not (CATALOG.md): one call per requested image
 (`candidateCount` stays 1, the i-th call gets `seed + i`), `0.5K` sent as `"512"`, `auto` aspect
 ratio left out, `thinking_level` as `thinkingConfig` with every `thought: true` part dropped,
-web search as the `googleSearch` tool, `safety_tolerance` as `safetySettings`, and a 200 answer
-without a final image counted as a failure, never as a success.
+web search as the `googleSearch` tool (what it found returned as the output's `grounding`),
+`safety_tolerance` as `safetySettings`, and a 200 answer without a final image counted as a
+failure, never as a success. Answers are read in `gemini_answer.py`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
-from pydantic import Field, SecretStr, StrictInt, StrictStr
+from pydantic import SecretStr
 
 from imagehub.catalog import ModelSpec
 from imagehub.errors import (
-    ContentPolicyViolation,
-    NoImageGenerated,
     TaskError,
     UpstreamConfigError,
     UpstreamUnavailable,
 )
 from imagehub.imaging import b64
-from imagehub.providers.base import GeneratedImage, GenerationRequest, GenerationResult
+from imagehub.providers.base import GenerationRequest, GenerationResult
 from imagehub.providers.fanout import fan_out
+from imagehub.providers.gemini_answer import (
+    CallAnswer,
+    ErrorBody,
+    GeminiError,
+    merged,
+    parse_answer,
+)
 from imagehub.providers.google import (
-    BLOCKED,
     HARM_CATEGORIES,
     IMAGE_SIZES,
     SEED_MODULUS,
     THRESHOLDS,
 )
-from imagehub.providers.http import Answer, HTTPProvider, parse_duration
-from imagehub.providers.images import decode_b64_image
+from imagehub.providers.http import Answer, HTTPProvider
 from imagehub.providers.inputs import GEMINI_API, VERTEX_AI, InlineLimits, fit
-from imagehub.providers.lenient import Lenient, VendorModel, present
-
-_RETRY_INFO = "RetryInfo"
 
 
 def request_body(request: GenerationRequest, index: int = 0) -> dict[str, Any]:
@@ -82,135 +82,6 @@ def _generation_config(params: dict[str, Any], index: int) -> dict[str, Any]:
             "includeThoughts": True,
         }
     return config
-
-
-@dataclass(frozen=True, slots=True)
-class _Answer:
-    images: tuple[GeneratedImage, ...]
-    text: str
-    input_tokens: int | None
-    output_tokens: int | None
-
-
-# -- the answer, as Gemini documents it (camelCase names are Gemini's own)
-
-
-class _Blob(VendorModel):
-    mimeType: Any = "image/"
-    data: Lenient[StrictStr] = None
-
-
-class _Part(VendorModel):
-    text: Lenient[StrictStr] = None
-    thought: Any = None
-    inlineData: Lenient[_Blob] = None
-
-    @property
-    def image(self) -> str | None:
-        """The base64 payload of an image part."""
-        blob = self.inlineData
-        if blob is None or not str(blob.mimeType).startswith("image/"):
-            return None
-        return blob.data
-
-
-class _Content(VendorModel):
-    parts: Lenient[list[Lenient[_Part]]] = None
-
-
-class _Candidate(VendorModel):
-    content: Lenient[_Content] = None
-    finishReason: Any = None
-    finishMessage: Any = None
-
-    def final_parts(self) -> list[_Part]:
-        """The parts that are not thoughts."""
-        parts = present(self.content.parts) if self.content else []
-        return [part for part in parts if not part.thought]
-
-
-class _Feedback(VendorModel):
-    blockReason: Any = None
-    blockReasonMessage: Any = None
-
-
-class _Usage(VendorModel):
-    promptTokenCount: Lenient[StrictInt] = None
-    candidatesTokenCount: Lenient[StrictInt] = None
-    thoughtsTokenCount: Lenient[StrictInt] = None
-
-    @property
-    def output(self) -> int | None:
-        """Output tokens, thoughts included (they are billed as output)."""
-        if self.candidatesTokenCount is None or self.thoughtsTokenCount is None:
-            return self.candidatesTokenCount
-        return self.candidatesTokenCount + self.thoughtsTokenCount
-
-
-class GeminiAnswer(VendorModel):
-    promptFeedback: Lenient[_Feedback] = None
-    candidates: Lenient[list[Lenient[_Candidate]]] = None
-    usageMetadata: Lenient[_Usage] = None
-
-    @property
-    def candidate(self) -> _Candidate:
-        """The first candidate (the hub asks for one), empty when there is none."""
-        first = self.candidates[0] if self.candidates else None
-        return first or _Candidate()
-
-
-class _ErrorDetail(VendorModel):
-    type: Any = Field("", alias="@type")
-    retryDelay: Any = None
-
-
-class _Error(VendorModel):
-    status: Any = ""
-    message: Any = ""
-    details: Lenient[list[Lenient[_ErrorDetail]]] = None
-
-    @property
-    def retry_after(self) -> float | None:
-        retry = (d for d in present(self.details) if str(d.type).endswith(_RETRY_INFO))
-        return next((parse_duration(d.retryDelay) for d in retry), None)
-
-
-class _ErrorBody(VendorModel):
-    error: Lenient[_Error] = None
-
-
-async def parse_answer(body: dict[str, Any], *, limit: bool, label: str) -> _Answer:
-    """Final images and text of one answer; thought parts dropped; no image is an error."""
-    answer = GeminiAnswer.model_validate(body)
-    feedback = answer.promptFeedback
-    if feedback is not None and feedback.blockReason:
-        said = feedback.blockReasonMessage or ""
-        why = f"{label} blocked the prompt ({feedback.blockReason})"
-        raise ContentPolicyViolation(why + (f": {said}" if said else ""))
-    candidate = answer.candidate
-    final = candidate.final_parts()
-    texts = [text for p in final if p.text is not None and (text := p.text.strip())]
-    payloads = [p.image for p in final if p.image is not None]
-    if not payloads:
-        raise _no_image(candidate, texts, label)
-    if limit:
-        payloads = payloads[-1:]
-    images = [await decode_b64_image(data, label) for data in payloads]
-    usage = answer.usageMetadata or _Usage()
-    return _Answer(tuple(images), "\n".join(texts), usage.promptTokenCount, usage.output)
-
-
-def _no_image(candidate: _Candidate, texts: list[str], label: str) -> TaskError:
-    reason = str(candidate.finishReason or "")
-    message = str(candidate.finishMessage or "")
-    if reason in BLOCKED:
-        why = f": {message}" if message else ""
-        return ContentPolicyViolation(f"{label} withheld the image (finishReason {reason}){why}")
-    said = texts[0][:200] if texts else message[:200]
-    detail = f"finishReason {reason}" if reason else "no candidate"
-    return NoImageGenerated(
-        f"{label} answered without an image ({detail})" + (f"; it said: {said}" if said else "")
-    )
 
 
 class TokenSource(Protocol):
@@ -267,9 +138,10 @@ class GeminiProvider(HTTPProvider):
             input_tokens=_total(a.input_tokens for a in answers),
             output_tokens=_total(a.output_tokens for a in answers),
             warnings=fitted + warnings,
+            grounding=merged([a.grounding for a in answers]),
         )
 
-    async def _call(self, request: GenerationRequest, index: int, limit: bool) -> _Answer:
+    async def _call(self, request: GenerationRequest, index: int, limit: bool) -> CallAnswer:
         response = await self.http.request(
             "POST",
             self.url(request.upstream_model),
@@ -282,9 +154,9 @@ class GeminiProvider(HTTPProvider):
 
     def _error(self, response: Answer) -> TaskError:
         try:
-            error = _ErrorBody.model_validate(self.http.json(response)).error or _Error()
+            error = ErrorBody.model_validate(self.http.json(response)).error or GeminiError()
         except UpstreamUnavailable:
-            error = _Error()
+            error = GeminiError()
         detail = f"{error.status} {error.message}".strip()
         if error.status == "FAILED_PRECONDITION":  # billing or region, not the request
             return UpstreamConfigError(
