@@ -272,6 +272,7 @@ class Worker:
                 images=images,
                 mask=mask,
                 upstream_model=route.upstream_model,
+                fetcher=self.fetcher,
             )
             return route.provider.generate(request)
 

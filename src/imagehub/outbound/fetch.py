@@ -9,11 +9,16 @@ from __future__ import annotations
 
 import re
 
-from imagehub.errors import ImageDownloadError, InvalidInputImage
+from imagehub.errors import (
+    ImageDownloadError,
+    InvalidInputImage,
+    UpstreamError,
+    UpstreamUnavailable,
+)
 from imagehub.imaging import DATA_URI, data_uri_payload, unb64
 from imagehub.media import MediaStore
 from imagehub.outbound.address import AddressPolicy
-from imagehub.outbound.client import FetchError, SafeClient, TooLarge, redact
+from imagehub.outbound.client import FetchError, Refused, SafeClient, TooLarge, redact
 
 _HUB_FILE = re.compile(r"^https?://[^/]+(?:/[^?#]*)?/hub/v1/files/(f_[A-Za-z0-9]{22}\.\w+)\Z")
 _MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a")
@@ -66,6 +71,23 @@ class Fetcher:
         except FetchError as exc:
             raise ImageDownloadError(
                 f"{label} could not be downloaded from {redact(ref)}: {exc}"
+            ) from None
+
+    async def fetch_result(self, url: str, label: str, *, max_bytes: int) -> bytes:
+        """An image an upstream linked to rather than sent, fetched as a client's URL is (public
+        addresses only, a deadline, sniffed) and capped at `max_bytes`; `label` names the route.
+
+        Failures are the upstream's: a link that breaks is retryable, a refused one is not.
+        """
+        try:
+            return await self.client.get(
+                url, max_bytes=max_bytes, deadline=self.timeout, sniff=sniff_image
+            )
+        except (TooLarge, Refused) as exc:
+            raise UpstreamError(f"{label} linked a result image ({redact(url)}): {exc}") from None
+        except FetchError as exc:
+            raise UpstreamUnavailable(
+                f"{label}'s result image could not be downloaded from {redact(url)}: {exc}"
             ) from None
 
     def _decode_data_uri(self, ref: str, label: str) -> bytes:

@@ -17,7 +17,14 @@ __all__ = [
     "GenerationResult",
     "InputImage",
     "Provider",
+    "ResultFetcher",
 ]
+
+
+class ResultFetcher(Protocol):
+    """Downloads an image an upstream linked to instead of sending it (the hub's safe fetcher)."""
+
+    async def fetch_result(self, url: str, label: str, *, max_bytes: int) -> bytes: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +37,8 @@ class GenerationRequest:
     mask: InputImage | None = None
     #: the upstream model id of the route
     upstream_model: str = ""
+    #: fetches result images linked by URL; without it such answers are refused
+    fetcher: ResultFetcher | None = None
 
 
 @dataclass(frozen=True, slots=True)

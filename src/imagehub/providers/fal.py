@@ -1,8 +1,9 @@
 """The fal queue as an upstream: submit, poll the status, fetch the result, cancel when abandoned.
 
 The hub's public parameters follow fal's schemas, so the validated input goes through nearly as
-is. The differences: input images and the mask go as `data:` URIs of the decoded images (fal
-cannot reach the hub's own files), `sync_mode` is always on so results come back inline,
+is. The differences: input images and the mask go as `data:` URIs of the checked images (fal
+cannot reach the hub's own files), `sync_mode` is always on so results come back inline (a
+result that still comes as a URL on fal's media host is downloaded, capped in bytes),
 GPT `image_size` presets are sent as the hub's own sizes (fal's `square`, `portrait_16_9` and
 `landscape_16_9` differ), and parameters the hub ignores are left out.
 
@@ -33,7 +34,7 @@ from imagehub.errors import (
 from imagehub.imaging import DATA_URI, data_uri
 from imagehub.providers.base import GeneratedImage, GenerationRequest, GenerationResult
 from imagehub.providers.http import Answer, HTTPProvider
-from imagehub.providers.images import check_image, decode_data_uri
+from imagehub.providers.images import MAX_RESULT_BYTES, check_image, decode_data_uri
 from imagehub.providers.inputs import DATA_URIS, fit
 from imagehub.providers.lenient import Lenient, VendorModel, present
 
@@ -117,6 +118,8 @@ class FalProvider(HTTPProvider):
     """`POST {base}/{endpoint}` with `Authorization: Key`, then the request's queue URLs."""
 
     kind: ClassVar[str] = "fal"
+    #: the most bytes a result image fetched from fal's media host may have
+    max_result_bytes: int = MAX_RESULT_BYTES
 
     def __init__(
         self,
@@ -228,7 +231,7 @@ class FalProvider(HTTPProvider):
         if DATA_URI.match(url):
             return await decode_data_uri(url, self.name)
         # a stored result on fal's media host: fetched without the key
-        response = await self.http.request("GET", url)
+        response = await self.http.request("GET", url, max_bytes=self.max_result_bytes)
         if response.status_code != 200:
             raise UpstreamUnavailable(
                 f"{self.name}'s result image could not be downloaded (HTTP {response.status_code})"

@@ -39,6 +39,7 @@ from imagehub.errors import (
 
 _DETAIL_CHARS = 300
 _CONNECT_SECONDS = 10.0
+_CHUNK_BYTES = 256 * 1024
 #: (field name, (file name, bytes, content type)) of a multipart body
 Files = list[tuple[str, tuple[str, bytes, str]]]
 
@@ -102,8 +103,13 @@ class UpstreamHTTP:
         json_body: Any = None,
         data: Mapping[str, str] | None = None,
         files: Files | None = None,
+        max_bytes: int | None = None,
     ) -> Answer:
-        """Send one request and read the whole answer; transport failures become task errors."""
+        """Send one request and read the whole answer; transport failures become task errors.
+
+        With `max_bytes`, a longer answer is refused (`UpstreamError`) as soon as it says or
+        shows it is, without reading the rest.
+        """
         body: Any = None
         if files is not None or data is not None:
             body = _form(data or {}, files or [])
@@ -115,7 +121,10 @@ class UpstreamHTTP:
             async with self._client().request(
                 method, url, headers=headers, data=body, allow_redirects=False
             ) as response:
-                content = await response.read()
+                if max_bytes is None:
+                    content = await response.read()
+                else:
+                    content = await self._read_capped(response, max_bytes)
                 return Answer(response.status, response.headers, content)
         except TimeoutError:
             raise UpstreamTimeout(
@@ -126,6 +135,19 @@ class UpstreamHTTP:
                 f"{self.label} could not be reached or cut the connection "
                 f"({self.redact(_describe(exc))})"
             ) from None
+
+    async def _read_capped(self, response: aiohttp.ClientResponse, max_bytes: int) -> bytes:
+        too_large = UpstreamError(f"{self.label}'s answer is larger than {max_bytes:,} bytes")
+        if response.content_length is not None and response.content_length > max_bytes:
+            raise too_large
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in response.content.iter_chunked(_CHUNK_BYTES):
+            size += len(chunk)
+            if size > max_bytes:
+                raise too_large
+            chunks.append(chunk)
+        return b"".join(chunks)
 
     def json(self, response: Answer) -> dict[str, Any]:
         """The JSON object of a response; a malformed body is a retryable failure."""

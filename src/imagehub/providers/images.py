@@ -21,6 +21,8 @@ from imagehub.imaging import (
     unb64,
 )
 
+#: the largest image an upstream may hand back by URL (a 4K PNG is some 30 MB)
+MAX_RESULT_BYTES = 64 * 1024 * 1024
 #: payloads up to this size are decoded on the event loop: a thread hop would cost more
 _INLINE_CHARS = 64 * 1024
 

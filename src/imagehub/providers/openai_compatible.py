@@ -3,7 +3,9 @@
 Request: `modalities: ["image", "text"]`, `image_config` (aspect ratio and size), the system
 prompt as a `system` message, input images as `image_url` content parts with data URIs.
 Answer: images in `choices[0].message.images[]` (checked first), else `data:image/` URIs found
-in the text content, as some relays send them. One call per requested image.
+in the text content, as some relays send them. An image linked by http(s) URL rather than sent
+is fetched through the hub's safe fetcher (public addresses only, capped in bytes), without the
+route's key. One call per requested image.
 
 `OpenAICompatibleProvider` is the base; a look-alike vendor is a routes-file entry with
 `provider = "openai_compatible"` and its `base_url`, or a small subclass like `OpenRouterProvider`.
@@ -11,6 +13,7 @@ in the text content, as some relays send them. One call per requested image.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import Mapping
 from typing import Any, ClassVar
@@ -19,12 +22,17 @@ from pydantic import SecretStr, StrictInt, StrictStr
 
 from imagehub.catalog import ModelSpec
 from imagehub.errors import ContentPolicyViolation, NoImageGenerated, TaskError
-from imagehub.imaging import DATA_URI_IN_TEXT, data_uri
-from imagehub.providers.base import GeneratedImage, GenerationRequest, GenerationResult
+from imagehub.imaging import DATA_URI, DATA_URI_IN_TEXT, data_uri
+from imagehub.providers.base import (
+    GeneratedImage,
+    GenerationRequest,
+    GenerationResult,
+    ResultFetcher,
+)
 from imagehub.providers.fanout import fan_out
 from imagehub.providers.google import BLOCKED, IMAGE_SIZES, SEED_MODULUS
 from imagehub.providers.http import Answer, HTTPProvider
-from imagehub.providers.images import decode_data_uri
+from imagehub.providers.images import MAX_RESULT_BYTES, check_image, decode_data_uri
 from imagehub.providers.inputs import DATA_URIS, fit
 from imagehub.providers.lenient import Lenient, VendorModel, present
 
@@ -198,8 +206,16 @@ class OpenAICompatibleProvider(HTTPProvider):
             raise self._no_image(choice, message.text)
         if limit:
             uris = uris[-1:]
-        images = [await decode_data_uri(uri, self.name) for uri in uris]
+        images = [await self._image(uri, request.fetcher) for uri in uris]
         return images, DATA_URI_IN_TEXT.sub("", message.text).strip(), answer.usage or _Usage()
+
+    async def _image(self, uri: str, fetcher: ResultFetcher | None) -> GeneratedImage:
+        """A data URI decoded, or an http(s) link fetched through the hub's safe fetcher."""
+        linked = uri.startswith(("https://", "http://")) and not DATA_URI.match(uri)
+        if not linked or fetcher is None:
+            return await decode_data_uri(uri, self.name)
+        data = await fetcher.fetch_result(uri, self.name, max_bytes=MAX_RESULT_BYTES)
+        return GeneratedImage(data, await asyncio.to_thread(check_image, data, self.name))
 
     def _no_image(self, choice: _Choice, text: str) -> TaskError:
         native = str(choice.native_finish_reason or "").upper()
