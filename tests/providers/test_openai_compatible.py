@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from imagehub.providers import openai_compatible
+from imagehub.providers import images
 from imagehub.testing import tiny_png
 from tests.providers.conftest import KEYS, app_headers, provider_settings, run_task
 from tests.providers.fake_upstream import Reply
@@ -213,7 +213,7 @@ async def test_an_image_linked_by_url_is_fetched_without_the_key(upstream, linki
 
 
 async def test_a_linked_image_over_the_cap_fails_cleanly(upstream, linking_hub, monkeypatch):
-    monkeypatch.setattr(openai_compatible, "MAX_RESULT_BYTES", 1000)
+    monkeypatch.setattr(images, "MAX_RESULT_BYTES", 1000)
     _serving(upstream, {"/out/big.png": tiny_png(1200, 900, (10, 20, 30)) + b"\0" * 2000})
     upstream.then(Reply(200, c_answer([f"{upstream.url}/out/big.png"])))
     task = await run_task(linking_hub, "nano-banana", {"prompt": "x"})

@@ -20,6 +20,7 @@ from imagehub.imaging import (
     data_uri_payload,
     unb64,
 )
+from imagehub.providers.base import ResultFetcher
 
 #: the largest image an upstream may hand back by URL (a 4K PNG is some 30 MB)
 MAX_RESULT_BYTES = 64 * 1024 * 1024
@@ -32,6 +33,12 @@ async def decode_b64_image(payload: str, label: str) -> GeneratedImage:
     if len(payload) <= _INLINE_CHARS:
         return _decode_checked(payload, label)
     return await asyncio.to_thread(_decode_checked, payload, label)
+
+
+async def fetch_linked(url: str, fetcher: ResultFetcher, label: str) -> GeneratedImage:
+    """An image an upstream linked by URL rather than sent: fetched safely, capped, checked."""
+    data = await fetcher.fetch_result(url, label, max_bytes=MAX_RESULT_BYTES)
+    return GeneratedImage(data, await asyncio.to_thread(check_image, data, label))
 
 
 async def decode_data_uri(uri: str, label: str) -> GeneratedImage:

@@ -15,9 +15,14 @@ from pydantic import SecretStr, StrictInt, StrictStr
 from imagehub.catalog import Catalog, ModelSpec
 from imagehub.errors import ContentPolicyViolation, NoImageGenerated, TaskError, UpstreamConfigError
 from imagehub.imaging import EXTENSIONS
-from imagehub.providers.base import GenerationRequest, GenerationResult
+from imagehub.providers.base import (
+    GeneratedImage,
+    GenerationRequest,
+    GenerationResult,
+    ResultFetcher,
+)
 from imagehub.providers.http import Answer, HTTPProvider, UpstreamHTTP
-from imagehub.providers.images import alpha_mask, decode_b64_image
+from imagehub.providers.images import alpha_mask, decode_b64_image, fetch_linked
 from imagehub.providers.inputs import OPENAI_EDITS, fit
 from imagehub.providers.lenient import Lenient, VendorModel, present
 
@@ -30,6 +35,8 @@ MODERATION_CODES = frozenset({"moderation_blocked", "content_policy_violation"})
 
 class _Datum(VendorModel):
     b64_json: Lenient[StrictStr] = None
+    #: look-alikes may link the image instead (`response_format: url`)
+    url: Lenient[StrictStr] = None
 
 
 class _Usage(VendorModel):
@@ -41,8 +48,9 @@ class ImagesAnswer(VendorModel):
     data: Lenient[list[Lenient[_Datum]]] = None
     usage: Lenient[_Usage] = None
 
-    def payloads(self) -> list[str]:
-        return [d.b64_json for d in present(self.data) if d.b64_json]
+    def images(self, linked: bool) -> list[_Datum]:
+        """The data items that carry an image; URLs only when they can be `linked` (fetched)."""
+        return [d for d in present(self.data) if d.b64_json or (linked and d.url)]
 
 
 class _Error(VendorModel):
@@ -146,15 +154,17 @@ class OpenAIProvider(HTTPProvider):
         if response.status_code != 200:
             raise self._error(response)
         wanted = int(request.params.get("num_images", 1))
-        result = await self._result(self.http.json(response), wanted)
+        result = await self._result(self.http.json(response), wanted, request.fetcher)
         return dataclasses.replace(result, warnings=fitted + result.warnings)
 
-    async def _result(self, body: dict[str, Any], wanted: int) -> GenerationResult:
+    async def _result(
+        self, body: dict[str, Any], wanted: int, fetcher: ResultFetcher | None
+    ) -> GenerationResult:
         answer = ImagesAnswer.model_validate(body)
-        payloads = answer.payloads()
-        if not payloads:
+        data = answer.images(linked=fetcher is not None)
+        if not data:
             raise NoImageGenerated(f"{self.name} answered without an image")
-        images = tuple([await decode_b64_image(data, self.name) for data in payloads])
+        images = tuple([await self._image(d, fetcher) for d in data])
         usage = answer.usage or _Usage()
         warnings: tuple[str, ...] = ()
         if len(images) < wanted:
@@ -165,6 +175,11 @@ class OpenAIProvider(HTTPProvider):
             output_tokens=usage.output_tokens,
             warnings=warnings,
         )
+
+    async def _image(self, datum: _Datum, fetcher: ResultFetcher | None) -> GeneratedImage:
+        if datum.b64_json or fetcher is None or datum.url is None:
+            return await decode_b64_image(datum.b64_json or "", self.name)
+        return await fetch_linked(datum.url, fetcher, self.name)
 
     def _error(self, response: Answer) -> TaskError:
         error = _error_object(self.http, response)

@@ -13,7 +13,6 @@ route's key. One call per requested image.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 from collections.abc import Mapping
 from typing import Any, ClassVar
@@ -32,7 +31,7 @@ from imagehub.providers.base import (
 from imagehub.providers.fanout import fan_out
 from imagehub.providers.google import BLOCKED, IMAGE_SIZES, SEED_MODULUS
 from imagehub.providers.http import Answer, HTTPProvider
-from imagehub.providers.images import MAX_RESULT_BYTES, check_image, decode_data_uri
+from imagehub.providers.images import decode_data_uri, fetch_linked
 from imagehub.providers.inputs import DATA_URIS, fit
 from imagehub.providers.lenient import Lenient, VendorModel, present
 
@@ -214,8 +213,7 @@ class OpenAICompatibleProvider(HTTPProvider):
         linked = uri.startswith(("https://", "http://")) and not DATA_URI.match(uri)
         if not linked or fetcher is None:
             return await decode_data_uri(uri, self.name)
-        data = await fetcher.fetch_result(uri, self.name, max_bytes=MAX_RESULT_BYTES)
-        return GeneratedImage(data, await asyncio.to_thread(check_image, data, self.name))
+        return await fetch_linked(uri, fetcher, self.name)
 
     def _no_image(self, choice: _Choice, text: str) -> TaskError:
         native = str(choice.native_finish_reason or "").upper()
