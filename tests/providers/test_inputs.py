@@ -217,3 +217,17 @@ async def test_an_openai_edit_with_17_images_is_refused_before_any_call(upstream
         await provider.generate(request)
     assert upstream.seen == []
     await provider.aclose()
+
+
+async def test_a_request_budget_is_shared_and_small_images_keep_their_bytes():
+    # 4 MB as base64 in all: the 0.3 MB image fits its share, the two large ones split the rest
+    limits = InlineLimits("X", total_b64=4_000_000)
+    small = Image.new("RGB", (300, 200), (1, 2, 3))
+    large = Image.frombytes("RGB", (1600, 1200), os.urandom(1600 * 1200 * 3))
+    images = tuple(
+        InputImage(_jpeg(img, 95), "image/jpeg", *img.size) for img in (large, small, large)
+    )
+    fitted, warnings = await fit(images, limits, "r")
+    assert fitted[1] is images[1]
+    assert sum(len(base64.b64encode(i.data)) for i in fitted) <= 4_000_000
+    assert [w.split(" ")[0] for w in warnings] == ["image_urls[0]", "image_urls[2]"]

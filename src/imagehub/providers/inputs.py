@@ -60,13 +60,8 @@ def _targets(images: tuple[InputImage, ...], limits: InlineLimits) -> list[int |
     sizes = [len(image.data) for image in images]
     caps = [limits.each_bytes] * len(images)
     if limits.total_b64 is not None and sum(b64_length(s) for s in sizes) > limits.total_b64:
-        # share the budget: the smaller images keep their size, the others split the rest
-        left, share = limits.total_b64 * 3 // 4, dict[int, int]()
-        order = sorted(range(len(images)), key=sizes.__getitem__)
-        for done, i in enumerate(order):
-            share[i] = min(sizes[i], left // (len(order) - done) - 3)
-            left -= share[i]
-        caps = [_smaller(cap, share[i]) for i, cap in enumerate(caps)]
+        shares = _shares(sizes, limits.total_b64 * 3 // 4)
+        caps = [_smaller(cap, share) for cap, share in zip(caps, shares, strict=True)]
     targets: list[int | None] = []
     for image, size, cap in zip(images, sizes, caps, strict=True):
         if cap is not None and size > cap:
@@ -74,6 +69,18 @@ def _targets(images: tuple[InputImage, ...], limits: InlineLimits) -> list[int |
         else:  # a format the upstream does not read is re-encoded, no larger than it was
             targets.append(size if image.content_type not in limits.types else None)
     return targets
+
+
+def _shares(sizes: list[int], budget: int) -> list[int]:
+    """Bytes each image may keep for all to fit in `budget`: the smaller ones keep their size,
+    the others split what is left evenly."""
+    shares = [0] * len(sizes)
+    left = budget
+    order = sorted(range(len(sizes)), key=sizes.__getitem__)
+    for done, i in enumerate(order):
+        shares[i] = min(sizes[i], left // (len(order) - done) - 3)  # 3: room for base64 padding
+        left -= shares[i]
+    return shares
 
 
 def _smaller(a: int | None, b: int) -> int:
