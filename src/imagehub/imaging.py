@@ -1,58 +1,174 @@
-"""Pillow helpers for input and output images (synchronous: callers run them in a thread),
-and the budget of decoded pixels a process holds at once."""
+"""Images in the hub: the value types, the one table of formats, base64 and `data:` URIs, the
+synchronous Pillow helpers for input and output images (callers run those in a thread), and the
+budget of decoded pixels a process holds at once."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import contextlib
+import math
+import re
 import threading
 import warnings
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from io import BytesIO
 
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from imagehub.errors import InvalidInputImage
-from imagehub.providers.base import InputImage
 
+
+@dataclass(frozen=True, slots=True)
+class InputImage:
+    """A fetched, decoded and checked input image, as it goes upstream (EXIF orientation applied).
+
+    `data` is the client's own bytes when they are a PNG, JPEG or WebP that needs no rotation,
+    else the image re-encoded (see `read_input`); width and height are those of `data`.
+    """
+
+    data: bytes
+    content_type: str
+    width: int
+    height: int
+
+
+@dataclass(frozen=True, slots=True)
+class GeneratedImage:
+    """Bytes as the provider returned them; the worker transcodes and measures them."""
+
+    data: bytes
+    content_type: str
+
+
+@dataclass(frozen=True, slots=True)
+class ImageFormat:
+    #: the `output_format` name, and Pillow's format name in lower case
+    name: str
+    content_type: str
+    #: file names end ".jpg", while the format is "jpeg" everywhere
+    extension: str
+    #: whether the hub produces it (an `output_format`), or only reads it
+    output: bool = True
+
+
+#: every image format the hub knows, the one table the others are views of
+IMAGE_FORMATS = (
+    ImageFormat("png", "image/png", "png"),
+    ImageFormat("jpeg", "image/jpeg", "jpg"),
+    ImageFormat("webp", "image/webp", "webp"),
+    ImageFormat("gif", "image/gif", "gif", output=False),
+)
+_OUTPUTS = [f for f in IMAGE_FORMATS if f.output]
 #: output format name (the `output_format` parameter) -> content type
-CONTENT_TYPES: dict[str, str] = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
+CONTENT_TYPES: dict[str, str] = {f.name: f.content_type for f in _OUTPUTS}
 #: content type -> output format name, the reverse of CONTENT_TYPES
-FORMATS: dict[str, str] = {ctype: fmt for fmt, ctype in CONTENT_TYPES.items()}
-#: content type -> file extension; the format is "jpeg" everywhere, only file names end ".jpg"
-EXTENSIONS: dict[str, str] = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
+FORMATS: dict[str, str] = {f.content_type: f.name for f in _OUTPUTS}
+#: content type -> file extension, for the output formats
+EXTENSIONS: dict[str, str] = {f.content_type: f.extension for f in _OUTPUTS}
 
 #: what an input image may be; Pillow would otherwise sniff dozens of formats
-INPUT_FORMATS = ("PNG", "JPEG", "WEBP", "GIF")
-_OUTPUT_FORMATS = ("PNG", "JPEG", "WEBP")
+INPUT_FORMATS = tuple(f.name.upper() for f in IMAGE_FORMATS)
+OUTPUT_FORMATS = tuple(f.name.upper() for f in _OUTPUTS)
 _NOT_AN_IMAGE = "is not a PNG, JPEG, WebP or GIF image"
 _PNG_LEVEL = 1  # speed over size: outputs are transcoded or stored, not archived
 _QUALITY = 90
 _WEBP_METHOD = 2  # about twice as fast as the default 4, files barely larger
+#: image modes every upstream reads as they are; others (CMYK, 16-bit) are converted
+_PLAIN_MODES = frozenset({"RGB", "RGBA", "L", "LA", "P"})
 
 # warnings.catch_warnings swaps process-wide state: serialize it and keep it to the header read
 _WARNINGS_LOCK = threading.Lock()
+
+# -- base64 and data: URIs
+
+_DATA_URI_HEAD = r"data:(image/[\w.+-]+);base64,"
+#: the start of an image `data:` URI (group 1: its content type)
+DATA_URI = re.compile(_DATA_URI_HEAD, re.IGNORECASE)
+#: a whole image `data:` URI inside other text (some upstreams put them in a message)
+DATA_URI_IN_TEXT = re.compile(_DATA_URI_HEAD + r"[A-Za-z0-9+/=]+", re.IGNORECASE)
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def b64_length(size: int) -> int:
+    """How many base64 characters `size` bytes take."""
+    return (size + 2) // 3 * 4
+
+
+def unb64(payload: str) -> bytes:
+    """Strict base64 decoding; raises ValueError on anything else."""
+    try:
+        return base64.b64decode(payload, validate=True)
+    except binascii.Error as exc:
+        raise ValueError("invalid base64") from exc
+
+
+def data_uri(content_type: str, data: bytes) -> str:
+    return f"data:{content_type};base64,{b64(data)}"
+
+
+def data_uri_payload(uri: str) -> str | None:
+    """The base64 part of an image `data:` URI, or None if `uri` is not one."""
+    match = DATA_URI.match(uri)
+    return uri[match.end() :] if match else None
+
+
+# -- input images
 
 
 def decode_input(
     data: bytes, *, max_bytes: int, max_pixels: int, label: str = "input image"
 ) -> InputImage:
     """Check and decode an input image, returning it oriented, as RGB(A), re-encoded as PNG."""
+    image, _, _ = _decoded_input(data, max_bytes, max_pixels, label)
+    return _as_input(image, "png")
+
+
+def read_input(
+    data: bytes, *, max_bytes: int, max_pixels: int, label: str = "input image"
+) -> InputImage:
+    """Check and decode an input image; keep its own bytes when they can go upstream as they are.
+
+    Kept: a PNG, JPEG or WebP in a plain mode that needs no EXIF rotation. Otherwise the oriented
+    image is re-encoded: a JPEG as a JPEG (it was lossy already; a PNG would be many times
+    larger), anything else as a PNG.
+    """
+    image, fmt, as_is = _decoded_input(data, max_bytes, max_pixels, label)
+    if as_is:
+        return InputImage(data, CONTENT_TYPES[fmt], image.width, image.height)
+    return _as_input(image, "jpeg" if fmt == "jpeg" else "png")
+
+
+def _decoded_input(
+    data: bytes, max_bytes: int, max_pixels: int, label: str
+) -> tuple[Image.Image, str, bool]:
+    """The oriented RGB(A) image, its format name, and whether `data` may be sent as it is."""
     if len(data) > max_bytes:
         raise InvalidInputImage(f"{label} is {len(data)} bytes; the limit is {max_bytes}")
     image = _open_checked(data, max_pixels, label)
+    fmt = str(image.format).lower()
     try:
         image.load()  # a GIF stays on its first frame
+        as_is = (
+            fmt in CONTENT_TYPES
+            and image.mode in _PLAIN_MODES
+            and image.getexif().get(ExifTags.Base.Orientation, 1) == 1
+        )
         image = ImageOps.exif_transpose(image)
         image = image.convert("RGBA" if image.has_transparency_data else "RGB")
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         raise InvalidInputImage(f"{label} is damaged or truncated and cannot be decoded") from exc
-    return InputImage(
-        data=encode(image, "png"),
-        content_type="image/png",
-        width=image.width,
-        height=image.height,
-    )
+    return image, fmt, as_is
+
+
+def _as_input(image: Image.Image, output_format: str) -> InputImage:
+    data = encode(image, output_format, quality=95 if output_format == "jpeg" else _QUALITY)
+    return InputImage(data, CONTENT_TYPES[output_format], image.width, image.height)
 
 
 def _open_checked(data: bytes, max_pixels: int, label: str) -> Image.Image:
@@ -73,19 +189,22 @@ def _open_checked(data: bytes, max_pixels: int, label: str) -> Image.Image:
     return image
 
 
-def encode(image: Image.Image, output_format: str) -> bytes:
+# -- output images
+
+
+def encode(image: Image.Image, output_format: str, *, quality: int = _QUALITY) -> bytes:
     """Encode an image as "png", "jpeg" or "webp"; the same image always gives the same bytes."""
     buffer = BytesIO()
     if output_format == "jpeg":
         rgb = image if image.mode == "RGB" else image.convert("RGB")
-        rgb.save(buffer, format="JPEG", quality=_QUALITY)
+        rgb.save(buffer, format="JPEG", quality=quality)
     elif output_format in ("png", "webp"):
         if image.mode not in ("RGB", "RGBA"):
             image = image.convert("RGBA" if image.has_transparency_data else "RGB")
         if output_format == "png":
             image.save(buffer, format="PNG", compress_level=_PNG_LEVEL)
         else:
-            image.save(buffer, format="WEBP", quality=_QUALITY, method=_WEBP_METHOD)
+            image.save(buffer, format="WEBP", quality=quality, method=_WEBP_METHOD)
     else:
         raise ValueError(f"unknown output format {output_format!r}; one of png, jpeg, webp")
     return buffer.getvalue()
@@ -114,7 +233,7 @@ def measure(data: bytes) -> tuple[int, int, str]:
     Raises ValueError if the bytes are none of those.
     """
     try:
-        with Image.open(BytesIO(data), formats=_OUTPUT_FORMATS) as image:
+        with Image.open(BytesIO(data), formats=OUTPUT_FORMATS) as image:
             return image.width, image.height, CONTENT_TYPES[str(image.format).lower()]
     except (OSError, SyntaxError) as exc:
         raise ValueError("the image is not a PNG, JPEG or WebP image") from exc
@@ -153,3 +272,22 @@ class PixelBudget:
             async with self._room:
                 self.used -= pixels
                 self._room.notify_all()
+
+
+def shrink(image: InputImage, max_bytes: int) -> InputImage:
+    """The image in at most `max_bytes`: re-encoded (JPEG, or WebP when it has transparency),
+    then downscaled step by step until it fits. Raises ValueError if even 1x1 does not."""
+    with Image.open(BytesIO(image.data), formats=INPUT_FORMATS) as opened:
+        opened.load()
+        picture = opened.convert("RGBA" if opened.has_transparency_data else "RGB")
+    fmt = "webp" if picture.mode == "RGBA" else "jpeg"
+    data = encode(picture, fmt)
+    while len(data) > max_bytes:
+        if picture.width == picture.height == 1:
+            raise ValueError(f"no image fits in {max_bytes} bytes")
+        # bytes grow about with the pixel count; aim a little under
+        scale = math.sqrt(max_bytes / len(data)) * 0.95
+        size = (max(1, int(picture.width * scale)), max(1, int(picture.height * scale)))
+        picture = picture.resize(size, Image.Resampling.LANCZOS)
+        data = encode(picture, fmt)
+    return InputImage(data, CONTENT_TYPES[fmt], picture.width, picture.height)

@@ -7,15 +7,17 @@ from datetime import datetime
 
 from imagehub.catalog import ModelSpec, Validator
 from imagehub.schemas import (
+    GroundingOut,
     ImageOut,
     ModelOut,
     ParameterOut,
+    SourceOut,
     TaskErrorOut,
     TaskOut,
     TaskOutputOut,
     UsageOut,
 )
-from imagehub.tasks import OutputImage, Task
+from imagehub.tasks import Grounding, OutputImage, Task
 
 
 def rfc3339(value: datetime | None) -> str | None:
@@ -40,6 +42,16 @@ def _image(image: OutputImage, base_url: str) -> ImageOut:
     )
 
 
+def _grounding(grounding: Grounding | None) -> GroundingOut | None:
+    if grounding is None:
+        return None
+    return GroundingOut(
+        queries=list(grounding.queries),
+        search_entry_point=grounding.search_entry_point,
+        sources=[SourceOut(uri=s.uri, title=s.title) for s in grounding.sources],
+    )
+
+
 def task_out(task: Task, base_url: str) -> TaskOut:
     output = None
     if task.output is not None:
@@ -47,6 +59,7 @@ def task_out(task: Task, base_url: str) -> TaskOut:
             images=[_image(i, base_url) for i in task.output.images],
             description=task.output.description,
             output_purged=task.output.purged,
+            grounding=_grounding(task.output.grounding),
         )
     return TaskOut(
         task_id=task.id,

@@ -92,25 +92,66 @@ class OutputImage:
 
 
 @dataclass(frozen=True, slots=True)
+class Source:
+    """A web page a grounded answer drew on."""
+
+    uri: str
+    title: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Grounding:
+    """What a web search behind an answer found (Gemini's `groundingMetadata`)."""
+
+    #: the searches the model ran
+    queries: tuple[str, ...] = ()
+    #: Google's search suggestions as HTML, which its terms require be shown with the answer
+    search_entry_point: str = ""
+    sources: tuple[Source, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "queries": list(self.queries),
+            "search_entry_point": self.search_entry_point,
+            "sources": [dataclasses.asdict(source) for source in self.sources],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Grounding:
+        return cls(
+            queries=tuple(data.get("queries", ())),
+            search_entry_point=data.get("search_entry_point", ""),
+            sources=tuple(Source(**source) for source in data.get("sources", ())),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class TaskOutput:
     images: tuple[OutputImage, ...]
     description: str = ""
     #: sync_mode outputs are dropped after the first read that returned them
     purged: bool = False
+    #: set when the model searched the web for the answer
+    grounding: Grounding | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "images": [image.to_dict() for image in self.images],
             "description": self.description,
             "purged": self.purged,
         }
+        if self.grounding is not None:  # absent, not null: outputs stored before it read alike
+            data["grounding"] = self.grounding.to_dict()
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TaskOutput:
+        grounding = data.get("grounding")
         return cls(
             images=tuple(OutputImage.from_dict(image) for image in data["images"]),
             description=data.get("description", ""),
             purged=data.get("purged", False),
+            grounding=Grounding.from_dict(grounding) if grounding else None,
         )
 
 

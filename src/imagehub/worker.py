@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import logging
 import random
@@ -23,7 +22,7 @@ from imagehub.errors import (
     UpstreamConfigError,
     is_storage_fault,
 )
-from imagehub.media import EXTENSIONS, MediaStore
+from imagehub.media import MediaStore
 from imagehub.outbound.fetch import Fetcher
 from imagehub.providers import GenerationRequest, GenerationResult, InputImage
 from imagehub.routing.policy import FailurePolicy
@@ -294,6 +293,7 @@ class Worker:
                 images=images,
                 mask=mask,
                 upstream_model=route.upstream_model,
+                fetcher=self.fetcher,
             )
             return route.provider.generate(request)
 
@@ -335,7 +335,7 @@ class Worker:
     async def _decode(self, data: bytes, label: str, pixels: int) -> InputImage:
         async with self._decoding.hold(pixels):
             return await self._cpu(
-                imaging.decode_input,
+                imaging.read_input,
                 data,
                 max_bytes=self.settings.max_input_image_bytes,
                 max_pixels=self.settings.max_input_pixels,
@@ -354,9 +354,9 @@ class Worker:
                 data, (width, height, ctype) = await self._cpu(_transcoded, generated.data, fmt)
             else:
                 data, (width, height, ctype) = generated.data, quick
-            name = f"{task.id}-{i}.{EXTENSIONS[ctype]}"
+            name = f"{task.id}-{i}.{imaging.EXTENSIONS[ctype]}"
             if sync:
-                uri = f"data:{ctype};base64," + await self._cpu(_b64, data)
+                uri = await self._cpu(imaging.data_uri, ctype, data)
                 image = OutputImage(ctype, name, len(data), width, height, data_uri=uri)
             else:
                 file_id = await self.media.put(data, ctype)
@@ -366,7 +366,9 @@ class Worker:
             route.kind, model, task.input, images=len(images), tokens=_tokens(result)
         )
         usage = Usage(cost.usd, result.input_tokens, result.output_tokens, cost.basis)
-        output = TaskOutput(images=tuple(images), description=result.description)
+        output = TaskOutput(
+            images=tuple(images), description=result.description, grounding=result.grounding
+        )
         return Outcome(output, route.name, usage, result.warnings)
 
     async def _cpu(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -461,7 +463,3 @@ def _measured_as(data: bytes, fmt: str) -> tuple[int, int, str] | None:
     except Exception:  # whatever it is, the thread path below meets it as before
         return None
     return measured if measured[2] == imaging.CONTENT_TYPES.get(fmt) else None
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")

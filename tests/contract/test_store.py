@@ -22,7 +22,17 @@ from imagehub.store.base import (
     delivery_id,
 )
 from imagehub.store.rows import LOST_WORKER_ERROR
-from imagehub.tasks import OutputImage, Task, TaskOutput, TaskStatus, Usage, new_id, utcnow
+from imagehub.tasks import (
+    Grounding,
+    OutputImage,
+    Source,
+    Task,
+    TaskOutput,
+    TaskStatus,
+    Usage,
+    new_id,
+    utcnow,
+)
 
 #: One factory per backend, given the test's request (for fixtures) and a fresh temporary
 #: directory; the server backend (postgres) gets a fresh database of its own.
@@ -956,3 +966,30 @@ async def test_rotate_keeps_the_old_secret_signing_for_the_overlap(store):
     newest = WebhookSecret("tenant-a", "whsec_newest", utcnow().replace(microsecond=0))
     active = await store.rotate_webhook_secret(newest, 0)
     assert [s.secret for s in active] == ["whsec_newest"]
+
+
+# ---------------------------------------------------------------- grounding
+
+
+async def test_grounding_round_trips_and_survives_a_purge(store):
+    await create_all(store, [make_task()])
+    [claimed] = await store.claim("w1", 1, 60)
+    grounding = Grounding(
+        queries=("weather paris", "météo paris"),
+        search_entry_point="<style>.chip{}</style><div class='chip'>weather paris</div>",
+        sources=(Source("https://example.org/a?q=1", "example.org"), Source("https://b.test/")),
+    )
+    result = TaskOutput(images=output().images, description="sunny", grounding=grounding)
+    done = claimed.replace(status=TaskStatus.SUCCEEDED, output=result, finished_at=utcnow())
+    assert await store.finish(done)
+    assert (await stored(store, claimed.id)).output == result
+    await store.purge_output(claimed.id)
+    after = await stored(store, claimed.id)
+    assert after.output == TaskOutput(
+        images=(), description="sunny", purged=True, grounding=grounding
+    )
+
+
+def test_an_output_without_grounding_is_stored_as_before():
+    assert set(output().to_dict()) == {"images", "description", "purged"}
+    assert TaskOutput.from_dict({"images": [], "description": "x"}).grounding is None

@@ -76,7 +76,16 @@ class Truncate:
     status: int = 200
 
 
-Action = Reply | Hang | Reset | Truncate
+@dataclass
+class Chunked:
+    """Send the body in chunks, without a Content-Length."""
+
+    body: bytes
+    status: int = 200
+    chunk: int = 16 * 1024
+
+
+Action = Reply | Hang | Reset | Truncate | Chunked
 Handler = Callable[[Seen], Action]
 
 
@@ -188,6 +197,16 @@ async def _answer(action: Action, writer: asyncio.StreamWriter) -> bool:
         writer.write(action.body[: len(action.body) // 2])
         await writer.drain()
         return False
+    if isinstance(action, Chunked):
+        head = f"HTTP/1.1 {action.status} Scripted\r\nTransfer-Encoding: chunked\r\n\r\n"
+        writer.write(head.encode("latin-1"))
+        for start in range(0, len(action.body), action.chunk):
+            piece = action.body[start : start + action.chunk]
+            writer.write(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
+            await writer.drain()
+        writer.write(b"0\r\n\r\n")
+        await writer.drain()
+        return True
     if action.delay:
         await asyncio.sleep(action.delay)
     body = action.body

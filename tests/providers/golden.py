@@ -13,7 +13,7 @@ SKETCH = tiny_png(16, 16, (250, 200, 0))
 #: a black and white mask: white marks the area to change
 MASK = tiny_png(40, 24, (255, 255, 255))
 
-#: what the hub sends upstream for each input image (decoded and re-encoded as PNG)
+#: what the hub sends upstream for each input image (a PNG goes as it is)
 PHOTO_B64 = b64(decoded(PHOTO))
 SKETCH_B64 = b64(decoded(SKETCH))
 

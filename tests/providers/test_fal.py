@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from imagehub.testing import tiny_png
 from tests.providers.conftest import KEYS, TENANT, app_headers, run_task
 from tests.providers.fake_upstream import Reply
 from tests.providers.golden import INPUTS, MASK, PHOTO, SKETCH
@@ -265,3 +266,24 @@ async def test_live_check_does_not_generate(upstream, fal_hub):
     said = await route.provider.check(route.upstream_model)
     assert said.startswith("fal-ai/nano-banana/edit: key accepted")
     assert [s.method for s in upstream.seen] == ["GET"]
+
+
+async def test_a_stored_result_over_the_byte_cap_fails_cleanly(upstream, queue, fal_hub):
+    big = tiny_png(1500, 1000, (10, 20, 30))
+    output = fal_output([RED])
+    output["images"][0]["url"] = f"{upstream.url}/files/big.png"
+    queue.result = Reply(200, output)
+
+    def handler(seen):
+        if seen.path == "/files/big.png":
+            return Reply(200, big, {"content-type": "image/png"})
+        return queue(seen)
+
+    upstream.handler = handler
+    route = fal_hub.router.routes(fal_hub.catalog.get("nano-banana"))[0]
+    route.provider.max_result_bytes = len(big) - 1
+    task = await run_task(fal_hub, "nano-banana", {"prompt": "x"})
+    assert task.status == "failed" and task.attempts == 1
+    assert task.error["code"] == "upstream_error"
+    assert f"larger than {len(big) - 1:,} bytes" in task.error["message"]
+    assert task.output is None

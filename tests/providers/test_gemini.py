@@ -6,6 +6,7 @@ import importlib.util
 
 import pytest
 
+from imagehub import render
 from imagehub.catalog import Catalog
 from imagehub.hub import Hub
 from imagehub.media import MemoryMedia
@@ -13,6 +14,7 @@ from imagehub.providers.gemini import VertexProvider
 from imagehub.routing.router import Route, Router
 from imagehub.settings import Settings
 from imagehub.store import MemoryStore
+from imagehub.tasks import Grounding, Source
 from imagehub.wiring import build_hub
 from tests.providers.conftest import (
     FAST,
@@ -268,3 +270,65 @@ async def test_vertex_without_google_auth_fails_with_the_install_hint(upstream, 
     assert task.error["code"] == "upstream_error"
     assert "pip install 'imagehub[vertex]'" in task.error["message"]
     assert upstream.seen == []
+
+
+def _grounded(query: str, *pages: tuple[str, str]) -> dict:
+    answer = g_answer(g_text("Here it is."), g_image(RED))
+    answer["candidates"][0]["groundingMetadata"] = {
+        "webSearchQueries": [query],
+        "searchEntryPoint": {"renderedContent": f"<div class='chips'>{query}</div>"},
+        "groundingChunks": [{"web": {"uri": uri, "title": title}} for uri, title in pages],
+        "groundingSupports": [{"segment": {"endIndex": 11}, "groundingChunkIndices": [0]}],
+    }
+    return answer
+
+
+async def test_web_search_grounding_is_returned_with_the_output(upstream, make_hub):
+    pages = [("https://example.org/weather", "example.org"), ("https://news.test/a", "news.test")]
+    upstream.then(
+        Reply(200, _grounded("weather paris today", *pages)),
+        Reply(200, _grounded("paris forecast", pages[1], ("https://third.test/", "third.test"))),
+    )
+    hub = await make_hub(**provider_settings("gemini", upstream, "/v1beta"))
+    task = await run_task(
+        hub,
+        "nano-banana-2",
+        {"prompt": "today's weather in Paris", "enable_web_search": True, "num_images": 2},
+    )
+    assert task.status == "succeeded"
+    assert all(r.json()["tools"] == [{"googleSearch": {}}] for r in upstream.seen)
+    grounding = render.task_out(task, "http://hub").model_dump()["output"]["grounding"]
+    # the two calls' searches, each page once; the entry point of whichever answered first
+    assert sorted(grounding["queries"]) == ["paris forecast", "weather paris today"]
+    assert grounding["search_entry_point"] in {
+        "<div class='chips'>weather paris today</div>",
+        "<div class='chips'>paris forecast</div>",
+    }
+    assert sorted(s["uri"] for s in grounding["sources"]) == [
+        "https://example.org/weather",
+        "https://news.test/a",
+        "https://third.test/",
+    ]
+    assert {"uri": "https://news.test/a", "title": "news.test"} in grounding["sources"]
+
+
+async def test_an_answer_without_grounding_has_none(upstream, make_hub):
+    upstream.handler = gemini_ok
+    hub = await make_hub(**provider_settings("gemini", upstream, "/v1beta"))
+    task = await run_task(hub, "nano-banana", {"prompt": "x"})
+    assert task.output.grounding is None
+    assert render.task_out(task, "http://hub").output.grounding is None  # type: ignore[union-attr]
+    assert "grounding" not in task.output.to_dict()
+
+
+async def test_malformed_grounding_is_read_as_far_as_it_goes(upstream, make_hub):
+    answer = g_answer(g_image(RED))
+    answer["candidates"][0]["groundingMetadata"] = {
+        "webSearchQueries": "not a list",
+        "groundingChunks": [{"web": {"uri": "https://ok.test/"}}, {"web": 7}, "junk"],
+    }
+    upstream.then(Reply(200, answer))
+    hub = await make_hub(**provider_settings("gemini", upstream, "/v1beta"))
+    task = await run_task(hub, "nano-banana", {"prompt": "x"})
+    assert task.status == "succeeded"
+    assert task.output.grounding == Grounding(sources=(Source("https://ok.test/"),))

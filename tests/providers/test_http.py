@@ -15,6 +15,7 @@ from imagehub.errors import (
     UpstreamUnavailable,
 )
 from imagehub.providers.http import Answer, UpstreamHTTP, parse_duration, retry_after_header
+from tests.providers.fake_upstream import Chunked, Reply
 
 
 def _answer(status: int = 429, **headers: str) -> Answer:
@@ -60,3 +61,17 @@ def test_every_status_has_one_meaning(status, kind, retryable):
     assert type(error) is kind and error.retryable is retryable
     assert "sk-secret" not in error.message and "route-x" in error.message
     assert len(error.message) < 450
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+async def test_an_answer_over_the_byte_cap_is_refused_without_reading_it_all(upstream, chunked):
+    body = bytes(300_000)
+    upstream.handler = lambda seen: Chunked(body) if chunked else Reply(200, body)
+    http = UpstreamHTTP(label="route-x", timeout=5)
+    try:
+        fits = await http.request("GET", f"{upstream.url}/a", max_bytes=len(body))
+        assert fits.content == body
+        with pytest.raises(UpstreamError, match="route-x's answer is larger than 299,999 bytes"):
+            await http.request("GET", f"{upstream.url}/b", max_bytes=len(body) - 1)
+    finally:
+        await http.aclose()

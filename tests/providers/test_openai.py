@@ -7,6 +7,7 @@ from io import BytesIO
 import pytest
 from PIL import Image
 
+from imagehub.testing import tiny_png
 from tests.providers.conftest import (
     KEYS,
     app_headers,
@@ -170,3 +171,33 @@ async def test_live_check_reads_the_model(upstream, openai_hub):
     route = openai_hub.router.routes(openai_hub.catalog.get("gpt-image-2"))[0]
     assert await route.provider.check("gpt-image-2") == "gpt-image-2: ok"
     assert upstream.seen[0].method == "GET" and upstream.seen[0].path == "/v1/models/gpt-image-2"
+
+
+async def test_a_look_alike_that_links_its_image_is_fetched_safely(upstream, make_hub):
+    linked = tiny_png(640, 480, (9, 99, 199))
+
+    def handler(seen):
+        if seen.method == "GET":
+            return Reply(200, linked, {"content-type": "image/png"})
+        answer = o_answer([])
+        answer["data"] = [{"url": f"{upstream.url}/img/abc.png", "revised_prompt": "x"}]
+        return Reply(200, answer)
+
+    upstream.handler = handler
+    settings = provider_settings("openai", upstream, "/v1")
+    hub = await make_hub(**settings, fetch_allow_private="127.0.0.1")
+    task = await run_task(hub, "gpt-image-2", {"prompt": "x"})
+    assert task.status == "succeeded", task.error
+    assert await hub.media.get(task.output.images[0].file_id) == linked
+    (download,) = upstream.requests("GET", "/img/")
+    assert "authorization" not in download.headers
+
+
+async def test_a_linked_image_on_a_private_address_is_not_fetched(upstream, openai_hub):
+    answer = o_answer([])
+    answer["data"] = [{"url": f"{upstream.url}/img/abc.png"}]
+    upstream.then(Reply(200, answer))
+    task = await run_task(openai_hub, "gpt-image-2", {"prompt": "x"})
+    assert task.status == "failed" and task.error["code"] == "upstream_error"
+    assert "may not connect" in task.error["message"]
+    assert upstream.requests("GET") == []

@@ -8,6 +8,8 @@ import pytest
 
 from imagehub.catalog import Catalog
 from imagehub.errors import InvalidInput
+from imagehub.providers import images
+from imagehub.testing import tiny_png
 from tests.providers.conftest import KEYS, TENANT, app_headers, provider_settings, run_task
 from tests.providers.fake_upstream import Reply
 from tests.providers.golden import INPUTS, NANO_BANANA, PHOTO_B64, SKETCH_B64
@@ -230,3 +232,67 @@ headers = {{ "X-Title" = "imagehub" }}
     assert request.json()["model"] == "my-local-banana"
     assert request.json()["image_config"] == {"aspect_ratio": "4:1", "image_size": "1K"}
     assert await hub.media.get(task.output.images[0].file_id) == RED
+
+
+def _serving(upstream, files: dict[str, bytes]) -> None:
+    """The fake answers chat completions, and GETs of `files` (a look-alike's image host)."""
+
+    def handler(seen):
+        if seen.method == "GET" and seen.path in files:
+            return Reply(200, files[seen.path], {"content-type": "image/png"})
+        return chat_ok(seen)
+
+    upstream.handler = handler
+
+
+@pytest.fixture
+async def linking_hub(upstream, make_hub):
+    """A hub that may fetch from loopback, as a deployment may allow its own network."""
+    settings = provider_settings("openrouter", upstream, "/api/v1")
+    return await make_hub(**settings, fetch_allow_private="127.0.0.1")
+
+
+async def test_an_image_linked_by_url_is_fetched_without_the_key(upstream, linking_hub):
+    big = tiny_png(1200, 900, (10, 20, 30))
+    _serving(upstream, {"/out/1.png": big})
+    upstream.then(Reply(200, c_answer([f"{upstream.url}/out/1.png", data_uri(GREEN)])))
+    task = await run_task(linking_hub, "nano-banana", {"prompt": "x"})
+    assert task.status == "succeeded", task.error
+    stored = [await linking_hub.media.get(i.file_id) for i in task.output.images]
+    assert stored == [big, GREEN]
+    (download,) = upstream.requests("GET", "/out/")
+    assert "authorization" not in download.headers
+
+
+async def test_a_linked_image_over_the_cap_fails_cleanly(upstream, linking_hub, monkeypatch):
+    monkeypatch.setattr(images, "MAX_RESULT_BYTES", 1000)
+    _serving(upstream, {"/out/big.png": tiny_png(1200, 900, (10, 20, 30)) + b"\0" * 2000})
+    upstream.then(Reply(200, c_answer([f"{upstream.url}/out/big.png"])))
+    task = await run_task(linking_hub, "nano-banana", {"prompt": "x"})
+    assert task.status == "failed" and task.attempts == 1
+    assert task.error["code"] == "upstream_error"
+    assert "larger than 1,000 bytes" in task.error["message"]
+
+
+async def test_a_link_to_a_private_address_is_refused(upstream, router_hub):
+    _serving(upstream, {"/out/1.png": GREEN})
+    upstream.then(Reply(200, c_answer([f"{upstream.url}/out/1.png"])))
+    task = await run_task(router_hub, "nano-banana", {"prompt": "x"})
+    assert task.status == "failed" and task.error["code"] == "upstream_error"
+    assert "may not connect" in task.error["message"]
+    assert upstream.requests("GET") == []
+
+
+async def test_a_linked_file_that_is_not_an_image_is_retried_then_fails(upstream, linking_hub):
+    page = b"<html>" + b" " * 200 + b"</html>"
+
+    def handler(seen):
+        if seen.method == "GET":
+            return Reply(200, page, {"content-type": "image/png"})
+        return Reply(200, c_answer([f"{upstream.url}/out/page.png"]))
+
+    upstream.handler = handler
+    task = await run_task(linking_hub, "nano-banana", {"prompt": "x"})
+    assert task.status == "failed" and task.error["code"] == "upstream_unavailable"
+    assert task.attempts > 1  # a broken link may work on a new attempt
+    assert "not a PNG, JPEG, WebP or GIF" in task.error["message"]

@@ -11,6 +11,16 @@ from imagehub import imaging
 from imagehub.testing import tiny_png
 from tests.providers.fake_upstream import Action, Reply, Seen
 
+#: what the upstreams document they read as input images (Gemini also reads HEIC/HEIF)
+INPUT_TYPES = frozenset({"image/png", "image/jpeg", "image/webp"})
+GEMINI_TYPES = INPUT_TYPES | {"image/heic", "image/heif"}
+#: Gemini API: a request is at most 20 MB; Vertex AI: inline image data at most 7 MB each
+GEMINI_MAX_REQUEST = 20 * 1024 * 1024
+VERTEX_MAX_INLINE = 7 * 1024 * 1024
+#: OpenAI edits: at most 16 images, each under 50 MB
+OPENAI_MAX_IMAGES = 16
+OPENAI_MAX_IMAGE = 50 * 1024 * 1024
+
 RED = tiny_png(8, 8, (255, 0, 0))
 GREEN = tiny_png(8, 8, (0, 255, 0))
 BLUE = tiny_png(8, 8, (0, 0, 255))
@@ -25,8 +35,8 @@ def data_uri(data: bytes, ctype: str = "image/png") -> str:
 
 
 def decoded(data: bytes) -> bytes:
-    """The bytes the hub sends upstream for an input image: decoded, oriented, re-encoded PNG."""
-    return imaging.decode_input(data, max_bytes=10**8, max_pixels=10**8).data
+    """The bytes the hub sends upstream for an input image (its own, for a PNG like the test's)."""
+    return imaging.read_input(data, max_bytes=10**8, max_pixels=10**8).data
 
 
 # -- Gemini generateContent
@@ -72,8 +82,28 @@ def g_error(code: int, status: str, message: str, retry_delay: str | None = None
     return Reply(code, {"error": error})
 
 
+def gemini_refusal(seen: Seen) -> Reply | None:
+    """The 400 Gemini answers for inline data it documents it refuses, else None."""
+    if "/projects/" not in seen.path and len(seen.body) > GEMINI_MAX_REQUEST:
+        return g_error(400, "INVALID_ARGUMENT", "Request payload size exceeds the limit")
+    for content in seen.json()["contents"]:
+        for part in content["parts"]:
+            blob = part.get("inlineData")
+            if blob is None:
+                continue
+            if blob["mimeType"] not in GEMINI_TYPES:
+                return g_error(
+                    400, "INVALID_ARGUMENT", f"Unsupported MIME type: {blob['mimeType']}"
+                )
+            too_big = len(base64.b64decode(blob["data"])) > VERTEX_MAX_INLINE
+            if "/projects/" in seen.path and too_big:
+                return g_error(400, "INVALID_ARGUMENT", "Inline data exceeds the 7 MB limit")
+    return None
+
+
 def gemini_ok(seen: Seen) -> Action:
-    return Reply(200, g_answer(g_text("Here it is."), g_image(RED)))
+    refused = gemini_refusal(seen)
+    return refused or Reply(200, g_answer(g_text("Here it is."), g_image(RED)))
 
 
 # -- OpenAI Images API
@@ -101,8 +131,24 @@ def o_error(status: int, code: str, message: str, kind: str = "invalid_request_e
     return Reply(status, {"error": {"message": message, "type": kind, "param": None, "code": code}})
 
 
+def openai_refusal(seen: Seen) -> Reply | None:
+    """The 400 OpenAI answers for edit images it documents it refuses, else None."""
+    images = [part for part in seen.form() if part[0] == "image[]"]
+    if len(images) > OPENAI_MAX_IMAGES:
+        return o_error(400, "invalid_request_error", "Too many images; at most 16")
+    for _, _, ctype, data in images:
+        if ctype not in INPUT_TYPES:
+            return o_error(400, "invalid_image_format", f"unsupported mimetype ('{ctype}')")
+        if len(data) >= OPENAI_MAX_IMAGE:
+            return o_error(400, "image_too_large", "Each image must be smaller than 50MB")
+    return None
+
+
 def openai_ok(seen: Seen) -> Action:
     if seen.path.endswith("/edits"):
+        refused = openai_refusal(seen)
+        if refused is not None:
+            return refused
         n = int(next(p[3] for p in seen.form() if p[0] == "n"))
     else:
         n = int(seen.json().get("n", 1))
@@ -125,7 +171,21 @@ def c_answer(
     }
 
 
+def data_uri_refusal(uris: list[str]) -> str | None:
+    """Why an upstream reading `data:` URIs refuses these, or None."""
+    for uri in uris:
+        ctype = uri.removeprefix("data:").split(";", 1)[0]
+        if ctype not in INPUT_TYPES:
+            return f"unsupported image type {ctype}"
+    return None
+
+
 def chat_ok(seen: Seen) -> Action:
+    content = seen.json()["messages"][-1]["content"]
+    uris = [part["image_url"]["url"] for part in content if part["type"] == "image_url"]
+    refused = data_uri_refusal(uris)
+    if refused is not None:
+        return Reply(400, {"error": {"code": 400, "message": refused}})
     return Reply(200, c_answer([data_uri(RED)]))
 
 
@@ -161,6 +221,18 @@ class FalQueue:
         return self.result
 
     def submit(self, seen: Seen) -> Action:
+        body = seen.json()
+        uris = [*body.get("image_urls", []), *([body["mask_url"]] if "mask_url" in body else [])]
+        refused = data_uri_refusal(uris)
+        if refused is not None:
+            return Reply(
+                422,
+                {
+                    "detail": [
+                        {"loc": ["body", "image_urls"], "msg": refused, "type": "value_error"}
+                    ]
+                },
+            )
         request_id = f"req-{next(self._ids)}"
         app = "/".join(seen.path.strip("/").split("/")[:2])
         base = f"{self.url}/{app}/requests/{request_id}"

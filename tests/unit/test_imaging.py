@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import struct
 import warnings
 import zlib
@@ -200,3 +201,62 @@ def test_format_tables_agree():
     assert set(imaging.FORMATS) == set(imaging.EXTENSIONS) == set(imaging.CONTENT_TYPES.values())
     assert {imaging.FORMATS[ctype] for ctype in imaging.FORMATS} == set(imaging.CONTENT_TYPES)
     assert imaging.EXTENSIONS["image/jpeg"] == "jpg"
+
+
+# ---------------------------------------------------------------- read_input, shrink
+
+
+def _read(data: bytes) -> InputImage:
+    return imaging.read_input(data, max_bytes=10_000_000, max_pixels=40_000_000)
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "WEBP"])
+def test_read_keeps_the_clients_own_bytes_when_the_upstreams_read_them(fmt):
+    data = _bytes(Image.new("RGB", (40, 20), (200, 30, 30)), fmt)
+    result = _read(data)
+    assert result.data is data
+    assert (result.width, result.height) == (40, 20)
+    assert result.content_type == imaging.CONTENT_TYPES[fmt.lower()]
+
+
+def test_read_reencodes_a_gif_as_png():
+    result = _read(_bytes(Image.new("RGB", (16, 8), (1, 2, 3)), "GIF"))
+    assert (
+        imaging.measure(result.data) == (16, 8, "image/png") and result.content_type == "image/png"
+    )
+
+
+def test_read_rotates_a_jpeg_that_asks_for_it_and_keeps_it_a_jpeg():
+    source = Image.new("RGB", (40, 20), (0, 0, 255))
+    source.paste((255, 0, 0), (0, 0, 20, 20))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    result = _read(_bytes(source, "JPEG", exif=exif, quality=95))
+    assert imaging.measure(result.data) == (20, 40, "image/jpeg")
+    red, _, blue = _decoded(result.data).getpixel((10, 5))  # type: ignore[misc]
+    assert red > 200 > blue
+
+
+def test_read_converts_a_cmyk_jpeg_to_an_rgb_jpeg():
+    result = _read(_bytes(Image.new("CMYK", (8, 8), (0, 255, 255, 0)), "JPEG"))
+    assert result.content_type == "image/jpeg" and _decoded(result.data).mode == "RGB"
+
+
+def test_read_checks_like_decode():
+    with pytest.raises(InvalidInputImage, match="input image is not a PNG, JPEG, WebP or GIF"):
+        _read(b"hello")
+
+
+def test_shrink_reencodes_then_downscales_to_fit():
+    noise = Image.frombytes("RGB", (600, 400), os.urandom(600 * 400 * 3))
+    image = _read(_bytes(noise, "PNG"))
+    shrunk = imaging.shrink(image, 60_000)
+    assert len(shrunk.data) <= 60_000 and shrunk.content_type == "image/jpeg"
+    assert imaging.measure(shrunk.data) == (shrunk.width, shrunk.height, "image/jpeg")
+    assert shrunk.width * 2 == pytest.approx(shrunk.height * 3, abs=2)
+
+
+def test_shrink_keeps_transparency_as_webp():
+    image = _read(_png(size=(64, 64), color=(1, 2, 3, 0), mode="RGBA"))
+    shrunk = imaging.shrink(image, len(image.data))
+    assert shrunk.content_type == "image/webp" and _decoded(shrunk.data).mode == "RGBA"

@@ -157,16 +157,29 @@ def _typed(kind: str, value: Any) -> Any:
 
 def size_params(catalog: Catalog, spec: ModelSpec, size: str | None) -> dict[str, Any]:
     """`size` as the model's own parameters (README, "OpenAI-compatible endpoints")."""
+    wanted = None if size in (None, "auto") else size
     if spec.param("image_size") is not None:  # GPT Image: the size itself
-        if size is None or size == "auto" or size in catalog.presets:
-            return {"image_size": size or "auto"}
-        width, height = _dimensions(size)
-        return {"image_size": {"width": width, "height": height}}
+        return {"image_size": _image_size(catalog, wanted)}
     aspect = spec.param("aspect_ratio")
     offered = list(aspect.values or ()) if aspect is not None else []
-    if size is None or size == "auto":
+    if wanted is None:
         return {"aspect_ratio": "auto"} if "auto" in offered else {}
+    return _ratio_and_tier(catalog, spec, _dimensions(wanted), offered)
+
+
+def _image_size(catalog: Catalog, size: str | None) -> str | dict[str, int]:
+    """A preset name or "auto" as it is; "WxH" as GPT Image's width and height."""
+    if size is None or size in catalog.presets:
+        return size or "auto"
     width, height = _dimensions(size)
+    return {"width": width, "height": height}
+
+
+def _ratio_and_tier(
+    catalog: Catalog, spec: ModelSpec, dimensions: tuple[int, int], offered: list[str]
+) -> dict[str, Any]:
+    """The nearest aspect ratio the model offers, and the resolution tier nearest the size."""
+    width, height = dimensions
     table = catalog.sizes[spec.sizes or ""]
     ratio = nearest_ratio(width, height, [r for r in offered if r in table])
     params: dict[str, Any] = {"aspect_ratio": ratio}

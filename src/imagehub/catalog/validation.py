@@ -30,6 +30,7 @@ Detail = dict[str, Any]
 
 _IMAGE_URL_PREFIXES = ("https://", "http://")
 #: what the fetcher can decode: base64 data URIs only
+# imaging.DATA_URI's pattern: the catalog is loaded by the SDK's CLI, which must not import Pillow
 _DATA_URI = re.compile(r"^data:image/[\w.+-]+;base64,", re.IGNORECASE)
 MAX_SIDE = 3840
 MIN_PIXELS = 655_360

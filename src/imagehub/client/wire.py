@@ -176,19 +176,27 @@ def error_from(response: httpx.Response) -> HubError:
     status = response.status_code
     try:
         info = ErrorBody.model_validate_json(response.content).error
-        code, message, details = info.code, info.message, info.details or []
+        code, message = info.code, info.message
+        details = [d.model_dump() for d in info.details or []]
     except ValidationError:
         code, message, details = "", f"HTTP {status}: {response.text[:200]}", []
-    cls = HTTP_ERRORS.get(code)
-    if cls is IdempotencyKeyReused:
-        return IdempotencyKeyReused()
-    if cls is InvalidInput or (cls is None and status == 422):
-        return InvalidInput([d.model_dump() for d in details], message)
-    if cls is RateLimited or (cls is None and status == 429):
-        return RateLimited(message, retry_after=retry_after(response) or 1.0)
-    if cls is not None:
-        return cls(message)
-    return ClientError(message) if 400 <= status < 500 else HubError(message)
+    cls = HTTP_ERRORS.get(code) or _BY_STATUS.get(status)
+    if cls is None:
+        return ClientError(message) if 400 <= status < 500 else HubError(message)
+    build = _BUILDERS.get(cls)
+    return build(message, details, response) if build is not None else cls(message)
+
+
+#: the error a status stands for when the envelope names no known code
+_BY_STATUS: dict[int, type[HubError]] = {422: InvalidInput, 429: RateLimited}
+#: errors built from more than their message: (message, details, response) -> error
+_BUILDERS: dict[type[HubError], Callable[[str, list[Any], httpx.Response], HubError]] = {
+    IdempotencyKeyReused: lambda _message, _details, _response: IdempotencyKeyReused(),
+    InvalidInput: lambda message, details, _response: InvalidInput(details, message),
+    RateLimited: lambda message, _details, response: RateLimited(
+        message, retry_after=retry_after(response) or 1.0
+    ),
+}
 
 
 def retry_after(response: httpx.Response) -> float | None:

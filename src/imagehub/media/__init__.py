@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
+from imagehub.imaging import IMAGE_FORMATS
 from imagehub.tasks import new_id
 
 if TYPE_CHECKING:
@@ -30,9 +31,9 @@ __all__ = [
     "open_media",
 ]
 
-#: file extension by content type, and back
-EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "image/gif": "gif"}
-CONTENT_TYPES = {ext: ctype for ctype, ext in EXTENSIONS.items()}
+#: file extension by content type, and back, for every format the hub stores (GIF included)
+EXTENSIONS = {f.content_type: f.extension for f in IMAGE_FORMATS}
+CONTENT_TYPES = {f.extension: f.content_type for f in IMAGE_FORMATS}
 #: \Z, not $: "$" would also match before a trailing newline
 FILE_ID = re.compile(r"^f_[A-Za-z0-9]{22}\.(png|jpg|webp|gif)\Z")
 

@@ -7,17 +7,20 @@ time, a byte cap, a total deadline, and the first bytes sniffed for an image sig
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 
-from imagehub.errors import ImageDownloadError, InvalidInputImage
+from imagehub.errors import (
+    ImageDownloadError,
+    InvalidInputImage,
+    UpstreamError,
+    UpstreamUnavailable,
+)
+from imagehub.imaging import DATA_URI, data_uri_payload, unb64
 from imagehub.media import MediaStore
 from imagehub.outbound.address import AddressPolicy
-from imagehub.outbound.client import FetchError, SafeClient, TooLarge, redact
+from imagehub.outbound.client import FetchError, Refused, SafeClient, TooLarge, redact
 
 _HUB_FILE = re.compile(r"^https?://[^/]+(?:/[^?#]*)?/hub/v1/files/(f_[A-Za-z0-9]{22}\.\w+)\Z")
-_DATA_URI = re.compile(r"^data:image/[\w.+-]+;base64,", re.IGNORECASE)
 _MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a")
 
 
@@ -57,7 +60,7 @@ class Fetcher:
             data = await self.media.get(own.group(1))
             if data is not None:
                 return data
-        if _DATA_URI.match(ref):
+        if DATA_URI.match(ref):
             return self._decode_data_uri(ref, label)
         try:
             return await self.client.get(
@@ -70,11 +73,28 @@ class Fetcher:
                 f"{label} could not be downloaded from {redact(ref)}: {exc}"
             ) from None
 
+    async def fetch_result(self, url: str, label: str, *, max_bytes: int) -> bytes:
+        """An image an upstream linked to rather than sent, fetched as a client's URL is (public
+        addresses only, a deadline, sniffed) and capped at `max_bytes`; `label` names the route.
+
+        Failures are the upstream's: a link that breaks is retryable, a refused one is not.
+        """
+        try:
+            return await self.client.get(
+                url, max_bytes=max_bytes, deadline=self.timeout, sniff=sniff_image
+            )
+        except (TooLarge, Refused) as exc:
+            raise UpstreamError(f"{label} linked a result image ({redact(url)}): {exc}") from None
+        except FetchError as exc:
+            raise UpstreamUnavailable(
+                f"{label}'s result image could not be downloaded from {redact(url)}: {exc}"
+            ) from None
+
     def _decode_data_uri(self, ref: str, label: str) -> bytes:
-        payload = ref.split(",", 1)[1]
+        payload = data_uri_payload(ref) or ""
         if len(payload) * 3 // 4 > self.max_bytes:
             raise InvalidInputImage(f"{label} is larger than {self.max_bytes:,} bytes")
         try:
-            return base64.b64decode(payload, validate=True)
-        except (binascii.Error, ValueError):
+            return unb64(payload)
+        except ValueError:
             raise InvalidInputImage(f"{label} is a data URI with invalid base64") from None

@@ -7,16 +7,24 @@ from typing import Any, Protocol
 
 from imagehub.catalog import ModelSpec
 
+# the image value types live with the image helpers; re-exported here for compatibility
+from imagehub.imaging import GeneratedImage, InputImage
+from imagehub.tasks import Grounding
 
-@dataclass(frozen=True, slots=True)
-class InputImage:
-    """A fetched, decoded and checked input image (EXIF orientation applied)."""
+__all__ = [
+    "GeneratedImage",
+    "GenerationRequest",
+    "GenerationResult",
+    "InputImage",
+    "Provider",
+    "ResultFetcher",
+]
 
-    #: the image re-encoded losslessly as PNG after orientation was applied
-    data: bytes
-    content_type: str
-    width: int
-    height: int
+
+class ResultFetcher(Protocol):
+    """Downloads an image an upstream linked to instead of sending it (the hub's safe fetcher)."""
+
+    async def fetch_result(self, url: str, label: str, *, max_bytes: int) -> bytes: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,14 +37,8 @@ class GenerationRequest:
     mask: InputImage | None = None
     #: the upstream model id of the route
     upstream_model: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class GeneratedImage:
-    """Bytes as the provider returned them; the worker transcodes and measures them."""
-
-    data: bytes
-    content_type: str
+    #: fetches result images linked by URL; without it such answers are refused
+    fetcher: ResultFetcher | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +52,8 @@ class GenerationResult:
     input_image_tokens: int | None = None
     output_text_tokens: int | None = None
     warnings: tuple[str, ...] = field(default=())
+    #: what a web search behind the answer found, when the upstream says
+    grounding: Grounding | None = None
 
 
 class Provider(Protocol):

@@ -1,8 +1,9 @@
 """The fal queue as an upstream: submit, poll the status, fetch the result, cancel when abandoned.
 
 The hub's public parameters follow fal's schemas, so the validated input goes through nearly as
-is. The differences: input images and the mask go as `data:` URIs of the decoded images (fal
-cannot reach the hub's own files), `sync_mode` is always on so results come back inline,
+is. The differences: input images and the mask go as `data:` URIs of the checked images (fal
+cannot reach the hub's own files), `sync_mode` is always on so results come back inline (a
+result that still comes as a URL on fal's media host is downloaded, capped in bytes),
 GPT `image_size` presets are sent as the hub's own sizes (fal's `square`, `portrait_16_9` and
 `landscape_16_9` differ), and parameters the hub ignores are left out.
 
@@ -14,11 +15,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
-from pydantic import SecretStr
+from pydantic import SecretStr, StrictStr, TypeAdapter
 
 from imagehub.catalog import Catalog, ModelSpec
 from imagehub.errors import (
@@ -29,9 +31,12 @@ from imagehub.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
+from imagehub.imaging import DATA_URI, data_uri
 from imagehub.providers.base import GeneratedImage, GenerationRequest, GenerationResult
 from imagehub.providers.http import Answer, HTTPProvider
-from imagehub.providers.images import DATA_URI, check_image, data_uri, decode_data_uri
+from imagehub.providers.images import MAX_RESULT_BYTES, check_image, decode_data_uri
+from imagehub.providers.inputs import DATA_URIS, fit
+from imagehub.providers.lenient import Lenient, VendorModel, present
 
 DONE = frozenset({"COMPLETED", "FAILED", "ERROR", "CANCELED", "CANCELLED"})
 #: fal error `type`s, beyond HTTP statuses, that say what went wrong
@@ -43,14 +48,58 @@ _CANCEL_SECONDS = 5.0
 _NO_REQUEST = "00000000-0000-0000-0000-000000000000"
 
 
+# -- answers, as fal documents them
+
+
+class _File(VendorModel):
+    url: Any = None
+
+
+class _Output(VendorModel):
+    """A finished request's result: the model's output schema (images, maybe a description)."""
+
+    images: Lenient[list[Lenient[_File]]] = None
+    description: Lenient[StrictStr] = None
+
+    def urls(self) -> list[str]:
+        return [str(image.url) for image in present(self.images) if image.url]
+
+
+class _ErrorItem(VendorModel):
+    type: Any = ""
+    msg: Any = ""
+
+
+class _ErrorBody(VendorModel):
+    """fal's error: `detail` is a message or a list of typed items; `error_type` may name it."""
+
+    detail: Any = None
+    error_type: Any = None
+
+    def items(self) -> list[_ErrorItem]:
+        return present(_ERROR_ITEMS.validate_python(self.detail))
+
+    def kinds(self) -> set[str]:
+        return {str(d.type) for d in self.items()} | {str(self.error_type or "")}
+
+    def message(self) -> str:
+        return "; ".join(str(d.msg) for d in self.items()) or str(self.detail or "")
+
+
+#: `detail` when it is a list of items
+_ERROR_ITEMS: TypeAdapter[list[_ErrorItem | None] | None] = TypeAdapter(
+    Lenient[list[Lenient[_ErrorItem]]]
+)
+
+
 def request_body(request: GenerationRequest, catalog: Catalog) -> dict[str, Any]:
     """fal's input: the hub's validated parameters, adjusted as the module docstring says."""
     body = {k: v for k, v in request.params.items() if k not in request.model.ignored}
     body["sync_mode"] = True
     if request.images:
-        body["image_urls"] = [data_uri(image) for image in request.images]
+        body["image_urls"] = [data_uri(image.content_type, image.data) for image in request.images]
     if request.mask is not None:
-        body["mask_url"] = data_uri(request.mask)
+        body["mask_url"] = data_uri(request.mask.content_type, request.mask.data)
     size = body.get("image_size")
     if isinstance(size, str) and size in catalog.presets:
         width, height = catalog.presets[size]
@@ -69,6 +118,8 @@ class FalProvider(HTTPProvider):
     """`POST {base}/{endpoint}` with `Authorization: Key`, then the request's queue URLs."""
 
     kind: ClassVar[str] = "fal"
+    #: the most bytes a result image fetched from fal's media host may have
+    max_result_bytes: int = MAX_RESULT_BYTES
 
     def __init__(
         self,
@@ -100,7 +151,8 @@ class FalProvider(HTTPProvider):
         return {"Authorization": f"Key {self.secret}"}
 
     async def generate(self, request: GenerationRequest) -> GenerationResult:
-        job = await self._submit(request)
+        images, fitted = await fit(request.images, DATA_URIS, self.name)
+        job = await self._submit(dataclasses.replace(request, images=images))
         try:
             await self._wait(job)
         except BaseException:
@@ -109,7 +161,8 @@ class FalProvider(HTTPProvider):
                 await asyncio.wait_for(self._cancel(job), _CANCEL_SECONDS)
             raise
         body = await self._result(job)
-        return await self._output(body, int(request.params.get("num_images", 1)))
+        result = await self._output(body, int(request.params.get("num_images", 1)))
+        return dataclasses.replace(result, warnings=fitted + result.warnings)
 
     async def _submit(self, request: GenerationRequest) -> _Job:
         endpoint = request.upstream_model.strip("/")
@@ -160,21 +213,17 @@ class FalProvider(HTTPProvider):
         await self.http.request("PUT", job.cancel_url, headers=self._headers())
 
     async def _output(self, body: dict[str, Any], wanted: int) -> GenerationResult:
-        urls = [
-            str(image["url"])
-            for image in body.get("images") or []
-            if isinstance(image, dict) and image.get("url")
-        ]
+        output = _Output.model_validate(body)
+        urls = output.urls()
         if not urls:
             raise NoImageGenerated(f"{self.name} answered without an image")
         images = tuple([await self._image(url) for url in urls])
-        description = body.get("description")
         warnings: tuple[str, ...] = ()
         if len(images) < wanted:
             warnings = (f"{self.name} returned {len(images)} of the {wanted} images requested",)
         return GenerationResult(
             images=images,
-            description=description if isinstance(description, str) else "",
+            description=output.description or "",
             warnings=warnings,
         )
 
@@ -182,7 +231,7 @@ class FalProvider(HTTPProvider):
         if DATA_URI.match(url):
             return await decode_data_uri(url, self.name)
         # a stored result on fal's media host: fetched without the key
-        response = await self.http.request("GET", url)
+        response = await self.http.request("GET", url, max_bytes=self.max_result_bytes)
         if response.status_code != 200:
             raise UpstreamUnavailable(
                 f"{self.name}'s result image could not be downloaded (HTTP {response.status_code})"
@@ -203,13 +252,10 @@ class FalProvider(HTTPProvider):
 
     def _error(self, response: Answer) -> TaskError:
         try:
-            body = self.http.json(response)
+            body = _ErrorBody.model_validate(self.http.json(response))
         except TaskError:
-            body = {}
-        detail = body.get("detail")
-        items = [d for d in detail if isinstance(d, dict)] if isinstance(detail, list) else []
-        kinds = {str(d.get("type", "")) for d in items} | {str(body.get("error_type") or "")}
-        message = "; ".join(str(d.get("msg", "")) for d in items) or str(detail or "")
+            body = _ErrorBody()
+        kinds, message = body.kinds(), body.message()
         said = self.http.redact(message)
         if "content_policy_violation" in kinds:
             return ContentPolicyViolation(f"{self.name}'s content checker flagged it: {said}")

@@ -3,60 +3,42 @@
 What the hub does that Gemini does not (CATALOG.md): one call per requested image
 (`candidateCount` stays 1, the i-th call gets `seed + i`), `0.5K` sent as `"512"`, `auto` aspect
 ratio left out, `thinking_level` as `thinkingConfig` with every `thought: true` part dropped,
-web search as the `googleSearch` tool, `safety_tolerance` as `safetySettings`, and a 200 answer
-without a final image counted as a failure, never as a success.
+web search as the `googleSearch` tool (what it found returned as the output's `grounding`),
+`safety_tolerance` as `safetySettings`, and a 200 answer without a final image counted as a
+failure, never as a success. Answers are read in `gemini_answer.py`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
 from typing import Any, ClassVar, Protocol
 
 from pydantic import SecretStr
 
 from imagehub.catalog import ModelSpec
 from imagehub.errors import (
-    ContentPolicyViolation,
-    NoImageGenerated,
     TaskError,
     UpstreamConfigError,
     UpstreamUnavailable,
 )
-from imagehub.providers.base import GeneratedImage, GenerationRequest, GenerationResult
+from imagehub.imaging import b64
+from imagehub.providers.base import GenerationRequest, GenerationResult
 from imagehub.providers.fanout import fan_out
-from imagehub.providers.http import Answer, HTTPProvider, parse_duration
-from imagehub.providers.images import b64, decode_b64_image
-
-IMAGE_SIZES = {"0.5K": "512", "1K": "1K", "2K": "2K", "4K": "4K"}
-HARM_CATEGORIES = (
-    "HARM_CATEGORY_HARASSMENT",
-    "HARM_CATEGORY_HATE_SPEECH",
-    "HARM_CATEGORY_SEXUALLY_EXPLICIT",
-    "HARM_CATEGORY_DANGEROUS_CONTENT",
+from imagehub.providers.gemini_answer import (
+    CallAnswer,
+    ErrorBody,
+    GeminiError,
+    merged,
+    parse_answer,
 )
-#: safety_tolerance -> threshold on the four harm categories (hub-defined; 1 blocks the most)
-THRESHOLDS = {
-    "1": "BLOCK_LOW_AND_ABOVE",
-    "2": "BLOCK_MEDIUM_AND_ABOVE",
-    "3": "BLOCK_ONLY_HIGH",
-    "4": "BLOCK_ONLY_HIGH",
-    "5": "BLOCK_NONE",
-    "6": "OFF",
-}
-#: finish reasons that mean the answer was withheld by a content filter
-BLOCKED = frozenset(
-    {
-        "SAFETY",
-        "PROHIBITED_CONTENT",
-        "BLOCKLIST",
-        "SPII",
-        "RECITATION",
-        "IMAGE_SAFETY",
-        "IMAGE_PROHIBITED_CONTENT",
-        "IMAGE_RECITATION",
-    }
+from imagehub.providers.google import (
+    HARM_CATEGORIES,
+    IMAGE_SIZES,
+    SEED_MODULUS,
+    THRESHOLDS,
 )
-_SEED_MODULUS = 2**31  # Gemini's seed is an int32: seed + i wraps
+from imagehub.providers.http import Answer, HTTPProvider
+from imagehub.providers.inputs import GEMINI_API, VERTEX_AI, InlineLimits, fit
 
 
 def request_body(request: GenerationRequest, index: int = 0) -> dict[str, Any]:
@@ -85,7 +67,7 @@ def request_body(request: GenerationRequest, index: int = 0) -> dict[str, Any]:
 def _generation_config(params: dict[str, Any], index: int) -> dict[str, Any]:
     config: dict[str, Any] = {"responseModalities": ["TEXT", "IMAGE"], "candidateCount": 1}
     if params.get("seed") is not None:
-        config["seed"] = (int(params["seed"]) + index) % _SEED_MODULUS
+        config["seed"] = (int(params["seed"]) + index) % SEED_MODULUS
     image_config: dict[str, str] = {}
     ratio = params.get("aspect_ratio")
     if ratio and ratio != "auto":
@@ -102,66 +84,6 @@ def _generation_config(params: dict[str, Any], index: int) -> dict[str, Any]:
     return config
 
 
-@dataclass(frozen=True, slots=True)
-class _Answer:
-    images: tuple[GeneratedImage, ...]
-    text: str
-    input_tokens: int | None
-    output_tokens: int | None
-
-
-async def parse_answer(body: dict[str, Any], *, limit: bool, label: str) -> _Answer:
-    """Final images and text of one answer; thought parts dropped; no image is an error."""
-    feedback = body.get("promptFeedback") or {}
-    if feedback.get("blockReason"):
-        said = feedback.get("blockReasonMessage") or ""
-        why = f"{label} blocked the prompt ({feedback['blockReason']})"
-        raise ContentPolicyViolation(why + (f": {said}" if said else ""))
-    candidates = body.get("candidates") or []
-    candidate = candidates[0] if candidates and isinstance(candidates[0], dict) else {}
-    parts = [p for p in (candidate.get("content") or {}).get("parts") or [] if isinstance(p, dict)]
-    final = [p for p in parts if not p.get("thought")]
-    texts = [p["text"].strip() for p in final if isinstance(p.get("text"), str)]
-    texts = [text for text in texts if text]
-    payloads = [
-        p["inlineData"]["data"]
-        for p in final
-        if isinstance(p.get("inlineData"), dict)
-        and str(p["inlineData"].get("mimeType", "image/")).startswith("image/")
-        and isinstance(p["inlineData"].get("data"), str)
-    ]
-    if not payloads:
-        raise _no_image(candidate, texts, label)
-    if limit:
-        payloads = payloads[-1:]
-    images = [await decode_b64_image(data, label) for data in payloads]
-    usage = body.get("usageMetadata") or {}
-    thoughts = usage.get("thoughtsTokenCount")
-    output = usage.get("candidatesTokenCount")
-    if isinstance(output, int) and isinstance(thoughts, int):
-        output += thoughts
-    prompt = usage.get("promptTokenCount")
-    return _Answer(
-        tuple(images),
-        "\n".join(texts),
-        prompt if isinstance(prompt, int) else None,
-        output if isinstance(output, int) else None,
-    )
-
-
-def _no_image(candidate: dict[str, Any], texts: list[str], label: str) -> TaskError:
-    reason = str(candidate.get("finishReason") or "")
-    message = str(candidate.get("finishMessage") or "")
-    if reason in BLOCKED:
-        why = f": {message}" if message else ""
-        return ContentPolicyViolation(f"{label} withheld the image (finishReason {reason}){why}")
-    said = texts[0][:200] if texts else message[:200]
-    detail = f"finishReason {reason}" if reason else "no candidate"
-    return NoImageGenerated(
-        f"{label} answered without an image ({detail})" + (f"; it said: {said}" if said else "")
-    )
-
-
 class TokenSource(Protocol):
     """An OAuth access token for Vertex AI, fresh enough to use now."""
 
@@ -172,6 +94,8 @@ class GeminiProvider(HTTPProvider):
     """The Gemini API: `POST {base}/models/{model}:generateContent`, key in `x-goog-api-key`."""
 
     kind: ClassVar[str] = "gemini"
+    #: what the upstream documents for inline input images
+    limits: ClassVar[InlineLimits] = GEMINI_API
 
     def __init__(
         self,
@@ -203,6 +127,8 @@ class GeminiProvider(HTTPProvider):
     async def generate(self, request: GenerationRequest) -> GenerationResult:
         count = int(request.params.get("num_images", 1))
         limit = bool(request.params.get("limit_generations"))
+        images, fitted = await fit(request.images, self.limits, self.name)
+        request = dataclasses.replace(request, images=images)
         answers, warnings = await fan_out(
             [self._call(request, i, limit) for i in range(count)], self.name
         )
@@ -211,10 +137,11 @@ class GeminiProvider(HTTPProvider):
             description="\n".join(a.text for a in answers if a.text),
             input_tokens=_total(a.input_tokens for a in answers),
             output_tokens=_total(a.output_tokens for a in answers),
-            warnings=warnings,
+            warnings=fitted + warnings,
+            grounding=merged([a.grounding for a in answers]),
         )
 
-    async def _call(self, request: GenerationRequest, index: int, limit: bool) -> _Answer:
+    async def _call(self, request: GenerationRequest, index: int, limit: bool) -> CallAnswer:
         response = await self.http.request(
             "POST",
             self.url(request.upstream_model),
@@ -227,24 +154,16 @@ class GeminiProvider(HTTPProvider):
 
     def _error(self, response: Answer) -> TaskError:
         try:
-            error = self.http.json(response).get("error") or {}
+            error = ErrorBody.model_validate(self.http.json(response)).error or GeminiError()
         except UpstreamUnavailable:
-            error = {}
-        detail = " ".join(str(error.get(k, "")) for k in ("status", "message")).strip()
-        retry_after = next(
-            (
-                parse_duration(d.get("retryDelay"))
-                for d in error.get("details") or []
-                if isinstance(d, dict) and str(d.get("@type", "")).endswith("RetryInfo")
-            ),
-            None,
-        )
-        if error.get("status") == "FAILED_PRECONDITION":  # billing or region, not the request
+            error = GeminiError()
+        detail = f"{error.status} {error.message}".strip()
+        if error.status == "FAILED_PRECONDITION":  # billing or region, not the request
             return UpstreamConfigError(
                 f"{self.name} refused the request ({self.http.redact(detail)}); check the "
                 "account's billing and region"
             )
-        return self.http.error(response, detail, retry_after=retry_after)
+        return self.http.error(response, detail, retry_after=error.retry_after)
 
     async def check(self, upstream_model: str) -> str:
         """A live, free call: count the tokens of a word with this route's key and model id."""
@@ -264,6 +183,7 @@ class VertexProvider(GeminiProvider):
     """Vertex AI: the same body, a project/location URL and an OAuth bearer token."""
 
     kind: ClassVar[str] = "vertex"
+    limits: ClassVar[InlineLimits] = VERTEX_AI
 
     def __init__(
         self,

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from io import BytesIO
 from typing import Any
 
 import aiohttp
@@ -38,6 +39,7 @@ from imagehub.errors import (
 
 _DETAIL_CHARS = 300
 _CONNECT_SECONDS = 10.0
+_CHUNK_BYTES = 256 * 1024
 #: (field name, (file name, bytes, content type)) of a multipart body
 Files = list[tuple[str, tuple[str, bytes, str]]]
 
@@ -101,19 +103,28 @@ class UpstreamHTTP:
         json_body: Any = None,
         data: Mapping[str, str] | None = None,
         files: Files | None = None,
+        max_bytes: int | None = None,
     ) -> Answer:
-        """Send one request and read the whole answer; transport failures become task errors."""
+        """Send one request and read the whole answer; transport failures become task errors.
+
+        With `max_bytes`, a longer answer is refused (`UpstreamError`) as soon as it says or
+        shows it is, without reading the rest.
+        """
         body: Any = None
         if files is not None or data is not None:
             body = _form(data or {}, files or [])
         elif json_body is not None:
-            body = json.dumps(json_body).encode()
+            # a stream, not bytes: aiohttp writes large bytes in one go, holding the event loop
+            body = BytesIO(json.dumps(json_body).encode())
             headers = {**(headers or {}), "Content-Type": "application/json"}
         try:
             async with self._client().request(
                 method, url, headers=headers, data=body, allow_redirects=False
             ) as response:
-                content = await response.read()
+                if max_bytes is None:
+                    content = await response.read()
+                else:
+                    content = await self._read_capped(response, max_bytes)
                 return Answer(response.status, response.headers, content)
         except TimeoutError:
             raise UpstreamTimeout(
@@ -124,6 +135,19 @@ class UpstreamHTTP:
                 f"{self.label} could not be reached or cut the connection "
                 f"({self.redact(_describe(exc))})"
             ) from None
+
+    async def _read_capped(self, response: aiohttp.ClientResponse, max_bytes: int) -> bytes:
+        too_large = UpstreamError(f"{self.label}'s answer is larger than {max_bytes:,} bytes")
+        if response.content_length is not None and response.content_length > max_bytes:
+            raise too_large
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in response.content.iter_chunked(_CHUNK_BYTES):
+            size += len(chunk)
+            if size > max_bytes:
+                raise too_large
+            chunks.append(chunk)
+        return b"".join(chunks)
 
     def json(self, response: Answer) -> dict[str, Any]:
         """The JSON object of a response; a malformed body is a retryable failure."""
@@ -207,7 +231,7 @@ def _form(fields: Mapping[str, str], files: Files) -> aiohttp.FormData:
     for name, value in fields.items():
         form.add_field(name, value)
     for name, (filename, content, content_type) in files:
-        form.add_field(name, content, filename=filename, content_type=content_type)
+        form.add_field(name, BytesIO(content), filename=filename, content_type=content_type)
     return form
 
 

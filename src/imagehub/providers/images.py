@@ -7,29 +7,23 @@ is caught here, while the attempt can still be retried, rather than stored as a 
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
-import re
 from io import BytesIO
 
 from PIL import Image, ImageOps
 
 from imagehub.errors import UpstreamUnavailable
-from imagehub.providers.base import GeneratedImage, InputImage
+from imagehub.imaging import (
+    CONTENT_TYPES,
+    OUTPUT_FORMATS,
+    GeneratedImage,
+    InputImage,
+    data_uri_payload,
+    unb64,
+)
+from imagehub.providers.base import ResultFetcher
 
-_FORMATS = ("PNG", "JPEG", "WEBP")
-_CONTENT_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
-DATA_URI = re.compile(r"^data:(image/[\w.+-]+);base64,(.*)$", re.IGNORECASE | re.DOTALL)
-
-
-def b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
-
-
-def data_uri(image: InputImage) -> str:
-    return f"data:{image.content_type};base64,{b64(image.data)}"
-
-
+#: the largest image an upstream may hand back by URL (a 4K PNG is some 30 MB)
+MAX_RESULT_BYTES = 64 * 1024 * 1024
 #: payloads up to this size are decoded on the event loop: a thread hop would cost more
 _INLINE_CHARS = 64 * 1024
 
@@ -41,17 +35,23 @@ async def decode_b64_image(payload: str, label: str) -> GeneratedImage:
     return await asyncio.to_thread(_decode_checked, payload, label)
 
 
+async def fetch_linked(url: str, fetcher: ResultFetcher, label: str) -> GeneratedImage:
+    """An image an upstream linked by URL rather than sent: fetched safely, capped, checked."""
+    data = await fetcher.fetch_result(url, label, max_bytes=MAX_RESULT_BYTES)
+    return GeneratedImage(data, await asyncio.to_thread(check_image, data, label))
+
+
 async def decode_data_uri(uri: str, label: str) -> GeneratedImage:
-    match = DATA_URI.match(uri)
-    if match is None:
+    payload = data_uri_payload(uri)
+    if payload is None:
         raise UpstreamUnavailable(f"{label} returned an image that is not a base64 data URI")
-    return await decode_b64_image(match.group(2), label)
+    return await decode_b64_image(payload, label)
 
 
 def _decode_checked(payload: str, label: str) -> GeneratedImage:
     try:
-        data = base64.b64decode(payload, validate=True)
-    except (binascii.Error, ValueError):
+        data = unb64(payload)
+    except ValueError:
         raise UpstreamUnavailable(
             f"{label} returned an image whose base64 is invalid or truncated"
         ) from None
@@ -61,7 +61,7 @@ def _decode_checked(payload: str, label: str) -> GeneratedImage:
 def check_image(data: bytes, label: str) -> str:
     """The content type of complete PNG, JPEG or WebP bytes; raise if damaged or truncated."""
     try:
-        with Image.open(BytesIO(data), formats=_FORMATS) as image:
+        with Image.open(BytesIO(data), formats=OUTPUT_FORMATS) as image:
             kind = str(image.format)
             image.verify()  # PNG: walks every chunk and its CRC, so a cut file fails
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
@@ -72,7 +72,7 @@ def check_image(data: bytes, label: str) -> str:
     )
     if not complete:
         raise UpstreamUnavailable(f"{label} returned an image that is truncated")
-    return _CONTENT_TYPES[kind]
+    return CONTENT_TYPES[kind.lower()]
 
 
 async def alpha_mask(mask: InputImage, size: tuple[int, int]) -> bytes:

@@ -7,18 +7,70 @@ turns the mask into the PNG with an alpha channel OpenAI expects, sized like the
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, ClassVar
 
-from pydantic import SecretStr
+from pydantic import SecretStr, StrictInt, StrictStr
 
 from imagehub.catalog import Catalog, ModelSpec
 from imagehub.errors import ContentPolicyViolation, NoImageGenerated, TaskError, UpstreamConfigError
-from imagehub.providers.base import GenerationRequest, GenerationResult
+from imagehub.imaging import EXTENSIONS
+from imagehub.providers.base import (
+    GeneratedImage,
+    GenerationRequest,
+    GenerationResult,
+    ResultFetcher,
+)
 from imagehub.providers.http import Answer, HTTPProvider, UpstreamHTTP
-from imagehub.providers.images import alpha_mask, decode_b64_image
+from imagehub.providers.images import alpha_mask, decode_b64_image, fetch_linked
+from imagehub.providers.inputs import OPENAI_EDITS, fit
+from imagehub.providers.lenient import Lenient, VendorModel, present
 
 #: error codes OpenAI uses when its safety system refuses a prompt, an input or an output
 MODERATION_CODES = frozenset({"moderation_blocked", "content_policy_violation"})
+
+
+# -- answers, as the Images API documents them
+
+
+class _Datum(VendorModel):
+    b64_json: Lenient[StrictStr] = None
+    #: look-alikes may link the image instead (`response_format: url`)
+    url: Lenient[StrictStr] = None
+
+
+class _InputDetails(VendorModel):
+    image_tokens: Lenient[StrictInt] = None
+
+
+class _OutputDetails(VendorModel):
+    text_tokens: Lenient[StrictInt] = None
+
+
+class _Usage(VendorModel):
+    input_tokens: Lenient[StrictInt] = None
+    output_tokens: Lenient[StrictInt] = None
+    #: the split pricing needs (image and text tokens are priced apart)
+    input_tokens_details: _InputDetails = _InputDetails()
+    output_tokens_details: _OutputDetails = _OutputDetails()
+
+
+class ImagesAnswer(VendorModel):
+    data: Lenient[list[Lenient[_Datum]]] = None
+    usage: Lenient[_Usage] = None
+
+    def images(self, linked: bool) -> list[_Datum]:
+        """The data items that carry an image; URLs only when they can be `linked` (fetched)."""
+        return [d for d in present(self.data) if d.b64_json or (linked and d.url)]
+
+
+class _Error(VendorModel):
+    code: Any = None
+    message: Any = None
+
+
+class _ErrorBody(VendorModel):
+    error: Lenient[_Error] = None
 
 
 def size_value(catalog: Catalog, image_size: object) -> str:
@@ -46,10 +98,10 @@ def generation_body(request: GenerationRequest, catalog: Catalog) -> dict[str, A
 async def edit_form(
     request: GenerationRequest, catalog: Catalog
 ) -> tuple[dict[str, str], list[tuple[str, tuple[str, bytes, str]]]]:
-    """The multipart fields and files of an edit."""
+    """The multipart fields and files of an edit (its images already fit OpenAI's limits)."""
     fields = {k: str(v) for k, v in generation_body(request, catalog).items()}
     files = [
-        ("image[]", (f"image-{i}.png", image.data, image.content_type))
+        ("image[]", (f"image-{i}.{EXTENSIONS[image.content_type]}", image.data, image.content_type))
         for i, image in enumerate(request.images)
     ]
     if request.mask is not None and request.images:
@@ -91,7 +143,10 @@ class OpenAIProvider(HTTPProvider):
         return {"Authorization": f"Bearer {self.secret}"}
 
     async def generate(self, request: GenerationRequest) -> GenerationResult:
+        fitted: tuple[str, ...] = ()
         if request.model.is_edit:
+            images, fitted = await fit(request.images, OPENAI_EDITS, self.name)
+            request = dataclasses.replace(request, images=images)
             fields, files = await edit_form(request, self.catalog)
             response = await self.http.request(
                 "POST",
@@ -110,30 +165,39 @@ class OpenAIProvider(HTTPProvider):
         if response.status_code != 200:
             raise self._error(response)
         wanted = int(request.params.get("num_images", 1))
-        return await self._result(self.http.json(response), wanted)
+        result = await self._result(self.http.json(response), wanted, request.fetcher)
+        return dataclasses.replace(result, warnings=fitted + result.warnings)
 
-    async def _result(self, body: dict[str, Any], wanted: int) -> GenerationResult:
-        data = [d for d in body.get("data") or [] if isinstance(d, dict) and d.get("b64_json")]
+    async def _result(
+        self, body: dict[str, Any], wanted: int, fetcher: ResultFetcher | None
+    ) -> GenerationResult:
+        answer = ImagesAnswer.model_validate(body)
+        data = answer.images(linked=fetcher is not None)
         if not data:
             raise NoImageGenerated(f"{self.name} answered without an image")
-        images = tuple([await decode_b64_image(d["b64_json"], self.name) for d in data])
-        usage = body.get("usage") or {}
+        images = tuple([await self._image(d, fetcher) for d in data])
+        usage = answer.usage or _Usage()
         warnings: tuple[str, ...] = ()
         if len(images) < wanted:
             warnings = (f"{self.name} returned {len(images)} of the {wanted} images requested",)
         return GenerationResult(
             images=images,
-            input_tokens=_int(usage.get("input_tokens")),
-            output_tokens=_int(usage.get("output_tokens")),
-            input_image_tokens=_int(_details(usage, "input").get("image_tokens")),
-            output_text_tokens=_int(_details(usage, "output").get("text_tokens")),
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            input_image_tokens=usage.input_tokens_details.image_tokens,
+            output_text_tokens=usage.output_tokens_details.text_tokens,
             warnings=warnings,
         )
 
+    async def _image(self, datum: _Datum, fetcher: ResultFetcher | None) -> GeneratedImage:
+        if datum.b64_json or fetcher is None or datum.url is None:
+            return await decode_b64_image(datum.b64_json or "", self.name)
+        return await fetch_linked(datum.url, fetcher, self.name)
+
     def _error(self, response: Answer) -> TaskError:
         error = _error_object(self.http, response)
-        code = str(error.get("code") or "")
-        message = str(error.get("message") or "")
+        code = str(error.code or "")
+        message = str(error.message or "")
         if code in MODERATION_CODES:
             return ContentPolicyViolation(
                 f"{self.name}'s safety system rejected the request: {self.http.redact(message)}"
@@ -155,18 +219,8 @@ class OpenAIProvider(HTTPProvider):
         return f"{upstream_model}: ok"
 
 
-def _error_object(http: UpstreamHTTP, response: Answer) -> dict[str, Any]:
+def _error_object(http: UpstreamHTTP, response: Answer) -> _Error:
     try:
-        error = http.json(response).get("error")
+        return _ErrorBody.model_validate(http.json(response)).error or _Error()
     except TaskError:
-        return {}
-    return error if isinstance(error, dict) else {}
-
-
-def _details(usage: dict[str, Any], side: str) -> dict[str, Any]:
-    details = usage.get(f"{side}_tokens_details")
-    return details if isinstance(details, dict) else {}
-
-
-def _int(value: object) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+        return _Error()

@@ -3,7 +3,9 @@
 Request: `modalities: ["image", "text"]`, `image_config` (aspect ratio and size), the system
 prompt as a `system` message, input images as `image_url` content parts with data URIs.
 Answer: images in `choices[0].message.images[]` (checked first), else `data:image/` URIs found
-in the text content, as some relays send them. One call per requested image.
+in the text content, as some relays send them. An image linked by http(s) URL rather than sent
+is fetched through the hub's safe fetcher (public addresses only, capped in bytes), without the
+route's key. One call per requested image.
 
 `OpenAICompatibleProvider` is the base; a look-alike vendor is a routes-file entry with
 `provider = "openai_compatible"` and its `base_url`, or a small subclass like `OpenRouterProvider`.
@@ -11,22 +13,82 @@ in the text content, as some relays send them. One call per requested image.
 
 from __future__ import annotations
 
-import re
+import dataclasses
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from pydantic import SecretStr
+from pydantic import SecretStr, StrictInt, StrictStr
 
 from imagehub.catalog import ModelSpec
 from imagehub.errors import ContentPolicyViolation, NoImageGenerated, TaskError
-from imagehub.providers.base import GeneratedImage, GenerationRequest, GenerationResult
+from imagehub.imaging import DATA_URI, DATA_URI_IN_TEXT, data_uri
+from imagehub.providers.base import (
+    GeneratedImage,
+    GenerationRequest,
+    GenerationResult,
+    ResultFetcher,
+)
 from imagehub.providers.fanout import fan_out
-from imagehub.providers.gemini import BLOCKED, IMAGE_SIZES
+from imagehub.providers.google import BLOCKED, IMAGE_SIZES, SEED_MODULUS
 from imagehub.providers.http import Answer, HTTPProvider
-from imagehub.providers.images import data_uri, decode_data_uri
+from imagehub.providers.images import decode_data_uri, fetch_linked
+from imagehub.providers.inputs import DATA_URIS, fit
+from imagehub.providers.lenient import Lenient, VendorModel, present
 
-_INLINE_IMAGE = re.compile(r"data:image/[\w.+-]+;base64,[A-Za-z0-9+/=]+")
-_SEED_MODULUS = 2**31
+# -- the answer, as chat completions carry it
+
+
+class _ImageURL(VendorModel):
+    url: Lenient[StrictStr] = None
+
+
+class _ImageItem(VendorModel):
+    image_url: Lenient[_ImageURL] = None
+
+
+class _Message(VendorModel):
+    content: Lenient[StrictStr] = None
+    images: Lenient[list[Lenient[_ImageItem]]] = None
+
+    @property
+    def text(self) -> str:
+        return self.content or ""
+
+    def image_uris(self) -> list[str]:
+        """Images of `images[]`, else the data URIs found in the text."""
+        listed = [i.image_url.url for i in present(self.images) if i.image_url and i.image_url.url]
+        return listed or [m.group(0) for m in DATA_URI_IN_TEXT.finditer(self.text)]
+
+
+class _Choice(VendorModel):
+    message: Lenient[_Message] = None
+    finish_reason: Any = None
+    native_finish_reason: Any = None
+
+
+class _Usage(VendorModel):
+    prompt_tokens: Lenient[StrictInt] = None
+    completion_tokens: Lenient[StrictInt] = None
+
+
+class ChatAnswer(VendorModel):
+    choices: Lenient[list[Lenient[_Choice]]] = None
+    usage: Lenient[_Usage] = None
+    error: Lenient[dict[str, Any]] = None
+
+    @property
+    def choice(self) -> _Choice:
+        first = self.choices[0] if self.choices else None
+        return first or _Choice()
+
+
+class _Error(VendorModel):
+    message: Any = ""
+    code: Any = None
+
+
+class _ErrorBody(VendorModel):
+    error: Lenient[_Error] = None
 
 
 class OpenAICompatibleProvider(HTTPProvider):
@@ -71,7 +133,8 @@ class OpenAICompatibleProvider(HTTPProvider):
         params = request.params
         content: list[dict[str, Any]] = [{"type": "text", "text": params["prompt"]}]
         content += [
-            {"type": "image_url", "image_url": {"url": data_uri(image)}} for image in request.images
+            {"type": "image_url", "image_url": {"url": data_uri(image.content_type, image.data)}}
+            for image in request.images
         ]
         messages: list[dict[str, Any]] = []
         if params.get("system_prompt"):
@@ -91,7 +154,7 @@ class OpenAICompatibleProvider(HTTPProvider):
         if image_config:
             body["image_config"] = image_config
         if params.get("seed") is not None:
-            body["seed"] = (int(params["seed"]) + index) % _SEED_MODULUS
+            body["seed"] = (int(params["seed"]) + index) % SEED_MODULUS
         if params.get("thinking_level"):
             body["reasoning"] = {"effort": params["thinking_level"]}
         if params.get("enable_web_search") and "enable_web_search" not in request.model.ignored:
@@ -108,20 +171,22 @@ class OpenAICompatibleProvider(HTTPProvider):
     async def generate(self, request: GenerationRequest) -> GenerationResult:
         count = int(request.params.get("num_images", 1))
         limit = bool(request.params.get("limit_generations"))
+        images, fitted = await fit(request.images, DATA_URIS, self.name)
+        request = dataclasses.replace(request, images=images)
         answers, warnings = await fan_out(
             [self._call(request, i, limit) for i in range(count)], self.name
         )
         return GenerationResult(
             images=tuple(image for images, _, _ in answers for image in images),
             description="\n".join(text for _, text, _ in answers if text),
-            input_tokens=_sum(usage.get("prompt_tokens") for _, _, usage in answers),
-            output_tokens=_sum(usage.get("completion_tokens") for _, _, usage in answers),
-            warnings=self.ignored(request) + warnings,
+            input_tokens=_sum(usage.prompt_tokens for _, _, usage in answers),
+            output_tokens=_sum(usage.completion_tokens for _, _, usage in answers),
+            warnings=self.ignored(request) + fitted + warnings,
         )
 
     async def _call(
         self, request: GenerationRequest, index: int, limit: bool
-    ) -> tuple[list[GeneratedImage], str, dict[str, Any]]:
+    ) -> tuple[list[GeneratedImage], str, _Usage]:
         response = await self.http.request(
             "POST",
             f"{self.base_url}/chat/completions",
@@ -130,27 +195,29 @@ class OpenAICompatibleProvider(HTTPProvider):
         )
         if response.status_code != 200:
             raise self._error(response)
-        body = self.http.json(response)
-        if isinstance(body.get("error"), dict):  # some relays answer 200 with an error object
+        answer = ChatAnswer.model_validate(self.http.json(response))
+        if answer.error is not None:  # some relays answer 200 with an error object
             raise self._error(response)
-        choices = body.get("choices") or [{}]
-        choice = choices[0] if isinstance(choices[0], dict) else {}
-        message = choice.get("message") or {}
-        content = message.get("content")
-        text = content if isinstance(content, str) else ""
-        uris = _image_uris(message, text)
+        choice = answer.choice
+        message = choice.message or _Message()
+        uris = message.image_uris()
         if not uris:
-            raise self._no_image(choice, text)
+            raise self._no_image(choice, message.text)
         if limit:
             uris = uris[-1:]
-        images = [await decode_data_uri(uri, self.name) for uri in uris]
-        usage = body.get("usage")
-        usage = usage if isinstance(usage, dict) else {}
-        return images, _INLINE_IMAGE.sub("", text).strip(), usage
+        images = [await self._image(uri, request.fetcher) for uri in uris]
+        return images, DATA_URI_IN_TEXT.sub("", message.text).strip(), answer.usage or _Usage()
 
-    def _no_image(self, choice: dict[str, Any], text: str) -> TaskError:
-        native = str(choice.get("native_finish_reason") or "").upper()
-        if choice.get("finish_reason") == "content_filter" or native in BLOCKED:
+    async def _image(self, uri: str, fetcher: ResultFetcher | None) -> GeneratedImage:
+        """A data URI decoded, or an http(s) link fetched through the hub's safe fetcher."""
+        linked = uri.startswith(("https://", "http://")) and not DATA_URI.match(uri)
+        if not linked or fetcher is None:
+            return await decode_data_uri(uri, self.name)
+        return await fetch_linked(uri, fetcher, self.name)
+
+    def _no_image(self, choice: _Choice, text: str) -> TaskError:
+        native = str(choice.native_finish_reason or "").upper()
+        if choice.finish_reason == "content_filter" or native in BLOCKED:
             return ContentPolicyViolation(
                 f"{self.name} withheld the image ({native or 'content_filter'})"
             )
@@ -159,16 +226,15 @@ class OpenAICompatibleProvider(HTTPProvider):
 
     def _error(self, response: Answer) -> TaskError:
         try:
-            error = self.http.json(response).get("error")
+            error = _ErrorBody.model_validate(self.http.json(response)).error or _Error()
         except TaskError:
-            error = None
-        error = error if isinstance(error, dict) else {}
-        message = str(error.get("message") or "")
+            error = _Error()
+        message = str(error.message or "")
         if response.status_code == 200:  # the error object of a 200 answer carries the status
-            code = error.get("code")
+            code = error.code
             status = code if isinstance(code, int) and code >= 400 else 502
             response = Answer(status, response.headers, response.content)
-        if str(error.get("code")) in ("moderation_blocked", "content_policy_violation"):
+        if str(error.code) in ("moderation_blocked", "content_policy_violation"):
             return ContentPolicyViolation(
                 f"{self.name}'s safety system rejected the request: {self.http.redact(message)}"
             )
@@ -189,17 +255,6 @@ class OpenRouterProvider(OpenAICompatibleProvider):
 
     kind: ClassVar[str] = "openrouter"
     model_prefix: ClassVar[str] = "google/"
-
-
-def _image_uris(message: dict[str, Any], text: str) -> list[str]:
-    uris = [
-        str(item["image_url"]["url"])
-        for item in message.get("images") or []
-        if isinstance(item, dict)
-        and isinstance(item.get("image_url"), dict)
-        and item["image_url"].get("url")
-    ]
-    return uris or _INLINE_IMAGE.findall(text)
 
 
 def _sum(values: Any) -> int | None:

@@ -41,10 +41,28 @@ class ImageOut(_Out):
     height: int
 
 
+class SourceOut(_Out):
+    uri: str
+    title: str = ""
+
+
+class GroundingOut(_Out):
+    """What the web search behind an answer found (`enable_web_search`, Gemini routes)."""
+
+    queries: list[str] = Field(default_factory=list, description="The searches the model ran.")
+    search_entry_point: str = Field(
+        "",
+        description="Google's search suggestions as HTML; Google's terms require showing it "
+        "with the grounded answer.",
+    )
+    sources: list[SourceOut] = Field(default_factory=list, description="Pages the answer used.")
+
+
 class TaskOutputOut(_Out):
     images: list[ImageOut]
     description: str = ""
     output_purged: bool = False
+    grounding: GroundingOut | None = None
 
 
 class TaskErrorOut(_Out):
