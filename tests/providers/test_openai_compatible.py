@@ -160,6 +160,29 @@ async def test_what_openrouter_cannot_honour_is_refused(upstream, make_hub, mode
     assert (await hub.list_tasks(TENANT)).tasks == []
 
 
+async def test_web_search_on_a_route_that_says_it_supports_it_uses_the_server_tool(
+    upstream, make_hub, tmp_path
+):
+    upstream.handler = chat_ok
+    routes = tmp_path / "routes.toml"
+    routes.write_text(
+        f"""
+[[routes]]
+provider = "openrouter"
+api_key = "{KEYS["openrouter"]}"
+base_url = "{upstream.url}/api/v1"
+[routes.supports]
+web_search = true
+"""
+    )
+    hub = await make_hub(routes_file=routes)
+    task = await run_task(hub, "nano-banana-2", {"prompt": "x", "enable_web_search": True})
+    assert task.status == "succeeded"
+    body = upstream.seen[0].json()
+    assert body["tools"] == [{"type": "openrouter:web_search", "parameters": {"engine": "native"}}]
+    assert "plugins" not in body
+
+
 async def test_images_inside_the_text_content_are_found(upstream, router_hub):
     content = f"Here: ![image]({data_uri(GREEN)}) done"
     upstream.then(Reply(200, c_answer([], content=content)))

@@ -158,7 +158,10 @@ class OpenAICompatibleProvider(HTTPProvider):
         if params.get("thinking_level"):
             body["reasoning"] = {"effort": params["thinking_level"]}
         if params.get("enable_web_search") and "enable_web_search" not in request.model.ignored:
-            body["plugins"] = [{"id": "web"}]
+            # OpenRouter's server tool, pinned to the model's own search: its deprecated `web`
+            # plugin searched with Exa instead. Reached only on a route whose routes file says it
+            # supports web search (`routing/capabilities.py`).
+            body["tools"] = [{"type": "openrouter:web_search", "parameters": {"engine": "native"}}]
         return body
 
     def ignored(self, request: GenerationRequest) -> tuple[str, ...]:
