@@ -12,7 +12,7 @@
     │   │   └── IdempotencyKeyReused  422 idempotency_key_reused
     │   └── RateLimited               429 rate_limited (carries retry_after)
     ├── Overloaded                    503 overloaded
-    ├── TaskError                     why a task failed; lands in task.error, never an HTTP status
+    ├── TaskError                     why a task failed; lands in task.error (TaskFailure)
     │   ├── InputImageError
     │   │   ├── ImageDownloadError    image_download_error
     │   │   └── InvalidInputImage     invalid_input_image
@@ -161,9 +161,6 @@ class TaskError(HubError):
     """The task failed."""
 
     retryable: ClassVar[bool] = False
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"code": self.code, "message": self.message, "retryable": self.retryable}
 
 
 class InputImageError(TaskError):

@@ -28,12 +28,12 @@ from imagehub.outbound.fetch import Fetcher
 from imagehub.routing.config import build_router
 from imagehub.routing.router import Router
 from imagehub.settings import Settings
-from imagehub.store import ApiKey, DuplicateTask, Page, TaskStore, open_store
-from imagehub.store.base import OverLimit, Submission
-from imagehub.tasks import Task, TaskOutput, TaskStatus, new_id
+from imagehub.store import Store, open_store
+from imagehub.tasks import DuplicateTask, Page, Task, TaskOutput, TaskStatus, new_id
 from imagehub.tenancy.accounts import Accounts
 from imagehub.tenancy.keys import hash_key, make_key
 from imagehub.tenancy.limits import RedisRates, over_limit, price_micros
+from imagehub.tenancy.types import ApiKey, OverLimit, Submission
 from imagehub.wakeups.notifier import Notifier
 from imagehub.wakeups.shared import open_notifier
 from imagehub.webhooks.sender import WebhookSender, check_webhook_url
@@ -52,7 +52,7 @@ class Hub:
         self,
         *,
         settings: Settings,
-        store: TaskStore,
+        store: Store,
         media: MediaStore,
         catalog: Catalog,
         router: Router,

@@ -132,14 +132,14 @@ async def test_content_filter_is_a_content_policy_violation(upstream, router_hub
     upstream.then(Reply(200, answer))
     task = await run_task(router_hub, "nano-banana", {"prompt": "x"})
     assert task.status == "failed" and task.attempts == 1
-    assert task.error["code"] == "content_policy_violation"
+    assert task.error.code == "content_policy_violation"
 
 
 async def test_text_only_answer_is_no_image(upstream, router_hub):
     upstream.then(Reply(200, c_answer([], content="I cannot draw that, but here is a poem.")))
     task = await run_task(router_hub, "nano-banana", {"prompt": "x"})
-    assert task.error["code"] == "no_image_generated"
-    assert "here is a poem" in task.error["message"]
+    assert task.error.code == "no_image_generated"
+    assert "here is a poem" in task.error.message
 
 
 async def test_a_200_with_an_error_object_is_classified(upstream, router_hub):
@@ -151,8 +151,8 @@ async def test_a_200_with_an_error_object_is_classified(upstream, router_hub):
 async def test_payment_required_is_a_route_error(upstream, router_hub):
     upstream.then(Reply(402, {"error": {"code": 402, "message": "Insufficient credits"}}))
     task = await run_task(router_hub, "nano-banana", {"prompt": "x"})
-    assert task.status == "failed" and task.error["code"] == "upstream_error"
-    assert "Insufficient credits" in task.error["message"]
+    assert task.status == "failed" and task.error.code == "upstream_error"
+    assert "Insufficient credits" in task.error.message
 
 
 async def test_a_self_hosted_look_alike_from_the_routes_file(upstream, make_hub, tmp_path):

@@ -25,8 +25,8 @@ from imagehub.api.errors import parse_body, validation_error
 from imagehub.errors import HubError, InvalidInput, PayloadTooLarge, RateLimited
 from imagehub.hub import Hub
 from imagehub.render import file_url
-from imagehub.store import ApiKey
 from imagehub.tasks import OutputImage, Task, TaskStatus
+from imagehub.tenancy.types import ApiKey
 
 log = logging.getLogger("imagehub.api")
 
