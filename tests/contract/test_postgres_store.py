@@ -380,3 +380,32 @@ async def test_purged_output_is_still_valid_json_on_postgres(postgres_url: str):
         assert row is not None and json.loads(row[0])["images"] == []
     finally:
         await store.close()
+
+
+async def _drop_connections(url: str) -> int:
+    """End every other session on the test's database, as a database restart would."""
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as admin:
+        cur = await admin.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        row = await cur.fetchone()
+    return int(row[0]) if row else 0
+
+
+async def test_statements_on_connections_the_database_dropped_run_again(postgres_url: str):
+    store = PostgresStore(postgres_url, pool_size=3)
+    await store.open()
+    try:
+        # fill the pool: every one of its connections is idle in it when they are dropped
+        await asyncio.gather(*(store.get("nothing") for _ in range(6)))
+        assert await _drop_connections(postgres_url) >= 1
+        task = make_task()
+        await store.create(task)  # a transaction: its BEGIN finds the broken connections
+        assert await _drop_connections(postgres_url) >= 1
+        got = await store.get(task.id)  # a single statement
+        assert got is not None and got.id == task.id
+        assert await _drop_connections(postgres_url) >= 1
+        assert [t.id for t in await store.claim("w1", 1, 30)] == [task.id]
+    finally:
+        await store.close()
