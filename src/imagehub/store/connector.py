@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Mapping
-from contextlib import AbstractAsyncContextManager
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
+T = TypeVar("T")
 Row = tuple[Any, ...]
 Params = Mapping[str, Any]
 NO_PARAMS: Params = MappingProxyType({})
@@ -106,5 +106,8 @@ class BaseConnector(Executor, Protocol):
     async def migrate(self) -> int:
         """Apply the missing schema steps; return the schema version."""
 
-    def transaction(self) -> AbstractAsyncContextManager[Executor]:
-        """Statements that commit together, or not at all."""
+    async def transaction(self, fn: Callable[[Executor], Coroutine[Any, Any, T]]) -> T:
+        """`fn`'s statements, committed together or not at all (when `fn` raises).
+
+        `fn` awaits nothing but its statements: SQLite runs it whole on its writer thread.
+        """

@@ -13,9 +13,9 @@ pooled connection; a database that stays unreachable is `Overloaded` (503).
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AsyncExitStack, asynccontextmanager
-from typing import TypeVar
+from collections.abc import Awaitable, Callable, Coroutine
+from contextlib import AsyncExitStack
+from typing import Any, TypeVar
 
 import psycopg
 from psycopg import AsyncConnection
@@ -133,15 +133,16 @@ class PostgresConnector:
     async def fetch_all(self, sql: str, params: Params = NO_PARAMS) -> list[Row]:
         return await self._once(lambda s: s.fetch_all(sql, params))
 
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Executor]:
+    async def transaction(self, fn: Callable[[Executor], Coroutine[Any, Any, T]]) -> T:
         async def begin(conn: Conn, stack: AsyncExitStack) -> Conn:
             await stack.enter_async_context(conn.transaction())
             return conn
 
+        # only BEGIN runs again on another connection: after it, a broken connection may
+        # have committed or not, and the caller hears the store is unavailable
         try:
             async with AsyncExitStack() as keep:
-                yield _Statements(await self._on_connection(begin, keep))
+                return await fn(_Statements(await self._on_connection(begin, keep)))
         except (psycopg.OperationalError, PoolTimeout) as exc:
             raise _unavailable(exc) from exc
 

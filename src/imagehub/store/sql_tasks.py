@@ -108,10 +108,14 @@ class SQLTasks:
     db: BaseConnector
 
     async def create(self, task: Task, submission: Submission | None = None) -> None:
-        async with self.db.transaction() as tx:
-            if await tx.fetch_one(_INSERT, task_row(task)) is not None:
-                await self._submitted(tx, task, submission)
-                return
+        async def insert(tx: Executor) -> bool:
+            if await tx.fetch_one(_INSERT, task_row(task)) is None:
+                return False
+            await self._submitted(tx, task, submission)
+            return True
+
+        if await self.db.transaction(insert):
+            return
         row = await self.db.fetch_one(
             f"{_SELECT} WHERE tenant_id = :tenant_id AND idempotency_key = :key",
             {"tenant_id": task.tenant_id, "key": task.idempotency_key},
@@ -162,29 +166,37 @@ class SQLTasks:
     async def finish(self, task: Task) -> bool:
         if not task.ready:
             return bool(await self.db.execute(_FINISH, outcome_row(task)))
-        async with self.db.transaction() as tx:
-            written = await tx.execute(_FINISH, outcome_row(task))
-            if written:
-                await finished(tx, task.id, cost_micros(task), task.webhook_url is not None)
-        return bool(written)
+
+        async def write(tx: Executor) -> bool:
+            if not await tx.execute(_FINISH, outcome_row(task)):
+                return False
+            await finished(tx, task.id, cost_micros(task), task.webhook_url is not None)
+            return True
+
+        return await self.db.transaction(write)
 
     async def release(self, owner: str) -> int:
         return await self.db.execute(_RELEASE, {"owner": owner})
 
     async def reap(self) -> list[Task]:
-        async with self.db.transaction() as tx:
+        async def write(tx: Executor) -> list[Task]:
             rows = await tx.fetch_all(_REAP, {"error": failure_json(LOST_WORKER)})
             reaped = [task_from_row(row) for row in rows]
             for task in reaped:
                 if task.ready:
                     await finished(tx, task.id, 0)
-        return reaped
+            return reaped
+
+        return await self.db.transaction(write)
 
     async def cancel(self, task_id: str, tenant_id: str) -> Task | None:
         args = {"id": task_id, "tenant_id": tenant_id, "error": failure_json(CANCELED)}
-        async with self.db.transaction() as tx:
+
+        async def write(tx: Executor) -> None:
             if await tx.execute(_CANCEL, args):
                 await finished(tx, task_id, 0)
+
+        await self.db.transaction(write)
         return await self.get(task_id, tenant_id)
 
     async def purge_output(self, task_id: str) -> None:

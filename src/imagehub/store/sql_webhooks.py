@@ -116,10 +116,12 @@ class SQLWebhooks:
         return args
 
     async def ensure_webhook_secret(self, secret: WebhookSecret) -> list[WebhookSecret]:
-        async with self.db.transaction() as tx:
+        async def ensure(tx: Executor) -> None:
             args = await self._locked(tx, secret.tenant_id)
             if await tx.fetch_one(_SECRETS, args) is None:
                 await tx.execute(_INSERT_SECRET, secret_row(secret))
+
+        await self.db.transaction(ensure)
         return await self.webhook_secrets(secret.tenant_id)
 
     async def rotate_webhook_secret(
@@ -127,9 +129,12 @@ class SQLWebhooks:
     ) -> list[WebhookSecret]:
         now = utcnow()
         until = (now + timedelta(seconds=overlap_seconds)).timestamp()
-        async with self.db.transaction() as tx:
+
+        async def rotate(tx: Executor) -> None:
             args = await self._locked(tx, secret.tenant_id)
             await tx.execute(_DROP_EXPIRED, {**args, "at": now.timestamp()})
             await tx.execute(_EXPIRE, {**args, "until": until})
             await tx.execute(_INSERT_SECRET, secret_row(secret))
+
+        await self.db.transaction(rotate)
         return await self.webhook_secrets(secret.tenant_id)

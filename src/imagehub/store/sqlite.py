@@ -1,10 +1,9 @@
 """SQLite: the embedded default (WAL, one writer connection on its own thread).
 
 Writes go through a single thread and connection (as datasette does): SQLite has one writer
-anyway, so a claim's `UPDATE ... RETURNING` needs no row locks. A transaction holds the writer
-(an asyncio lock) from its first statement to its commit. Reads (SELECTs outside a
-transaction) run on a small pool of their own connections. Lease times are the `now` passed
-with each statement.
+anyway, so a claim's `UPDATE ... RETURNING` needs no row locks, and a transaction runs whole
+on that thread, in one hop. Reads (SELECTs outside a transaction) run on a small pool of their
+own connections. Lease times are the `now` passed with each statement.
 """
 
 from __future__ import annotations
@@ -13,11 +12,10 @@ import asyncio
 import sqlite3
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from imagehub.store.connector import NO_PARAMS, SQLITE, Executor, Params, Row
 from imagehub.store.schema import migrations
@@ -29,35 +27,39 @@ T = TypeVar("T")
 MIGRATIONS = migrations(SQLITE)
 
 
-class _Writer:
-    """The statements of one transaction, on the writer thread; BEGIN rides on the first."""
+class _Transaction:
+    """The statements of one transaction, run at once on the writer thread's connection.
 
-    def __init__(self, connector: SQLiteConnector) -> None:
+    Its methods never suspend, so a transaction function awaiting only them completes in one
+    `send` (see `_drive`): the whole transaction is one hop to the writer thread.
+    """
+
+    def __init__(self, connector: SQLiteConnector, conn: sqlite3.Connection) -> None:
         self.connector = connector
-        self.begun = False
-
-    def _run(self, fn: Callable[[sqlite3.Connection], T]) -> Callable[[sqlite3.Connection], T]:
-        if self.begun:
-            return fn
-        self.begun = True
-
-        def begin_then(conn: sqlite3.Connection) -> T:
-            conn.execute("BEGIN IMMEDIATE")
-            return fn(conn)
-
-        return begin_then
+        self.conn = conn
 
     async def execute(self, sql: str, params: Params = NO_PARAMS) -> int:
-        run = self.connector.statement(sql, params, lambda cur: cur.rowcount)
-        return await self.connector.on_writer(self._run(run))
+        return self.connector.statement(sql, params, lambda cur: cur.rowcount)(self.conn)
 
     async def fetch_one(self, sql: str, params: Params = NO_PARAMS) -> Row | None:
-        run = self.connector.statement(sql, params, lambda cur: cur.fetchone())
-        return await self.connector.on_writer(self._run(run))
+        row: Row | None = self.connector.statement(sql, params, lambda cur: cur.fetchone())(
+            self.conn
+        )
+        return row
 
     async def fetch_all(self, sql: str, params: Params = NO_PARAMS) -> list[Row]:
-        run = self.connector.statement(sql, params, lambda cur: cur.fetchall())
-        return await self.connector.on_writer(self._run(run))
+        return self.connector.statement(sql, params, lambda cur: cur.fetchall())(self.conn)
+
+
+def _drive(step: Coroutine[Any, Any, T]) -> T:
+    """The result of a coroutine that never suspends."""
+    try:
+        step.send(None)
+    except StopIteration as done:
+        result: T = done.value
+        return result
+    step.close()
+    raise RuntimeError("a SQLite transaction awaited something other than its statements")
 
 
 class SQLiteConnector:
@@ -69,7 +71,6 @@ class SQLiteConnector:
         self._readers = ThreadPoolExecutor(1)
         self._local = threading.local()
         self._write_conn: sqlite3.Connection | None = None
-        self._write_lock = asyncio.Lock()
         self._reader_conns: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
 
@@ -107,8 +108,7 @@ class SQLiteConnector:
         if sql.lstrip().startswith("SELECT"):
             loop = asyncio.get_running_loop()
             return await loop.run_in_executor(self._readers, lambda: run(self._reader()))
-        async with self._write_lock:
-            return await self.on_writer(run)
+        return await self.on_writer(run)
 
     async def execute(self, sql: str, params: Params = NO_PARAMS) -> int:
         return await self._run(sql, params, lambda cur: cur.rowcount)
@@ -119,18 +119,18 @@ class SQLiteConnector:
     async def fetch_all(self, sql: str, params: Params = NO_PARAMS) -> list[Row]:
         return await self._run(sql, params, lambda cur: cur.fetchall())
 
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Executor]:
-        async with self._write_lock:
-            tx = _Writer(self)
+    async def transaction(self, fn: Callable[[Executor], Coroutine[Any, Any, T]]) -> T:
+        def run(conn: sqlite3.Connection) -> T:
+            conn.execute("BEGIN IMMEDIATE")
             try:
-                yield tx
+                result = _drive(fn(_Transaction(self, conn)))
             except BaseException:
-                if tx.begun:
-                    await self.on_writer(lambda conn: conn.execute("ROLLBACK"))
+                conn.execute("ROLLBACK")
                 raise
-            if tx.begun:
-                await self.on_writer(lambda conn: conn.execute("COMMIT"))
+            conn.execute("COMMIT")
+            return result
+
+        return await self.on_writer(run)
 
     async def open(self, *, migrate: bool = True) -> None:
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
