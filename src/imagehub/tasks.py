@@ -147,9 +147,9 @@ class TaskFailure:
 
 
 #: what a task canceled by its client ends with
-CANCELED = TaskFailure.of(Canceled())
+CANCELED_ERROR = TaskFailure.of(Canceled())
 #: what a task that lost its worker on every attempt fails with
-LOST_WORKER = TaskFailure.of(
+LOST_WORKER_ERROR = TaskFailure.of(
     InternalError("The worker running this task stopped responding on every attempt.")
 )
 

@@ -14,7 +14,7 @@ import pytest
 
 from imagehub.store import MemoryStore, SQLiteStore, Store
 from imagehub.tasks import (
-    LOST_WORKER,
+    LOST_WORKER_ERROR,
     DuplicateTask,
     OutputImage,
     Task,
@@ -535,7 +535,7 @@ async def test_reap_fails_an_expired_task_out_of_attempts_with_the_lost_worker_e
     [second] = await store.reap()
     assert second.status == TaskStatus.FAILED
     assert second.attempts == 2
-    assert second.error == LOST_WORKER
+    assert second.error == LOST_WORKER_ERROR
     assert second.error.code == "internal_error"
     assert second.finished_at is not None
     assert (second.lease_owner, second.lease_expires_at) == (None, None)

@@ -18,7 +18,15 @@ from imagehub.store.base import (
     gcra,
     new_delivery,
 )
-from imagehub.tasks import CANCELED, LOST_WORKER, DuplicateTask, Page, Task, TaskStatus, utcnow
+from imagehub.tasks import (
+    CANCELED_ERROR,
+    LOST_WORKER_ERROR,
+    DuplicateTask,
+    Page,
+    Task,
+    TaskStatus,
+    utcnow,
+)
 from imagehub.tenancy.types import ApiKey, OverLimit, Submission
 from imagehub.webhooks.types import Delivery, WebhookSecret
 
@@ -186,7 +194,7 @@ class MemoryStore:
             task = self._put(
                 task,
                 status=TaskStatus.FAILED if spent else TaskStatus.QUEUED,
-                error=LOST_WORKER if spent else task.error,
+                error=LOST_WORKER_ERROR if spent else task.error,
                 finished_at=now if spent else None,
                 run_after=now,
                 lease_owner=None,
@@ -207,7 +215,7 @@ class MemoryStore:
             finished_at=utcnow(),
             lease_owner=None,
             lease_expires_at=None,
-            error=CANCELED,
+            error=CANCELED_ERROR,
         )
         self._finished(task_id, 0)
         return task

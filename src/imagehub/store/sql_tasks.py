@@ -18,8 +18,8 @@ from imagehub.store.rows import (
 from imagehub.store.sql_keys import reserve, settle
 from imagehub.store.sql_webhooks import activate, add_delivery
 from imagehub.tasks import (
-    CANCELED,
-    LOST_WORKER,
+    CANCELED_ERROR,
+    LOST_WORKER_ERROR,
     DuplicateTask,
     Page,
     Task,
@@ -180,7 +180,7 @@ class SQLTasks:
 
     async def reap(self) -> list[Task]:
         async def write(tx: Executor) -> list[Task]:
-            rows = await tx.fetch_all(_REAP, {"error": failure_json(LOST_WORKER)})
+            rows = await tx.fetch_all(_REAP, {"error": failure_json(LOST_WORKER_ERROR)})
             reaped = [task_from_row(row) for row in rows]
             for task in reaped:
                 if task.ready:
@@ -190,7 +190,7 @@ class SQLTasks:
         return await self.db.transaction(write)
 
     async def cancel(self, task_id: str, tenant_id: str) -> Task | None:
-        args = {"id": task_id, "tenant_id": tenant_id, "error": failure_json(CANCELED)}
+        args = {"id": task_id, "tenant_id": tenant_id, "error": failure_json(CANCELED_ERROR)}
 
         async def write(tx: Executor) -> None:
             if await tx.execute(_CANCEL, args):
