@@ -11,22 +11,9 @@ from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any, TypeVar
 
-from imagehub.store.base import (
-    cost_micros,
-    decode_cursor,
-    encode_cursor,
-    gcra,
-    new_delivery,
-)
-from imagehub.tasks import (
-    CANCELED_ERROR,
-    LOST_WORKER_ERROR,
-    DuplicateTask,
-    Page,
-    Task,
-    TaskStatus,
-    utcnow,
-)
+from imagehub import tasks
+from imagehub.store.base import cost_micros, decode_cursor, encode_cursor, gcra, new_delivery
+from imagehub.tasks import DuplicateTask, Page, Task, TaskStatus, utcnow
 from imagehub.tenancy.types import ApiKey, OverLimit, Submission
 from imagehub.webhooks.types import Delivery, WebhookSecret
 
@@ -59,26 +46,21 @@ class MemoryStore:
         self.secrets: list[WebhookSecret] = []
 
     async def open(self) -> None:
-        pass
+        """Nothing to open, close or reach: the store is this object."""
 
-    async def close(self) -> None:
-        pass
+    async def close(self) -> None: ...
 
-    async def ping(self) -> None:
-        pass
+    async def ping(self) -> None: ...
 
     # -- tasks
 
     async def create(self, task: Task, submission: Submission | None = None) -> None:
         if task.id in self.tasks:
             raise ValueError(f"task {task.id} exists already")
-        if task.idempotency_key is not None:
-            for other in self.tasks.values():
-                if (other.tenant_id, other.idempotency_key) == (
-                    task.tenant_id,
-                    task.idempotency_key,
-                ):
-                    raise DuplicateTask(other)
+        key = (task.tenant_id, task.idempotency_key)
+        for other in self.tasks.values():
+            if task.idempotency_key is not None and (other.tenant_id, other.idempotency_key) == key:
+                raise DuplicateTask(other)
         if submission is not None and submission.key_id is not None:
             self._reserve(task.id, submission.key_id, submission.reserve_micros)
         if task.webhook_url is not None:
@@ -194,7 +176,7 @@ class MemoryStore:
             task = self._put(
                 task,
                 status=TaskStatus.FAILED if spent else TaskStatus.QUEUED,
-                error=LOST_WORKER_ERROR if spent else task.error,
+                error=tasks.LOST_WORKER_ERROR if spent else task.error,
                 finished_at=now if spent else None,
                 run_after=now,
                 lease_owner=None,
@@ -215,7 +197,7 @@ class MemoryStore:
             finished_at=utcnow(),
             lease_owner=None,
             lease_expires_at=None,
-            error=CANCELED_ERROR,
+            error=tasks.CANCELED_ERROR,
         )
         self._finished(task_id, 0)
         return task
