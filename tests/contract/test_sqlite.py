@@ -14,9 +14,11 @@ from pathlib import Path
 import pytest
 
 from imagehub.store import SQLiteStore
+from imagehub.store.connector import Executor
 from imagehub.store.rows import (
     KEY_FIELDS,
     TASK_FIELDS,
+    insert,
     key_from_row,
     key_row,
     task_from_row,
@@ -345,3 +347,21 @@ def test_a_key_row_round_trips_every_field():
         revoked_at=MOMENTS[3],
     )
     assert key_from_row(tuple(key_row(key)[f] for f in KEY_FIELDS)) == key
+
+
+async def test_a_transaction_that_awaits_anything_but_its_statements_writes_nothing(tmp_path):
+    """SQLite runs a transaction whole on its writer thread: it may not wait on the loop."""
+    store = SQLiteStore(tmp_path / "hub.db")
+    await store.open()
+    try:
+        task = Task(id=new_id("tsk_"), tenant_id="t1", model="nano-banana", input={})
+
+        async def insert_then_wait(tx: Executor) -> None:
+            await tx.execute(insert("tasks", TASK_FIELDS), task_row(task))
+            await asyncio.sleep(0)
+
+        with pytest.raises(RuntimeError, match="awaited something other"):
+            await store.db.transaction(insert_then_wait)
+        assert await store.get(task.id) is None
+    finally:
+        await store.close()
