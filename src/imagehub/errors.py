@@ -14,7 +14,7 @@
     ├── Overloaded                    503 overloaded (carries retry_after)
     │   └── StorageUnavailable        503 overloaded: a transient storage fault (disk full, ...)
     ├── ModelUnavailable              503 model_unavailable (no configured route serves the model)
-    ├── TaskError                     why a task failed; lands in task.error, never an HTTP status
+    ├── TaskError                     why a task failed; lands in task.error (TaskFailure)
     │   ├── InputImageError
     │   │   ├── ImageDownloadError    image_download_error
     │   │   └── InvalidInputImage     invalid_input_image
@@ -181,9 +181,6 @@ class TaskError(HubError):
     """The task failed."""
 
     retryable: ClassVar[bool] = False
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"code": self.code, "message": self.message, "retryable": self.retryable}
 
 
 class InputImageError(TaskError):

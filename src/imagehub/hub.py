@@ -29,15 +29,16 @@ from imagehub.outbound.address import AddressPolicy
 from imagehub.outbound.fetch import Fetcher
 from imagehub.routing.router import Router
 from imagehub.settings import Settings
-from imagehub.store import ApiKey, DuplicateTask, Page, TaskStore
-from imagehub.store.base import Delivery, OverLimit, Submission
-from imagehub.tasks import Task, TaskOutput, TaskStatus, new_id
+from imagehub.store import Store
+from imagehub.tasks import DuplicateTask, Page, Task, TaskOutput, TaskStatus, new_id
 from imagehub.tenancy.accounts import Accounts
 from imagehub.tenancy.keys import hash_key, make_key
 from imagehub.tenancy.limits import over_limit
 from imagehub.tenancy.pricing import Pricing
+from imagehub.tenancy.types import ApiKey, OverLimit, Submission
 from imagehub.wakeups.notifier import Notifier
 from imagehub.webhooks.sender import WebhookSender, check_webhook_url
+from imagehub.webhooks.types import Delivery
 from imagehub.worker import Worker
 
 log = logging.getLogger("imagehub")
@@ -56,7 +57,7 @@ class Hub:
         self,
         *,
         settings: Settings,
-        store: TaskStore,
+        store: Store,
         media: MediaStore,
         catalog: Catalog,
         validator: Validator,

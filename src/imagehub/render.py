@@ -68,7 +68,7 @@ def task_out(task: Task, base_url: str) -> TaskOut:
         ready=task.ready,
         input=task.input,
         output=output,
-        error=TaskErrorOut(**task.error) if task.error and task.ready else None,
+        error=TaskErrorOut(**task.error.to_dict()) if task.error and task.ready else None,
         provider=task.provider,
         warnings=list(task.warnings),
         attempts=task.attempts,

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from imagehub.errors import InvalidTransition
+from imagehub.errors import Canceled, InternalError, InvalidTransition, TaskError
 
 
 class TaskStatus(enum.StrEnum):
@@ -178,6 +178,34 @@ class Usage:
 
 
 @dataclass(frozen=True, slots=True)
+class TaskFailure:
+    """Why a task failed (or was canceled): a `TaskError` as the task keeps it."""
+
+    code: str
+    message: str
+    retryable: bool = False
+
+    @classmethod
+    def of(cls, error: TaskError) -> TaskFailure:
+        return cls(error.code, error.message, error.retryable)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"code": self.code, "message": self.message, "retryable": self.retryable}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TaskFailure:
+        return cls(str(data["code"]), str(data.get("message", "")), bool(data.get("retryable")))
+
+
+#: what a task canceled by its client ends with
+CANCELED_ERROR = TaskFailure.of(Canceled())
+#: what a task that lost its worker on every attempt fails with
+LOST_WORKER_ERROR = TaskFailure.of(
+    InternalError("The worker running this task stopped responding on every attempt.")
+)
+
+
+@dataclass(frozen=True, slots=True)
 class Task:
     id: str
     tenant_id: str
@@ -186,7 +214,7 @@ class Task:
     input: dict[str, Any]
     status: TaskStatus = TaskStatus.QUEUED
     output: TaskOutput | None = None
-    error: dict[str, Any] | None = None
+    error: TaskFailure | None = None
     provider: str | None = None
     warnings: tuple[str, ...] = ()
     attempts: int = 0
@@ -215,3 +243,19 @@ class Task:
         if "status" in changes:
             check_transition(self.status, changes["status"])
         return dataclasses.replace(self, **changes)
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of a tenant's tasks, newest first; `next_cursor` is None on the last."""
+
+    tasks: list[Task]
+    next_cursor: str | None
+
+
+class DuplicateTask(Exception):
+    """A task with this tenant and idempotency key exists already."""
+
+    def __init__(self, existing: Task) -> None:
+        self.existing = existing
+        super().__init__(existing.id)

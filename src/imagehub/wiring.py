@@ -12,7 +12,7 @@ from imagehub.outbound.fetch import Fetcher
 from imagehub.routing.config import build_router
 from imagehub.routing.router import Router
 from imagehub.settings import Settings
-from imagehub.store import TaskStore, open_store
+from imagehub.store import Store, open_store
 from imagehub.tenancy.accounts import Accounts
 from imagehub.tenancy.limits import RedisRates
 from imagehub.tenancy.pricing import Pricing
@@ -30,7 +30,7 @@ def build_hub(
     run_worker: bool = True,
     router: Router | None = None,
     catalog: Catalog | None = None,
-    store: TaskStore | None = None,
+    store: Store | None = None,
     media: MediaStore | None = None,
     notifier: Notifier | None = None,
 ) -> Hub:
@@ -91,7 +91,7 @@ def build_hub(
     )
 
 
-def _open_store(settings: Settings) -> TaskStore:
+def _open_store(settings: Settings) -> Store:
     return open_store(
         settings.store_url,
         pool_size=settings.database_pool_size,

@@ -29,7 +29,16 @@ from imagehub.routing.policy import FailurePolicy
 from imagehub.routing.router import Route, Router
 from imagehub.settings import Settings
 from imagehub.store import TaskStore
-from imagehub.tasks import OutputImage, Task, TaskOutput, TaskStatus, Usage, new_id, utcnow
+from imagehub.tasks import (
+    OutputImage,
+    Task,
+    TaskFailure,
+    TaskOutput,
+    TaskStatus,
+    Usage,
+    new_id,
+    utcnow,
+)
 from imagehub.tenancy.pricing import Pricing, Tokens
 from imagehub.wakeups.notifier import Notifier
 
@@ -386,10 +395,10 @@ class Worker:
         if delay is not None:
             return task.replace(
                 status=TaskStatus.QUEUED,
-                error=exc.to_dict(),
+                error=TaskFailure.of(exc),
                 run_after=utcnow() + timedelta(seconds=delay),
             )
-        error = self.policy.final(task.attempts, exc).to_dict()
+        error = TaskFailure.of(self.policy.final(task.attempts, exc))
         return task.replace(status=TaskStatus.FAILED, error=error, finished_at=utcnow())
 
     async def _finish(self, task: Task) -> None:

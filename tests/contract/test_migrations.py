@@ -13,15 +13,18 @@ import pytest
 
 from imagehub.store import SQLiteStore, migrate
 from imagehub.store import sqlite as sqlite_backend
-from imagehub.store.postgres import PostgresStore
-from imagehub.store.postgres_schema import MIGRATIONS as PG_MIGRATIONS
-from imagehub.store.postgres_schema import SchemaOutdated
-from imagehub.store.rows import TASK_COLUMNS, task_to_row
+from imagehub.store.postgres import MIGRATIONS as PG_MIGRATIONS
+from imagehub.store.postgres import PostgresStore, SchemaOutdated
+from imagehub.store.rows import TASK_COLUMNS, TASK_FIELDS, task_row
 from imagehub.tasks import Task, new_id
 
 
 def a_task() -> Task:
     return Task(id=new_id("tsk_"), tenant_id="t1", model="nano-banana", input={"prompt": "old"})
+
+
+def as_row(task: Task) -> tuple[object, ...]:
+    return tuple(task_row(task)[f] for f in TASK_FIELDS)
 
 
 def migrate_processes(count: int, env: dict[str, str], *args: str) -> list[str]:
@@ -50,9 +53,7 @@ def first_sqlite_schema(path: Path, task: Task) -> None:
     conn = sqlite3.connect(path)
     conn.executescript(sqlite_backend.MIGRATIONS[0])
     conn.execute("PRAGMA user_version = 1")
-    conn.execute(
-        f"INSERT INTO tasks ({TASK_COLUMNS}) VALUES ({', '.join('?' * 23)})", task_to_row(task)
-    )
+    conn.execute(f"INSERT INTO tasks ({TASK_COLUMNS}) VALUES ({', '.join('?' * 23)})", as_row(task))
     conn.commit()
     conn.close()
 
@@ -106,7 +107,7 @@ def first_pg_schema(url: str, task: Task) -> None:
         conn.execute("INSERT INTO schema_version (version) VALUES (1)")
         conn.execute(
             f"INSERT INTO tasks ({TASK_COLUMNS}) VALUES ({', '.join(['%s'] * 23)})",
-            task_to_row(task),
+            as_row(task),
         )
 
 

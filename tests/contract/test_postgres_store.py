@@ -15,16 +15,27 @@ from datetime import timedelta
 import psycopg
 import pytest
 
-from imagehub.store import ApiKey, DuplicateTask, MemoryStore, SQLiteStore, TaskStore
+from imagehub.store import MemoryStore, SQLiteStore, Store
 from imagehub.store.postgres import PostgresStore
-from imagehub.tasks import OutputImage, Task, TaskOutput, TaskStatus, Usage, new_id, utcnow
+from imagehub.tasks import (
+    DuplicateTask,
+    OutputImage,
+    Task,
+    TaskFailure,
+    TaskOutput,
+    TaskStatus,
+    Usage,
+    new_id,
+    utcnow,
+)
+from imagehub.tenancy.types import ApiKey
 
 BACKENDS = ["memory", "sqlite", "postgres"]
 
 
 @pytest.fixture(params=BACKENDS)
-async def store(request: pytest.FixtureRequest, tmp_path) -> AsyncIterator[TaskStore]:
-    backend: TaskStore
+async def store(request: pytest.FixtureRequest, tmp_path) -> AsyncIterator[Store]:
+    backend: Store
     if request.param == "memory":
         backend = MemoryStore()
     elif request.param == "sqlite":
@@ -69,7 +80,7 @@ def succeeded(task: Task) -> Task:
 # -- create, get, list
 
 
-async def test_a_created_task_reads_back_with_every_field(store: TaskStore):
+async def test_a_created_task_reads_back_with_every_field(store: Store):
     task = make_task(
         metadata={"ref": "x"},
         webhook_url="https://example.com/hook",
@@ -88,7 +99,7 @@ async def test_a_created_task_reads_back_with_every_field(store: TaskStore):
     assert got.lease_token == 0 and got.attempts == 0 and got.output is None
 
 
-async def test_get_is_scoped_to_the_tenant(store: TaskStore):
+async def test_get_is_scoped_to_the_tenant(store: Store):
     task = make_task()
     await store.create(task)
     assert await store.get(task.id, "t1") is not None
@@ -96,7 +107,7 @@ async def test_get_is_scoped_to_the_tenant(store: TaskStore):
     assert await store.get("tsk_unknown") is None
 
 
-async def test_a_reused_idempotency_key_raises_with_the_existing_task(store: TaskStore):
+async def test_a_reused_idempotency_key_raises_with_the_existing_task(store: Store):
     first = make_task(idempotency_key="same")
     await store.create(first)
     with pytest.raises(DuplicateTask) as raised:
@@ -107,7 +118,7 @@ async def test_a_reused_idempotency_key_raises_with_the_existing_task(store: Tas
     await store.create(make_task())
 
 
-async def test_history_is_newest_first_filtered_and_paged(store: TaskStore):
+async def test_history_is_newest_first_filtered_and_paged(store: Store):
     tasks = [make_task(model="nano-banana" if i % 2 else "gpt-image-2") for i in range(7)]
     for task in tasks:
         await store.create(task)
@@ -132,7 +143,7 @@ async def test_history_is_newest_first_filtered_and_paged(store: TaskStore):
 # -- claim, heartbeat, finish
 
 
-async def test_claim_leases_due_tasks_oldest_first(store: TaskStore):
+async def test_claim_leases_due_tasks_oldest_first(store: Store):
     tasks = [make_task() for _ in range(3)]
     later = make_task(run_after=utcnow() + timedelta(hours=1))
     for task in [*tasks, later]:
@@ -148,7 +159,7 @@ async def test_claim_leases_due_tasks_oldest_first(store: TaskStore):
     assert await store.claim("w3", 10, 30) == []
 
 
-async def test_heartbeat_renews_only_the_owners_leases(store: TaskStore):
+async def test_heartbeat_renews_only_the_owners_leases(store: Store):
     for _ in range(3):
         await store.create(make_task())
     mine = await store.claim("w1", 2, 5)
@@ -164,7 +175,7 @@ async def test_heartbeat_renews_only_the_owners_leases(store: TaskStore):
     assert await store.heartbeat("nobody", 60) == set()
 
 
-async def test_finish_writes_the_outcome_once_and_only_with_the_lease(store: TaskStore):
+async def test_finish_writes_the_outcome_once_and_only_with_the_lease(store: Store):
     await store.create(make_task())
     (task,) = await store.claim("w1", 1, 30)
     stale = dataclasses.replace(task, lease_token=task.lease_token - 1)
@@ -179,10 +190,10 @@ async def test_finish_writes_the_outcome_once_and_only_with_the_lease(store: Tas
     assert done.finished_at is not None
 
 
-async def test_a_retry_goes_back_to_the_queue_until_its_time(store: TaskStore):
+async def test_a_retry_goes_back_to_the_queue_until_its_time(store: Store):
     await store.create(make_task())
     (task,) = await store.claim("w1", 1, 30)
-    error = {"code": "upstream_unavailable", "message": "down", "retryable": True}
+    error = TaskFailure("upstream_unavailable", "down", True)
     retry = task.replace(status=TaskStatus.QUEUED, error=error, run_after=utcnow())
     assert await store.finish(retry)
     again = await store.claim("w2", 1, 30)
@@ -197,7 +208,7 @@ async def test_a_retry_goes_back_to_the_queue_until_its_time(store: TaskStore):
 # -- release, reap, cancel, purge
 
 
-async def test_release_hands_the_owners_tasks_back(store: TaskStore):
+async def test_release_hands_the_owners_tasks_back(store: Store):
     for _ in range(3):
         await store.create(make_task())
     mine = await store.claim("w1", 2, 30)
@@ -209,7 +220,7 @@ async def test_release_hands_the_owners_tasks_back(store: TaskStore):
     assert not await store.finish(succeeded(mine[0])), "the released lease is gone"
 
 
-async def test_reap_requeues_expired_leases_or_fails_spent_tasks(store: TaskStore):
+async def test_reap_requeues_expired_leases_or_fails_spent_tasks(store: Store):
     fresh = make_task(max_attempts=3)
     spent = make_task(max_attempts=1)
     alive = make_task()
@@ -222,7 +233,7 @@ async def test_reap_requeues_expired_leases_or_fails_spent_tasks(store: TaskStor
     assert reaped[fresh.id].status == TaskStatus.QUEUED
     failed = await store.get(spent.id)
     assert failed is not None and failed.status == TaskStatus.FAILED and failed.ready
-    assert failed.error is not None and failed.error["code"] == "internal_error"
+    assert failed.error is not None and failed.error.code == "internal_error"
     assert failed.finished_at is not None
     assert await store.reap() == []
     for task in expired:
@@ -231,7 +242,7 @@ async def test_reap_requeues_expired_leases_or_fails_spent_tasks(store: TaskStor
     assert again.id == fresh.id and again.attempts == 2
 
 
-async def test_cancel_stops_queued_and_running_tasks_only(store: TaskStore):
+async def test_cancel_stops_queued_and_running_tasks_only(store: Store):
     await store.create(make_task())
     (running,) = await store.claim("w1", 1, 30)
     await store.create(make_task())
@@ -242,7 +253,7 @@ async def test_cancel_stops_queued_and_running_tasks_only(store: TaskStore):
 
     canceled = await store.cancel(running.id, "t1")
     assert canceled is not None and canceled.status == TaskStatus.CANCELED and canceled.ready
-    assert canceled.error is not None and canceled.error["code"] == "canceled"
+    assert canceled.error is not None and canceled.error.code == "canceled"
     assert canceled.lease_owner is None and canceled.finished_at is not None
     assert not await store.finish(succeeded(running)), "the worker's result is dropped"
     assert await store.heartbeat("w1", 30) == set(), "the worker no longer holds it"
@@ -255,7 +266,7 @@ async def test_cancel_stops_queued_and_running_tasks_only(store: TaskStore):
     assert await store.claim("w2", 5, 30) == []
 
 
-async def test_purge_output_drops_the_images_and_marks_the_output(store: TaskStore):
+async def test_purge_output_drops_the_images_and_marks_the_output(store: Store):
     await store.create(make_task(input={"prompt": "p", "sync_mode": True}))
     (task,) = await store.claim("w1", 1, 30)
     assert await store.finish(succeeded(task))
@@ -270,7 +281,7 @@ async def test_purge_output_drops_the_images_and_marks_the_output(store: TaskSto
 # -- keys and plumbing
 
 
-async def test_keys_are_found_by_hash_and_counted_unless_revoked(store: TaskStore):
+async def test_keys_are_found_by_hash_and_counted_unless_revoked(store: Store):
     key = ApiKey(id="key_1", tenant_id="t1", key_hash="h1", prefix="ih_abc", admin=True)
     revoked = ApiKey(
         id="key_2", tenant_id="t1", key_hash="h2", prefix="ih_def", revoked_at=utcnow()
@@ -307,7 +318,7 @@ async def test_tasks_survive_closing_and_reopening(request, tmp_path):
 # -- PostgreSQL: concurrent claimers
 
 
-async def _drain(store: TaskStore, owner: str) -> list[str]:
+async def _drain(store: Store, owner: str) -> list[str]:
     taken: list[str] = []
     idle = 0
     while idle < 3:
@@ -367,5 +378,34 @@ async def test_purged_output_is_still_valid_json_on_postgres(postgres_url: str):
             cur = await conn.execute("SELECT output FROM tasks WHERE id = %s", (task.id,))
             row = await cur.fetchone()
         assert row is not None and json.loads(row[0])["images"] == []
+    finally:
+        await store.close()
+
+
+async def _drop_connections(url: str) -> int:
+    """End every other session on the test's database, as a database restart would."""
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as admin:
+        cur = await admin.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        row = await cur.fetchone()
+    return int(row[0]) if row else 0
+
+
+async def test_statements_on_connections_the_database_dropped_run_again(postgres_url: str):
+    store = PostgresStore(postgres_url, pool_size=3)
+    await store.open()
+    try:
+        # fill the pool: every one of its connections is idle in it when they are dropped
+        await asyncio.gather(*(store.get("nothing") for _ in range(6)))
+        assert await _drop_connections(postgres_url) >= 1
+        task = make_task()
+        await store.create(task)  # a transaction: its BEGIN finds the broken connections
+        assert await _drop_connections(postgres_url) >= 1
+        got = await store.get(task.id)  # a single statement
+        assert got is not None and got.id == task.id
+        assert await _drop_connections(postgres_url) >= 1
+        assert [t.id for t in await store.claim("w1", 1, 30)] == [task.id]
     finally:
         await store.close()

@@ -13,10 +13,20 @@ from pathlib import Path
 
 import pytest
 
-from imagehub.store import ApiKey, SQLiteStore
-from imagehub.store.rows import key_from_row, key_to_row, task_from_row, task_to_row
-from imagehub.store.sqlite import MIGRATIONS, migrate
-from imagehub.tasks import OutputImage, Task, TaskOutput, TaskStatus, Usage, new_id
+from imagehub.store import SQLiteStore
+from imagehub.store.connector import Executor
+from imagehub.store.rows import (
+    KEY_FIELDS,
+    TASK_FIELDS,
+    insert,
+    key_from_row,
+    key_row,
+    task_from_row,
+    task_row,
+)
+from imagehub.store.sqlite import MIGRATIONS, SQLiteConnector, migrate
+from imagehub.tasks import OutputImage, Task, TaskFailure, TaskOutput, TaskStatus, Usage, new_id
+from imagehub.tenancy.types import ApiKey
 
 
 def _user_version(path: Path) -> int:
@@ -128,8 +138,8 @@ async def test_open_waits_while_another_process_holds_a_fresh_file_locked(tmp_pa
 def test_migrate_tolerates_another_process_applying_the_same_step_first(tmp_path):
     """Process A reads user_version 0, then waits for B's write lock; B migrates meanwhile."""
     path = tmp_path / "race.db"
-    store = SQLiteStore(path)
-    a, b = store._connect(), store._connect()
+    connector = SQLiteConnector(path)
+    a, b = connector._connect(), connector._connect()
     errors: list[BaseException] = []
     results: list[int] = []
 
@@ -265,7 +275,7 @@ def _full_task(moment: datetime) -> Task:
             description="two foxes",
             purged=True,
         ),
-        error={"code": "upstream_timeout", "message": "slow", "retryable": True},
+        error=TaskFailure("upstream_timeout", "slow", True),
         provider="demo",
         warnings=("first warning", "second ✓"),
         attempts=2,
@@ -306,7 +316,7 @@ def test_the_round_trip_task_sets_every_field_to_a_non_default_value():
 @pytest.mark.parametrize("moment", MOMENTS, ids=str)
 def test_a_row_round_trips_every_field_of_a_task_exactly(moment):
     task = _full_task(moment)
-    assert task_from_row(task_to_row(task)) == task
+    assert task_from_row(tuple(task_row(task)[f] for f in TASK_FIELDS)) == task
 
 
 @pytest.mark.parametrize("moment", MOMENTS, ids=str)
@@ -336,4 +346,22 @@ def test_a_key_row_round_trips_every_field():
         created_at=MOMENTS[2],
         revoked_at=MOMENTS[3],
     )
-    assert key_from_row(key_to_row(key)) == key
+    assert key_from_row(tuple(key_row(key)[f] for f in KEY_FIELDS)) == key
+
+
+async def test_a_transaction_that_awaits_anything_but_its_statements_writes_nothing(tmp_path):
+    """SQLite runs a transaction whole on its writer thread: it may not wait on the loop."""
+    store = SQLiteStore(tmp_path / "hub.db")
+    await store.open()
+    try:
+        task = Task(id=new_id("tsk_"), tenant_id="t1", model="nano-banana", input={})
+
+        async def insert_then_wait(tx: Executor) -> None:
+            await tx.execute(insert("tasks", TASK_FIELDS), task_row(task))
+            await asyncio.sleep(0)
+
+        with pytest.raises(RuntimeError, match="awaited something other"):
+            await store.db.transaction(insert_then_wait)
+        assert await store.get(task.id) is None
+    finally:
+        await store.close()

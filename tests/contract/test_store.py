@@ -1,11 +1,10 @@
-"""The TaskStore contract (store/base.py docstrings), one suite run against every backend."""
+"""The Store contract (store/base.py docstrings), one suite run against every backend."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
 import dataclasses
-import json
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -13,37 +12,34 @@ from typing import Any
 
 import pytest
 
-from imagehub.store import ApiKey, DuplicateTask, MemoryStore, SQLiteStore, TaskStore
-from imagehub.store.base import (
-    DeliveryAttempt,
-    OverLimit,
-    Submission,
-    WebhookSecret,
-    delivery_id,
-)
-from imagehub.store.rows import LOST_WORKER_ERROR
+from imagehub.store import MemoryStore, SQLiteStore, Store
 from imagehub.tasks import (
+    LOST_WORKER_ERROR,
+    DuplicateTask,
     Grounding,
     OutputImage,
     Source,
     Task,
+    TaskFailure,
     TaskOutput,
     TaskStatus,
     Usage,
     new_id,
     utcnow,
 )
+from imagehub.tenancy.types import ApiKey, OverLimit, Submission
+from imagehub.webhooks.types import DeliveryAttempt, WebhookSecret, delivery_id
 
 #: One factory per backend, given the test's request (for fixtures) and a fresh temporary
 #: directory; the server backend (postgres) gets a fresh database of its own.
-BACKENDS: dict[str, Callable[[pytest.FixtureRequest, Path], TaskStore]] = {
+BACKENDS: dict[str, Callable[[pytest.FixtureRequest, Path], Store]] = {
     "memory": lambda request, tmp_path: MemoryStore(),
     "sqlite": lambda request, tmp_path: SQLiteStore(tmp_path / "hub.db"),
     "postgres": lambda request, tmp_path: _postgres(request.getfixturevalue("shared_postgres")),
 }
 
 
-def _postgres(url: str) -> TaskStore:
+def _postgres(url: str) -> Store:
     from imagehub.store.postgres import PostgresStore
 
     return PostgresStore(url, pool_size=4)
@@ -83,7 +79,7 @@ BASE = utcnow() - timedelta(hours=1)
 
 
 @pytest.fixture(params=list(BACKENDS))
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[TaskStore]:
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
     backend = BACKENDS[request.param](request, tmp_path)
     await backend.open()
     try:
@@ -106,7 +102,7 @@ def make_task(*, tenant: str = "tenant-a", offset: float = 0.0, **changes: Any) 
     return Task(**fields)
 
 
-async def create_all(store: TaskStore, tasks: list[Task]) -> list[Task]:
+async def create_all(store: Store, tasks: list[Task]) -> list[Task]:
     for task in tasks:
         await store.create(task)
     return tasks
@@ -128,7 +124,7 @@ def output() -> TaskOutput:
     return TaskOutput(images=(image,), description="a fox")
 
 
-async def stored(store: TaskStore, task_id: str) -> Task:
+async def stored(store: Store, task_id: str) -> Task:
     task = await store.get(task_id)
     assert task is not None
     return task
@@ -226,7 +222,7 @@ async def test_list_filters_by_status(store):
     }
 
 
-async def _all_pages(store: TaskStore, limit: int, **filters: Any) -> list[list[Task]]:
+async def _all_pages(store: Store, limit: int, **filters: Any) -> list[list[Task]]:
     pages, cursor = [], None
     while True:
         page = await store.list_tasks("tenant-a", limit=limit, cursor=cursor, **filters)
@@ -420,7 +416,7 @@ async def test_finish_requeues_a_retry_until_its_run_after(store):
     [claimed] = await store.claim("w1", 1, 60)
     retry = claimed.replace(
         status=TaskStatus.QUEUED,
-        error={"code": "upstream_timeout", "message": "slow", "retryable": True},
+        error=TaskFailure("upstream_timeout", "slow", True),
         run_after=utcnow() + timedelta(minutes=5),
     )
     assert await store.finish(retry) is True
@@ -435,7 +431,7 @@ async def test_finish_writes_a_failure_with_its_error(store):
     [claimed] = await store.claim("w1", 1, 60)
     failed = claimed.replace(
         status=TaskStatus.FAILED,
-        error={"code": "content_policy_violation", "message": "blocked", "retryable": False},
+        error=TaskFailure("content_policy_violation", "blocked", False),
         finished_at=utcnow(),
     )
     assert await store.finish(failed) is True
@@ -481,7 +477,7 @@ async def test_finish_twice_writes_only_once(store):
     done = claimed.replace(status=TaskStatus.SUCCEEDED, output=output(), finished_at=utcnow())
     assert await store.finish(done) is True
     after_first = await store.get(claimed.id)
-    again = claimed.replace(status=TaskStatus.FAILED, error={"code": "internal_error"})
+    again = claimed.replace(status=TaskStatus.FAILED, error=TaskFailure("internal_error", ""))
     assert await store.finish(again) is False
     assert await store.get(claimed.id) == after_first
 
@@ -541,8 +537,8 @@ async def test_reap_fails_an_expired_task_out_of_attempts_with_the_lost_worker_e
     [second] = await store.reap()
     assert second.status == TaskStatus.FAILED
     assert second.attempts == 2
-    assert second.error == json.loads(LOST_WORKER_ERROR)
-    assert second.error["code"] == "internal_error"
+    assert second.error == LOST_WORKER_ERROR
+    assert second.error.code == "internal_error"
     assert second.finished_at is not None
     assert (second.lease_owner, second.lease_expires_at) == (None, None)
     assert await store.get(task.id) == second
@@ -570,7 +566,7 @@ async def test_cancel_of_a_queued_task_marks_it_canceled(store):
     assert canceled is not None
     assert canceled.status == TaskStatus.CANCELED
     assert canceled.error is not None
-    assert canceled.error["code"] == "canceled"
+    assert canceled.error.code == "canceled"
     assert canceled.finished_at is not None
     assert await store.get(task.id) == canceled
     assert await store.claim("w1", 10, 60) == []
@@ -583,7 +579,7 @@ async def test_cancel_of_a_running_task_drops_its_lease_and_fences_the_worker(st
     assert canceled is not None
     assert canceled.status == TaskStatus.CANCELED
     assert canceled.error is not None
-    assert canceled.error["code"] == "canceled"
+    assert canceled.error.code == "canceled"
     assert (canceled.lease_owner, canceled.lease_expires_at) == (None, None)
     done = claimed.replace(status=TaskStatus.SUCCEEDED, output=output())
     assert await store.finish(done) is False
@@ -737,13 +733,13 @@ async def test_rate_hit_allows_a_minutes_burst_then_says_how_long_to_wait(store)
 # ---------------------------------------------------------------- spend: reserve, settle, release
 
 
-async def limited_key(store: TaskStore, **limits: Any) -> ApiKey:
+async def limited_key(store: Store, **limits: Any) -> ApiKey:
     key = make_key("h-" + new_id(""), **limits)
     await store.add_key(key)
     return key
 
 
-async def usage_of(store: TaskStore, key: ApiKey) -> tuple[int, int, int]:
+async def usage_of(store: Store, key: ApiKey) -> tuple[int, int, int]:
     now = await store.get_key_by_id(key.id)
     assert now is not None
     return now.active_tasks, now.reserved_micros, now.spent_micros
@@ -780,7 +776,9 @@ async def test_a_retry_keeps_the_reservation_and_a_failure_releases_it(store):
     assert await store.finish(retry)
     assert await usage_of(store, key) == (1, 50_000, 0)
     [again] = await store.claim("w1", 1, 60)
-    failed = again.replace(status=TaskStatus.FAILED, error={"code": "x"}, finished_at=utcnow())
+    failed = again.replace(
+        status=TaskStatus.FAILED, error=TaskFailure("x", ""), finished_at=utcnow()
+    )
     assert await store.finish(failed)
     assert await usage_of(store, key) == (0, 0, 0)
 
@@ -892,7 +890,7 @@ async def test_a_task_without_webhook_url_has_no_delivery(store):
     assert await store.get_delivery(task.id, "tenant-a") is None
 
 
-async def due_delivery(store: TaskStore, *, tenant: str = "tenant-a", offset: float = 0.0):
+async def due_delivery(store: Store, *, tenant: str = "tenant-a", offset: float = 0.0):
     task = make_task(tenant=tenant, offset=offset, webhook_url="https://example.com/h")
     await store.create(task)
     await store.cancel(task.id, tenant)  # final: its delivery is due

@@ -13,6 +13,7 @@ import pytest
 from imagehub.catalog import Catalog
 from imagehub.errors import ModelUnavailable
 from imagehub.routing.router import Route, Router
+from imagehub.tasks import TaskFailure
 from imagehub.testing import ScriptedProvider
 from tests.providers.conftest import KEYS, TENANT, run_task
 from tests.providers.fake_upstream import FakeUpstream, Hang, Reply
@@ -109,7 +110,7 @@ async def test_failures_of_the_request_itself_do_not_fail_over(
     upstream.handler = lambda seen: failure
     hub = await make_hub(two_routes(tmp_path, upstream, backup))
     task = await run_task(hub, "nano-banana", NB)
-    assert task.status == "failed" and task.error["code"] == code
+    assert task.status == "failed" and task.error.code == code
     assert len(backup.seen) == 0
 
 
@@ -130,12 +131,12 @@ async def test_the_last_attempt_reports_the_error_and_the_attempts(upstream, mak
     hub = await make_hub(gemini_api_key=KEYS["gemini"], gemini_base_url=upstream.url)
     task = await run_task(hub, "nano-banana", NB)
     assert task.status == "failed" and task.attempts == 3 and len(upstream.seen) == 3
-    assert task.error == {
-        "code": "upstream_unavailable",
-        "message": "gemini is unavailable (HTTP 503: UNAVAILABLE The model is overloaded.) "
+    assert task.error == TaskFailure(
+        code="upstream_unavailable",
+        message="gemini is unavailable (HTTP 503: UNAVAILABLE The model is overloaded.) "
         "(gave up after 3 attempts)",
-        "retryable": True,
-    }
+        retryable=True,
+    )
 
 
 async def test_a_single_route_in_cool_down_is_still_tried(upstream, make_hub):
@@ -172,8 +173,8 @@ async def test_a_retry_after_beyond_the_budget_fails_at_once(upstream, make_hub)
     hub = await make_hub(gemini_api_key=KEYS["gemini"], gemini_base_url=upstream.url)
     task = await run_task(hub, "nano-banana", NB)
     assert task.status == "failed" and task.attempts == 1
-    assert task.error["code"] == "upstream_rate_limited"
-    assert "asked to wait 86400 s, longer than this hub waits" in task.error["message"]
+    assert task.error.code == "upstream_rate_limited"
+    assert "asked to wait 86400 s, longer than this hub waits" in task.error.message
 
 
 async def test_max_concurrency_sends_the_overflow_to_the_next_route(
@@ -212,8 +213,8 @@ async def test_a_task_whose_route_is_gone_when_it_runs_fails_with_a_clear_messag
     assert hub.worker is not None
     hub.worker.router = Router({})  # the worker's routes changed after the submit
     task = await run_task(hub, "gpt-image-2", {"prompt": "x"})
-    assert task.status == "failed" and task.error["code"] == "upstream_error"
-    assert "no upstream route serves gpt-image-2" in task.error["message"]
+    assert task.status == "failed" and task.error.code == "upstream_error"
+    assert "no upstream route serves gpt-image-2" in task.error.message
 
 
 def test_weights_share_the_load_within_a_priority():

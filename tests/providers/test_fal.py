@@ -185,8 +185,8 @@ async def test_content_policy_from_the_result(upstream, queue, fal_hub):
     )
     task = await run_task(fal_hub, "nano-banana", {"prompt": "x"})
     assert task.status == "failed" and task.attempts == 1
-    assert task.error["code"] == "content_policy_violation"
-    assert "flagged by a content checker" in task.error["message"]
+    assert task.error.code == "content_policy_violation"
+    assert "flagged by a content checker" in task.error.message
 
 
 INFRA_TIMEOUT = {"detail": "Request timed out", "error_type": "request_timeout"}
@@ -206,7 +206,7 @@ async def test_result_errors_are_retried_then_reported(upstream, queue, fal_hub,
     queue.result = reply
     task = await run_task(fal_hub, "nano-banana", {"prompt": "x"})
     assert task.status == "failed" and task.attempts == 2
-    assert task.error["code"] == code
+    assert task.error.code == code
 
 
 async def test_a_request_stuck_in_the_queue_times_out_and_is_canceled(
@@ -215,7 +215,7 @@ async def test_a_request_stuck_in_the_queue_times_out_and_is_canceled(
     queue.states = ["IN_QUEUE"]
     hub = await _fal_hub(upstream, make_hub, tmp_path, route_timeout=0.5)
     task = await run_task(hub, "nano-banana", {"prompt": "x"})
-    assert task.status == "failed" and task.error["code"] == "upstream_timeout"
+    assert task.status == "failed" and task.error.code == "upstream_timeout"
     cancels = upstream.requests("PUT")
     assert [c.path for c in cancels] == [
         "/fal-ai/nano-banana/requests/req-1/cancel",
@@ -284,6 +284,6 @@ async def test_a_stored_result_over_the_byte_cap_fails_cleanly(upstream, queue, 
     route.provider.max_result_bytes = len(big) - 1
     task = await run_task(fal_hub, "nano-banana", {"prompt": "x"})
     assert task.status == "failed" and task.attempts == 1
-    assert task.error["code"] == "upstream_error"
-    assert f"larger than {len(big) - 1:,} bytes" in task.error["message"]
+    assert task.error.code == "upstream_error"
+    assert f"larger than {len(big) - 1:,} bytes" in task.error.message
     assert task.output is None

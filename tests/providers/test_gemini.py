@@ -165,9 +165,9 @@ async def test_prompt_feedback_block_is_a_content_policy_violation(upstream, gem
     upstream.then(Reply(200, {"promptFeedback": {"blockReason": "PROHIBITED_CONTENT"}}))
     task = await run_task(gemini_hub, "nano-banana", {"prompt": "something bad"})
     assert task.status == "failed" and task.attempts == 1
-    assert task.error["code"] == "content_policy_violation"
-    assert "PROHIBITED_CONTENT" in task.error["message"]
-    assert task.error["retryable"] is False
+    assert task.error.code == "content_policy_violation"
+    assert "PROHIBITED_CONTENT" in task.error.message
+    assert task.error.retryable is False
 
 
 @pytest.mark.parametrize(
@@ -189,14 +189,14 @@ async def test_200_without_an_image_is_a_failure(upstream, gemini_hub, finish, c
     upstream.then(Reply(200, g_answer(g_text("I can only describe it."), finish=finish)))
     task = await run_task(gemini_hub, "nano-banana", {"prompt": "x"})
     assert task.status == "failed" and task.attempts == 1
-    assert task.error["code"] == code
-    assert finish in task.error["message"]
+    assert task.error.code == code
+    assert finish in task.error.message
 
 
 async def test_only_thought_images_is_no_image(upstream, gemini_hub):
     upstream.then(Reply(200, g_answer(g_image(GREEN, thought=True), g_text("done"))))
     task = await run_task(gemini_hub, "nano-banana-2", NB2)
-    assert task.error["code"] == "no_image_generated"
+    assert task.error.code == "no_image_generated"
 
 
 async def test_a_blocked_fan_out_call_keeps_the_others_with_a_warning(upstream, gemini_hub):
@@ -219,8 +219,8 @@ async def test_invalid_argument_fails_without_retry(upstream, gemini_hub):
     )
     task = await run_task(gemini_hub, "nano-banana", {"prompt": "x"})
     assert task.status == "failed" and task.attempts == 1 and len(upstream.seen) == 1
-    assert task.error["code"] == "upstream_error"
-    assert "INVALID_ARGUMENT" in task.error["message"] and "Bad imageSize" in task.error["message"]
+    assert task.error.code == "upstream_error"
+    assert "INVALID_ARGUMENT" in task.error.message and "Bad imageSize" in task.error.message
 
 
 async def test_bad_key_fails_with_a_helpful_message_and_no_key(upstream, gemini_hub):
@@ -238,8 +238,8 @@ async def test_bad_key_fails_with_a_helpful_message_and_no_key(upstream, gemini_
     )
     task = await run_task(gemini_hub, "nano-banana", {"prompt": "x"})
     assert task.status == "failed" and task.attempts == 1
-    assert task.error["code"] == "upstream_error" and task.error["retryable"] is False
-    assert "credentials" in task.error["message"] and "API key" in task.error["message"]
+    assert task.error.code == "upstream_error" and task.error.retryable is False
+    assert "credentials" in task.error.message and "API key" in task.error.message
     assert_no_secret(task)
 
 
@@ -267,8 +267,8 @@ async def test_vertex_without_google_auth_fails_with_the_install_hint(upstream, 
     hub = await make_hub(routes)
     task = await run_task(hub, "nano-banana", {"prompt": "x"})
     assert task.status == "failed" and task.attempts == 1
-    assert task.error["code"] == "upstream_error"
-    assert "pip install 'imagehub[vertex]'" in task.error["message"]
+    assert task.error.code == "upstream_error"
+    assert "pip install 'imagehub[vertex]'" in task.error.message
     assert upstream.seen == []
 
 

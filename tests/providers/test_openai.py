@@ -122,8 +122,8 @@ async def test_moderation_blocked_is_a_content_policy_violation(upstream, openai
     upstream.then(o_error(400, "moderation_blocked", message, "image_generation_user_error"))
     task = await run_task(openai_hub, "gpt-image-2", {"prompt": "x"})
     assert task.status == "failed" and task.attempts == 1
-    assert task.error["code"] == "content_policy_violation"
-    assert "safety_violations=[sexual]" in task.error["message"]
+    assert task.error.code == "content_policy_violation"
+    assert "safety_violations=[sexual]" in task.error.message
     assert_no_secret(task)
 
 
@@ -131,8 +131,8 @@ async def test_invalid_request_is_not_retried(upstream, openai_hub):
     upstream.then(o_error(400, "invalid_value", "Invalid size '832x832'."))
     task = await run_task(openai_hub, "gpt-image-2", {"prompt": "x"})
     assert task.status == "failed" and task.attempts == 1 and len(upstream.seen) == 1
-    assert task.error["code"] == "upstream_error"
-    assert "Invalid size" in task.error["message"]
+    assert task.error.code == "upstream_error"
+    assert "Invalid size" in task.error.message
 
 
 async def test_insufficient_quota_is_final(upstream, openai_hub):
@@ -141,7 +141,7 @@ async def test_insufficient_quota_is_final(upstream, openai_hub):
     )
     task = await run_task(openai_hub, "gpt-image-2", {"prompt": "x"})
     assert task.status == "failed" and task.attempts == 1
-    assert task.error["code"] == "upstream_error" and "quota" in task.error["message"]
+    assert task.error.code == "upstream_error" and "quota" in task.error.message
 
 
 async def test_retry_after_ms_is_honoured(upstream, openai_hub):
@@ -163,7 +163,7 @@ async def test_fewer_images_than_asked_is_a_warning(upstream, openai_hub):
 async def test_no_data_is_no_image(upstream, openai_hub):
     upstream.then(Reply(200, {"created": 1, "data": []}))
     task = await run_task(openai_hub, "gpt-image-2", {"prompt": "x"})
-    assert task.error["code"] == "no_image_generated"
+    assert task.error.code == "no_image_generated"
 
 
 async def test_live_check_reads_the_model(upstream, openai_hub):
@@ -198,6 +198,6 @@ async def test_a_linked_image_on_a_private_address_is_not_fetched(upstream, open
     answer["data"] = [{"url": f"{upstream.url}/img/abc.png"}]
     upstream.then(Reply(200, answer))
     task = await run_task(openai_hub, "gpt-image-2", {"prompt": "x"})
-    assert task.status == "failed" and task.error["code"] == "upstream_error"
-    assert "may not connect" in task.error["message"]
+    assert task.status == "failed" and task.error.code == "upstream_error"
+    assert "may not connect" in task.error.message
     assert upstream.requests("GET") == []

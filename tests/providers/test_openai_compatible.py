@@ -209,14 +209,14 @@ async def test_content_filter_is_a_content_policy_violation(upstream, router_hub
     upstream.then(Reply(200, answer))
     task = await run_task(router_hub, "nano-banana", {"prompt": "x"})
     assert task.status == "failed" and task.attempts == 1
-    assert task.error["code"] == "content_policy_violation"
+    assert task.error.code == "content_policy_violation"
 
 
 async def test_text_only_answer_is_no_image(upstream, router_hub):
     upstream.then(Reply(200, c_answer([], content="I cannot draw that, but here is a poem.")))
     task = await run_task(router_hub, "nano-banana", {"prompt": "x"})
-    assert task.error["code"] == "no_image_generated"
-    assert "here is a poem" in task.error["message"]
+    assert task.error.code == "no_image_generated"
+    assert "here is a poem" in task.error.message
 
 
 async def test_a_200_with_an_error_object_is_classified(upstream, router_hub):
@@ -228,8 +228,8 @@ async def test_a_200_with_an_error_object_is_classified(upstream, router_hub):
 async def test_payment_required_is_a_route_error(upstream, router_hub):
     upstream.then(Reply(402, {"error": {"code": 402, "message": "Insufficient credits"}}))
     task = await run_task(router_hub, "nano-banana", {"prompt": "x"})
-    assert task.status == "failed" and task.error["code"] == "upstream_error"
-    assert "Insufficient credits" in task.error["message"]
+    assert task.status == "failed" and task.error.code == "upstream_error"
+    assert "Insufficient credits" in task.error.message
 
 
 async def test_a_self_hosted_look_alike_from_the_routes_file(upstream, make_hub, tmp_path):
@@ -293,16 +293,16 @@ async def test_a_linked_image_over_the_cap_fails_cleanly(upstream, linking_hub, 
     upstream.then(Reply(200, c_answer([f"{upstream.url}/out/big.png"])))
     task = await run_task(linking_hub, "nano-banana", {"prompt": "x"})
     assert task.status == "failed" and task.attempts == 1
-    assert task.error["code"] == "upstream_error"
-    assert "larger than 1,000 bytes" in task.error["message"]
+    assert task.error.code == "upstream_error"
+    assert "larger than 1,000 bytes" in task.error.message
 
 
 async def test_a_link_to_a_private_address_is_refused(upstream, router_hub):
     _serving(upstream, {"/out/1.png": GREEN})
     upstream.then(Reply(200, c_answer([f"{upstream.url}/out/1.png"])))
     task = await run_task(router_hub, "nano-banana", {"prompt": "x"})
-    assert task.status == "failed" and task.error["code"] == "upstream_error"
-    assert "may not connect" in task.error["message"]
+    assert task.status == "failed" and task.error.code == "upstream_error"
+    assert "may not connect" in task.error.message
     assert upstream.requests("GET") == []
 
 
@@ -316,6 +316,6 @@ async def test_a_linked_file_that_is_not_an_image_is_retried_then_fails(upstream
 
     upstream.handler = handler
     task = await run_task(linking_hub, "nano-banana", {"prompt": "x"})
-    assert task.status == "failed" and task.error["code"] == "upstream_unavailable"
+    assert task.status == "failed" and task.error.code == "upstream_unavailable"
     assert task.attempts > 1  # a broken link may work on a new attempt
-    assert "not a PNG, JPEG, WebP or GIF" in task.error["message"]
+    assert "not a PNG, JPEG, WebP or GIF" in task.error.message

@@ -191,12 +191,21 @@ per_image = 0.039
         Pricing.load(CATALOG, text)
 
 
-def test_the_basis_survives_the_stores_row_form():
-    from imagehub.store.rows import task_from_row, task_to_row
+async def test_the_basis_survives_the_store(tmp_path):
+    from imagehub.store import SQLiteStore
     from imagehub.tasks import Task, Usage
 
-    task = Task(id="tsk_1", tenant_id="t", model="gpt-image-2", input={})
-    for usage in (Usage(0.12505, 50, 4160, "tokens"), Usage(0.039, None, None, "per_image")):
-        assert task_from_row(task_to_row(task.replace(usage=usage))).usage == usage
+    store = SQLiteStore(tmp_path / "hub.db")
+    await store.open()
+    try:
+        for i, usage in enumerate(
+            (Usage(0.12505, 50, 4160, "tokens"), Usage(0.039, None, None, "per_image"))
+        ):
+            task = Task(id=f"tsk_{i}", tenant_id="t", model="gpt-image-2", input={}, usage=usage)
+            await store.create(task)
+            stored = await store.get(task.id)
+            assert stored is not None and stored.usage == usage
+    finally:
+        await store.close()
     # a task finished before the basis was recorded reads back without one
     assert Usage(**{"cost_usd": 0.039, "input_tokens": 1, "output_tokens": 2}).basis is None

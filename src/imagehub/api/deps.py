@@ -10,8 +10,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from imagehub.errors import Forbidden, Unauthorized
 from imagehub.hub import Hub
 from imagehub.settings import Settings
-from imagehub.store import ApiKey
 from imagehub.tenancy.accounts import Accounts
+from imagehub.tenancy.types import ApiKey
 
 _bearer = HTTPBearer(auto_error=False, description="An imagehub API key.")
 

@@ -19,8 +19,8 @@ from imagehub.schemas.keys import (
     LimitsIn,
     LimitsOut,
 )
-from imagehub.store import ApiKey
 from imagehub.tenancy.accounts import Limits
+from imagehub.tenancy.types import ApiKey
 
 endpoints = APIRouter(tags=["keys"])
 _ERRORS: dict[int | str, dict[str, object]] = {

@@ -33,8 +33,8 @@ from imagehub.errors import (
 )
 from imagehub.hub import Hub
 from imagehub.render import file_url
-from imagehub.store import ApiKey
 from imagehub.tasks import OutputImage, Task, TaskStatus
+from imagehub.tenancy.types import ApiKey
 
 log = logging.getLogger("imagehub.api")
 

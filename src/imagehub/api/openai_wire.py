@@ -299,7 +299,7 @@ _FAILURES: dict[str, tuple[int, str, str]] = {
 
 def task_error(task: Task) -> tuple[int, dict[str, Any]]:
     """A task that ended without images, as OpenAI would answer the request."""
-    code = str((task.error or {}).get("code", "internal_error"))
-    message = str((task.error or {}).get("message", "The task failed."))
+    code = task.error.code if task.error else "internal_error"
+    message = task.error.message if task.error else "The task failed."
     status, kind, openai_code = _FAILURES.get(code, (500, "server_error", code))
     return status, error_body(f"{message} (task {task.id})", kind, openai_code)

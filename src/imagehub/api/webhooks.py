@@ -17,7 +17,7 @@ from imagehub.schemas.webhooks import (
     SecretOut,
     WebhookSecretOut,
 )
-from imagehub.store.base import Delivery, WebhookSecret
+from imagehub.webhooks.types import Delivery, WebhookSecret
 
 endpoints = APIRouter(tags=["webhooks"])
 _ERRORS: dict[int | str, dict[str, object]] = {

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the server's modules load only when a key command runs
-    from imagehub.store import ApiKey
     from imagehub.tenancy.accounts import Accounts, Limits
+    from imagehub.tenancy.types import ApiKey
 
 Commands = Any  # argparse's subparsers action has no public type
 _NONE = "none"

@@ -1,17 +1,18 @@
-"""Where tasks and keys live: the protocol and its backends."""
+"""Where tasks, keys and webhooks live: the protocols and their backends."""
 
 from __future__ import annotations
 
-from imagehub.store.base import ApiKey, DuplicateTask, Page, TaskStore
+from imagehub.store.base import DeliveryStore, KeyStore, Store, TaskStore
 from imagehub.store.memory import MemoryStore
+from imagehub.store.schema import VERSION
 from imagehub.store.sqlite import SQLiteStore
 
 __all__ = [
-    "ApiKey",
-    "DuplicateTask",
+    "DeliveryStore",
+    "KeyStore",
     "MemoryStore",
-    "Page",
     "SQLiteStore",
+    "Store",
     "TaskStore",
     "migrate",
     "open_store",
@@ -22,7 +23,7 @@ _POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
 def open_store(
     url: str, *, pool_size: int = 10, migrate_on_open: bool = True, wait_seconds: float = 10.0
-) -> TaskStore:
+) -> Store:
     """The store for a URL: `sqlite:///path`, `memory://` or `postgresql://...`.
 
     The keywords apply to PostgreSQL (see `PostgresStore`); SQLite always migrates on open.
@@ -51,9 +52,7 @@ async def migrate(url: str) -> int:
             return await store.migrate()
         finally:
             await store.close()
-    sqlite_store = open_store(url)
-    await sqlite_store.open()  # SQLite migrates on open
-    await sqlite_store.close()
-    from imagehub.store.sqlite import MIGRATIONS
-
-    return len(MIGRATIONS)
+    other = open_store(url)
+    await other.open()  # SQLite migrates on open; memory has no schema
+    await other.close()
+    return VERSION

@@ -1,143 +1,23 @@
-"""The store protocol: where tasks and keys live. The queue is the task table.
+"""The store protocols: tasks (the queue is the task table), keys, and the webhook outbox.
 
 Every write a worker makes after a claim is fenced by the task's `lease_token`: a worker that
-lost its lease writes nothing.
+lost its lease writes nothing. A backend implements all three protocols in one class, so a
+submit's task, key reservation and delivery are written in one transaction.
 """
 
 from __future__ import annotations
 
 import base64
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any, Literal, Protocol
+from datetime import datetime
+from typing import Protocol
 
-from imagehub.tasks import Task, TaskStatus, utcnow
-
-
-@dataclass(frozen=True, slots=True)
-class ApiKey:
-    """A stored API key: only its hash is kept."""
-
-    id: str
-    tenant_id: str
-    key_hash: str
-    #: the first characters of the key, to recognise it in lists
-    prefix: str
-    name: str = ""
-    admin: bool = False
-    created_at: datetime = field(default_factory=utcnow)
-    revoked_at: datetime | None = None
-    # limits, None for none: requests per minute, tasks in flight, total spend in micro-USD
-    rpm_limit: int | None = None
-    concurrency_limit: int | None = None
-    budget_micros: int | None = None
-    # kept by the store as tasks are submitted and finish
-    active_tasks: int = 0
-    reserved_micros: int = 0
-    spent_micros: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class Submission:
-    """What a submit writes along with its task, in the same transaction."""
-
-    #: the key charged: one slot of its concurrency limit and `reserve_micros` of its budget,
-    #: settled (at the task's real cost) or released when the task finishes
-    key_id: str | None = None
-    reserve_micros: int = 0
-    #: where clients reach the hub, for the file URLs of the task's webhook
-    base_url: str = ""
-
-
-class OverLimit(Exception):
-    """A key's concurrency limit or budget does not allow one more task; nothing was written."""
-
-    def __init__(self, limit: Literal["concurrency", "budget"], key: ApiKey) -> None:
-        self.limit = limit
-        self.key = key
-        super().__init__(limit)
-
-
-DeliveryState = Literal["waiting", "pending", "succeeded", "failed"]
-
-
-@dataclass(frozen=True, slots=True)
-class DeliveryAttempt:
-    """One try of a webhook delivery: the HTTP status, or why there was none."""
-
-    at: datetime
-    status: int | None = None
-    error: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"at": self.at.timestamp(), "status": self.status, "error": self.error}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> DeliveryAttempt:
-        at = datetime.fromtimestamp(data["at"], UTC)
-        return cls(at, data.get("status"), data.get("error"))
-
-
-@dataclass(frozen=True, slots=True)
-class Delivery:
-    """A task's webhook: an outbox row, leased by the sender like tasks are by workers.
-
-    `waiting` until the task is ready, then `pending` (due at `next_attempt_at`) until it
-    ends `succeeded` or `failed`. `id` is the stable `webhook-id` of every attempt.
-    """
-
-    id: str
-    task_id: str
-    tenant_id: str
-    url: str
-    base_url: str = ""
-    state: DeliveryState = "waiting"
-    #: attempts started (a claim counts one, as for tasks)
-    attempts: int = 0
-    next_attempt_at: datetime | None = None
-    history: tuple[DeliveryAttempt, ...] = ()
-    created_at: datetime = field(default_factory=utcnow)
-    lease_owner: str | None = None
-    lease_expires_at: datetime | None = None
-    lease_token: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class WebhookSecret:
-    """A tenant's `whsec_` signing secret; after a rotation the old one signs until it expires."""
-
-    tenant_id: str
-    secret: str
-    created_at: datetime = field(default_factory=utcnow)
-    expires_at: datetime | None = None
-
-
-def delivery_id(task_id: str) -> str:
-    """The webhook-id of a task's delivery: derived from the task, so repeats never duplicate."""
-    return f"msg_{task_id}"
-
-
-@dataclass(frozen=True, slots=True)
-class Page:
-    tasks: list[Task]
-    next_cursor: str | None
-
-
-class DuplicateTask(Exception):
-    """A task with this tenant and idempotency key exists already."""
-
-    def __init__(self, existing: Task) -> None:
-        self.existing = existing
-        super().__init__(existing.id)
+from imagehub.tasks import Page, Task, TaskStatus
+from imagehub.tenancy.types import ApiKey, Submission
+from imagehub.webhooks.types import Delivery, WebhookSecret, delivery_id
 
 
 class TaskStore(Protocol):
-    async def open(self) -> None: ...
-
-    async def close(self) -> None: ...
-
-    async def ping(self) -> None:
-        """Raise if the store cannot be reached."""
+    """What the worker and the Hub need of tasks."""
 
     async def create(self, task: Task, submission: Submission | None = None) -> None:
         """Insert a queued task; raise DuplicateTask on a (tenant, idempotency key) clash.
@@ -189,18 +69,21 @@ class TaskStore(Protocol):
     async def purge_output(self, task_id: str) -> None:
         """Drop a sync_mode task's inline images after they were read once."""
 
+
+class KeyStore(Protocol):
+    """API keys, the counters of their limits, and request rates."""
+
     async def add_key(self, key: ApiKey) -> None: ...
 
     async def get_key(self, key_hash: str) -> ApiKey | None: ...
 
-    async def count_keys(self) -> int: ...
+    async def get_key_by_id(self, key_id: str) -> ApiKey | None: ...
 
-    # -- keys and their limits
+    async def count_keys(self) -> int:
+        """Keys not revoked."""
 
     async def list_keys(self, tenant_id: str | None = None) -> list[ApiKey]:
         """Every key (of a tenant), revoked ones included, oldest first."""
-
-    async def get_key_by_id(self, key_id: str) -> ApiKey | None: ...
 
     async def revoke_key(self, key_id: str) -> ApiKey | None:
         """Revoke a key (once: a second revoke keeps the first time); None if unknown."""
@@ -221,7 +104,9 @@ class TaskStore(Protocol):
         Returns 0 when allowed, else the seconds until one more request would be.
         """
 
-    # -- webhooks
+
+class DeliveryStore(Protocol):
+    """The webhook outbox (one delivery per task with a webhook_url) and signing secrets."""
 
     async def claim_deliveries(
         self, owner: str, limit: int, lease_seconds: float
@@ -250,13 +135,59 @@ class TaskStore(Protocol):
         """Add `secret`; the tenant's other secrets expire after `overlap_seconds`."""
 
 
-def encode_cursor(created_at: datetime, task_id: str) -> str:
-    raw = f"{created_at.timestamp():.6f}|{task_id}".encode()
+class Store(TaskStore, KeyStore, DeliveryStore, Protocol):
+    """A whole backend: the three stores over one database, opened and closed together."""
+
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def ping(self) -> None:
+        """Raise if the store cannot be reached."""
+
+
+def encode_cursor(created_at: datetime, item_id: str) -> str:
+    raw = f"{created_at.timestamp():.6f}|{item_id}".encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
 def decode_cursor(cursor: str) -> tuple[float, str]:
     """Raise ValueError on a malformed cursor."""
     raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-    ts, task_id = raw.split("|", 1)
-    return float(ts), task_id
+    ts, item_id = raw.split("|", 1)
+    return float(ts), item_id
+
+
+# -- rules every backend applies alike
+
+
+def cost_micros(task: Task) -> int:
+    """What a finished task is charged, in micro-USD: its cost when it succeeded, else nothing."""
+    if task.status != TaskStatus.SUCCEEDED or task.usage is None:
+        return 0
+    return round(task.usage.cost_usd * 1_000_000)
+
+
+def new_delivery(task: Task, base_url: str) -> Delivery:
+    """The waiting delivery a submit adds for a task with a webhook_url."""
+    assert task.webhook_url is not None
+    return Delivery(
+        id=delivery_id(task.id),
+        task_id=task.id,
+        tenant_id=task.tenant_id,
+        url=task.webhook_url,
+        base_url=base_url,
+        created_at=task.created_at,
+    )
+
+
+def gcra(tat: float | None, now: float, per_minute: int) -> tuple[float | None, float]:
+    """One request against a GCRA limiter: (the new TAT or None if refused, seconds to wait).
+
+    The burst is the whole minute's allowance: `per_minute` requests at once, then one every
+    60 / per_minute seconds, as a token bucket of that size would allow.
+    """
+    interval = 60.0 / per_minute
+    new_tat = max(tat if tat is not None else now, now) + interval
+    wait = new_tat - 60.0 - now
+    return (new_tat, 0.0) if wait <= 0 else (None, wait)

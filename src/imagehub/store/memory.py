@@ -1,52 +1,71 @@
-"""In-memory store: the same contract as SQL backends, for tests and experiments."""
+"""In-memory store: the same contract as the SQL backends, for tests and experiments.
+
+Nothing here awaits, so each method is atomic on the event loop, as the SQL backends'
+transactions are.
+"""
 
 from __future__ import annotations
 
 import dataclasses
-import json
+from collections.abc import Iterable
 from datetime import timedelta
+from typing import Any, TypeVar
 
-from imagehub.store.base import (
-    ApiKey,
-    DuplicateTask,
-    Page,
-    Submission,
-    decode_cursor,
-    encode_cursor,
-)
-from imagehub.store.memory_tenancy import MemoryTenancy
-from imagehub.store.rows import LOST_WORKER_ERROR
-from imagehub.store.tenancy import cost_micros
-from imagehub.tasks import Task, TaskStatus, utcnow
+from imagehub import tasks
+from imagehub.store.base import cost_micros, decode_cursor, encode_cursor, gcra, new_delivery
+from imagehub.tasks import DuplicateTask, Page, Task, TaskStatus, utcnow
+from imagehub.tenancy.types import ApiKey, OverLimit, Submission
+from imagehub.webhooks.types import Delivery, WebhookSecret
+
+T = TypeVar("T", Task, Delivery)
 
 
-class MemoryStore(MemoryTenancy):
-    """Tasks and keys in dicts; nothing survives the process."""
+def _newest_first(items: Iterable[T], cursor: str | None, limit: int) -> tuple[list[T], str | None]:
+    """A page of tasks or deliveries, newest first, after `cursor`; and the next cursor."""
+    after = decode_cursor(cursor) if cursor else None
+    found = sorted(
+        (i for i in items if after is None or (i.created_at.timestamp(), i.id) < after),
+        key=lambda i: (i.created_at.timestamp(), i.id),
+        reverse=True,
+    )
+    page = found[:limit]
+    more = len(found) > limit
+    return page, encode_cursor(page[-1].created_at, page[-1].id) if more else None
+
+
+class MemoryStore:
+    """Tasks, keys and webhooks in dicts; nothing survives the process."""
 
     def __init__(self) -> None:
-        super().__init__()
         self.tasks: dict[str, Task] = {}
+        self.keys: dict[str, ApiKey] = {}
+        #: task id -> (key id, reserved micros, settled)
+        self.spend: dict[str, tuple[str, int, bool]] = {}
+        self.rates: dict[str, float] = {}
+        self.deliveries: dict[str, Delivery] = {}
+        self.secrets: list[WebhookSecret] = []
 
     async def open(self) -> None:
-        pass
+        """Nothing to open, close or reach: the store is this object."""
 
-    async def close(self) -> None:
-        pass
+    async def close(self) -> None: ...
 
-    async def ping(self) -> None:
-        pass
+    async def ping(self) -> None: ...
+
+    # -- tasks
 
     async def create(self, task: Task, submission: Submission | None = None) -> None:
         if task.id in self.tasks:
             raise ValueError(f"task {task.id} exists already")
-        if task.idempotency_key is not None:
-            for other in self.tasks.values():
-                if (other.tenant_id, other.idempotency_key) == (
-                    task.tenant_id,
-                    task.idempotency_key,
-                ):
-                    raise DuplicateTask(other)
-        self._submitted(task, submission)
+        key = (task.tenant_id, task.idempotency_key)
+        for other in self.tasks.values():
+            if task.idempotency_key is not None and (other.tenant_id, other.idempotency_key) == key:
+                raise DuplicateTask(other)
+        if submission is not None and submission.key_id is not None:
+            self._reserve(task.id, submission.key_id, submission.reserve_micros)
+        if task.webhook_url is not None:
+            delivery = new_delivery(task, submission.base_url if submission else "")
+            self.deliveries[delivery.id] = delivery
         self.tasks[task.id] = task
 
     async def get(self, task_id: str, tenant_id: str | None = None) -> Task | None:
@@ -64,36 +83,23 @@ class MemoryStore(MemoryTenancy):
         limit: int = 50,
         cursor: str | None = None,
     ) -> Page:
-        after = decode_cursor(cursor) if cursor else None
-        tasks = sorted(
-            (
-                t
-                for t in self.tasks.values()
-                if t.tenant_id == tenant_id
-                and (model is None or t.model == model)
-                and (status is None or t.status == status)
-                and (after is None or (t.created_at.timestamp(), t.id) < after)
-            ),
-            key=lambda t: (t.created_at.timestamp(), t.id),
-            reverse=True,
+        mine = (
+            t
+            for t in self.tasks.values()
+            if t.tenant_id == tenant_id
+            and (model is None or t.model == model)
+            and (status is None or t.status == status)
         )
-        page = tasks[:limit]
-        more = len(tasks) > limit
-        return Page(page, encode_cursor(page[-1].created_at, page[-1].id) if more else None)
+        return Page(*_newest_first(mine, cursor, limit))
 
     async def claim(self, owner: str, limit: int, lease_seconds: float) -> list[Task]:
         now = utcnow()
         due = sorted(
-            (
-                t
-                for t in self.tasks.values()
-                if t.status == TaskStatus.QUEUED and t.run_after <= now
-            ),
+            (t for t in self.tasks.values() if t.status == "queued" and t.run_after <= now),
             key=lambda t: (t.run_after, t.created_at),
         )[:limit]
-        claimed = []
-        for task in due:
-            task = dataclasses.replace(
+        claimed = [
+            self._put(
                 task,
                 status=TaskStatus.RUNNING,
                 lease_owner=owner,
@@ -102,9 +108,14 @@ class MemoryStore(MemoryTenancy):
                 attempts=task.attempts + 1,
                 started_at=task.started_at or now,
             )
-            self.tasks[task.id] = task
-            claimed.append(task)
+            for task in due
+        ]
         return sorted(claimed, key=lambda t: t.created_at)
+
+    def _put(self, task: Task, **changes: Any) -> Task:
+        task = dataclasses.replace(task, **changes)
+        self.tasks[task.id] = task
+        return task
 
     def _held(self, owner: str) -> list[Task]:
         return [
@@ -115,10 +126,7 @@ class MemoryStore(MemoryTenancy):
 
     async def heartbeat(self, owner: str, lease_seconds: float) -> set[str]:
         until = utcnow() + timedelta(seconds=lease_seconds)
-        held = self._held(owner)
-        for task in held:
-            self.tasks[task.id] = dataclasses.replace(task, lease_expires_at=until)
-        return {t.id for t in held}
+        return {self._put(task, lease_expires_at=until).id for task in self._held(owner)}
 
     async def finish(self, task: Task) -> bool:
         current = self.tasks.get(task.id)
@@ -128,7 +136,7 @@ class MemoryStore(MemoryTenancy):
             or current.lease_token != task.lease_token
         ):
             return False
-        self.tasks[task.id] = dataclasses.replace(
+        self._put(
             current,
             status=task.status,
             output=task.output,
@@ -148,7 +156,7 @@ class MemoryStore(MemoryTenancy):
     async def release(self, owner: str) -> int:
         held = self._held(owner)
         for task in held:
-            self.tasks[task.id] = dataclasses.replace(
+            self._put(
                 task,
                 status=TaskStatus.QUEUED,
                 lease_owner=None,
@@ -165,16 +173,15 @@ class MemoryStore(MemoryTenancy):
             if task.status != TaskStatus.RUNNING or expires is None or expires >= now:
                 continue
             spent = task.attempts >= task.max_attempts
-            task = dataclasses.replace(
+            task = self._put(
                 task,
                 status=TaskStatus.FAILED if spent else TaskStatus.QUEUED,
-                error=json.loads(LOST_WORKER_ERROR) if spent else task.error,
+                error=tasks.LOST_WORKER_ERROR if spent else task.error,
                 finished_at=now if spent else None,
                 run_after=now,
                 lease_owner=None,
                 lease_expires_at=None,
             )
-            self.tasks[task.id] = task
             reaped.append(task)
             if spent:
                 self._finished(task.id, 0)
@@ -184,26 +191,207 @@ class MemoryStore(MemoryTenancy):
         task = await self.get(task_id, tenant_id)
         if task is None or task.ready:
             return task
-        task = dataclasses.replace(
+        task = self._put(
             task,
             status=TaskStatus.CANCELED,
             finished_at=utcnow(),
             lease_owner=None,
             lease_expires_at=None,
-            error={"code": "canceled", "message": "The task was canceled.", "retryable": False},
+            error=tasks.CANCELED_ERROR,
         )
-        self.tasks[task_id] = task
         self._finished(task_id, 0)
         return task
 
     async def purge_output(self, task_id: str) -> None:
         task = self.tasks.get(task_id)
         if task is not None and task.output is not None:
-            output = dataclasses.replace(task.output, images=(), purged=True)
-            self.tasks[task_id] = dataclasses.replace(task, output=output)
+            self._put(task, output=dataclasses.replace(task.output, images=(), purged=True))
+
+    def _reserve(self, task_id: str, key_id: str, amount: int) -> None:
+        """Check, then take a slot and `amount`: OverLimit leaves everything as it was."""
+        key = self._by_id(key_id)
+        if key is None:
+            return  # not a stored key: nothing to count against
+        if key.concurrency_limit is not None and key.active_tasks >= key.concurrency_limit:
+            raise OverLimit("concurrency", key)
+        committed = key.spent_micros + key.reserved_micros + amount
+        if key.budget_micros is not None and committed > key.budget_micros:
+            raise OverLimit("budget", key)
+        self._put_key(
+            key, active_tasks=key.active_tasks + 1, reserved_micros=key.reserved_micros + amount
+        )
+        self.spend[task_id] = (key.id, amount, False)
+
+    def _finished(self, task_id: str, cost: int) -> None:
+        """Settle a final task's spend (once) and make its waiting delivery due."""
+        entry = self.spend.get(task_id)
+        if entry is not None and not entry[2]:
+            key_id, reserved, _ = entry
+            self.spend[task_id] = (key_id, reserved, True)
+            key = self._by_id(key_id)
+            if key is not None:
+                self._put_key(
+                    key,
+                    active_tasks=key.active_tasks - 1,
+                    reserved_micros=key.reserved_micros - reserved,
+                    spent_micros=key.spent_micros + cost,
+                )
+        for d in self.deliveries.values():
+            if d.task_id == task_id and d.state == "waiting":
+                self.deliveries[d.id] = dataclasses.replace(
+                    d, state="pending", next_attempt_at=utcnow()
+                )
+
+    # -- keys
+
+    def _by_id(self, key_id: str) -> ApiKey | None:
+        return next((k for k in self.keys.values() if k.id == key_id), None)
+
+    def _put_key(self, key: ApiKey, **changes: Any) -> ApiKey:
+        key = dataclasses.replace(key, **changes)
+        self.keys[key.key_hash] = key
+        return key
+
+    async def add_key(self, key: ApiKey) -> None:
+        self.keys[key.key_hash] = key
 
     async def get_key(self, key_hash: str) -> ApiKey | None:
         return self.keys.get(key_hash)
 
+    async def get_key_by_id(self, key_id: str) -> ApiKey | None:
+        return self._by_id(key_id)
+
     async def count_keys(self) -> int:
         return sum(1 for k in self.keys.values() if k.revoked_at is None)
+
+    async def list_keys(self, tenant_id: str | None = None) -> list[ApiKey]:
+        found = [k for k in self.keys.values() if tenant_id is None or k.tenant_id == tenant_id]
+        return sorted(found, key=lambda k: (k.created_at, k.id))
+
+    async def revoke_key(self, key_id: str) -> ApiKey | None:
+        key = self._by_id(key_id)
+        if key is None or key.revoked_at is not None:
+            return key
+        return self._put_key(key, revoked_at=utcnow())
+
+    async def set_key_limits(
+        self,
+        key_id: str,
+        *,
+        rpm_limit: int | None,
+        concurrency_limit: int | None,
+        budget_micros: int | None,
+    ) -> ApiKey | None:
+        key = self._by_id(key_id)
+        if key is None:
+            return None
+        return self._put_key(
+            key,
+            rpm_limit=rpm_limit,
+            concurrency_limit=concurrency_limit,
+            budget_micros=budget_micros,
+        )
+
+    async def rate_hit(self, key_id: str, per_minute: int) -> float:
+        tat, wait = gcra(self.rates.get(key_id), utcnow().timestamp(), per_minute)
+        if tat is not None:
+            self.rates[key_id] = tat
+        return wait
+
+    # -- webhooks
+
+    async def claim_deliveries(
+        self, owner: str, limit: int, lease_seconds: float
+    ) -> list[Delivery]:
+        now = utcnow()
+        due = sorted(
+            (d for d in self.deliveries.values() if _due(d, now.timestamp())),
+            key=lambda d: d.next_attempt_at or now,
+        )[:limit]
+        claimed = []
+        for d in due:
+            d = dataclasses.replace(
+                d,
+                lease_owner=owner,
+                lease_expires_at=now + timedelta(seconds=lease_seconds),
+                lease_token=d.lease_token + 1,
+                attempts=d.attempts + 1,
+            )
+            self.deliveries[d.id] = d
+            claimed.append(d)
+        return claimed
+
+    async def finish_delivery(self, delivery: Delivery) -> bool:
+        current = self.deliveries.get(delivery.id)
+        if (
+            current is None
+            or current.state != "pending"
+            or current.lease_token != delivery.lease_token
+            or current.lease_owner is None
+            or current.lease_owner != delivery.lease_owner
+        ):
+            return False
+        self.deliveries[delivery.id] = dataclasses.replace(
+            current,
+            state=delivery.state,
+            next_attempt_at=delivery.next_attempt_at,
+            history=delivery.history,
+            lease_owner=None,
+            lease_expires_at=None,
+        )
+        return True
+
+    async def get_delivery(self, task_id: str, tenant_id: str) -> Delivery | None:
+        found = self._where(self.deliveries.values(), task_id=task_id, tenant_id=tenant_id)
+        return next(iter(found), None)
+
+    async def list_deliveries(
+        self, tenant_id: str, *, limit: int = 50, cursor: str | None = None
+    ) -> tuple[list[Delivery], str | None]:
+        mine = self._where(self.deliveries.values(), tenant_id=tenant_id)
+        return _newest_first(mine, cursor, limit)
+
+    @staticmethod
+    def _where(items: Iterable[Delivery], **fields: str) -> list[Delivery]:
+        return [i for i in items if all(getattr(i, k) == v for k, v in fields.items())]
+
+    async def webhook_secrets(self, tenant_id: str) -> list[WebhookSecret]:
+        now = utcnow()
+        active = [
+            s
+            for s in self.secrets
+            if s.tenant_id == tenant_id and (s.expires_at is None or s.expires_at > now)
+        ]
+        return sorted(active, key=lambda s: s.created_at, reverse=True)
+
+    async def ensure_webhook_secret(self, secret: WebhookSecret) -> list[WebhookSecret]:
+        if not await self.webhook_secrets(secret.tenant_id):
+            self.secrets.append(secret)
+        return await self.webhook_secrets(secret.tenant_id)
+
+    async def rotate_webhook_secret(
+        self, secret: WebhookSecret, overlap_seconds: float
+    ) -> list[WebhookSecret]:
+        now = utcnow()
+        until = now + timedelta(seconds=overlap_seconds)
+        kept = []
+        for s in self.secrets:
+            if s.tenant_id == secret.tenant_id:
+                if s.expires_at is not None and s.expires_at <= now:
+                    continue
+                if s.expires_at is None or s.expires_at > until:
+                    s = dataclasses.replace(s, expires_at=until)
+            kept.append(s)
+        self.secrets = [*kept, secret]
+        return await self.webhook_secrets(secret.tenant_id)
+
+
+def _due(d: Delivery, now: float) -> bool:
+    """A pending delivery whose time has come and that no sender holds."""
+    lease = d.lease_expires_at
+    return (
+        d.state == "pending"
+        and d.next_attempt_at is not None
+        and d.next_attempt_at.timestamp() <= now
+        and (lease is None or lease.timestamp() < now)
+    )

@@ -1,17 +1,21 @@
-"""PostgreSQL store: many API and worker processes on many machines share one database.
+"""PostgreSQL: many API and worker processes on many machines share one database.
 
 Claims take due rows with `FOR UPDATE SKIP LOCKED`, so concurrent workers never wait on each
 other nor take the same task. Every statement runs on its own pooled connection in autocommit
 and gives it back at once: no connection is held across an upstream call. Lease times use the
 database clock, so workers on machines with drifting clocks agree on when a lease expires.
+
+A connection broken by a database restart is found by the statement that uses it (no check on
+every checkout): the pool drops it and the statement runs again on another, at most once per
+pooled connection; a database that stays unreachable is `Overloaded` (503).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
-from typing import Any
+from collections.abc import Awaitable, Callable, Coroutine
+from contextlib import AsyncExitStack
+from typing import Any, TypeVar
 
 import psycopg
 from psycopg import AsyncConnection
@@ -19,106 +23,67 @@ from psycopg.rows import TupleRow
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from imagehub.errors import Overloaded
-from imagehub.store import postgres_schema, tenancy
-from imagehub.store.base import (
-    ApiKey,
-    DuplicateTask,
-    Page,
-    Submission,
-)
-from imagehub.store.postgres_tenancy import PostgresTenancy, finished, submitted
-from imagehub.store.rows import (
-    KEY_COLUMNS,
-    LOST_WORKER_ERROR,
-    TASK_COLUMNS,
-    history_page,
-    history_query,
-    key_from_row,
-    outcome_params,
-    task_from_row,
-    task_to_row,
-)
-from imagehub.tasks import Task, TaskStatus
+from imagehub.store.connector import NO_PARAMS, POSTGRES, Executor, Params, Row
+from imagehub.store.schema import migrations
+from imagehub.store.sql import SQLStore
 
 log = logging.getLogger("imagehub.store")
 
-#: the database clock, as epoch seconds like every stored time
-_NOW = "extract(epoch FROM clock_timestamp())::float8"
-_INSERT = f"""
-    INSERT INTO tasks ({TASK_COLUMNS}) VALUES ({", ".join(["%s"] * 23)})
-    ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-    RETURNING id"""
-_CLAIM = f"""
-    UPDATE tasks SET status = 'running', lease_owner = %s, lease_expires_at = {_NOW} + %s,
-        lease_token = lease_token + 1, attempts = attempts + 1,
-        started_at = COALESCE(started_at, {_NOW})
-    WHERE id IN (SELECT id FROM tasks WHERE status = 'queued' AND run_after <= {_NOW}
-                 ORDER BY run_after, created_at LIMIT %s FOR UPDATE SKIP LOCKED)
-    RETURNING {TASK_COLUMNS}"""
-_HEARTBEAT = f"""
-    UPDATE tasks SET lease_expires_at = {_NOW} + %s
-    WHERE lease_owner = %s AND status = 'running' RETURNING id"""
-_FINISH = """
-    UPDATE tasks SET status = %s, output = %s, error = %s, provider = %s, warnings = %s,
-        usage = %s, finished_at = %s, run_after = %s, lease_owner = NULL, lease_expires_at = NULL
-    WHERE id = %s AND lease_token = %s AND status = 'running'"""
-_RELEASE = f"""
-    UPDATE tasks SET status = 'queued', lease_owner = NULL, lease_expires_at = NULL,
-        run_after = {_NOW}
-    WHERE lease_owner = %s AND status = 'running'"""
-_REAP = f"""
-    UPDATE tasks SET
-        status = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'queued' END,
-        error = CASE WHEN attempts >= max_attempts THEN %s ELSE error END,
-        finished_at = CASE WHEN attempts >= max_attempts THEN {_NOW} ELSE NULL END,
-        run_after = {_NOW}, lease_owner = NULL, lease_expires_at = NULL
-    WHERE status = 'running' AND lease_expires_at < {_NOW}
-    RETURNING {TASK_COLUMNS}"""
-_CANCEL = f"""
-    UPDATE tasks SET status = 'canceled', finished_at = {_NOW}, lease_owner = NULL,
-        lease_expires_at = NULL,
-        error = '{{"code":"canceled","message":"The task was canceled.","retryable":false}}'
-    WHERE id = %s AND tenant_id = %s AND status IN ('queued', 'running')"""
-_PURGE = """
-    UPDATE tasks SET output = jsonb_set(jsonb_set(output::jsonb, '{images}', '[]'::jsonb),
-        '{purged}', 'true'::jsonb)::text
-    WHERE id = %s AND output IS NOT NULL"""
+T = TypeVar("T")
+Conn = AsyncConnection[TupleRow]
+
+MIGRATIONS = migrations(POSTGRES)
+
+#: pg_advisory_lock key of schema upgrades ("imagehub" in ASCII, as a bigint)
+_LOCK_KEY = 0x696D616765687562
+_VERSION_TABLE = """
+    CREATE TABLE IF NOT EXISTS schema_version (
+        version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"""
 
 
-class PostgresStore(PostgresTenancy):
-    """Tasks and keys in PostgreSQL, through a small pool of autocommit connections."""
+class SchemaOutdated(Exception):
+    """The database schema is older than this version of the hub needs."""
 
-    def __init__(
-        self, url: str, *, pool_size: int = 10, migrate: bool = True, wait_seconds: float = 10.0
-    ) -> None:
+
+class _Statements:
+    """Statements on one connection (a transaction's)."""
+
+    def __init__(self, conn: Conn) -> None:
+        self.conn = conn
+
+    async def execute(self, sql: str, params: Params = NO_PARAMS) -> int:
+        return (await self.conn.execute(POSTGRES.render(sql), params)).rowcount
+
+    async def fetch_one(self, sql: str, params: Params = NO_PARAMS) -> Row | None:
+        return await (await self.conn.execute(POSTGRES.render(sql), params)).fetchone()
+
+    async def fetch_all(self, sql: str, params: Params = NO_PARAMS) -> list[Row]:
+        return await (await self.conn.execute(POSTGRES.render(sql), params)).fetchall()
+
+
+class PostgresConnector:
+    dialect = POSTGRES
+
+    def __init__(self, url: str, *, pool_size: int = 10, wait_seconds: float = 10.0) -> None:
         self.url = url
         self.pool_size = pool_size
-        self.migrate_on_open = migrate
         #: how long a statement waits for a connection before the store counts as unavailable
         self.wait_seconds = wait_seconds
-        self._pool: AsyncConnectionPool[AsyncConnection[TupleRow]] | None = None
+        self._pool: AsyncConnectionPool[Conn] | None = None
 
-    # -- plumbing
-
-    async def open(self) -> None:
-        pool: AsyncConnectionPool[AsyncConnection[TupleRow]] = AsyncConnectionPool(
+    async def open(self, *, migrate: bool = True) -> None:
+        pool: AsyncConnectionPool[Conn] = AsyncConnectionPool(
             self.url,
             min_size=1,
             max_size=self.pool_size,
             kwargs={"autocommit": True},
-            # a connection broken by a database restart is replaced before it is handed out
-            check=AsyncConnectionPool.check_connection,
             timeout=self.wait_seconds,
             open=False,
         )
         await pool.open(wait=True, timeout=30.0)
         self._pool = pool
         try:
-            async with pool.connection() as conn:
-                if self.migrate_on_open:
-                    await postgres_schema.upgrade(conn)
-                else:
-                    await postgres_schema.check(conn)
+            await (self.migrate() if migrate else self.check())
         except BaseException:
             await self.close()
             raise
@@ -128,122 +93,116 @@ class PostgresStore(PostgresTenancy):
             await self._pool.close()
             self._pool = None
 
-    @asynccontextmanager
-    async def _connection(self) -> AsyncIterator[AsyncConnection[TupleRow]]:
-        """A pooled connection; an unreachable database becomes `Overloaded` (503)."""
+    async def _on_connection(
+        self, fn: Callable[[Conn, AsyncExitStack], Awaitable[T]], keep: AsyncExitStack
+    ) -> T:
+        """`fn` on a pooled connection, again on another if that one was broken.
+
+        `fn` may enter contexts on the connection's stack; `keep` holds them (and the
+        connection) once `fn` succeeded. An unreachable database becomes `Overloaded` (503).
+        """
         pool = self._pool
         assert pool is not None, "store is not open"
+        for attempt in range(self.pool_size + 1):
+            async with AsyncExitStack() as stack:
+                conn: Conn | None = None
+                try:
+                    conn = await stack.enter_async_context(pool.connection())
+                    result = await fn(conn, stack)
+                except PoolTimeout as exc:
+                    raise _unavailable(exc) from exc
+                except psycopg.OperationalError as exc:
+                    if conn is None or not conn.broken or attempt == self.pool_size:
+                        raise _unavailable(exc) from exc
+                    log.info("statement retried on another connection: %s", exc)
+                    continue
+                keep.push_async_exit(stack.pop_all())
+                return result
+        raise AssertionError("unreachable")
+
+    async def _once(self, fn: Callable[[_Statements], Awaitable[T]]) -> T:
+        async with AsyncExitStack() as keep:
+            return await self._on_connection(lambda conn, _: fn(_Statements(conn)), keep)
+
+    async def execute(self, sql: str, params: Params = NO_PARAMS) -> int:
+        return await self._once(lambda s: s.execute(sql, params))
+
+    async def fetch_one(self, sql: str, params: Params = NO_PARAMS) -> Row | None:
+        return await self._once(lambda s: s.fetch_one(sql, params))
+
+    async def fetch_all(self, sql: str, params: Params = NO_PARAMS) -> list[Row]:
+        return await self._once(lambda s: s.fetch_all(sql, params))
+
+    async def transaction(self, fn: Callable[[Executor], Coroutine[Any, Any, T]]) -> T:
+        async def begin(conn: Conn, stack: AsyncExitStack) -> Conn:
+            await stack.enter_async_context(conn.transaction())
+            return conn
+
+        # only BEGIN runs again on another connection: after it, a broken connection may
+        # have committed or not, and the caller hears the store is unavailable
         try:
-            async with pool.connection() as conn:
-                yield conn
+            async with AsyncExitStack() as keep:
+                return await fn(_Statements(await self._on_connection(begin, keep)))
         except (psycopg.OperationalError, PoolTimeout) as exc:
-            log.warning("database unavailable: %s", exc)
-            raise Overloaded("The task store is unavailable; try again shortly.") from exc
-
-    async def _all(self, sql: str, params: Sequence[Any] = ()) -> list[TupleRow]:
-        async with self._connection() as conn:
-            cur = await conn.execute(sql, params)
-            return await cur.fetchall()
-
-    async def _one(self, sql: str, params: Sequence[Any] = ()) -> TupleRow | None:
-        async with self._connection() as conn:
-            cur = await conn.execute(sql, params)
-            return await cur.fetchone()
-
-    async def _count(self, sql: str, params: Sequence[Any] = ()) -> int:
-        async with self._connection() as conn:
-            cur = await conn.execute(sql, params)
-            return cur.rowcount
-
-    async def ping(self) -> None:
-        await self._one("SELECT 1")
-
-    # -- tasks
-
-    async def create(self, task: Task, submission: Submission | None = None) -> None:
-        async with self._connection() as conn, conn.transaction():
-            cur = await conn.execute(_INSERT, task_to_row(task))
-            if await cur.fetchone() is not None:
-                await submitted(conn, task, submission)
-                return
-        row = await self._one(
-            f"SELECT {TASK_COLUMNS} FROM tasks WHERE tenant_id = %s AND idempotency_key = %s",
-            (task.tenant_id, task.idempotency_key),
-        )
-        if row is None:  # rows are never deleted: a clash always finds its task
-            raise RuntimeError(f"task {task.id} clashed with a task that no longer exists")
-        raise DuplicateTask(task_from_row(row))
-
-    async def get(self, task_id: str, tenant_id: str | None = None) -> Task | None:
-        row = await self._one(f"SELECT {TASK_COLUMNS} FROM tasks WHERE id = %s", (task_id,))
-        if row is None or (tenant_id is not None and row[1] != tenant_id):
-            return None
-        return task_from_row(row)
-
-    async def list_tasks(
-        self,
-        tenant_id: str,
-        *,
-        model: str | None = None,
-        status: TaskStatus | None = None,
-        limit: int = 50,
-        cursor: str | None = None,
-    ) -> Page:
-        sql, args = history_query("%s", tenant_id, model, status, cursor, limit)
-        rows = await self._all(sql, tuple(args))
-        return history_page(rows, limit)
-
-    async def claim(self, owner: str, limit: int, lease_seconds: float) -> list[Task]:
-        rows = await self._all(_CLAIM, (owner, lease_seconds, limit))
-        return sorted((task_from_row(row) for row in rows), key=lambda t: t.created_at)
-
-    async def heartbeat(self, owner: str, lease_seconds: float) -> set[str]:
-        rows = await self._all(_HEARTBEAT, (lease_seconds, owner))
-        return {row[0] for row in rows}
-
-    async def finish(self, task: Task) -> bool:
-        params = (*outcome_params(task), task.id, task.lease_token)
-        if not task.ready:
-            return bool(await self._count(_FINISH, params))
-        async with self._connection() as conn, conn.transaction():
-            written = (await conn.execute(_FINISH, params)).rowcount
-            if written:
-                cost = tenancy.cost_micros(task)
-                await finished(conn, [(task.id, cost)], webhooks=task.webhook_url is not None)
-        return bool(written)
-
-    async def release(self, owner: str) -> int:
-        return await self._count(_RELEASE, (owner,))
-
-    async def reap(self) -> list[Task]:
-        async with self._connection() as conn, conn.transaction():
-            cur = await conn.execute(_REAP, (LOST_WORKER_ERROR,))
-            reaped = [task_from_row(row) for row in await cur.fetchall()]
-            await finished(conn, [(t.id, 0) for t in reaped if t.ready])
-        return reaped
-
-    async def cancel(self, task_id: str, tenant_id: str) -> Task | None:
-        async with self._connection() as conn, conn.transaction():
-            if (await conn.execute(_CANCEL, (task_id, tenant_id))).rowcount:
-                await finished(conn, [(task_id, 0)])
-        return await self.get(task_id, tenant_id)
-
-    async def purge_output(self, task_id: str) -> None:
-        await self._count(_PURGE, (task_id,))
-
-    # -- keys
-
-    async def get_key(self, key_hash: str) -> ApiKey | None:
-        row = await self._one(
-            f"SELECT {KEY_COLUMNS} FROM api_keys WHERE key_hash = %s", (key_hash,)
-        )
-        return key_from_row(row) if row else None
-
-    async def count_keys(self) -> int:
-        row = await self._one("SELECT count(*) FROM api_keys WHERE revoked_at IS NULL")
-        return int(row[0]) if row else 0
+            raise _unavailable(exc) from exc
 
     async def migrate(self) -> int:
-        """Bring the schema up to date (whatever `migrate` was set to); return the version."""
-        async with self._connection() as conn:
-            return await postgres_schema.upgrade(conn)
+        """Apply the missing steps, one transaction each; return the schema version.
+
+        A session advisory lock serialises concurrent upgrades from many processes: the second
+        one waits, then finds nothing left to do.
+        """
+        return await self._once(lambda s: _upgrade(s.conn))
+
+    async def check(self) -> int:
+        """The schema version; raise SchemaOutdated when steps are missing."""
+        version = await self._once(lambda s: _version(s.conn))
+        if version < len(MIGRATIONS):
+            raise SchemaOutdated(
+                f"the database schema is at version {version}, this hub needs "
+                f"{len(MIGRATIONS)}: run `imagehub migrate` (or set IMAGEHUB_MIGRATE_ON_START=true)"
+            )
+        return version
+
+
+def _unavailable(exc: Exception) -> Overloaded:
+    log.warning("database unavailable: %s", exc)
+    return Overloaded("The task store is unavailable; try again shortly.")
+
+
+async def _version(conn: Conn) -> int:
+    cur = await conn.execute(
+        "SELECT count(*) FROM information_schema.tables "
+        "WHERE table_schema = current_schema() AND table_name = 'schema_version'"
+    )
+    row = await cur.fetchone()
+    if not row or not row[0]:
+        return 0
+    cur = await conn.execute("SELECT coalesce(max(version), 0) FROM schema_version")
+    row = await cur.fetchone()
+    return int(row[0]) if row else 0
+
+
+async def _upgrade(conn: Conn) -> int:
+    await conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK_KEY,))
+    try:
+        await conn.execute(_VERSION_TABLE)
+        version = await _version(conn)
+        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+            async with conn.transaction():
+                await conn.execute(script)
+                await conn.execute("INSERT INTO schema_version (version) VALUES (%s)", (number,))
+            log.info("database schema upgraded to version %d", number)
+        return max(version, len(MIGRATIONS))
+    finally:
+        await conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
+
+
+class PostgresStore(SQLStore):
+    """Tasks, keys and webhooks in PostgreSQL, through a small pool of autocommit connections."""
+
+    def __init__(
+        self, url: str, *, pool_size: int = 10, migrate: bool = True, wait_seconds: float = 10.0
+    ) -> None:
+        connector = PostgresConnector(url, pool_size=pool_size, wait_seconds=wait_seconds)
+        super().__init__(connector, migrate=migrate)

@@ -1,4 +1,8 @@
-"""Mapping between `Task` and the flat rows both SQL backends store."""
+"""Row mappers, written once for every SQL engine: `Task`, `ApiKey`, `Delivery`, secrets.
+
+A `*_row` function gives a statement's named parameters; a `*_from_row` reads a selected row
+(columns in the order of the matching `*_COLUMNS`).
+"""
 
 from __future__ import annotations
 
@@ -6,8 +10,10 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from imagehub.store.base import ApiKey, Page, decode_cursor, encode_cursor
-from imagehub.tasks import Task, TaskOutput, TaskStatus, Usage
+from imagehub.store.connector import Row
+from imagehub.tasks import Task, TaskFailure, TaskOutput, TaskStatus, Usage
+from imagehub.tenancy.types import ApiKey
+from imagehub.webhooks.types import Delivery, DeliveryAttempt, WebhookSecret
 
 TASK_COLUMNS = (
     "id, tenant_id, model, input, status, output, error, provider, warnings, attempts, "
@@ -18,7 +24,22 @@ KEY_COLUMNS = (
     "id, tenant_id, key_hash, prefix, name, admin, created_at, revoked_at, rpm_limit, "
     "concurrency_limit, budget_micros, active_tasks, reserved_micros, spent_micros"
 )
-KEY_COUNT = KEY_COLUMNS.count(",") + 1
+DELIVERY_COLUMNS = (
+    "id, task_id, tenant_id, url, base_url, state, attempts, next_attempt_at, history, "
+    "created_at, lease_owner, lease_expires_at, lease_token"
+)
+SECRET_COLUMNS = "tenant_id, secret, created_at, expires_at"
+
+TASK_FIELDS = TASK_COLUMNS.split(", ")
+KEY_FIELDS = KEY_COLUMNS.split(", ")
+DELIVERY_FIELDS = DELIVERY_COLUMNS.split(", ")
+SECRET_FIELDS = SECRET_COLUMNS.split(", ")
+
+
+def insert(table: str, fields: list[str]) -> str:
+    """An INSERT of every field, as named parameters."""
+    params = ", ".join(f":{name}" for name in fields)
+    return f"INSERT INTO {table} ({', '.join(fields)}) VALUES ({params})"
 
 
 def ts(value: datetime | None) -> float | None:
@@ -29,7 +50,11 @@ def dt(value: float | None) -> datetime | None:
     return None if value is None else datetime.fromtimestamp(value, UTC)
 
 
-def _dumps(value: Any) -> str | None:
+def _at(value: float) -> datetime:
+    return datetime.fromtimestamp(value, UTC)
+
+
+def dumps(value: Any) -> str | None:
     return None if value is None else json.dumps(value, separators=(",", ":"))
 
 
@@ -37,35 +62,51 @@ def _loads(value: str | None) -> Any:
     return None if value is None else json.loads(value)
 
 
-def task_to_row(task: Task) -> tuple[Any, ...]:
-    return (
-        task.id,
-        task.tenant_id,
-        task.model,
-        _dumps(task.input),
-        task.status.value,
-        _dumps(task.output.to_dict() if task.output else None),
-        _dumps(task.error),
-        task.provider,
-        _dumps(list(task.warnings)),
-        task.attempts,
-        task.max_attempts,
-        _dumps(task.metadata),
-        task.webhook_url,
-        task.idempotency_key,
-        task.request_hash,
-        _dumps(task.usage.to_dict() if task.usage else None),
-        ts(task.created_at),
-        ts(task.started_at),
-        ts(task.finished_at),
-        ts(task.run_after),
-        task.lease_owner,
-        ts(task.lease_expires_at),
-        task.lease_token,
-    )
+def failure_json(failure: TaskFailure | None) -> str | None:
+    """The one stored form of a task's failure."""
+    return dumps(failure.to_dict() if failure else None)
 
 
-def task_from_row(row: Any) -> Task:
+def failure_from_json(value: str | None) -> TaskFailure | None:
+    return TaskFailure.from_dict(json.loads(value)) if value else None
+
+
+def outcome_row(task: Task) -> dict[str, Any]:
+    """What `finish` writes of a task."""
+    return {
+        "id": task.id,
+        "lease_token": task.lease_token,
+        "status": task.status.value,
+        "output": dumps(task.output.to_dict() if task.output else None),
+        "error": failure_json(task.error),
+        "provider": task.provider,
+        "warnings": dumps(list(task.warnings)),
+        "usage": dumps(task.usage.to_dict() if task.usage else None),
+        "finished_at": ts(task.finished_at),
+        "run_after": ts(task.run_after),
+    }
+
+
+def task_row(task: Task) -> dict[str, Any]:
+    return {
+        **outcome_row(task),
+        "tenant_id": task.tenant_id,
+        "model": task.model,
+        "input": dumps(task.input),
+        "attempts": task.attempts,
+        "max_attempts": task.max_attempts,
+        "metadata": dumps(task.metadata),
+        "webhook_url": task.webhook_url,
+        "idempotency_key": task.idempotency_key,
+        "request_hash": task.request_hash,
+        "created_at": ts(task.created_at),
+        "started_at": ts(task.started_at),
+        "lease_owner": task.lease_owner,
+        "lease_expires_at": ts(task.lease_expires_at),
+    }
+
+
+def task_from_row(row: Row) -> Task:
     output = _loads(row[5])
     usage = _loads(row[15])
     return Task(
@@ -75,7 +116,7 @@ def task_from_row(row: Any) -> Task:
         input=json.loads(row[3]),
         status=TaskStatus(row[4]),
         output=TaskOutput.from_dict(output) if output else None,
-        error=_loads(row[6]),
+        error=failure_from_json(row[6]),
         provider=row[7],
         warnings=tuple(json.loads(row[8])),
         attempts=row[9],
@@ -85,50 +126,36 @@ def task_from_row(row: Any) -> Task:
         idempotency_key=row[13],
         request_hash=row[14],
         usage=Usage(**usage) if usage else None,
-        created_at=dt(row[16]) or datetime.now(UTC),
+        created_at=_at(row[16]),
         started_at=dt(row[17]),
         finished_at=dt(row[18]),
-        run_after=dt(row[19]) or datetime.now(UTC),
+        run_after=_at(row[19]),
         lease_owner=row[20],
         lease_expires_at=dt(row[21]),
         lease_token=row[22],
     )
 
 
-def outcome_params(task: Task) -> tuple[Any, ...]:
-    """The columns `finish` writes, in the order of its SET clause."""
-    return (
-        task.status.value,
-        _dumps(task.output.to_dict() if task.output else None),
-        _dumps(task.error),
-        task.provider,
-        _dumps(list(task.warnings)),
-        _dumps(task.usage.to_dict() if task.usage else None),
-        ts(task.finished_at),
-        ts(task.run_after),
-    )
+def key_row(key: ApiKey) -> dict[str, Any]:
+    return {
+        "id": key.id,
+        "tenant_id": key.tenant_id,
+        "key_hash": key.key_hash,
+        "prefix": key.prefix,
+        "name": key.name,
+        "admin": int(key.admin),
+        "created_at": ts(key.created_at),
+        "revoked_at": ts(key.revoked_at),
+        "rpm_limit": key.rpm_limit,
+        "concurrency_limit": key.concurrency_limit,
+        "budget_micros": key.budget_micros,
+        "active_tasks": key.active_tasks,
+        "reserved_micros": key.reserved_micros,
+        "spent_micros": key.spent_micros,
+    }
 
 
-def key_to_row(key: ApiKey) -> tuple[Any, ...]:
-    return (
-        key.id,
-        key.tenant_id,
-        key.key_hash,
-        key.prefix,
-        key.name,
-        int(key.admin),
-        ts(key.created_at),
-        ts(key.revoked_at),
-        key.rpm_limit,
-        key.concurrency_limit,
-        key.budget_micros,
-        key.active_tasks,
-        key.reserved_micros,
-        key.spent_micros,
-    )
-
-
-def key_from_row(row: Any) -> ApiKey:
+def key_from_row(row: Row) -> ApiKey:
     return ApiKey(
         id=row[0],
         tenant_id=row[1],
@@ -136,7 +163,7 @@ def key_from_row(row: Any) -> ApiKey:
         prefix=row[3],
         name=row[4],
         admin=bool(row[5]),
-        created_at=dt(row[6]) or datetime.now(UTC),
+        created_at=_at(row[6]),
         revoked_at=dt(row[7]),
         rpm_limit=row[8],
         concurrency_limit=row[9],
@@ -147,49 +174,54 @@ def key_from_row(row: Any) -> ApiKey:
     )
 
 
-#: what a task that lost its worker on every attempt fails with, as stored
-LOST_WORKER_ERROR = json.dumps(
-    {
-        "code": "internal_error",
-        "message": "The worker running this task stopped responding on every attempt.",
-        "retryable": False,
+def history_json(history: tuple[DeliveryAttempt, ...]) -> str:
+    return json.dumps([a.to_dict() for a in history], separators=(",", ":"))
+
+
+def delivery_row(d: Delivery) -> dict[str, Any]:
+    return {
+        "id": d.id,
+        "task_id": d.task_id,
+        "tenant_id": d.tenant_id,
+        "url": d.url,
+        "base_url": d.base_url,
+        "state": d.state,
+        "attempts": d.attempts,
+        "next_attempt_at": ts(d.next_attempt_at),
+        "history": history_json(d.history),
+        "created_at": ts(d.created_at),
+        "lease_owner": d.lease_owner,
+        "lease_expires_at": ts(d.lease_expires_at),
+        "lease_token": d.lease_token,
     }
-)
 
 
-def history_query(
-    mark: str,
-    tenant_id: str,
-    model: str | None,
-    status: TaskStatus | None,
-    cursor: str | None,
-    limit: int,
-) -> tuple[str, list[Any]]:
-    """The history page's SELECT and its arguments; `mark` is the driver's placeholder.
-
-    One row more than `limit` is asked for, to tell whether a next page exists.
-    """
-    where, args = [f"tenant_id = {mark}"], [tenant_id]
-    if model is not None:
-        where.append(f"model = {mark}")
-        args.append(model)
-    if status is not None:
-        where.append(f"status = {mark}")
-        args.append(status.value)
-    params: list[Any] = list(args)
-    if cursor is not None:
-        created, last_id = decode_cursor(cursor)
-        where.append(f"(created_at < {mark} OR (created_at = {mark} AND id < {mark}))")
-        params += [created, created, last_id]
-    sql = (
-        f"SELECT {TASK_COLUMNS} FROM tasks WHERE {' AND '.join(where)} "
-        f"ORDER BY created_at DESC, id DESC LIMIT {mark}"
+def delivery_from_row(row: Row) -> Delivery:
+    return Delivery(
+        id=row[0],
+        task_id=row[1],
+        tenant_id=row[2],
+        url=row[3],
+        base_url=row[4],
+        state=row[5],
+        attempts=row[6],
+        next_attempt_at=dt(row[7]),
+        history=tuple(DeliveryAttempt.from_dict(a) for a in json.loads(row[8])),
+        created_at=_at(row[9]),
+        lease_owner=row[10],
+        lease_expires_at=dt(row[11]),
+        lease_token=row[12],
     )
-    return sql, [*params, limit + 1]
 
 
-def history_page(rows: list[Any], limit: int) -> Page:
-    """The page from `history_query`'s rows."""
-    tasks = [task_from_row(row) for row in rows[:limit]]
-    more = len(rows) > limit
-    return Page(tasks, encode_cursor(tasks[-1].created_at, tasks[-1].id) if more else None)
+def secret_row(s: WebhookSecret) -> dict[str, Any]:
+    return {
+        "tenant_id": s.tenant_id,
+        "secret": s.secret,
+        "created_at": ts(s.created_at),
+        "expires_at": ts(s.expires_at),
+    }
+
+
+def secret_from_row(row: Row) -> WebhookSecret:
+    return WebhookSecret(row[0], row[1], _at(row[2]), dt(row[3]))

@@ -16,11 +16,12 @@ from dataclasses import dataclass
 
 from imagehub.errors import InvalidInput, NotFound, Unauthorized
 from imagehub.settings import Settings
-from imagehub.store import ApiKey, TaskStore
-from imagehub.store.base import WebhookSecret
+from imagehub.store import Store
 from imagehub.tasks import utcnow
 from imagehub.tenancy.keys import hash_key, make_key
 from imagehub.tenancy.limits import Rates, StoreRates, too_many_requests
+from imagehub.tenancy.types import ApiKey
+from imagehub.webhooks.types import WebhookSecret
 
 TENANT_ID = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 #: after a rotation, the previous webhook secret keeps signing for this long
@@ -44,7 +45,7 @@ def new_webhook_secret(tenant_id: str) -> WebhookSecret:
 
 
 class Accounts:
-    def __init__(self, store: TaskStore, settings: Settings, rates: Rates | None = None) -> None:
+    def __init__(self, store: Store, settings: Settings, rates: Rates | None = None) -> None:
         self.store = store
         self.settings = settings
         self.rates = rates or StoreRates(store)

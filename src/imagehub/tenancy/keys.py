@@ -5,8 +5,8 @@ from __future__ import annotations
 import hashlib
 import secrets
 
-from imagehub.store import ApiKey
 from imagehub.tasks import new_id
+from imagehub.tenancy.types import ApiKey
 
 PREFIX = "ih_"
 #: the tenant the bootstrap admin key belongs to

@@ -17,8 +17,8 @@ import logging
 from typing import Protocol
 
 from imagehub.errors import RateLimited
-from imagehub.store import ApiKey, TaskStore
-from imagehub.store.base import OverLimit
+from imagehub.store import KeyStore
+from imagehub.tenancy.types import ApiKey, OverLimit
 
 log = logging.getLogger("imagehub.tenancy.limits")
 
@@ -68,7 +68,7 @@ class Rates(Protocol):
 class StoreRates:
     """The limiter in the task store: shared by every process that shares the store."""
 
-    def __init__(self, store: TaskStore) -> None:
+    def __init__(self, store: KeyStore) -> None:
         self.store = store
 
     async def hit(self, key_id: str, per_minute: int) -> float:

@@ -32,10 +32,10 @@ from imagehub.outbound.address import AddressPolicy, Blocked
 from imagehub.outbound.client import FetchError, Refused, SafeClient, check_url
 from imagehub.render import task_out
 from imagehub.settings import Settings
-from imagehub.store import TaskStore
-from imagehub.store.base import Delivery, DeliveryAttempt, DeliveryState
+from imagehub.store import Store
 from imagehub.tasks import Task, TaskOutput, new_id, utcnow
 from imagehub.tenancy.accounts import Accounts
+from imagehub.webhooks.types import Delivery, DeliveryAttempt, DeliveryState
 
 log = logging.getLogger("imagehub.webhooks.sender")
 
@@ -93,7 +93,7 @@ class WebhookSender:
     """Leases due deliveries and sends them, up to CONCURRENCY at once, in this process."""
 
     def __init__(
-        self, *, settings: Settings, store: TaskStore, accounts: Accounts, client: SafeClient
+        self, *, settings: Settings, store: Store, accounts: Accounts, client: SafeClient
     ) -> None:
         self.settings = settings
         self.store = store

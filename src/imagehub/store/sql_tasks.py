@@ -1,0 +1,203 @@
+"""Tasks over a connector: the queue is the task table, written once for every SQL engine."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from imagehub.store.base import cost_micros, decode_cursor, encode_cursor, new_delivery
+from imagehub.store.connector import BaseConnector, Executor
+from imagehub.store.rows import (
+    TASK_COLUMNS,
+    TASK_FIELDS,
+    failure_json,
+    insert,
+    outcome_row,
+    task_from_row,
+    task_row,
+)
+from imagehub.store.sql_keys import reserve, settle
+from imagehub.store.sql_webhooks import activate, add_delivery
+from imagehub.tasks import (
+    CANCELED_ERROR,
+    LOST_WORKER_ERROR,
+    DuplicateTask,
+    Page,
+    Task,
+    TaskStatus,
+)
+from imagehub.tenancy.types import Submission
+
+_SELECT = f"SELECT {TASK_COLUMNS} FROM tasks"
+#: a clash on the idempotency key inserts nothing and returns no row
+_INSERT = (
+    insert("tasks", TASK_FIELDS)
+    + """
+    ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+    RETURNING id"""
+)
+_CLAIM = f"""
+    UPDATE tasks SET status = 'running', lease_owner = :owner,
+        lease_expires_at = {{now}} + :lease_seconds,
+        lease_token = lease_token + 1, attempts = attempts + 1,
+        started_at = COALESCE(started_at, {{now}})
+    WHERE id IN (SELECT id FROM tasks WHERE status = 'queued' AND run_after <= {{now}}
+                 ORDER BY run_after, created_at LIMIT :limit{{skip_locked}})
+    RETURNING {TASK_COLUMNS}"""
+_HEARTBEAT = """
+    UPDATE tasks SET lease_expires_at = {now} + :lease_seconds
+    WHERE lease_owner = :owner AND status = 'running' RETURNING id"""
+_FINISH = """
+    UPDATE tasks SET status = :status, output = :output, error = :error, provider = :provider,
+        warnings = :warnings, usage = :usage, finished_at = :finished_at, run_after = :run_after,
+        lease_owner = NULL, lease_expires_at = NULL
+    WHERE id = :id AND lease_token = :lease_token AND status = 'running'"""
+_RELEASE = """
+    UPDATE tasks SET status = 'queued', lease_owner = NULL, lease_expires_at = NULL,
+        run_after = {now}
+    WHERE lease_owner = :owner AND status = 'running'"""
+_REAP = f"""
+    UPDATE tasks SET
+        status = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'queued' END,
+        error = CASE WHEN attempts >= max_attempts THEN :error ELSE error END,
+        finished_at = CASE WHEN attempts >= max_attempts THEN {{now}} ELSE NULL END,
+        run_after = {{now}}, lease_owner = NULL, lease_expires_at = NULL
+    WHERE status = 'running' AND lease_expires_at < {{now}}
+    RETURNING {TASK_COLUMNS}"""
+_CANCEL = """
+    UPDATE tasks SET status = 'canceled', finished_at = {now}, lease_owner = NULL,
+        lease_expires_at = NULL, error = :error
+    WHERE id = :id AND tenant_id = :tenant_id AND status IN ('queued', 'running')"""
+_PURGE = "UPDATE tasks SET output = {purged_output} WHERE id = :id AND output IS NOT NULL"
+
+
+async def finished(tx: Executor, task_id: str, cost: int, webhooks: bool = True) -> None:
+    """What a task's change to a final status writes with it: its spend and its webhook.
+
+    `webhooks=False` when the task has no webhook_url: one statement less.
+    """
+    await settle(tx, task_id, cost)
+    if webhooks:
+        await activate(tx, task_id)
+
+
+def history_query(
+    tenant_id: str,
+    model: str | None,
+    status: TaskStatus | None,
+    cursor: str | None,
+    limit: int,
+) -> tuple[str, dict[str, Any]]:
+    """The history page's SELECT: one row more than `limit`, to tell if a next page exists."""
+    where, args = ["tenant_id = :tenant_id"], {"tenant_id": tenant_id, "limit": limit + 1}
+    if model is not None:
+        where.append("model = :model")
+        args["model"] = model
+    if status is not None:
+        where.append("status = :status")
+        args["status"] = status.value
+    if cursor is not None:
+        args["created"], args["last_id"] = decode_cursor(cursor)
+        where.append("(created_at < :created OR (created_at = :created AND id < :last_id))")
+    clauses = " AND ".join(where)
+    return f"{_SELECT} WHERE {clauses} ORDER BY created_at DESC, id DESC LIMIT :limit", args
+
+
+class SQLTasks:
+    """`TaskStore` over a connector."""
+
+    db: BaseConnector
+
+    async def create(self, task: Task, submission: Submission | None = None) -> None:
+        async def insert(tx: Executor) -> bool:
+            if await tx.fetch_one(_INSERT, task_row(task)) is None:
+                return False
+            await self._submitted(tx, task, submission)
+            return True
+
+        if await self.db.transaction(insert):
+            return
+        row = await self.db.fetch_one(
+            f"{_SELECT} WHERE tenant_id = :tenant_id AND idempotency_key = :key",
+            {"tenant_id": task.tenant_id, "key": task.idempotency_key},
+        )
+        if row is None:  # rows are never deleted: a clash always finds its task
+            raise RuntimeError(f"task {task.id} clashed with a task that no longer exists")
+        raise DuplicateTask(task_from_row(row))
+
+    @staticmethod
+    async def _submitted(tx: Executor, task: Task, submission: Submission | None) -> None:
+        """What a submit writes after its task row: the key's reservation, the delivery."""
+        if submission is not None and submission.key_id is not None:
+            await reserve(tx, task.id, submission.key_id, submission.reserve_micros)
+        if task.webhook_url is not None:
+            base_url = submission.base_url if submission else ""
+            await add_delivery(tx, new_delivery(task, base_url))
+
+    async def get(self, task_id: str, tenant_id: str | None = None) -> Task | None:
+        row = await self.db.fetch_one(f"{_SELECT} WHERE id = :id", {"id": task_id})
+        if row is None or (tenant_id is not None and row[1] != tenant_id):
+            return None
+        return task_from_row(row)
+
+    async def list_tasks(
+        self,
+        tenant_id: str,
+        *,
+        model: str | None = None,
+        status: TaskStatus | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page:
+        query, args = history_query(tenant_id, model, status, cursor, limit)
+        rows = await self.db.fetch_all(query, args)
+        tasks = [task_from_row(row) for row in rows[:limit]]
+        more = len(rows) > limit
+        return Page(tasks, encode_cursor(tasks[-1].created_at, tasks[-1].id) if more else None)
+
+    async def claim(self, owner: str, limit: int, lease_seconds: float) -> list[Task]:
+        args = {"owner": owner, "lease_seconds": lease_seconds, "limit": limit}
+        rows = await self.db.fetch_all(_CLAIM, args)
+        return sorted((task_from_row(row) for row in rows), key=lambda t: t.created_at)
+
+    async def heartbeat(self, owner: str, lease_seconds: float) -> set[str]:
+        args = {"owner": owner, "lease_seconds": lease_seconds}
+        return {row[0] for row in await self.db.fetch_all(_HEARTBEAT, args)}
+
+    async def finish(self, task: Task) -> bool:
+        if not task.ready:
+            return bool(await self.db.execute(_FINISH, outcome_row(task)))
+
+        async def write(tx: Executor) -> bool:
+            if not await tx.execute(_FINISH, outcome_row(task)):
+                return False
+            await finished(tx, task.id, cost_micros(task), task.webhook_url is not None)
+            return True
+
+        return await self.db.transaction(write)
+
+    async def release(self, owner: str) -> int:
+        return await self.db.execute(_RELEASE, {"owner": owner})
+
+    async def reap(self) -> list[Task]:
+        async def write(tx: Executor) -> list[Task]:
+            rows = await tx.fetch_all(_REAP, {"error": failure_json(LOST_WORKER_ERROR)})
+            reaped = [task_from_row(row) for row in rows]
+            for task in reaped:
+                if task.ready:
+                    await finished(tx, task.id, 0)
+            return reaped
+
+        return await self.db.transaction(write)
+
+    async def cancel(self, task_id: str, tenant_id: str) -> Task | None:
+        args = {"id": task_id, "tenant_id": tenant_id, "error": failure_json(CANCELED_ERROR)}
+
+        async def write(tx: Executor) -> None:
+            if await tx.execute(_CANCEL, args):
+                await finished(tx, task_id, 0)
+
+        await self.db.transaction(write)
+        return await self.get(task_id, tenant_id)
+
+    async def purge_output(self, task_id: str) -> None:
+        await self.db.execute(_PURGE, {"id": task_id})
