@@ -161,9 +161,14 @@ class TaskError(HubError):
     """The task failed."""
 
     retryable: ClassVar[bool] = False
+    #: the error a task kept when the hub stopped trying: retrying is over, whatever its kind
+    final: bool = False
+    #: the route whose call failed, when one did (a failed task keeps it as its provider)
+    route: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"code": self.code, "message": self.message, "retryable": self.retryable}
+        retryable = self.retryable and not self.final
+        return {"code": self.code, "message": self.message, "retryable": retryable}
 
 
 class InputImageError(TaskError):

@@ -283,12 +283,12 @@ class Hub:
         if before is None:
             raise NotFound(f"no task {task_id!r}")
         if before.ready:
-            raise AlreadyFinished(f"task {task_id} is already {before.status}")
+            raise AlreadyFinished(_finished(task_id, before.status))
         task = await self.store.cancel(task_id, tenant_id)
         if task is None:
             raise NotFound(f"no task {task_id!r}")
         if task.status != TaskStatus.CANCELED:
-            raise AlreadyFinished(f"task {task_id} is already {task.status}")
+            raise AlreadyFinished(_finished(task_id, task.status))
         if self.worker is not None:
             self.worker.abandon(task_id)
         if self.webhooks is not None:
@@ -363,17 +363,23 @@ class Hub:
             raise NotFound("no such file")
         return url
 
-    async def ready(self) -> dict[str, bool]:
-        """What /readyz reports."""
+    async def ready(self) -> dict[str, bool | None]:
+        """What /readyz reports; `worker` is None in a process that runs none (`--no-worker`)."""
         try:
             await asyncio.wait_for(self.store.ping(), 2.0)
             store_ok = True
         except Exception:
             store_ok = False
-        worker_ok = self.worker is None or (
-            self._worker_runner is not None and not self._worker_runner.done()
-        )
+        if self.worker is None:
+            return {"store": store_ok, "worker": None}
+        worker_ok = self._worker_runner is not None and not self._worker_runner.done()
         return {"store": store_ok, "worker": worker_ok}
+
+
+def _finished(task_id: str, status: TaskStatus) -> str:
+    """Why a finished task cannot be canceled: "has already succeeded", "was already canceled"."""
+    verb = "was" if status == TaskStatus.CANCELED else "has"
+    return f"task {task_id} {verb} already {status}; only a queued or running task can be canceled"
 
 
 def _fingerprint(

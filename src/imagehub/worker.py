@@ -343,8 +343,13 @@ class Worker:
                 error=exc.to_dict(),
                 run_after=utcnow() + timedelta(seconds=delay),
             )
-        error = self.policy.final(task.attempts, exc).to_dict()
-        return task.replace(status=TaskStatus.FAILED, error=error, finished_at=utcnow())
+        final = self.policy.final(task.attempts, exc)
+        return task.replace(
+            status=TaskStatus.FAILED,
+            error=final.to_dict(),
+            provider=final.route or task.provider,  # the route of the last attempt, if one ran
+            finished_at=utcnow(),
+        )
 
     async def _finish(self, task: Task) -> None:
         written = await self._write_outcome(task)

@@ -14,7 +14,14 @@ import re
 from imagehub.errors import ImageDownloadError, InvalidInputImage
 from imagehub.media import MediaStore
 from imagehub.outbound.address import AddressPolicy
-from imagehub.outbound.client import FetchError, SafeClient, TooLarge, redact
+from imagehub.outbound.client import (
+    BadStatus,
+    FetchError,
+    Refused,
+    SafeClient,
+    TooLarge,
+    redact,
+)
 
 _HUB_FILE = re.compile(r"^https?://[^/]+(?:/[^?#]*)?/hub/v1/files/(f_[A-Za-z0-9]{22}\.\w+)\Z")
 _DATA_URI = re.compile(r"^data:image/[\w.+-]+;base64,", re.IGNORECASE)
@@ -25,6 +32,12 @@ def sniff_image(head: bytes) -> None:
     """Refuse bytes that do not start like a PNG, JPEG, WebP or GIF, whatever the headers say."""
     if not head.startswith(_MAGIC) and not (head[:4] == b"RIFF" and head[8:12] == b"WEBP"):
         raise NotAnImage("it is not a PNG, JPEG, WebP or GIF image")
+
+
+def _missing(exc: FetchError) -> bool:
+    """The download of a hub file URL failed as a missing file would: refused (this hub's own,
+    private address) or answered 404 (a hub at a public address)."""
+    return isinstance(exc, Refused) or (isinstance(exc, BadStatus) and exc.status == 404)
 
 
 class NotAnImage(FetchError):
@@ -66,6 +79,11 @@ class Fetcher:
         except (TooLarge, NotAnImage) as exc:
             raise InvalidInputImage(f"{label} ({redact(ref)}): {exc}") from None
         except FetchError as exc:
+            if own and _missing(exc):  # a hub file URL this hub has not: not a network matter
+                raise ImageDownloadError(
+                    f"{label}: no such file {own.group(1)} on this hub ({redact(ref)}); "
+                    "upload the image again with POST /hub/v1/files"
+                ) from None
             raise ImageDownloadError(
                 f"{label} could not be downloaded from {redact(ref)}: {exc}"
             ) from None
