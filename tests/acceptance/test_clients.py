@@ -23,7 +23,7 @@ from imagehub.client import Client, TaskFailed
 from imagehub.client.examples import python_example
 from imagehub.testing import tiny_png
 from tests.acceptance.conftest import KEY, Server
-from tests.unit.test_docs import README
+from tests.unit.test_docs import doc
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +66,7 @@ def image_size(path: Path) -> tuple[int, int]:
 # -- the SDK
 
 
-def test_the_readme_python_example_generates_and_saves_an_image(hub: Server, tmp_path: Path):
+def test_the_docs_python_example_generates_and_saves_an_image(hub: Server, tmp_path: Path):
     code = section_code("Python SDK", "python")
     run = subprocess.run(
         [sys.executable, "-c", code],
@@ -99,7 +99,8 @@ def test_the_sdk_example_of_a_catalog_model_runs(hub: Server, tmp_path: Path):
 
 
 def section_code(title: str, language: str) -> str:
-    text = README.split(f"## {title}\n", 1)[1]
+    """The first `language` block of the docs page `title` (docs/sdk.md)."""
+    text = doc({"Python SDK": "sdk.md"}[title])
     return text.split(f"```{language}\n", 1)[1].split("```", 1)[0]
 
 

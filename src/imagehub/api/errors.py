@@ -28,11 +28,20 @@ from imagehub.errors import (
 log = logging.getLogger("imagehub.api")
 M = TypeVar("M", bound=BaseModel)
 
+#: codes the border answers that no `imagehub.errors` class stands for, with their meaning
+BORDER_ERRORS = {
+    405: ("method_not_allowed", "The route does not take this HTTP method."),
+    408: (
+        "request_timeout",
+        "The request body did not arrive within `IMAGEHUB_BODY_TIMEOUT_SECONDS`.",
+    ),
+    500: ("internal_error", "The hub failed to answer: a bug, logged with its traceback."),
+}
 _HTTP_CODES = {
     401: "unauthorized",
     404: "not_found",
-    405: "method_not_allowed",
-    408: "request_timeout",
+    405: BORDER_ERRORS[405][0],
+    408: BORDER_ERRORS[408][0],
     413: "payload_too_large",
 }
 
