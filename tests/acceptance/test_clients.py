@@ -218,6 +218,29 @@ def test_cli_tasks_and_models(hub: Server):
     assert "imagehub edit -m gpt-image-2/edit --image" in one.stdout
 
 
+@pytest.mark.parametrize("command", [["tasks", "list"], ["tasks", "get"], ["generate", "--json"]])
+def test_cli_output_into_a_closed_pipe_stops_quietly(hub: Server, command: list[str]):
+    task_id = cli(hub, "generate", "piped prompt", "--no-wait").stdout.strip()
+    args = [*command, task_id] if command[-1] == "get" else command
+    if command[0] == "generate":
+        args = [*command, "piped prompt"]
+    read, write = os.pipe()
+    os.close(read)  # `| head` that has already read its lines and gone
+    try:
+        run = subprocess.run(
+            [sys.executable, "-m", "imagehub.cli", *args],
+            env=client_env(hub),
+            stdout=write,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        os.close(write)
+    assert run.returncode == 141
+    assert "Traceback" not in run.stderr and "BrokenPipe" not in run.stderr
+
+
 def test_cli_help_lists_each_model_s_parameters_from_the_catalog(hub: Server):
     run = cli(hub, "generate", "--help")
     assert run.returncode == 0

@@ -12,6 +12,12 @@ async def test_health_and_readiness(client):
     assert ready.json() == {"status": "ok", "store": True, "worker": True}
 
 
+async def test_swagger_ui_is_at_docs(client):
+    page = await client.get("/docs")
+    assert page.status_code == 200 and "swagger-ui" in page.text
+    assert "/openapi.json" in page.text
+
+
 async def test_readiness_reports_no_worker_on_an_api_only_process():
     hub = memory_hub(ScriptedProvider(), run_worker=False)
     async for client in _client(hub):
