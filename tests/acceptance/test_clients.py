@@ -219,7 +219,9 @@ def test_cli_tasks_and_models(hub: Server):
 
 
 @pytest.mark.parametrize("command", [["tasks", "list"], ["tasks", "get"], ["generate", "--json"]])
-def test_cli_output_into_a_closed_pipe_stops_quietly(hub: Server, command: list[str]):
+def test_cli_output_into_a_closed_pipe_stops_quietly(
+    hub: Server, command: list[str], tmp_path: Path
+):
     task_id = cli(hub, "generate", "piped prompt", "--no-wait").stdout.strip()
     args = [*command, task_id] if command[-1] == "get" else command
     if command[0] == "generate":
@@ -230,6 +232,7 @@ def test_cli_output_into_a_closed_pipe_stops_quietly(hub: Server, command: list[
         run = subprocess.run(
             [sys.executable, "-m", "imagehub.cli", *args],
             env=client_env(hub),
+            cwd=tmp_path,  # `generate` saves its image here
             stdout=write,
             stderr=subprocess.PIPE,
             text=True,
