@@ -181,6 +181,10 @@ class TaskError(HubError):
     """The task failed."""
 
     retryable: ClassVar[bool] = False
+    #: the error a task kept when the hub stopped trying: retrying is over, whatever its kind
+    final: bool = False
+    #: the route whose call failed, when one did (a failed task keeps it as its provider)
+    route: str | None = None
 
 
 class InputImageError(TaskError):

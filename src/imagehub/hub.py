@@ -259,12 +259,12 @@ class Hub:
         if before is None:
             raise NotFound(f"no task {task_id!r}")
         if before.ready:
-            raise AlreadyFinished(f"task {task_id} is already {before.status}")
+            raise AlreadyFinished(_finished(task_id, before.status))
         task = await self.store.cancel(task_id, tenant_id)
         if task is None:
             raise NotFound(f"no task {task_id!r}")
         if task.status != TaskStatus.CANCELED:
-            raise AlreadyFinished(f"task {task_id} is already {task.status}")
+            raise AlreadyFinished(_finished(task_id, task.status))
         if self.worker is not None:
             self.worker.abandon(task_id)
         self.notifier.task_finished(task)  # its watchers, metrics and webhook
@@ -360,16 +360,17 @@ class Hub:
         """The Prometheus exposition of this process's metrics."""
         return self.metrics.render()
 
-    async def ready(self) -> dict[str, bool]:
-        """What /readyz reports: the store answers and can write, the worker runs."""
+    async def ready(self) -> dict[str, bool | None]:
+        """What /readyz reports: the store answers and can write, the worker runs (`worker` is
+        None in a process that runs none: `--no-worker`)."""
         try:
             await asyncio.wait_for(self.store.ping(), 2.0)
             store_ok = await self._folders_writable()
         except Exception:
             store_ok = False
-        worker_ok = self.worker is None or (
-            self._worker_runner is not None and not self._worker_runner.done()
-        )
+        if self.worker is None:
+            return {"store": store_ok, "worker": None}
+        worker_ok = self._worker_runner is not None and not self._worker_runner.done()
         return {"store": store_ok, "worker": worker_ok}
 
     async def _folders_writable(self) -> bool:
@@ -402,6 +403,12 @@ def _probe_write(folder: Path) -> None:
 
 #: a probe as large as a small write of SQLite's journal
 _PROBE_BYTES = 64 * 1024
+
+
+def _finished(task_id: str, status: TaskStatus) -> str:
+    """Why a finished task cannot be canceled: "has already succeeded", "was already canceled"."""
+    verb = "was" if status == TaskStatus.CANCELED else "has"
+    return f"task {task_id} {verb} already {status}; only a queued or running task can be canceled"
 
 
 def _fingerprint(

@@ -187,7 +187,8 @@ class TaskFailure:
 
     @classmethod
     def of(cls, error: TaskError) -> TaskFailure:
-        return cls(error.code, error.message, error.retryable)
+        # an error the hub gave up on is final: retrying is over, whatever its kind
+        return cls(error.code, error.message, error.retryable and not error.final)
 
     def to_dict(self) -> dict[str, Any]:
         return {"code": self.code, "message": self.message, "retryable": self.retryable}

@@ -65,7 +65,9 @@ class ScriptedProvider:
         pass
 
 
-def memory_hub(provider: ScriptedProvider | None = None, **settings: object) -> Hub:
+def memory_hub(
+    provider: ScriptedProvider | None = None, *, run_worker: bool = True, **settings: object
+) -> Hub:
     """A hub on the in-memory store and media, served by `provider` (demo if None)."""
     catalog = Catalog.load()
     if provider is None:
@@ -81,4 +83,5 @@ def memory_hub(provider: ScriptedProvider | None = None, **settings: object) -> 
         store=MemoryStore(),
         media=MemoryMedia(),
         notifier=Notifier(),
+        run_worker=run_worker,
     )

@@ -398,8 +398,13 @@ class Worker:
                 error=TaskFailure.of(exc),
                 run_after=utcnow() + timedelta(seconds=delay),
             )
-        error = TaskFailure.of(self.policy.final(task.attempts, exc))
-        return task.replace(status=TaskStatus.FAILED, error=error, finished_at=utcnow())
+        final = self.policy.final(task.attempts, exc)
+        return task.replace(
+            status=TaskStatus.FAILED,
+            error=TaskFailure.of(final),
+            provider=final.route or task.provider,  # the route of the last attempt, if one ran
+            finished_at=utcnow(),
+        )
 
     async def _finish(self, task: Task) -> None:
         written = await self._write_outcome(task)

@@ -23,7 +23,7 @@ from imagehub.client import Client, TaskFailed
 from imagehub.client.examples import python_example
 from imagehub.testing import tiny_png
 from tests.acceptance.conftest import KEY, Server
-from tests.unit.test_docs import README
+from tests.unit.test_docs import doc
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +66,7 @@ def image_size(path: Path) -> tuple[int, int]:
 # -- the SDK
 
 
-def test_the_readme_python_example_generates_and_saves_an_image(hub: Server, tmp_path: Path):
+def test_the_docs_python_example_generates_and_saves_an_image(hub: Server, tmp_path: Path):
     code = section_code("Python SDK", "python")
     run = subprocess.run(
         [sys.executable, "-c", code],
@@ -99,7 +99,8 @@ def test_the_sdk_example_of_a_catalog_model_runs(hub: Server, tmp_path: Path):
 
 
 def section_code(title: str, language: str) -> str:
-    text = README.split(f"## {title}\n", 1)[1]
+    """The first `language` block of the docs page `title` (docs/sdk.md)."""
+    text = doc({"Python SDK": "sdk.md"}[title])
     return text.split(f"```{language}\n", 1)[1].split("```", 1)[0]
 
 
@@ -215,6 +216,32 @@ def test_cli_tasks_and_models(hub: Server):
     one = cli(hub, "models", "gpt-image-2/edit")
     assert "PARAMETER" in one.stdout and re.search(r"mask_url\s+string", one.stdout)
     assert "imagehub edit -m gpt-image-2/edit --image" in one.stdout
+
+
+@pytest.mark.parametrize("command", [["tasks", "list"], ["tasks", "get"], ["generate", "--json"]])
+def test_cli_output_into_a_closed_pipe_stops_quietly(
+    hub: Server, command: list[str], tmp_path: Path
+):
+    task_id = cli(hub, "generate", "piped prompt", "--no-wait").stdout.strip()
+    args = [*command, task_id] if command[-1] == "get" else command
+    if command[0] == "generate":
+        args = [*command, "piped prompt"]
+    read, write = os.pipe()
+    os.close(read)  # `| head` that has already read its lines and gone
+    try:
+        run = subprocess.run(
+            [sys.executable, "-m", "imagehub.cli", *args],
+            env=client_env(hub),
+            cwd=tmp_path,  # `generate` saves its image here
+            stdout=write,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        os.close(write)
+    assert run.returncode == 141
+    assert "Traceback" not in run.stderr and "BrokenPipe" not in run.stderr
 
 
 def test_cli_help_lists_each_model_s_parameters_from_the_catalog(hub: Server):

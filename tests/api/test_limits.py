@@ -108,7 +108,10 @@ async def test_the_concurrency_limit_answers_429_until_a_task_finishes(client, p
     key = await limited(client, concurrent_tasks=1)
     first = await client.post("/hub/v1/tasks", json=TASK, headers=key)
     assert first.status_code == 202
-    assert_429(await client.post("/hub/v1/tasks", json=TASK, headers=key), "1 concurrent tasks")
+    assert_429(
+        await client.post("/hub/v1/tasks", json=TASK, headers=key),
+        "limit of 1 concurrent task at once",
+    )
     assert (await usage(client, key))["active_tasks"] == 1
     await client.get(f"/hub/v1/tasks/{first.json()['task_id']}?wait=10", headers=key)
     assert (await client.post("/hub/v1/tasks", json=TASK, headers=key)).status_code == 202
@@ -127,7 +130,7 @@ async def test_an_openai_request_counts_as_a_task_in_flight(client, provider):
     key = await limited(client, concurrent_tasks=1)
     held = asyncio.create_task(client.post("/v1/images/generations", json=OPENAI, headers=key))
     await asyncio.sleep(0.2)
-    assert_429(await client.post("/hub/v1/tasks", json=TASK, headers=key), "concurrent tasks")
+    assert_429(await client.post("/hub/v1/tasks", json=TASK, headers=key), "concurrent task")
     assert (await held).status_code == 200
 
 

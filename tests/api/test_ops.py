@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from imagehub.testing import ScriptedProvider, memory_hub
+from tests.api.conftest import _client
 from tests.api.test_tasks import NB, submit_and_wait
 
 
@@ -8,6 +10,20 @@ async def test_health_and_readiness(client):
     ready = await client.get("/readyz")
     assert ready.status_code == 200
     assert ready.json() == {"status": "ok", "store": True, "worker": True}
+
+
+async def test_swagger_ui_is_at_docs(client):
+    page = await client.get("/docs")
+    assert page.status_code == 200 and "swagger-ui" in page.text
+    assert "/openapi.json" in page.text
+
+
+async def test_readiness_reports_no_worker_on_an_api_only_process():
+    hub = memory_hub(ScriptedProvider(), run_worker=False)
+    async for client in _client(hub):
+        ready = await client.get("/readyz")
+        assert ready.status_code == 200
+        assert ready.json() == {"status": "ok", "store": True, "worker": None}
 
 
 async def test_metrics_count_tasks(client):

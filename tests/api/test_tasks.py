@@ -183,6 +183,25 @@ async def test_cancel_a_running_task_abandons_it_and_a_ready_one_is_409(client, 
     again = await client.post(f"/hub/v1/tasks/{task['task_id']}/cancel")
     assert again.status_code == 409
     assert again.json()["error"]["code"] == "already_finished"
+    assert f"task {task['task_id']} was already canceled" in again.json()["error"]["message"]
+
+
+async def test_canceling_a_succeeded_task_says_it_has_already_succeeded(client):
+    task = await submit_and_wait(client, NB)
+    again = await client.post(f"/hub/v1/tasks/{task['task_id']}/cancel")
+    assert again.status_code == 409
+    message = again.json()["error"]["message"]
+    assert message.startswith(f"task {task['task_id']} has already succeeded")
+
+
+async def test_a_wait_out_of_range_is_refused_in_plain_words(client):
+    task = (await client.post("/hub/v1/tasks", json=NB)).json()
+    for wait in ("100", "-1", "soon"):
+        bad = await client.get(f"/hub/v1/tasks/{task['task_id']}", params={"wait": wait})
+        assert bad.status_code == 422
+        error = bad.json()["error"]
+        assert error["message"] == "wait must be between 0 and 60 seconds"
+        assert error["details"][0]["loc"] == ["query", "wait"]
 
 
 async def test_events_stream_every_change_and_end_with_the_ready_task(client, provider):

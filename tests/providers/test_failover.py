@@ -135,8 +135,9 @@ async def test_the_last_attempt_reports_the_error_and_the_attempts(upstream, mak
         code="upstream_unavailable",
         message="gemini is unavailable (HTTP 503: UNAVAILABLE The model is overloaded.) "
         "(gave up after 3 attempts)",
-        retryable=True,
+        retryable=False,  # the hub has stopped trying: retrying is over
     )
+    assert task.provider == "gemini"  # the route of the last attempt
 
 
 async def test_a_single_route_in_cool_down_is_still_tried(upstream, make_hub):

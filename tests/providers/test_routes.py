@@ -163,9 +163,9 @@ async def test_cli_check_live_calls_each_route_once(monkeypatch, capsys):
     assert [s.path for s in fake.seen] == ["/models/gpt-image-2"]
 
 
-def test_the_readme_routes_file_example_loads(tmp_path, monkeypatch):
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    example = readme.split("```toml\n", 1)[1].split("```", 1)[0]
+def test_the_docs_routes_file_example_loads(tmp_path, monkeypatch):
+    page = (Path(__file__).resolve().parents[2] / "docs" / "providers.md").read_text()
+    example = page.split("```toml\n", 1)[1].split("```", 1)[0]
     monkeypatch.setenv("BACKUP_GEMINI_KEY", "k1")
     monkeypatch.setenv("FAL_KEY", "k2")
     router = build_router(Settings(demo=False, routes_file=_file(tmp_path, example)), CATALOG)

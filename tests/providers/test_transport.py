@@ -142,7 +142,7 @@ async def test_failures_finish_with_the_api_error_code(
     hub = await _hub(make_hub, upstream, protocol, max_attempts=1, upstream_timeout_seconds=timeout)
     task = await run_task(hub, protocol.model, INPUT)
     assert task.status == "failed" and task.attempts == 1
-    assert task.error.code == code and task.error.retryable is True
+    assert task.error.code == code and task.error.retryable is False  # gave up
     assert words in task.error.message and "gave up after 1 attempt" in task.error.message
     assert "Traceback" not in task.error.message
     assert_no_secret(task)

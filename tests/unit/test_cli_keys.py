@@ -14,6 +14,13 @@ from imagehub.settings import Settings
 from imagehub.wiring import build_hub
 
 
+@pytest.fixture(autouse=True)
+def database(tmp_path: Path) -> Path:
+    """The hub's database in tmp_path, as a first `imagehub serve` (or `migrate`) leaves it."""
+    assert main(["migrate", "--data-dir", str(tmp_path)]) == 0
+    return tmp_path / "imagehub.db"
+
+
 def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
     code = main(list(args))
     out, err = capsys.readouterr()
@@ -107,3 +114,19 @@ def test_errors_have_exit_codes(capsys, tmp_path):
     with pytest.raises(SystemExit):
         run(capsys, "keys", "create", "--tenant", "x", "--rpm", "0")
     assert run(capsys, "keys")[0] == 2
+
+
+@pytest.mark.parametrize("command", [["list"], ["create", "--tenant", "acme"], ["revoke", "k"]])
+def test_no_database_where_it_looks_is_an_error_that_creates_nothing(
+    capsys, tmp_path, monkeypatch, command
+):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # no --data-dir: ./imagehub-data, which is not there
+    code, out, err = run(capsys, "keys", *command)
+    assert code == 2 and out == ""
+    assert str(elsewhere / "imagehub-data" / "imagehub.db") in err
+    assert "--data-dir" in err and "IMAGEHUB_DATA_DIR" in err
+    assert list(elsewhere.iterdir()) == []
+    code, _, err = run(capsys, "keys", "list", "--data-dir", str(elsewhere / "nothing"))
+    assert code == 2 and "no database at" in err and list(elsewhere.iterdir()) == []

@@ -1,4 +1,4 @@
-"""The README's client sections stay true: model aliases, size mapping, exit codes."""
+"""The client pages of the docs stay true: model aliases, size mapping, exit codes."""
 
 from __future__ import annotations
 
@@ -7,13 +7,14 @@ import re
 from imagehub.api.openai_wire import aliases, resolve_model, size_params
 from imagehub.catalog import Catalog
 from imagehub.cli.client import Exit
-from tests.unit.test_docs import README
+from tests.unit.test_docs import doc
 
 CATALOG = Catalog.load()
 
 
 def section(title: str) -> str:
-    return README.split(f"## {title}\n", 1)[1].split("\n## ", 1)[0]
+    """The page `title` of the docs (docs/openai.md, docs/cli.md)."""
+    return doc({"OpenAI-compatible endpoints": "openai.md", "Command line": "cli.md"}[title])
 
 
 def table_rows(text: str, first_header: str) -> list[list[str]]:
@@ -26,7 +27,7 @@ def table_rows(text: str, first_header: str) -> list[list[str]]:
     return rows
 
 
-def test_every_model_alias_is_in_the_readme_table_and_runs_where_it_says():
+def test_every_model_alias_is_in_the_docs_table_and_runs_where_it_says():
     rows = table_rows(section("OpenAI-compatible endpoints"), "`model`")
     documented: set[str] = set()
     for names, runs_on in rows:
@@ -39,7 +40,7 @@ def test_every_model_alias_is_in_the_readme_table_and_runs_where_it_says():
     assert resolve_model(CATALOG, None, edit=False).id == "gpt-image-2"
 
 
-def test_the_readme_size_table_is_what_the_mapping_does():
+def test_the_docs_size_table_is_what_the_mapping_does():
     rows = table_rows(section("OpenAI-compatible endpoints"), "`size`")
     assert rows
     models = ["nano-banana", "nano-banana-2", "nano-banana-pro"]
@@ -52,6 +53,6 @@ def test_the_readme_size_table_is_what_the_mapping_does():
             assert shown == cell, (size, model_id)
 
 
-def test_the_readme_exit_codes_are_the_cli_s():
+def test_the_documented_exit_codes_are_the_cli_s():
     rows = table_rows(section("Command line"), "code")
     assert [int(code) for code, _ in rows] == [int(e) for e in Exit]

@@ -12,9 +12,11 @@ from collections.abc import Iterable
 import httpcore
 import pytest
 
+from imagehub.errors import ImageDownloadError
+from imagehub.media import MemoryMedia
 from imagehub.outbound.address import AddressPolicy, Blocked, is_public, system_resolver
 from imagehub.outbound.client import FetchError, Refused, SafeClient, check_url
-from imagehub.outbound.fetch import NotAnImage, sniff_image
+from imagehub.outbound.fetch import Fetcher, NotAnImage, sniff_image
 from imagehub.testing import tiny_png
 
 PNG = tiny_png()
@@ -266,3 +268,52 @@ def test_content_is_sniffed(head, ok):
 
 def test_every_refusal_is_a_fetch_error():
     assert issubclass(Refused, FetchError) and issubclass(NotAnImage, FetchError)
+
+
+# ---------------------------------------------------------------- refusals a person can act on
+
+
+@pytest.mark.parametrize(
+    ("url", "words"),
+    [
+        ("http://127.0.0.1/a.png", "IMAGEHUB_FETCH_ALLOW_PRIVATE=127.0.0.1 would allow it"),
+        ("http://[::1]/a.png", "IMAGEHUB_FETCH_ALLOW_PRIVATE=::1 would allow it"),
+        (f"http://{PUBLIC}:8080/a.png", f"IMAGEHUB_FETCH_ALLOW_PRIVATE={PUBLIC} would allow"),
+    ],
+    ids=["loopback", "loopback-v6", "port"],
+)
+async def test_a_refusal_names_the_setting_that_allows_it(url, words):
+    with pytest.raises(Refused, match="the hub may not connect there") as refused:
+        await fetch(url, StubResolver({}))
+    assert words in str(refused.value)
+    allowed = AddressPolicy.parse(words.split("=", 1)[1].split()[0])
+    body, _ = await fetch(url, StubResolver({}), allowed)  # and it does allow it
+    assert body == PNG
+
+
+async def test_a_metadata_refusal_says_no_setting_changes_it():
+    with pytest.raises(Refused, match="refused whatever the settings say"):
+        await fetch("http://169.254.169.254/", StubResolver({}), AddressPolicy.parse("0.0.0.0/0"))
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1:8000", "hub.example"])
+async def test_a_hub_file_url_this_hub_has_not_is_no_such_file(host):
+    missing = "f_" + "a" * 22 + ".png"
+    resolver = StubResolver({"hub.example": [PUBLIC]})
+
+    class NotFoundBackend(RecordingBackend):
+        def __init__(self) -> None:
+            httpcore.AsyncMockBackend.__init__(
+                self, [b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"]
+            )
+            self.connected = []
+
+    client = SafeClient(AddressPolicy(), resolver=resolver, inner=NotFoundBackend())
+    fetcher = Fetcher(MemoryMedia(), max_bytes=10_000, timeout=5, client=client)
+    try:
+        with pytest.raises(ImageDownloadError) as failed:
+            await fetcher.fetch(f"http://{host}/hub/v1/files/{missing}", "image_urls[0]")
+    finally:
+        await fetcher.aclose()
+    assert f"image_urls[0]: no such file {missing} on this hub" in failed.value.message
+    assert "public address" not in failed.value.message

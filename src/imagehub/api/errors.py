@@ -32,11 +32,20 @@ from imagehub.errors import (
 log = logging.getLogger("imagehub.api")
 M = TypeVar("M", bound=BaseModel)
 
+#: codes the border answers that no `imagehub.errors` class stands for, with their meaning
+BORDER_ERRORS = {
+    405: ("method_not_allowed", "The route does not take this HTTP method."),
+    408: (
+        "request_timeout",
+        "The request body did not arrive within `IMAGEHUB_BODY_TIMEOUT_SECONDS`.",
+    ),
+    500: ("internal_error", "The hub failed to answer: a bug, logged with its traceback."),
+}
 _HTTP_CODES = {
     401: "unauthorized",
     404: "not_found",
-    405: "method_not_allowed",
-    408: "request_timeout",
+    405: BORDER_ERRORS[405][0],
+    408: BORDER_ERRORS[408][0],
     413: "payload_too_large",
 }
 
@@ -83,15 +92,29 @@ def _not_json(constant: str) -> Any:
     raise ValueError(f"{constant} is not JSON")
 
 
+#: query parameters refused as a person would say it, not as pydantic's "Input should be..."
+_QUERY_RULES = {
+    "wait": "wait must be between 0 and 60 seconds",
+    "limit": "limit must be between 1 and 200",
+}
+
+
 def _details(errors: Sequence[Any], skip: int) -> list[dict[str, Any]]:
     return [
         {
             "loc": [p if isinstance(p, int) else str(p) for p in e["loc"][skip:]] or ["body"],
-            "msg": "unknown field" if e["type"] == "extra_forbidden" else e["msg"],
+            "msg": _message(e),
             "type": e["type"],
         }
         for e in errors
     ]
+
+
+def _message(error: Any) -> str:
+    loc = tuple(error["loc"])
+    if len(loc) == 2 and loc[0] == "query" and loc[1] in _QUERY_RULES:
+        return _QUERY_RULES[loc[1]]
+    return "unknown field" if error["type"] == "extra_forbidden" else str(error["msg"])
 
 
 def validation_error(exc: RequestValidationError) -> InvalidJSON | InvalidInput:
@@ -99,7 +122,10 @@ def validation_error(exc: RequestValidationError) -> InvalidJSON | InvalidInput:
     errors = list(exc.errors())
     if any(e["type"] == "json_invalid" for e in errors):
         return InvalidJSON()
-    return InvalidInput(_details(errors, skip=0))
+    details = _details(errors, skip=0)
+    if len(details) == 1 and details[0]["msg"] in _QUERY_RULES.values():
+        return InvalidInput(details, message=details[0]["msg"])  # the rule says it all
+    return InvalidInput(details)
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:

@@ -20,14 +20,17 @@ async def healthz() -> dict[str, str]:
 @endpoints.get(
     "/readyz",
     responses={
-        200: {"description": "Ready: the store answers, the worker runs"},
+        200: {
+            "description": "Ready: the store answers, the worker runs (`worker` is null in a "
+            "process that runs none, `imagehub serve --no-worker`)"
+        },
         503: {"description": "Not ready: the same keys, with the check that failed false"},
     },
 )
 async def readyz(hub: HubDep) -> JSONResponse:
     """The store answers and the worker (if this process runs one) is running."""
     checks = await hub.ready()
-    ok = all(checks.values())
+    ok = all(check is not False for check in checks.values())  # None: not run here
     return JSONResponse({"status": "ok" if ok else "unavailable", **checks}, 200 if ok else 503)
 
 

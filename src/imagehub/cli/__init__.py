@@ -4,19 +4,36 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import logging
+import os
+import socket
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from imagehub.cli import keys as cli_keys
 from imagehub.cli.client import add_commands as add_client_commands
+from imagehub.cli.commands import Exit
 
 if TYPE_CHECKING:  # the server's modules load only for `serve`: the client commands lack them
     from imagehub.settings import Settings
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        try:
+            return _main(argv)
+        finally:  # a closed pipe shows here (`--help` included), not at exit with a traceback
+            sys.stdout.flush()
+    except BrokenPipeError:
+        # nothing more can be printed; Python would report it again flushing stdout at exit
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return Exit.PIPE_CLOSED
+
+
+def _main(argv: list[str] | None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     if not hasattr(args, "run"):
@@ -89,6 +106,10 @@ def _serve(args: argparse.Namespace) -> int:
     from imagehub.routing.config import RoutesConfigError, log_routes
 
     settings = _settings(args)
+    busy = _port_in_use(settings.host, settings.port)
+    if busy:  # before any side effect: no database made, no admin key printed for nothing
+        print(f"error: {busy}", file=sys.stderr)
+        return 2
     try:
         hub = build_hub(settings, run_worker=not args.no_worker)
     except RoutesConfigError as exc:
@@ -113,6 +134,27 @@ def _serve(args: argparse.Namespace) -> int:
         **uvicorn_options(settings),
     )
     return 0
+
+
+def _port_in_use(host: str, port: int) -> str | None:
+    """Why `serve` cannot listen on host:port, or None when it can.
+
+    A trial bind, as uvicorn binds (SO_REUSEADDR: a port left in TIME_WAIT is free; Linux still
+    refuses one another process listens on), released at once for uvicorn to take.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as trial:
+        trial.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            trial.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return (
+                    f"port {port} on {host} is already in use (another imagehub serve?); "
+                    "stop that process, or choose another port with --port or IMAGEHUB_PORT"
+                )
+            return f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+    return None
 
 
 def _worker(args: argparse.Namespace) -> int:

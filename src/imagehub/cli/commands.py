@@ -39,7 +39,7 @@ _URL_PREFIXES = ("http://", "https://", "data:")
 
 
 class Exit(IntEnum):
-    """Exit codes scripts can rely on (README, "Exit codes")."""
+    """Exit codes scripts can rely on (docs/cli.md, "Exit codes")."""
 
     OK = 0
     TASK_FAILED = 1
@@ -50,6 +50,8 @@ class Exit(IntEnum):
     RATE_LIMITED = 6
     TIMEOUT = 7
     INTERRUPTED = 130
+    #: the reader of stdout went away (`| head`): stopped quietly, as SIGPIPE would stop it
+    PIPE_CLOSED = 141
 
 
 Handler = Callable[[argparse.Namespace, Client], int]

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the server's modules load only when a key command runs
+    from imagehub.settings import Settings
     from imagehub.tenancy.accounts import Accounts, Limits
     from imagehub.tenancy.types import ApiKey
 
@@ -88,18 +89,23 @@ Action = Callable[["Accounts", argparse.Namespace], Awaitable[int]]
 
 def _runner(action: Action) -> Callable[[argparse.Namespace], int]:
     def run(args: argparse.Namespace) -> int:
-        return asyncio.run(_with_accounts(action, args))
+        from imagehub.settings import Settings
+
+        settings = Settings(**({"data_dir": args.data_dir} if args.data_dir else {}))
+        missing = _missing_database(settings.store_url)
+        if missing:  # opening would make an empty database and answer for it: say where we looked
+            print(f"imagehub keys: {missing}", file=sys.stderr)
+            return 2
+        return asyncio.run(_with_accounts(action, args, settings))
 
     return run
 
 
-async def _with_accounts(action: Action, args: argparse.Namespace) -> int:
+async def _with_accounts(action: Action, args: argparse.Namespace, settings: Settings) -> int:
     from imagehub.errors import ClientError
-    from imagehub.settings import Settings
     from imagehub.store import open_store
     from imagehub.tenancy.accounts import Accounts
 
-    settings = Settings(**({"data_dir": args.data_dir} if args.data_dir else {}))
     store = open_store(settings.store_url, pool_size=1, migrate_on_open=settings.migrate_on_start)
     await store.open()
     try:
@@ -109,6 +115,20 @@ async def _with_accounts(action: Action, args: argparse.Namespace) -> int:
         return 4 if exc.status == 404 else 2
     finally:
         await store.close()
+
+
+def _missing_database(store_url: str) -> str | None:
+    """What is wrong when `store_url` is an SQLite file that does not exist; else None."""
+    if not store_url.startswith("sqlite:///"):
+        return None
+    path = Path(store_url.removeprefix("sqlite:///"))
+    if path.exists():
+        return None
+    return (
+        f"no database at {path.resolve()}; run this in the folder 'imagehub serve' ran in, "
+        "or point at the hub's data with --data-dir DIR, IMAGEHUB_DATA_DIR or "
+        "IMAGEHUB_DATABASE_URL ('imagehub migrate' makes a new, empty one)"
+    )
 
 
 def _limits_from(args: argparse.Namespace, current: Limits | None = None) -> Limits:

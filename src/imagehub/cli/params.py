@@ -18,7 +18,7 @@ from imagehub.schemas import ModelOut, ParameterOut
 OWN_OPTIONS = {"prompt": "the prompt argument", "image_urls": "--image", "mask_url": "--mask"}
 _TRUE = {"true", "yes", "on", "1"}
 _FALSE = {"false", "no", "off", "0"}
-_HELP_VALUES = {"image_size": "a preset, auto, or WxH", "boolean": "true false"}
+_HELP_VALUES = {"boolean": "true false"}
 _SIZE = re.compile(r"^(\d+)x(\d+)$")
 
 
@@ -122,7 +122,9 @@ def catalog_help(capability: str) -> str:
     lines = [
         "parameters (--param NAME=VALUE, default in brackets; 'imagehub models ID' explains each):"
     ]
-    for model in Catalog.load():
+    catalog = Catalog.load()
+    sizes = f"a preset ({', '.join(catalog.presets)}), auto, or WxH"
+    for model in catalog:
         if model.capability != capability:
             continue
         lines.append(f"  {model.id}")
@@ -130,7 +132,8 @@ def catalog_help(capability: str) -> str:
             if p.name in OWN_OPTIONS:
                 continue
             default = f" [{show(p.default)}]" if p.default not in (None, "") else ""
-            values = _HELP_VALUES.get(p.type, p.range_text) or "text"
+            values = sizes if p.type == "image_size" else _HELP_VALUES.get(p.type, p.range_text)
+            values = values or "text"
             lines.append(f"    {p.name:<18} {p.display_type:<8} {values}{default}")
     return "\n".join(lines)
 

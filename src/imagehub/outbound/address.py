@@ -126,13 +126,19 @@ class AddressPolicy:
         ip = ipaddress.ip_address(address.split("%", 1)[0])
         inner = embedded_ipv4(ip)
         if ip in METADATA or (inner is not None and inner in METADATA):
-            raise Blocked("it is a cloud metadata address")
+            raise Blocked("it is a cloud metadata address, refused whatever the settings say")
         if self.allow_listed(host, ip):
             return
         if not is_public(ip):
-            raise Blocked("it is not a public address")
+            raise Blocked(
+                f"it is not a public address; IMAGEHUB_FETCH_ALLOW_PRIVATE={_host_name(host)} "
+                "would allow it"
+            )
         if port not in DEFAULT_PORTS:
-            raise Blocked(f"port {port} is not allowed (only 80 and 443)")
+            raise Blocked(
+                f"port {port} is not allowed (only 80 and 443); "
+                f"IMAGEHUB_FETCH_ALLOW_PRIVATE={_host_name(host)} would allow any port of it"
+            )
 
 
 def _host_name(host: str) -> str:

@@ -18,7 +18,14 @@ from imagehub.errors import (
 from imagehub.imaging import DATA_URI, data_uri_payload, unb64
 from imagehub.media import MediaStore
 from imagehub.outbound.address import AddressPolicy
-from imagehub.outbound.client import FetchError, Refused, SafeClient, TooLarge, redact
+from imagehub.outbound.client import (
+    BadStatus,
+    FetchError,
+    Refused,
+    SafeClient,
+    TooLarge,
+    redact,
+)
 
 _HUB_FILE = re.compile(r"^https?://[^/]+(?:/[^?#]*)?/hub/v1/files/(f_[A-Za-z0-9]{22}\.\w+)\Z")
 _MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a")
@@ -28,6 +35,12 @@ def sniff_image(head: bytes) -> None:
     """Refuse bytes that do not start like a PNG, JPEG, WebP or GIF, whatever the headers say."""
     if not head.startswith(_MAGIC) and not (head[:4] == b"RIFF" and head[8:12] == b"WEBP"):
         raise NotAnImage("it is not a PNG, JPEG, WebP or GIF image")
+
+
+def _missing(exc: FetchError) -> bool:
+    """The download of a hub file URL failed as a missing file would: refused (this hub's own,
+    private address) or answered 404 (a hub at a public address)."""
+    return isinstance(exc, Refused) or (isinstance(exc, BadStatus) and exc.status == 404)
 
 
 class NotAnImage(FetchError):
@@ -69,6 +82,11 @@ class Fetcher:
         except (TooLarge, NotAnImage) as exc:
             raise InvalidInputImage(f"{label} ({redact(ref)}): {exc}") from None
         except FetchError as exc:
+            if own and _missing(exc):  # a hub file URL this hub has not: not a network matter
+                raise ImageDownloadError(
+                    f"{label}: no such file {own.group(1)} on this hub ({redact(ref)}); "
+                    "upload the image again with POST /hub/v1/files"
+                ) from None
             raise ImageDownloadError(
                 f"{label} could not be downloaded from {redact(ref)}: {exc}"
             ) from None

@@ -78,6 +78,7 @@ class FailurePolicy:
             try:
                 result = await self._call(route, call)
             except TaskError as exc:
+                exc.route = exc.route or route.name
                 self._record(route, exc)
                 if not _may_fail_over(exc):
                     raise
@@ -149,7 +150,9 @@ class FailurePolicy:
         wait = exc.retry_after if isinstance(exc, UpstreamRateLimited) else None
         if wait and wait > self.retry_max_delay_seconds:
             why = f"the upstream asked to wait {wait:.0f} s, longer than this hub waits"
-        return type(exc)(f"{exc.message} ({why})")
+        final = type(exc)(f"{exc.message} ({why})")
+        final.final, final.route = True, exc.route
+        return final
 
 
 async def _acquire(routes: list[Route]) -> Route:

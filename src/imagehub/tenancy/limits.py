@@ -32,12 +32,16 @@ def usd(micros: int) -> str:
     return f"${micros / 1_000_000:,.2f}" if micros >= 10_000 else f"${micros / 1_000_000:,.4f}"
 
 
+def _tasks(n: int) -> str:
+    return f"{n} concurrent task{'' if n == 1 else 's'}"
+
+
 def over_limit(exc: OverLimit, amount: int) -> RateLimited:
     """The 429 a refused submit answers, naming the limit."""
     key = exc.key
     if exc.limit == "concurrency":
         return RateLimited(
-            f"This key's limit of {key.concurrency_limit} concurrent tasks is reached "
+            f"This key's limit of {_tasks(key.concurrency_limit or 0)} at once is reached "
             f"({key.active_tasks} queued or running); retry when one finishes.",
             retry_after=CONCURRENCY_RETRY_SECONDS,
         )
