@@ -108,6 +108,10 @@ class PayloadTooLarge(ClientError):
     status = 413
 
 
+#: failing fields an answer lists at most
+MAX_DETAILS = 50
+
+
 class InvalidInput(ClientError):
     """The input is invalid."""
 
@@ -115,9 +119,14 @@ class InvalidInput(ClientError):
     status = 422
 
     def __init__(self, details: list[dict[str, Any]], message: str | None = None) -> None:
-        self.details = details
+        # the answer lists the first MAX_DETAILS; the message counts them all
+        self.details = details[:MAX_DETAILS]
         n = len(details)
-        super().__init__(message or f"{n} field{'s are' if n != 1 else ' is'} invalid")
+        if message is None:
+            message = f"{n} field{'s are' if n != 1 else ' is'} invalid"
+            if n > MAX_DETAILS:
+                message += f"; the first {MAX_DETAILS} are listed"
+        super().__init__(message)
 
     @classmethod
     def one(cls, loc: list[str | int], msg: str, type_: str) -> InvalidInput:

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from imagehub.api.bounds import check_shape
 from imagehub.errors import (
     HubError,
     InvalidInput,
@@ -57,7 +58,11 @@ async def _hub_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 def parse_body(raw: bytes, schema: type[M]) -> M:
-    """A JSON body, whatever Content-Type the client sent (curl -d sends a form type)."""
+    """A JSON body, whatever Content-Type the client sent (curl -d sends a form type).
+
+    Its shape is bounded first (`bounds`): depth, members and values, before decoding.
+    """
+    check_shape(raw)
     try:
         data = json.loads(raw, parse_constant=_not_json)
         if _SURROGATE.search(raw):  # an escaped lone surrogate cannot be answered back
