@@ -7,6 +7,7 @@
     │   ├── Forbidden                 403 forbidden (an admin route, a key that is not admin)
     │   ├── NotFound                  404 not_found
     │   ├── AlreadyFinished           409 already_finished
+    │   ├── LastAdminKey              409 last_admin_key (revoking the only active admin key)
     │   ├── PayloadTooLarge           413 payload_too_large
     │   ├── InvalidInput              422 invalid_input (carries every failing field)
     │   │   └── IdempotencyKeyReused  422 idempotency_key_reused
@@ -98,6 +99,13 @@ class AlreadyFinished(ClientError):
     """The task is already finished."""
 
     code = "already_finished"
+    status = 409
+
+
+class LastAdminKey(ClientError):
+    """This is the last active admin key: make another admin key before revoking it."""
+
+    code = "last_admin_key"
     status = 409
 
 
@@ -320,6 +328,7 @@ HTTP_ERRORS: dict[str, type[HubError]] = {
         Forbidden,
         NotFound,
         AlreadyFinished,
+        LastAdminKey,
         PayloadTooLarge,
         InvalidInput,
         IdempotencyKeyReused,

@@ -32,7 +32,7 @@ from imagehub.store import ApiKey, DuplicateTask, Page, TaskStore, open_store
 from imagehub.store.base import OverLimit, Submission
 from imagehub.tasks import Task, TaskOutput, TaskStatus, new_id
 from imagehub.tenancy.accounts import Accounts
-from imagehub.tenancy.keys import hash_key, make_key
+from imagehub.tenancy.keys import make_key
 from imagehub.tenancy.limits import RedisRates, over_limit, price_micros
 from imagehub.wakeups.notifier import Notifier
 from imagehub.wakeups.shared import open_notifier
@@ -157,9 +157,7 @@ class Hub:
         """
         configured = self.settings.admin_key
         if configured is not None:
-            plaintext = configured.get_secret_value()
-            if await self.store.get_key(hash_key(plaintext)) is None:
-                await self.store.add_key(make_key(name="admin", admin=True, key=plaintext)[1])
+            await self.accounts.ensure_admin(configured.get_secret_value())
             return None
         if await self.store.count_keys() > 0:
             return None

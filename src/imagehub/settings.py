@@ -35,8 +35,9 @@ class Settings(BaseSettings):
     )
     admin_key: SecretStr | None = Field(
         None,
-        description="Admin API key. Unset and no key stored yet: the first start creates one "
-        "and prints it once.",
+        description="Admin API key; every start stores it as an active admin key (restoring "
+        "it if it was revoked). Unset and no key stored yet: the first start creates one and "
+        "prints it once.",
     )
     worker_concurrency: int = Field(64, description="Tasks one worker process runs at once.", ge=1)
     lease_seconds: float = Field(

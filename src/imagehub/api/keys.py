@@ -120,7 +120,13 @@ async def set_limits(key_id: str, request: Request, hub: HubDep, admin: AdminDep
     return key_out(await hub.accounts.set_limits(key_id, limits_of(body, current)))
 
 
-@endpoints.post("/hub/v1/admin/keys/{key_id}/revoke", response_model=KeyOut, responses=_ERRORS)
+@endpoints.post(
+    "/hub/v1/admin/keys/{key_id}/revoke",
+    response_model=KeyOut,
+    responses={**_ERRORS, 409: {"model": ErrorBody}},
+)
 async def revoke_key(key_id: str, hub: HubDep, admin: AdminDep) -> KeyOut:
-    """Revoke a key (admin): every process refuses it within IMAGEHUB_KEY_CACHE_SECONDS."""
+    """Revoke a key (admin): every process refuses it within IMAGEHUB_KEY_CACHE_SECONDS.
+
+    The last active admin key cannot be revoked (409 last_admin_key)."""
     return key_out(await hub.accounts.revoke(key_id))

@@ -140,6 +140,10 @@ class PostgresTenancy:
         await self._count(_pg(sql.REVOKE_KEY), (utcnow().timestamp(), key_id))
         return await self.get_key_by_id(key_id)
 
+    async def restore_key(self, key_id: str) -> ApiKey | None:
+        await self._count(_pg(sql.RESTORE_KEY), (key_id,))
+        return await self.get_key_by_id(key_id)
+
     async def set_key_limits(
         self,
         key_id: str,

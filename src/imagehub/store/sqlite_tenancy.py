@@ -124,6 +124,10 @@ class SQLiteTenancy:
         await self._write(lambda conn: conn.execute(sql.REVOKE_KEY, (now, key_id)))
         return await self.get_key_by_id(key_id)
 
+    async def restore_key(self, key_id: str) -> ApiKey | None:
+        await self._write(lambda conn: conn.execute(sql.RESTORE_KEY, (key_id,)))
+        return await self.get_key_by_id(key_id)
+
     async def set_key_limits(
         self,
         key_id: str,

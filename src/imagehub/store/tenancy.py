@@ -91,6 +91,7 @@ FINISH_DELIVERY = """
         lease_owner = NULL, lease_expires_at = NULL
     WHERE id = ? AND lease_token = ? AND lease_owner = ? AND state = 'pending'"""
 REVOKE_KEY = "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?"
+RESTORE_KEY = "UPDATE api_keys SET revoked_at = NULL, admin = 1 WHERE id = ?"
 SET_LIMITS = """
     UPDATE api_keys SET rpm_limit = ?, concurrency_limit = ?, budget_micros = ? WHERE id = ?"""
 
