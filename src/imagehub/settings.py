@@ -203,6 +203,12 @@ class Settings(BaseSettings):
         "limit takes effect in every process within this time.",
         ge=0,
     )
+    max_streams_per_key: int = Field(
+        32,
+        description="Event streams and long-polls (`?wait=`, `Prefer: wait`) one key may hold "
+        "open at once in one process; past it, 429 with `Retry-After`.",
+        ge=1,
+    )
     webhook_timeout_seconds: float = Field(
         15.0, description="Time one webhook delivery attempt may take.", gt=0
     )

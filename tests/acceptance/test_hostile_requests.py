@@ -4,6 +4,9 @@ or unrenderable, an admin locking everyone out, a key hoarding long-polls, reque
 
 from __future__ import annotations
 
+import socket
+import time
+
 import httpx
 
 from tests.acceptance.conftest import KEY, Server
@@ -48,3 +51,28 @@ def test_the_configured_admin_key_survives_a_revoke_and_a_restart(server: Server
 
 def _bearer(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
+
+
+def test_event_streams_and_long_polls_per_key_are_capped(server_factory, tmp_path):
+    env = {"IMAGEHUB_MAX_STREAMS_PER_KEY": "1", "IMAGEHUB_FETCH_ALLOW_PRIVATE": "127.0.0.1"}
+    server = server_factory(tmp_path / "capped", env).start()
+    with socket.socket() as silent, server.client() as client:  # accepts, never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}/a.png"
+        body = {"model": "nano-banana/edit", "input": {"prompt": "x", "image_urls": [url]}}
+        task_id = client.post("/hub/v1/tasks", json=body).json()["task_id"]
+        with client.stream("GET", f"/hub/v1/tasks/{task_id}/events") as events:
+            assert events.status_code == 200
+            lines = events.iter_lines()  # kept: dropping it would close the stream
+            next(lines)  # the stream is open and holds the key's one slot
+            over = client.get(f"/hub/v1/tasks/{task_id}?wait=5")
+            assert over.status_code == 429 and "Retry-After" in over.headers
+            again = client.get(f"/hub/v1/tasks/{task_id}/events")
+            assert again.status_code == 429
+        # the closed stream gave its slot back
+        deadline = time.monotonic() + 10
+        while (answer := client.get(f"/hub/v1/tasks/{task_id}?wait=0.1")).status_code == 429:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        assert answer.status_code == 200

@@ -22,6 +22,7 @@ from imagehub.store.base import WebhookSecret
 from imagehub.tasks import utcnow
 from imagehub.tenancy.keys import hash_key, make_key
 from imagehub.tenancy.limits import Rates, StoreRates, too_many_requests
+from imagehub.tenancy.streams import Streams
 
 TENANT_ID = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 #: after a rotation, the previous webhook secret keeps signing for this long
@@ -49,6 +50,8 @@ class Accounts:
         self.store = store
         self.settings = settings
         self.rates = rates or StoreRates(store)
+        #: event streams and long-polls each key holds open in this process
+        self.streams = Streams(settings.max_streams_per_key)
         self._keys: dict[str, tuple[float, ApiKey | None]] = {}
         #: one admin-key change at a time in this process (two admins revoking each other)
         self._admins = asyncio.Lock()
