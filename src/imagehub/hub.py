@@ -268,8 +268,8 @@ class Hub:
             page = await self.store.list_tasks(
                 tenant_id, model=model, status=state, limit=limit, cursor=cursor
             )
-        except ValueError:
-            raise InvalidInput.one(["query", "cursor"], "is not a valid cursor", "cursor") from None
+        except ValueError:  # well-formed (the route checks its alphabet), names no page
+            raise NotFound("no page at this cursor") from None
         # history never carries sync_mode images
         tasks = [
             t.replace(output=_purged(t)) if t.input.get("sync_mode") else t for t in page.tasks

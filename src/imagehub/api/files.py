@@ -24,11 +24,13 @@ endpoints = APIRouter(prefix="/hub/v1/files", tags=["files"])
     openapi_extra={
         "requestBody": {
             "content": {
-                "image/*": {"schema": {"type": "string", "format": "binary"}},
+                "image/*": {"schema": {"type": "string", "format": "binary", "minLength": 1}},
                 "multipart/form-data": {
                     "schema": {
                         "type": "object",
-                        "properties": {"file": {"type": "string", "format": "binary"}},
+                        "properties": {
+                            "file": {"type": "string", "format": "binary", "minLength": 1}
+                        },
                         "required": ["file"],
                     }
                 },

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 
 from imagehub.api.deps import AdminDep, CallerDep, HubDep
-from imagehub.api.errors import parse_body
+from imagehub.api.errors import body_schema, parse_body
 from imagehub.render import rfc3339
 from imagehub.schemas import ErrorBody
 from imagehub.schemas.keys import (
@@ -29,7 +29,7 @@ _ERRORS: dict[int | str, dict[str, object]] = {
 
 
 def _body(schema: type[KeyCreate] | type[LimitsIn]) -> dict[str, object]:
-    content = {"application/json": {"schema": schema.model_json_schema()}}
+    content = {"application/json": {"schema": body_schema(schema)}}
     return {"requestBody": {"required": True, "content": content}}
 
 

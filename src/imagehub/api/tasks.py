@@ -10,11 +10,12 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
-from imagehub.api.deps import BaseUrlDep, CallerDep, HubDep
-from imagehub.api.errors import parse_body
+from imagehub.api.deps import BaseUrlDep, CallerDep, CursorQuery, HubDep
+from imagehub.api.errors import body_schema, parse_body
 from imagehub.hub import Hub
 from imagehub.render import task_out
 from imagehub.schemas import ErrorBody, TaskCreate, TaskList, TaskOut
+from imagehub.schemas.tasks import TaskStatusName
 from imagehub.store import ApiKey
 from imagehub.tasks import Task
 
@@ -38,7 +39,7 @@ WaitQuery = Annotated[
     openapi_extra={
         "requestBody": {
             "required": True,
-            "content": {"application/json": {"schema": TaskCreate.model_json_schema()}},
+            "content": {"application/json": {"schema": body_schema(TaskCreate)}},
         }
     },
 )
@@ -89,9 +90,9 @@ async def list_tasks(
     caller: CallerDep,
     base_url: BaseUrlDep,
     model: str | None = None,
-    status: str | None = None,
+    status: TaskStatusName | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: str | None = None,
+    cursor: CursorQuery = None,
 ) -> TaskList:
     """The caller's tasks, newest first."""
     page = await hub.list_tasks(

@@ -6,8 +6,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from imagehub.api.deps import CallerDep, HubDep
-from imagehub.errors import InvalidInput, NotFound
+from imagehub.api.deps import CallerDep, CursorQuery, HubDep
+from imagehub.errors import NotFound
 from imagehub.outbound.client import redact
 from imagehub.render import rfc3339
 from imagehub.schemas import ErrorBody
@@ -76,15 +76,15 @@ async def list_deliveries(
     hub: HubDep,
     caller: CallerDep,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    cursor: CursorQuery = None,
 ) -> DeliveryList:
     """The tenant's webhook deliveries, newest first, with their attempts."""
     try:
         found, next_cursor = await hub.store.list_deliveries(
             caller.tenant_id, limit=limit, cursor=cursor
         )
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidInput.one(["query", "cursor"], "is not a valid cursor", "cursor") from None
+    except ValueError:  # well-formed (the query's pattern), names no page
+        raise NotFound("no page at this cursor") from None
     return DeliveryList(data=[delivery_out(d) for d in found], next_cursor=next_cursor)
 
 
