@@ -24,7 +24,7 @@ from imagehub.media import MediaStore, Presigning, open_media
 from imagehub.metrics import Metrics
 from imagehub.outbound.address import AddressPolicy
 from imagehub.outbound.client import SafeClient
-from imagehub.outbound.fetch import Fetcher
+from imagehub.outbound.fetch import Fetcher, check_refs
 from imagehub.routing.config import build_router
 from imagehub.routing.router import Router
 from imagehub.settings import Settings
@@ -204,6 +204,7 @@ class Hub:
         clients reach the hub, for the file URLs of the task's webhook.
         """
         valid = self.validator.validate(model, input)
+        check_refs(self.model(model), valid.params, self.policy)
         if metadata is not None and len(json.dumps(metadata)) > MAX_METADATA_BYTES:
             raise InvalidInput.one(
                 ["metadata"], f"must be at most {MAX_METADATA_BYTES} bytes as JSON", "too_long"

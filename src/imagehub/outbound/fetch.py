@@ -10,11 +10,20 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from typing import Any
 
-from imagehub.errors import ImageDownloadError, InvalidInputImage
+from imagehub.catalog import ModelSpec
+from imagehub.errors import ImageDownloadError, InvalidInput, InvalidInputImage
 from imagehub.media import MediaStore
 from imagehub.outbound.address import AddressPolicy
-from imagehub.outbound.client import FetchError, SafeClient, TooLarge, redact
+from imagehub.outbound.client import (
+    FetchError,
+    Refused,
+    SafeClient,
+    TooLarge,
+    check_target,
+    redact,
+)
 
 _HUB_FILE = re.compile(r"^https?://[^/]+(?:/[^?#]*)?/hub/v1/files/(f_[A-Za-z0-9]{22}\.\w+)\Z")
 _DATA_URI = re.compile(r"^data:image/[\w.+-]+;base64,", re.IGNORECASE)
@@ -25,6 +34,27 @@ def sniff_image(head: bytes) -> None:
     """Refuse bytes that do not start like a PNG, JPEG, WebP or GIF, whatever the headers say."""
     if not head.startswith(_MAGIC) and not (head[:4] == b"RIFF" and head[8:12] == b"WEBP"):
         raise NotAnImage("it is not a PNG, JPEG, WebP or GIF image")
+
+
+def check_refs(spec: ModelSpec, params: dict[str, Any], policy: AddressPolicy) -> None:
+    """Refuse at submit an image reference that can never be fetched, as `webhook_url` is:
+    every URL field checked by `check_target`; hub file URLs and data URIs pass."""
+    details = []
+    for param in spec.params:
+        value = params.get(param.name)
+        if param.type not in ("image", "image_list") or value is None:
+            continue
+        many = isinstance(value, list)
+        for i, ref in enumerate(value if many else [value]):
+            if _HUB_FILE.match(ref) or _DATA_URI.match(ref):
+                continue
+            try:
+                check_target(ref, policy)
+            except Refused as exc:
+                loc: list[str | int] = ["input", param.name, *([i] if many else [])]
+                details.append({"loc": loc, "msg": str(exc), "type": "url"})
+    if details:
+        raise InvalidInput(details)
 
 
 class NotAnImage(FetchError):
