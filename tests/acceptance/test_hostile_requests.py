@@ -76,3 +76,36 @@ def test_event_streams_and_long_polls_per_key_are_capped(server_factory, tmp_pat
             assert time.monotonic() < deadline
             time.sleep(0.1)
         assert answer.status_code == 200
+
+
+def exchange(server: Server, data: bytes, *, close_early: bool = False) -> bytes:
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(data)
+        if close_early:
+            return b""
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+            if b"\r\n\r\n" in answer and b"Connection: close" not in answer:
+                break
+        return answer
+
+
+def test_an_http11_request_without_host_is_400(server: Server):
+    assert exchange(server, b"GET /healthz HTTP/1.1\r\n\r\n").startswith(b"HTTP/1.1 400 ")
+    assert exchange(server, b"GET /healthz HTTP/1.0\r\n\r\n").startswith(b"HTTP/1.1 200 ")
+    assert httpx.get(server.url + "/healthz").status_code == 200
+
+
+def test_a_client_leaving_mid_body_is_no_error_in_the_log(server: Server):
+    head = (
+        b"POST /hub/v1/tasks HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+        + KEY.encode()
+        + b"\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n"
+    )
+    for _ in range(3):
+        exchange(server, head + b'{"model": "nano-ban', close_early=True)
+    time.sleep(1)
+    assert httpx.get(server.url + "/healthz").status_code == 200
+    log = server.log.read_text()
+    assert "Traceback" not in log and "ERROR" not in log, log[-2000:]

@@ -11,9 +11,10 @@ from typing import Any, TypeVar
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -154,6 +155,12 @@ def body_schema(model: type[BaseModel]) -> dict[str, Any]:
     return result
 
 
+async def _disconnected(request: Request, exc: Exception) -> Response:
+    """The client went away mid-body: nothing to answer, nothing wrong with the hub."""
+    log.info("client disconnected while sending %s %s", request.method, request.url.path)
+    return Response(status_code=400)
+
+
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     body = {"error": {"code": "internal_error", "message": "The hub failed to answer."}}
@@ -164,6 +171,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(HubError, _hub_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(ClientDisconnect, _disconnected)
     app.add_exception_handler(Exception, _unexpected)
 
 
@@ -249,4 +257,23 @@ class NoNulBytes:
             if error is not None:
                 await error_response(error)(scope, receive, send)
                 return
+        await self.app(scope, receive, send)
+
+
+class HostRequired:
+    """Answer an HTTP/1.1 request without a `Host` header 400, as RFC 9112 (3.2) requires."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] == "http"
+            and scope.get("http_version") == "1.1"
+            and not any(name == b"host" for name, _ in scope["headers"])
+        ):
+            message = "An HTTP/1.1 request needs a Host header."
+            body = {"error": {"code": "bad_request", "message": message}}
+            await JSONResponse(body, status_code=400)(scope, receive, send)
+            return
         await self.app(scope, receive, send)
