@@ -389,11 +389,19 @@ def _purged(task: Task) -> TaskOutput | None:
 
 
 def _checked_upload(data: bytes, max_pixels: int) -> tuple[bytes, str]:
-    """Decode an upload fully; keep its bytes when PNG, JPEG or WebP, else store it as PNG."""
+    """Decode an upload fully; keep its bytes when PNG, JPEG or WebP, else store it as PNG.
+
+    Bytes after the image's end are dropped (a PNG followed by HTML is a polyglot, which a
+    browser sniffing content might run); an image whose end cannot be found is re-encoded.
+    """
     image = imaging.decode_input(
         data, max_bytes=len(data), max_pixels=max_pixels, label="the upload"
     )
+    end = imaging.image_end(data)
     try:
-        return data, imaging.measure(data)[2]
+        content_type = imaging.measure(data)[2]
     except ValueError:  # a GIF: its first frame, as PNG
         return image.data, image.content_type
+    if end is None:
+        return image.data, image.content_type
+    return data[:end], content_type

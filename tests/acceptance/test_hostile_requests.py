@@ -109,3 +109,17 @@ def test_a_client_leaving_mid_body_is_no_error_in_the_log(server: Server):
     assert httpx.get(server.url + "/healthz").status_code == 200
     log = server.log.read_text()
     assert "Traceback" not in log and "ERROR" not in log, log[-2000:]
+
+
+def test_an_uploaded_polyglot_is_stored_without_its_trailing_html(server: Server):
+    from imagehub.testing import tiny_png
+
+    polyglot = tiny_png() + b"<html><script>alert(document.cookie)</script></html>"
+    with server.client() as client:
+        raw = client.post("/hub/v1/files", content=polyglot)
+        form = client.post("/hub/v1/files", files={"file": ("a.png", polyglot)})
+        for answer in (raw, form):
+            assert answer.status_code == 201, answer.text
+            served = httpx.get(answer.json()["url"])
+            assert served.content == tiny_png()
+            assert served.headers["X-Content-Type-Options"] == "nosniff"

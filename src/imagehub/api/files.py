@@ -89,5 +89,8 @@ async def get_file(file_id: str, hub: HubDep) -> Response:
     return Response(
         data,
         media_type=content_type_of(file_id),
-        headers={"Cache-Control": "public, max-age=31536000, immutable"},
+        headers={
+            "Cache-Control": "public, max-age=31536000, immutable",
+            "X-Content-Type-Options": "nosniff",  # an image, never a page
+        },
     )
