@@ -7,6 +7,7 @@
     │   ├── Forbidden                 403 forbidden (an admin route, a key that is not admin)
     │   ├── NotFound                  404 not_found
     │   ├── AlreadyFinished           409 already_finished
+    │   ├── LastAdminKey              409 last_admin_key (revoking the only active admin key)
     │   ├── PayloadTooLarge           413 payload_too_large
     │   ├── InvalidInput              422 invalid_input (carries every failing field)
     │   │   └── IdempotencyKeyReused  422 idempotency_key_reused
@@ -105,11 +106,22 @@ class AlreadyFinished(ClientError):
     status = 409
 
 
+class LastAdminKey(ClientError):
+    """This is the last active admin key: make another admin key before revoking it."""
+
+    code = "last_admin_key"
+    status = 409
+
+
 class PayloadTooLarge(ClientError):
     """The request body is too large."""
 
     code = "payload_too_large"
     status = 413
+
+
+#: failing fields an answer lists at most
+MAX_DETAILS = 50
 
 
 class InvalidInput(ClientError):
@@ -119,9 +131,14 @@ class InvalidInput(ClientError):
     status = 422
 
     def __init__(self, details: list[dict[str, Any]], message: str | None = None) -> None:
-        self.details = details
+        # the answer lists the first MAX_DETAILS; the message counts them all
+        self.details = details[:MAX_DETAILS]
         n = len(details)
-        super().__init__(message or f"{n} field{'s are' if n != 1 else ' is'} invalid")
+        if message is None:
+            message = f"{n} field{'s are' if n != 1 else ' is'} invalid"
+            if n > MAX_DETAILS:
+                message += f"; the first {MAX_DETAILS} are listed"
+        super().__init__(message)
 
     @classmethod
     def one(cls, loc: list[str | int], msg: str, type_: str) -> InvalidInput:
@@ -339,6 +356,7 @@ HTTP_ERRORS: dict[str, type[HubError]] = {
         Forbidden,
         NotFound,
         AlreadyFinished,
+        LastAdminKey,
         PayloadTooLarge,
         InvalidInput,
         IdempotencyKeyReused,

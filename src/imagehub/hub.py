@@ -26,13 +26,13 @@ from imagehub.errors import (
 from imagehub.media import LocalMedia, MediaStore, Presigning
 from imagehub.metrics import Metrics
 from imagehub.outbound.address import AddressPolicy
-from imagehub.outbound.fetch import Fetcher
+from imagehub.outbound.fetch import Fetcher, check_refs
 from imagehub.routing.router import Router
 from imagehub.settings import Settings
 from imagehub.store import Store
 from imagehub.tasks import DuplicateTask, Page, Task, TaskOutput, TaskStatus, new_id
 from imagehub.tenancy.accounts import Accounts
-from imagehub.tenancy.keys import hash_key, make_key
+from imagehub.tenancy.keys import make_key
 from imagehub.tenancy.limits import over_limit
 from imagehub.tenancy.pricing import Pricing
 from imagehub.tenancy.types import ApiKey, OverLimit, Submission
@@ -123,9 +123,7 @@ class Hub:
         """
         configured = self.settings.admin_key
         if configured is not None:
-            plaintext = configured.get_secret_value()
-            if await self.store.get_key(hash_key(plaintext)) is None:
-                await self.store.add_key(make_key(name="admin", admin=True, key=plaintext)[1])
+            await self.accounts.ensure_admin(configured.get_secret_value())
             return None
         if await self.store.count_keys() > 0:
             return None
@@ -177,6 +175,7 @@ class Hub:
         valid = self.validator.validate(model, input)
         # a model no route serves (503), or a request no route can honour exactly (422)
         self.router.check(self.model(model), valid.params)
+        check_refs(self.model(model), valid.params, self.policy)
         if metadata is not None and len(json.dumps(metadata)) > MAX_METADATA_BYTES:
             raise InvalidInput.one(
                 ["metadata"], f"must be at most {MAX_METADATA_BYTES} bytes as JSON", "too_long"
@@ -246,8 +245,8 @@ class Hub:
             page = await self.store.list_tasks(
                 tenant_id, model=model, status=state, limit=limit, cursor=cursor
             )
-        except ValueError:
-            raise InvalidInput.one(["query", "cursor"], "is not a valid cursor", "cursor") from None
+        except ValueError:  # well-formed (the route checks its alphabet), names no page
+            raise NotFound("no page at this cursor") from None
         # history never carries sync_mode images
         tasks = [
             t.replace(output=_purged(t)) if t.input.get("sync_mode") else t for t in page.tasks
@@ -344,8 +343,8 @@ class Hub:
         """The tenant's webhook deliveries, newest first, and the cursor of the next page."""
         try:
             return await self.store.list_deliveries(tenant_id, limit=limit, cursor=cursor)
-        except (ValueError, UnicodeDecodeError):
-            raise InvalidInput.one(["query", "cursor"], "is not a valid cursor", "cursor") from None
+        except (ValueError, UnicodeDecodeError):  # well-formed (the query's pattern), names no page
+            raise NotFound("no page at this cursor") from None
 
     async def delivery(self, tenant_id: str, task_id: str) -> Delivery:
         """A task's webhook delivery (NotFound when the task has no webhook_url)."""
@@ -425,11 +424,19 @@ def _purged(task: Task) -> TaskOutput | None:
 
 
 def _checked_upload(data: bytes, max_pixels: int) -> tuple[bytes, str]:
-    """Decode an upload fully; keep its bytes when PNG, JPEG or WebP, else store it as PNG."""
+    """Decode an upload fully; keep its bytes when PNG, JPEG or WebP, else store it as PNG.
+
+    Bytes after the image's end are dropped (a PNG followed by HTML is a polyglot, which a
+    browser sniffing content might run); an image whose end cannot be found is re-encoded.
+    """
     image = imaging.decode_input(
         data, max_bytes=len(data), max_pixels=max_pixels, label="the upload"
     )
+    end = imaging.image_end(data)
     try:
-        return data, imaging.measure(data)[2]
+        content_type = imaging.measure(data)[2]
     except ValueError:  # a GIF: its first frame, as PNG
         return image.data, image.content_type
+    if end is None:
+        return image.data, image.content_type
+    return data[:end], content_type

@@ -291,3 +291,57 @@ def shrink(image: InputImage, max_bytes: int) -> InputImage:
         picture = picture.resize(size, Image.Resampling.LANCZOS)
         data = encode(picture, fmt)
     return InputImage(data, CONTENT_TYPES[fmt], picture.width, picture.height)
+
+
+def image_end(data: bytes) -> int | None:
+    """Where a PNG, JPEG or WebP image's own bytes end (anything after is not the image:
+    a polyglot's HTML, say); None when its structure does not say."""
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return _png_end(data)
+    if data.startswith(b"\xff\xd8"):
+        return _jpeg_end(data)
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        end = 8 + int.from_bytes(data[4:8], "little")
+        return end if end <= len(data) else None
+    return None
+
+
+def _png_end(data: bytes) -> int | None:
+    pos = 8
+    while pos + 12 <= len(data):
+        length = int.from_bytes(data[pos : pos + 4], "big")
+        kind = data[pos + 4 : pos + 8]
+        pos += 12 + length  # length, type, data, CRC
+        if kind == b"IEND":
+            return pos if pos <= len(data) else None
+    return None
+
+
+def _jpeg_end(data: bytes) -> int | None:
+    """Walks the segments (an EXIF thumbnail's own end marker is inside one) to the EOI."""
+    pos = 2
+    while pos + 2 <= len(data) and data[pos] == 0xFF:
+        marker = data[pos + 1]
+        if marker == 0xD9:
+            return pos + 2
+        if marker == 0xFF or 0xD0 <= marker <= 0xD7 or marker == 0x01:
+            pos += 1 if marker == 0xFF else 2  # fill byte, or a segment without length
+            continue
+        if pos + 4 > len(data):
+            return None
+        pos += 2 + int.from_bytes(data[pos + 2 : pos + 4], "big")
+        if marker == 0xDA:  # a scan: entropy-coded bytes up to the next real marker
+            pos = _scan_end(data, pos)
+    return None
+
+
+def _scan_end(data: bytes, pos: int) -> int:
+    while (pos := data.find(b"\xff", pos)) >= 0 and pos + 1 < len(data):
+        following = data[pos + 1]
+        if following == 0 or 0xD0 <= following <= 0xD7:  # a stuffed byte, a restart
+            pos += 2
+        elif following == 0xFF:
+            pos += 1
+        else:
+            return pos
+    return len(data)

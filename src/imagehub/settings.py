@@ -35,8 +35,9 @@ class Settings(BaseSettings):
     )
     admin_key: SecretStr | None = Field(
         None,
-        description="Admin API key. Unset and no key stored yet: the first start creates one "
-        "and prints it once.",
+        description="Admin API key; every start stores it as an active admin key (restoring "
+        "it if it was revoked). Unset and no key stored yet: the first start creates one and "
+        "prints it once.",
     )
     worker_concurrency: int = Field(64, description="Tasks one worker process runs at once.", ge=1)
     lease_seconds: float = Field(
@@ -213,6 +214,12 @@ class Settings(BaseSettings):
         description="How long a process trusts a key it looked up; a revoked key or a changed "
         "limit takes effect in every process within this time.",
         ge=0,
+    )
+    max_streams_per_key: int = Field(
+        32,
+        description="Event streams and long-polls (`?wait=`, `Prefer: wait`) one key may hold "
+        "open at once in one process; past it, 429 with `Retry-After`.",
+        ge=1,
     )
     webhook_timeout_seconds: float = Field(
         15.0, description="Time one webhook delivery attempt may take.", gt=0

@@ -281,3 +281,29 @@ async def test_an_oversized_or_bomb_image_is_refused(client):
     html = await client.post("/hub/v1/files", content=b"<html></html>")
     assert html.status_code == 422
     assert (await client.post("/hub/v1/files", content=tiny_png())).status_code == 201
+
+
+async def test_long_polls_per_key_are_capped_with_429(provider):
+    provider.delay = 30
+    hub = memory_hub(provider, poll_seconds=0.1, max_streams_per_key=2, shutdown_grace_seconds=0.2)
+    async for client in _client(hub):
+        task_id = (await client.post("/hub/v1/tasks", json=TASK)).json()["task_id"]
+        url = f"/hub/v1/tasks/{task_id}"
+        polls = [asyncio.create_task(client.get(f"{url}?wait=20")) for _ in range(2)]
+        await asyncio.sleep(0.3)  # both long-polls hold their slot
+        over = await client.get(f"{url}?wait=1")
+        assert over.status_code == 429 and int(over.headers["Retry-After"]) >= 1
+        assert "long-polls" in over.json()["error"]["message"]
+        held = await client.post("/hub/v1/tasks", json=TASK, headers={"Prefer": "wait=1"})
+        assert held.status_code == 429
+        assert len((await client.get("/hub/v1/tasks")).json()["data"]) == 1, "none stored"
+        # a plain read, and another key's long-poll, are not affected
+        assert (await client.get(url)).status_code == 200
+        other = bearer((await new_key(client, "acme"))["key"])
+        theirs = (await client.post("/hub/v1/tasks", json=TASK, headers=other)).json()
+        answer = await client.get(f"/hub/v1/tasks/{theirs['task_id']}?wait=0.2", headers=other)
+        assert answer.status_code == 200
+        await client.post(f"{url}/cancel")
+        assert [(await p).status_code for p in polls] == [200, 200]
+        assert (await client.get(f"{url}?wait=1")).status_code == 200, "the slots are free"
+        assert hub.accounts.streams.held((await client.get("/hub/v1/key")).json()["id"]) == 0

@@ -79,7 +79,13 @@ async def scenario(
         (await call("POST", "/hub/v1/tasks", json=task | {"webhook_url": None})).headers["Location"]
         + "?wait=5",
     )
-    for url in (f"http://10.0.0.1/a.png?token={TOKEN}", f"{image_server}?token={TOKEN}"):
+    # a private address is refused at submit, without the URL's token in the answer
+    private = {"prompt": "x", "image_urls": [f"http://10.0.0.1/a.png?token={TOKEN}"]}
+    refused = await call(
+        "POST", "/hub/v1/tasks", json={"model": "nano-banana/edit", "input": private}
+    )
+    assert refused.status_code == 422 and TOKEN not in refused.text
+    for url in (f"{image_server}?token={TOKEN}",):
         edit = {"model": "nano-banana/edit", "input": {"prompt": "x", "image_urls": [url]}}
         failed = (await call("POST", "/hub/v1/tasks", json=edit)).json()
         done = (await call("GET", f"/hub/v1/tasks/{failed['task_id']}?wait=5")).json()

@@ -241,3 +241,43 @@ async def test_a_tenant_created_over_http_works_at_once(hub):
         headers = bearer(created["key"])
         task = await client.post("/hub/v1/tasks?", json=TASK, headers=headers)
         assert task.status_code == 202
+
+
+async def _admin_id(client: httpx.AsyncClient) -> str:
+    me: dict = (await client.get("/hub/v1/key")).json()
+    return str(me["id"])
+
+
+async def test_the_last_active_admin_key_cannot_be_revoked(client):
+    own = await _admin_id(client)
+    answer = await client.post(f"/hub/v1/admin/keys/{own}/revoke")
+    assert answer.status_code == 409, answer.text
+    assert answer.json()["error"]["code"] == "last_admin_key"
+    assert (await client.get("/hub/v1/key")).status_code == 200, "the key still works"
+    # with a second admin, either may go, but then not the other
+    second = await new_key(client, "ops", admin=True)
+    assert (await client.post(f"/hub/v1/admin/keys/{own}/revoke")).status_code == 200
+    again = await client.post(
+        f"/hub/v1/admin/keys/{second['id']}/revoke", headers=bearer(second["key"])
+    )
+    assert again.status_code == 409
+    assert (await client.get("/hub/v1/key", headers=bearer(second["key"]))).status_code == 200
+
+
+async def test_two_admins_revoking_each_other_at_once_leave_one(client):
+    own = await _admin_id(client)
+    second = await new_key(client, "ops", admin=True)
+    answers = await asyncio.gather(
+        client.post(f"/hub/v1/admin/keys/{second['id']}/revoke"),
+        client.post(f"/hub/v1/admin/keys/{own}/revoke", headers=bearer(second["key"])),
+    )
+    assert sorted(a.status_code for a in answers)[0] == 200
+    assert {a.status_code for a in answers} <= {200, 401, 409}  # 401: revoked meanwhile
+    # answers[0] revoked the second key, answers[1] the own one: the refused one lives on
+    survivor = own if answers[1].status_code != 200 else second["id"]
+    listed = []
+    for headers in ({}, bearer(second["key"])):
+        answer = await client.get("/hub/v1/admin/keys", headers=headers)
+        if answer.status_code == 200:
+            listed = answer.json()["data"]
+    assert [k["id"] for k in listed if k["admin"] and k["revoked_at"] is None] == [survivor]

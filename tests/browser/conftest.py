@@ -47,7 +47,10 @@ def _missing() -> str | None:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """One real `imagehub serve` with the demo provider for the whole module."""
-    hub = Server(tmp_path_factory.mktemp("browser") / "data")
+    # loopback allow-listed: a test's input image URL on a closed local port must pass the
+    # submit's URL check and fail when downloaded
+    env = {"IMAGEHUB_FETCH_ALLOW_PRIVATE": "127.0.0.1/32"}
+    hub = Server(tmp_path_factory.mktemp("browser") / "data", env)
     hub.start()
     yield hub
     hub.stop()

@@ -706,6 +706,16 @@ async def test_revoke_key_sets_the_time_once(store):
     assert await store.count_keys() == 0
 
 
+async def test_restore_key_makes_a_key_an_active_admin_again(store):
+    key = make_key("h1")
+    await store.add_key(key)
+    await store.revoke_key(key.id)
+    restored = await store.restore_key(key.id)
+    assert restored == dataclasses.replace(key, admin=True, revoked_at=None)
+    assert await store.get_key("h1") == restored
+    assert await store.restore_key("k_missing") is None
+
+
 async def test_set_key_limits_replaces_all_three(store):
     key = make_key("h1", rpm_limit=60)
     await store.add_key(key)

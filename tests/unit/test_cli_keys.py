@@ -130,3 +130,39 @@ def test_no_database_where_it_looks_is_an_error_that_creates_nothing(
     assert list(elsewhere.iterdir()) == []
     code, _, err = run(capsys, "keys", "list", "--data-dir", str(elsewhere / "nothing"))
     assert code == 2 and "no database at" in err and list(elsewhere.iterdir()) == []
+
+
+def test_revoke_refuses_the_last_active_admin_key(capsys, tmp_path):
+    data = str(tmp_path)
+    run(capsys, "keys", "create", "--tenant", "ops", "--admin", "--data-dir", data)
+    [admin] = listed(capsys, tmp_path)
+    code, _, err = run(capsys, "keys", "revoke", admin["id"], "--data-dir", data)
+    assert code == 2 and "last active admin key" in err
+    assert listed(capsys, tmp_path)[0]["revoked_at"] is None
+    run(capsys, "keys", "create", "--tenant", "ops", "--admin", "--data-dir", data)
+    code, _, _ = run(capsys, "keys", "revoke", admin["id"], "--data-dir", data)
+    assert code == 0
+
+
+def test_a_start_restores_the_configured_admin_key_if_it_was_revoked(capsys, tmp_path):
+    from pydantic import SecretStr
+
+    async def start() -> None:
+        settings = Settings(data_dir=tmp_path, admin_key=SecretStr("ih_configured_admin"))
+        hub = build_hub(settings, run_worker=False)
+        await hub.store.open()
+        try:
+            await hub.ensure_admin_key()
+        finally:
+            await hub.store.close()
+
+    asyncio.run(start())
+    run(capsys, "keys", "create", "--tenant", "ops", "--admin", "--data-dir", str(tmp_path))
+    configured = listed(capsys, tmp_path)[0]
+    code, _, _ = run(capsys, "keys", "revoke", configured["id"], "--data-dir", str(tmp_path))
+    assert code == 0
+    with pytest.raises(Unauthorized):
+        asyncio.run(authenticate(tmp_path, "ih_configured_admin"))
+    asyncio.run(start())
+    assert asyncio.run(authenticate(tmp_path, "ih_configured_admin")) == "default"
+    assert listed(capsys, tmp_path)[0]["admin"] is True

@@ -260,3 +260,34 @@ def test_shrink_keeps_transparency_as_webp():
     image = _read(_png(size=(64, 64), color=(1, 2, 3, 0), mode="RGBA"))
     shrunk = imaging.shrink(image, len(image.data))
     assert shrunk.content_type == "image/webp" and _decoded(shrunk.data).mode == "RGBA"
+
+
+@pytest.mark.parametrize(
+    ("fmt", "options"),
+    [("PNG", {}), ("JPEG", {}), ("JPEG", {"progressive": True}), ("WEBP", {})],
+)
+def test_image_end_finds_where_the_image_stops(fmt, options):
+    from imagehub.imaging import image_end
+
+    buffer = BytesIO()
+    Image.effect_noise((120, 80), 80).convert("RGB").save(buffer, fmt, **options)
+    image = buffer.getvalue()
+    assert image_end(image) == len(image)
+    assert image_end(image + b"<html><script>alert(1)</script></html>") == len(image)
+    assert image_end(image[: len(image) // 2]) is None
+
+
+def test_a_jpeg_thumbnail_end_marker_is_not_the_end():
+    from imagehub.imaging import image_end
+
+    thumb = BytesIO()
+    Image.new("RGB", (8, 8), "red").save(thumb, "JPEG")
+    exif = Image.Exif()
+    exif[0x010E] = "x"
+    buffer = BytesIO()
+    Image.effect_noise((64, 64), 80).convert("RGB").save(
+        buffer, "JPEG", exif=exif.tobytes() + thumb.getvalue()
+    )
+    image = buffer.getvalue()
+    assert image.count(b"\xff\xd9") >= 2
+    assert image_end(image + b"trailing") == len(image)

@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from imagehub.api import files, keys, models, openai_images, ops, page, tasks, webhooks
-from imagehub.api.errors import BodyLimit, NoNulBytes, install_error_handlers
+from imagehub.api.errors import BodyLimit, HostRequired, NoNulBytes, install_error_handlers
 from imagehub.hub import Hub
 from imagehub.settings import Settings
 from imagehub.wiring import build_hub
@@ -43,6 +43,7 @@ def create_app(settings: Settings | None = None, *, hub: Hub | None = None) -> F
         BodyLimit, max_bytes=settings.max_body_bytes, timeout=settings.body_timeout_seconds
     )
     app.add_middleware(NoNulBytes)
+    app.add_middleware(HostRequired)
     for module in (tasks, models, files, ops, openai_images, page, keys, webhooks):
         app.include_router(module.endpoints)
     return app

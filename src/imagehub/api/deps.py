@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from imagehub.errors import Forbidden, Unauthorized
@@ -73,3 +73,15 @@ async def get_base_url(request: Request, settings: SettingsDep) -> str:
 
 
 BaseUrlDep = Annotated[str, Depends(get_base_url)]
+
+
+#: a page's `next_cursor`: its alphabet is checked here (422), its meaning by the store (404)
+CursorQuery = Annotated[
+    str | None,
+    Query(
+        min_length=1,
+        max_length=200,
+        pattern="^[A-Za-z0-9_-]+$",
+        description="The `next_cursor` of the previous page; a cursor that names no page is 404.",
+    ),
+]

@@ -12,11 +12,14 @@ from typing import Any, TypeVar
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from imagehub.api.bounds import check_shape
 from imagehub.errors import (
     HubError,
     InvalidInput,
@@ -70,7 +73,11 @@ async def _hub_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 def parse_body(raw: bytes, schema: type[M]) -> M:
-    """A JSON body, whatever Content-Type the client sent (curl -d sends a form type)."""
+    """A JSON body, whatever Content-Type the client sent (curl -d sends a form type).
+
+    Its shape is bounded first (`bounds`): depth, members and values, before decoding.
+    """
+    check_shape(raw)
     try:
         data = json.loads(raw, parse_constant=_not_json)
         if _SURROGATE.search(raw):  # an escaped lone surrogate cannot be answered back
@@ -137,7 +144,51 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
     code = _HTTP_CODES.get(exc.status_code, "http_error")
     body = {"error": {"code": code, "message": str(exc.detail)}}
-    return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:  # Starlette names the methods of the first route matched only
+        headers["Allow"] = ", ".join(_methods(request))
+    return JSONResponse(body, status_code=exc.status_code, headers=headers)
+
+
+_METHODS = ("DELETE", "GET", "HEAD", "PATCH", "POST", "PUT")
+
+
+def _methods(request: Request) -> list[str]:
+    """Every method some route of the app answers at this request's path."""
+    routes = request.app.router.routes
+    return [
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] == Match.FULL for route in routes
+        )
+    ]
+
+
+def body_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """The JSON Schema of a request body, whole: its `$defs` put in place, since a `$ref` in
+    an operation resolves from the OpenAPI document's root, where there are none."""
+    schema = model.model_json_schema()
+    defs = schema.pop("$defs", {})
+
+    def inline(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref", "")
+            if ref.startswith("#/$defs/"):
+                return inline(defs[ref.removeprefix("#/$defs/")])
+            return {k: inline(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [inline(v) for v in node]
+        return node
+
+    result: dict[str, Any] = inline(schema)
+    return result
+
+
+async def _disconnected(request: Request, exc: Exception) -> Response:
+    """The client went away mid-body: nothing to answer, nothing wrong with the hub."""
+    log.info("client disconnected while sending %s %s", request.method, request.url.path)
+    return Response(status_code=400)
 
 
 async def _storage_error(request: Request, exc: Exception) -> JSONResponse:
@@ -161,6 +212,7 @@ def install_error_handlers(app: FastAPI) -> None:
     # storage errors by class: a handler for `Exception` itself answers, then re-raises
     app.add_exception_handler(OSError, _storage_error)
     app.add_exception_handler(sqlite3.Error, _storage_error)
+    app.add_exception_handler(ClientDisconnect, _disconnected)
     app.add_exception_handler(Exception, _unexpected)
 
 
@@ -246,4 +298,23 @@ class NoNulBytes:
             if error is not None:
                 await error_response(error)(scope, receive, send)
                 return
+        await self.app(scope, receive, send)
+
+
+class HostRequired:
+    """Answer an HTTP/1.1 request without a `Host` header 400, as RFC 9112 (3.2) requires."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] == "http"
+            and scope.get("http_version") == "1.1"
+            and not any(name == b"host" for name, _ in scope["headers"])
+        ):
+            message = "An HTTP/1.1 request needs a Host header."
+            body = {"error": {"code": "bad_request", "message": message}}
+            await JSONResponse(body, status_code=400)(scope, receive, send)
+            return
         await self.app(scope, receive, send)

@@ -24,11 +24,13 @@ endpoints = APIRouter(prefix="/hub/v1/files", tags=["files"])
     openapi_extra={
         "requestBody": {
             "content": {
-                "image/*": {"schema": {"type": "string", "format": "binary"}},
+                "image/*": {"schema": {"type": "string", "format": "binary", "minLength": 1}},
                 "multipart/form-data": {
                     "schema": {
                         "type": "object",
-                        "properties": {"file": {"type": "string", "format": "binary"}},
+                        "properties": {
+                            "file": {"type": "string", "format": "binary", "minLength": 1}
+                        },
                         "required": ["file"],
                     }
                 },
@@ -87,5 +89,8 @@ async def get_file(file_id: str, hub: HubDep) -> Response:
     return Response(
         data,
         media_type=content_type_of(file_id),
-        headers={"Cache-Control": "public, max-age=31536000, immutable"},
+        headers={
+            "Cache-Control": "public, max-age=31536000, immutable",
+            "X-Content-Type-Options": "nosniff",  # an image, never a page
+        },
     )

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 
 from imagehub.api.deps import AccountsDep, AdminDep, CallerDep
-from imagehub.api.errors import parse_body
+from imagehub.api.errors import body_schema, parse_body
 from imagehub.render import rfc3339
 from imagehub.schemas import ErrorBody
 from imagehub.schemas.keys import (
@@ -29,7 +29,7 @@ _ERRORS: dict[int | str, dict[str, object]] = {
 
 
 def _body(schema: type[KeyCreate] | type[LimitsIn]) -> dict[str, object]:
-    content = {"application/json": {"schema": schema.model_json_schema()}}
+    content = {"application/json": {"schema": body_schema(schema)}}
     return {"requestBody": {"required": True, "content": content}}
 
 
@@ -122,7 +122,13 @@ async def set_limits(
     return key_out(await accounts.set_limits(key_id, limits_of(body, current)))
 
 
-@endpoints.post("/hub/v1/admin/keys/{key_id}/revoke", response_model=KeyOut, responses=_ERRORS)
+@endpoints.post(
+    "/hub/v1/admin/keys/{key_id}/revoke",
+    response_model=KeyOut,
+    responses={**_ERRORS, 409: {"model": ErrorBody}},
+)
 async def revoke_key(key_id: str, accounts: AccountsDep, admin: AdminDep) -> KeyOut:
-    """Revoke a key (admin): every process refuses it within IMAGEHUB_KEY_CACHE_SECONDS."""
+    """Revoke a key (admin): every process refuses it within IMAGEHUB_KEY_CACHE_SECONDS.
+
+    The last active admin key cannot be revoked (409 last_admin_key)."""
     return key_out(await accounts.revoke(key_id))

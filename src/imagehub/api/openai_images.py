@@ -21,7 +21,7 @@ from starlette.exceptions import HTTPException
 
 from imagehub.api import openai_wire
 from imagehub.api.deps import BaseUrlDep, CallerDep, HubDep
-from imagehub.api.errors import parse_body, validation_error
+from imagehub.api.errors import body_schema, parse_body, validation_error
 from imagehub.errors import (
     HubError,
     InvalidInput,
@@ -77,13 +77,24 @@ endpoints = APIRouter(prefix="/v1/images", tags=["OpenAI-compatible"], route_cla
 
 IdempotencyHeader = Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)]
 
-_BINARY = {"type": "string", "format": "binary"}
+_BINARY = {"type": "string", "format": "binary", "minLength": 1}
+
+
+def _form_field(schema: dict[str, Any]) -> dict[str, Any]:
+    """A JSON field as a multipart form field: a form has no null, a field is left out."""
+    options = [s for s in schema.get("anyOf", []) if s.get("type") != "null"]
+    return options[0] if options else schema
+
+
 _EDIT_FORM = {
     "type": "object",
     "properties": {
-        "image[]": {"type": "array", "items": _BINARY},
+        "image[]": {"type": "array", "items": _BINARY, "minItems": 1},
         "mask": _BINARY,
-        **openai_wire.ImagesRequest.model_json_schema()["properties"],
+        **{
+            name: _form_field(field)
+            for name, field in body_schema(openai_wire.ImagesRequest)["properties"].items()
+        },
     },
     "required": ["image[]", "prompt"],
 }
@@ -102,9 +113,7 @@ _ANSWER: dict[int | str, dict[str, Any]] = {
     openapi_extra={
         "requestBody": {
             "required": True,
-            "content": {
-                "application/json": {"schema": openai_wire.ImagesRequest.model_json_schema()}
-            },
+            "content": {"application/json": {"schema": body_schema(openai_wire.ImagesRequest)}},
         }
     },
 )

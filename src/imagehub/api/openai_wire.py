@@ -9,7 +9,7 @@ import math
 import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from imagehub.catalog import Catalog, ModelSpec
 from imagehub.catalog.spec import nearest_ratio
@@ -63,7 +63,7 @@ class ImagesRequest(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    prompt: str
+    prompt: str = Field(min_length=1, pattern=r"\S", description="What to draw; not blank.")
     model: str | None = None
     n: int | None = None
     size: str | None = None

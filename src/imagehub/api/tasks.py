@@ -10,10 +10,14 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
-from imagehub.api.deps import BaseUrlDep, CallerDep, HubDep
-from imagehub.api.errors import parse_body
+from imagehub.api.deps import AccountsDep, BaseUrlDep, CallerDep, CursorQuery, HubDep
+from imagehub.api.errors import body_schema, parse_body
+from imagehub.hub import Hub
 from imagehub.render import task_out
 from imagehub.schemas import ErrorBody, TaskCreate, TaskList, TaskOut
+from imagehub.schemas.tasks import TaskStatusName
+from imagehub.tasks import Task
+from imagehub.tenancy.types import ApiKey
 
 endpoints = APIRouter(prefix="/hub/v1/tasks", tags=["tasks"])
 
@@ -35,7 +39,7 @@ WaitQuery = Annotated[
     openapi_extra={
         "requestBody": {
             "required": True,
-            "content": {"application/json": {"schema": TaskCreate.model_json_schema()}},
+            "content": {"application/json": {"schema": body_schema(TaskCreate)}},
         }
     },
 )
@@ -43,6 +47,7 @@ async def submit_task(
     request: Request,
     response: Response,
     hub: HubDep,
+    accounts: AccountsDep,
     caller: CallerDep,
     base_url: BaseUrlDep,
     prefer: Annotated[str | None, Header(description="wait=N (N <= 60) holds the answer")] = None,
@@ -50,7 +55,25 @@ async def submit_task(
 ) -> TaskOut:
     """Validate and queue a task; 202 with the task, or 200 when replayed or ready."""
     body = parse_body(await request.body(), TaskCreate)
-    task, created = await hub.submit(
+    wait = _PREFER_WAIT.search(prefer or "")
+    # a held submit takes a stream slot before anything is stored: a 429 leaves no task
+    release = accounts.streams.open(caller.id) if wait else None
+    try:
+        task, created = await _submit(hub, caller, body, idempotency_key, base_url)
+        if wait:
+            task = await hub.wait(caller.tenant_id, task.id, float(wait.group(1)))
+    finally:
+        if release is not None:
+            release()
+    response.status_code = 200 if task.ready or not created else 202
+    response.headers["Location"] = f"/hub/v1/tasks/{task.id}"
+    return task_out(task, base_url)
+
+
+async def _submit(
+    hub: Hub, caller: ApiKey, body: TaskCreate, idempotency_key: str | None, base_url: str
+) -> tuple[Task, bool]:
+    return await hub.submit(
         caller.tenant_id,
         body.model,
         body.input,
@@ -60,12 +83,6 @@ async def submit_task(
         key=caller,
         base_url=base_url,
     )
-    wait = _PREFER_WAIT.search(prefer or "")
-    if wait:
-        task = await hub.wait(caller.tenant_id, task.id, float(wait.group(1)))
-    response.status_code = 200 if task.ready or not created else 202
-    response.headers["Location"] = f"/hub/v1/tasks/{task.id}"
-    return task_out(task, base_url)
 
 
 @endpoints.get("", response_model=TaskList, responses=_ERRORS)
@@ -74,9 +91,9 @@ async def list_tasks(
     caller: CallerDep,
     base_url: BaseUrlDep,
     model: str | None = None,
-    status: str | None = None,
+    status: TaskStatusName | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: str | None = None,
+    cursor: CursorQuery = None,
 ) -> TaskList:
     """The caller's tasks, newest first."""
     page = await hub.list_tasks(
@@ -89,13 +106,18 @@ async def list_tasks(
 async def get_task(
     task_id: str,
     hub: HubDep,
+    accounts: AccountsDep,
     caller: CallerDep,
     base_url: BaseUrlDep,
     wait: WaitQuery = 0,
 ) -> TaskOut:
     """The task; poll until `ready` is true."""
     if wait > 0:
-        task = await hub.wait(caller.tenant_id, task_id, wait)
+        release = accounts.streams.open(caller.id)
+        try:
+            task = await hub.wait(caller.tenant_id, task_id, wait)
+        finally:
+            release()
     else:
         task = await hub.get(caller.tenant_id, task_id)
     return task_out(task, base_url)
@@ -115,16 +137,24 @@ async def cancel_task(
     response_class=StreamingResponse,
 )
 async def task_events(
-    task_id: str, hub: HubDep, caller: CallerDep, base_url: BaseUrlDep
+    task_id: str, hub: HubDep, accounts: AccountsDep, caller: CallerDep, base_url: BaseUrlDep
 ) -> StreamingResponse:
     """Server-sent events: the task on every change, ending after the ready one."""
+    release = accounts.streams.open(caller.id)
     stream = hub.events(caller.tenant_id, task_id)
-    first = await anext(stream)  # a 404 surfaces here, before the stream starts
+    try:
+        first = await anext(stream)  # a 404 surfaces here, before the stream starts
+    except BaseException:
+        release()
+        raise
 
     async def frames() -> AsyncIterator[str]:
-        yield _frame(task_out(first, base_url))
-        async for task in stream:
-            yield _frame(task_out(task, base_url))
+        try:
+            yield _frame(task_out(first, base_url))
+            async for task in stream:
+                yield _frame(task_out(task, base_url))
+        finally:  # the stream ended, or the client went away
+            release()
 
     return StreamingResponse(
         frames(), media_type="text/event-stream", headers={"Cache-Control": "no-store"}

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from imagehub.api.deps import AccountsDep, CallerDep, HubDep
+from imagehub.api.deps import AccountsDep, CallerDep, CursorQuery, HubDep
 from imagehub.outbound.client import redact
 from imagehub.render import rfc3339
 from imagehub.schemas import ErrorBody
@@ -75,7 +75,7 @@ async def list_deliveries(
     hub: HubDep,
     caller: CallerDep,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    cursor: CursorQuery = None,
 ) -> DeliveryList:
     """The tenant's webhook deliveries, newest first, with their attempts."""
     found, next_cursor = await hub.deliveries(caller.tenant_id, limit=limit, cursor=cursor)

@@ -121,6 +121,15 @@ class AddressPolicy:
             c in net for c in candidates for net in self.networks if net.version == c.version
         )
 
+    def check_host(self, host: str, port: int) -> None:
+        """What can be refused before any lookup: a literal address the policy refuses, or a
+        loopback name (`localhost`) that is not allow-listed. Other names wait for connect."""
+        address = literal_address(host)
+        if address is not None:
+            self.check(host, str(address), port)
+        elif is_local_name(host) and not self.allow_listed(host, _LOOPBACK):
+            raise Blocked("it is not a public address")
+
     def check(self, host: str, address: str, port: int) -> None:
         """Raise Blocked unless the hub may connect to `address`:`port` for `host`."""
         ip = ipaddress.ip_address(address.split("%", 1)[0])
@@ -139,6 +148,29 @@ class AddressPolicy:
                 f"port {port} is not allowed (only 80 and 443); "
                 f"IMAGEHUB_FETCH_ALLOW_PRIVATE={_host_name(host)} would allow any port of it"
             )
+
+
+def literal_address(host: str) -> IPAddress | None:
+    """The address a host written as one stands for, in any notation the resolver takes
+    (`127.1`, `0x7f.1`, `2130706433` too); None for a name."""
+    bare = _host_name(host)
+    try:
+        return ipaddress.ip_address(bare.split("%", 1)[0])
+    except ValueError:
+        pass
+    try:
+        return ipaddress.IPv4Address(socket.inet_aton(bare))
+    except OSError:
+        return None
+
+
+def is_local_name(host: str) -> bool:
+    """`localhost` and its subdomains: they resolve to loopback on every system."""
+    name = _host_name(host)
+    return name == "localhost" or name.endswith(".localhost")
+
+
+_LOOPBACK = ipaddress.IPv4Address("127.0.0.1")
 
 
 def _host_name(host: str) -> str:

@@ -72,6 +72,17 @@ def check_url(url: str) -> httpx.URL:
     return parsed
 
 
+def check_target(url: str, policy: AddressPolicy) -> httpx.URL:
+    """`check_url`, then what the address policy refuses before any lookup: the one check of
+    every URL a client hands the hub, when the hub is handed it."""
+    parsed = check_url(url)
+    try:
+        policy.check_host(parsed.host, parsed.port or (443 if parsed.scheme == "https" else 80))
+    except Blocked as exc:
+        raise Refused(f"the hub may not connect there: {exc}") from None
+    return parsed
+
+
 def redact(url: str) -> str:
     """The URL without its query and fragment (which may carry tokens), for messages and logs."""
     try:

@@ -8,9 +8,12 @@ time, a byte cap, a total deadline, and the first bytes sniffed for an image sig
 from __future__ import annotations
 
 import re
+from typing import Any
 
+from imagehub.catalog import ModelSpec
 from imagehub.errors import (
     ImageDownloadError,
+    InvalidInput,
     InvalidInputImage,
     UpstreamError,
     UpstreamUnavailable,
@@ -24,6 +27,7 @@ from imagehub.outbound.client import (
     Refused,
     SafeClient,
     TooLarge,
+    check_target,
     redact,
 )
 
@@ -41,6 +45,27 @@ def _missing(exc: FetchError) -> bool:
     """The download of a hub file URL failed as a missing file would: refused (this hub's own,
     private address) or answered 404 (a hub at a public address)."""
     return isinstance(exc, Refused) or (isinstance(exc, BadStatus) and exc.status == 404)
+
+
+def check_refs(spec: ModelSpec, params: dict[str, Any], policy: AddressPolicy) -> None:
+    """Refuse at submit an image reference that can never be fetched, as `webhook_url` is:
+    every URL field checked by `check_target`; hub file URLs and data URIs pass."""
+    details = []
+    for param in spec.params:
+        value = params.get(param.name)
+        if param.type not in ("image", "image_list") or value is None:
+            continue
+        many = isinstance(value, list)
+        for i, ref in enumerate(value if many else [value]):
+            if _HUB_FILE.match(ref) or DATA_URI.match(ref):
+                continue
+            try:
+                check_target(ref, policy)
+            except Refused as exc:
+                loc: list[str | int] = ["input", param.name, *([i] if many else [])]
+                details.append({"loc": loc, "msg": str(exc), "type": "url"})
+    if details:
+        raise InvalidInput(details)
 
 
 class NotAnImage(FetchError):

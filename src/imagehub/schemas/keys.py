@@ -20,6 +20,7 @@ class LimitsIn(_Wire):
     )
     budget_usd: float | None = Field(
         None,
+        strict=True,  # `false` is no budget (an integer still counts)
         ge=0,
         le=1_000_000_000,
         description="Total spend: a submit reserves its price on the dearest of the model's "
@@ -33,6 +34,7 @@ class KeyCreate(_Wire):
     tenant_id: str = Field(
         min_length=1,
         max_length=64,
+        pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$",
         description="The tenant the key belongs to; a new id makes a new tenant.",
     )
     name: str = Field(

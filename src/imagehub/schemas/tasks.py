@@ -24,7 +24,7 @@ class _Out(BaseModel):
 class TaskCreate(_Wire):
     """The body of POST /hub/v1/tasks."""
 
-    model: str = Field(description="A model id from GET /hub/v1/models.")
+    model: str = Field(min_length=1, description="A model id from GET /hub/v1/models.")
     input: dict[str, Any] = Field(description="The model's parameters.")
     webhook_url: str | None = Field(None, description="Called with the task when it is ready.")
     metadata: dict[str, Any] | None = Field(

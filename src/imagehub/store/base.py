@@ -88,6 +88,9 @@ class KeyStore(Protocol):
     async def revoke_key(self, key_id: str) -> ApiKey | None:
         """Revoke a key (once: a second revoke keeps the first time); None if unknown."""
 
+    async def restore_key(self, key_id: str) -> ApiKey | None:
+        """Make a key an active admin key again (the configured admin key); None if unknown."""
+
     async def set_key_limits(
         self,
         key_id: str,

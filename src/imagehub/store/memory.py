@@ -274,6 +274,10 @@ class MemoryStore:
             return key
         return self._put_key(key, revoked_at=utcnow())
 
+    async def restore_key(self, key_id: str) -> ApiKey | None:
+        key = self._by_id(key_id)
+        return None if key is None else self._put_key(key, revoked_at=None, admin=True)
+
     async def set_key_limits(
         self,
         key_id: str,

@@ -19,6 +19,7 @@ _SELECT = f"SELECT {KEY_COLUMNS} FROM api_keys"
 _INSERT = insert("api_keys", KEY_FIELDS)
 _COUNT = "SELECT count(*) FROM api_keys WHERE revoked_at IS NULL"
 _REVOKE = "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, :now_at) WHERE id = :id"
+_RESTORE = "UPDATE api_keys SET revoked_at = NULL, admin = 1 WHERE id = :id"
 _SET_LIMITS = """
     UPDATE api_keys SET rpm_limit = :rpm_limit, concurrency_limit = :concurrency_limit,
         budget_micros = :budget_micros
@@ -101,6 +102,10 @@ class SQLKeys:
 
     async def revoke_key(self, key_id: str) -> ApiKey | None:
         await self.db.execute(_REVOKE, {"now_at": utcnow().timestamp(), "id": key_id})
+        return await self.get_key_by_id(key_id)
+
+    async def restore_key(self, key_id: str) -> ApiKey | None:
+        await self.db.execute(_RESTORE, {"id": key_id})
         return await self.get_key_by_id(key_id)
 
     async def set_key_limits(

@@ -7,6 +7,7 @@ key or a changed limit takes effect everywhere within that time (here at once).
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import dataclasses
 import re
@@ -14,12 +15,13 @@ import secrets
 import time
 from dataclasses import dataclass
 
-from imagehub.errors import InvalidInput, NotFound, Unauthorized
+from imagehub.errors import InvalidInput, LastAdminKey, NotFound, Unauthorized
 from imagehub.settings import Settings
 from imagehub.store import Store
 from imagehub.tasks import utcnow
 from imagehub.tenancy.keys import hash_key, make_key
 from imagehub.tenancy.limits import Rates, StoreRates, too_many_requests
+from imagehub.tenancy.streams import Streams
 from imagehub.tenancy.types import ApiKey
 from imagehub.webhooks.types import WebhookSecret
 
@@ -49,7 +51,11 @@ class Accounts:
         self.store = store
         self.settings = settings
         self.rates = rates or StoreRates(store)
+        #: event streams and long-polls each key holds open in this process
+        self.streams = Streams(settings.max_streams_per_key)
         self._keys: dict[str, tuple[float, ApiKey | None]] = {}
+        #: one admin-key change at a time in this process (two admins revoking each other)
+        self._admins = asyncio.Lock()
 
     async def aclose(self) -> None:
         await self.rates.aclose()
@@ -107,11 +113,34 @@ class Accounts:
         return found
 
     async def revoke(self, key_id: str) -> ApiKey:
-        revoked = await self.store.revoke_key(key_id)
+        """Revoke a key; LastAdminKey (409) for the last active admin key: the hub keeps one."""
+        async with self._admins:
+            key = await self.key(key_id)
+            if key.admin and key.revoked_at is None and not await self._other_admin(key_id):
+                raise LastAdminKey()
+            revoked = await self.store.revoke_key(key_id)
         if revoked is None:
             raise NotFound(f"no key {key_id!r}")
         self._forget(revoked)
         return revoked
+
+    async def _other_admin(self, key_id: str) -> bool:
+        keys = await self.store.list_keys()
+        return any(k.admin and k.revoked_at is None and k.id != key_id for k in keys)
+
+    async def ensure_admin(self, plaintext: str) -> None:
+        """The configured admin key, stored and active: added if new, restored if revoked.
+
+        Whoever holds the machine's settings can always get back in (a revoke in another
+        process may race past the last-admin check; a restart undoes it).
+        """
+        found = await self.store.get_key(hash_key(plaintext))
+        if found is None:
+            await self.store.add_key(make_key(name="admin", admin=True, key=plaintext)[1])
+        elif found.revoked_at is not None or not found.admin:
+            restored = await self.store.restore_key(found.id)
+            if restored is not None:
+                self._forget(restored)
 
     async def set_limits(self, key_id: str, limits: Limits) -> ApiKey:
         changed = await self.store.set_key_limits(

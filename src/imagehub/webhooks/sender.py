@@ -20,7 +20,6 @@ import contextlib
 import dataclasses
 import hashlib
 import hmac
-import ipaddress
 import json
 import logging
 import random
@@ -28,8 +27,8 @@ import time
 from datetime import timedelta
 
 from imagehub.errors import InvalidInput, parse_retry_after
-from imagehub.outbound.address import AddressPolicy, Blocked
-from imagehub.outbound.client import FetchError, Refused, SafeClient, check_url
+from imagehub.outbound.address import AddressPolicy
+from imagehub.outbound.client import FetchError, Refused, SafeClient, check_target
 from imagehub.render import task_out
 from imagehub.settings import Settings
 from imagehub.store import Store
@@ -59,27 +58,14 @@ def sign(secrets: list[str], msg_id: str, timestamp: int, body: bytes) -> str:
 
 
 def check_webhook_url(url: str, policy: AddressPolicy) -> None:
-    """Refuse at submit what can never be delivered: a bad URL or a forbidden literal address.
+    """Refuse at submit what can never be delivered: a bad URL or a forbidden address.
 
     A host name is checked when the delivery connects (its addresses may change until then).
     """
     try:
-        parsed = check_url(url)
-        address = ipaddress.ip_address(parsed.host)
+        check_target(url, policy)
     except Refused as exc:
         raise InvalidInput.one(["webhook_url"], str(exc), "url") from None
-    except ValueError:
-        return  # a name
-    try:
-        policy.check(parsed.host, str(address), parsed.port or _default_port(parsed.scheme))
-    except Blocked as exc:
-        raise InvalidInput.one(
-            ["webhook_url"], f"the hub may not send there: {exc}", "url"
-        ) from None
-
-
-def _default_port(scheme: str) -> int:
-    return 443 if scheme == "https" else 80
 
 
 def task_body(task: Task, base_url: str) -> bytes:
