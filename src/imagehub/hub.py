@@ -21,6 +21,7 @@ from imagehub.errors import (
     NotFound,
 )
 from imagehub.media import MediaStore, Presigning, open_media
+from imagehub.media.previews import Previews
 from imagehub.metrics import Metrics
 from imagehub.outbound.address import AddressPolicy
 from imagehub.outbound.client import SafeClient
@@ -62,6 +63,7 @@ class Hub:
         self.settings = settings
         self.store = store
         self.media = media
+        self.previews = Previews(media)
         self.catalog = catalog
         self.validator = Validator(catalog)
         self.router = router
@@ -350,6 +352,13 @@ class Hub:
 
     async def file(self, file_id: str) -> bytes:
         data = await self.media.get(file_id)
+        if data is None:
+            raise NotFound("no such file")
+        return data
+
+    async def preview(self, file_id: str, width: int) -> bytes:
+        """A stored image resized to `width` pixels (a WebP), for lists of thumbnails."""
+        data = await self.previews.get(file_id, width)
         if data is None:
             raise NotFound("no such file")
         return data
