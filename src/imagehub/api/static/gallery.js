@@ -134,20 +134,19 @@ export class Gallery {
   }
 }
 
-// The hub's own files come as previews a few hundred pixels wide: a page of full-size
-// originals would weigh megabytes. Images stored elsewhere are shown as they are.
-const THUMB_WIDTH = 256;
-
-function previewUrl(url) {
+// The hub's own files come as previews a few hundred pixels wide (twice that on dense
+// screens): a page of full-size originals would weigh megabytes. Images stored elsewhere are
+// shown as they are.
+function previews(url) {
   const files = `${document.getElementById("base-url")?.textContent}/files/`;
-  return url.startsWith(files) ? `${url}?w=${THUMB_WIDTH}` : url;
+  if (!url.startsWith(files)) return { src: url };
+  return { src: `${url}?w=256`, srcset: `${url}?w=256 1x, ${url}?w=512 2x` };
 }
 
 function thumbnail(task) {
   const image = task.output?.images?.[0];
   if (image) {
-    const src = previewUrl(image.url);
-    return el("img", { src, alt: "", loading: "lazy", decoding: "async" });
+    return el("img", { ...previews(image.url), alt: "", loading: "lazy", decoding: "async" });
   }
   let text = task.ready ? statusName(task.status) : _("in progress…");
   if (task.output?.output_purged) text = _("not kept (sync_mode)");
