@@ -104,7 +104,7 @@ def default_text(param: ParamSpec) -> str:
 
 
 def range_text(param: ParamSpec, gettext: Gettext) -> str:
-    """The Values / Range column (its values, names and numbers as the API spells them)."""
+    """The Values / Range column: `ParamSpec.range_text` in the page's language (values as is)."""
     if param.values:
         return " ".join(param.values)
     if param.minimum is not None and param.maximum is not None:
