@@ -130,7 +130,8 @@ def _param_row(param: ParamSpec, gettext: Gettext) -> dict[str, Any]:
         "default": default_text(param),
         "range": range_text(param, gettext),
         "choices": param.values,
-        "description": param.description,
+        # translated here, not in the template: Jinja's `_()` would %-format a catalog's text
+        "description": gettext(param.description),
     }
 
 
@@ -142,6 +143,7 @@ def html_id(model_id: str) -> str:
 def _card(spec: ModelSpec, validator: Validator, base_url: str, gettext: Gettext) -> dict[str, Any]:
     return {
         "spec": spec,
+        "description": gettext(spec.description),
         "anchor": html_id(spec.id),
         "rows": [_param_row(p, gettext) for p in spec.params],
         "examples": examples.examples(base_url, spec.id, spec.example),
@@ -188,7 +190,7 @@ def page_context(
         cards = [
             _card(m, validator, base_url, gettext) for m in catalog if m.capability == capability
         ]
-        tabs.append({"id": capability, "label": label, "cards": cards})
+        tabs.append({"id": capability, "label": gettext(label), "cards": cards})
     first = next(iter(catalog))
     return {
         "lang": language,
