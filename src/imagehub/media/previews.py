@@ -56,7 +56,8 @@ class Previews:
     async def get(self, file_id: str, width: int) -> bytes | None:
         """The preview of a stored image, or None when the image is unknown or expired."""
         if width not in WIDTHS:
-            raise ValueError(f"a preview is one of {WIDTHS} pixels wide, not {width}")
+            allowed = ", ".join(str(int(w)) for w in WIDTHS)
+            raise ValueError(f"a preview is {allowed} pixels wide, not {width}")
         key = (file_id, width)
         entry = self._entries.get(key)
         if entry is not None and self.clock() - entry.made < self.max_age:
