@@ -24,6 +24,7 @@ from imagehub.errors import (
     NotFound,
 )
 from imagehub.media import LocalMedia, MediaStore, Presigning
+from imagehub.media.previews import Previews
 from imagehub.metrics import Metrics
 from imagehub.outbound.address import AddressPolicy
 from imagehub.outbound.fetch import Fetcher, check_refs
@@ -68,12 +69,15 @@ class Hub:
         policy: AddressPolicy,
         accounts: Accounts,
         fetcher: Fetcher,
+        previews: Previews,
         worker: Worker | None = None,
         webhooks: WebhookSender | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
         self.media = media
+        #: resized, cached copies of stored images (`?w=`)
+        self.previews = previews
         self.catalog = catalog
         self.validator = validator
         self.router = router
@@ -322,6 +326,13 @@ class Hub:
 
     async def file(self, file_id: str) -> bytes:
         data = await self.media.get(file_id)
+        if data is None:
+            raise NotFound("no such file")
+        return data
+
+    async def preview(self, file_id: str, width: int) -> bytes:
+        """A stored image resized to `width` pixels (a WebP), for lists of thumbnails."""
+        data = await self.previews.get(file_id, width)
         if data is None:
             raise NotFound("no such file")
         return data

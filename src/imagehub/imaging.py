@@ -227,6 +227,24 @@ def transcode(data: bytes, output_format: str) -> bytes:
         raise ValueError(f"the image {_NOT_AN_IMAGE}") from exc
 
 
+def preview(data: bytes, width: int) -> bytes:
+    """A WebP copy `width` pixels wide (never wider than the image), in the image's proportions.
+
+    Raises ValueError if the bytes are not a PNG, JPEG, WebP or GIF image.
+    """
+    try:
+        with Image.open(BytesIO(data), formats=INPUT_FORMATS) as opened:
+            opened.draft("RGB", (width, width))  # a JPEG decodes at a fraction of its size
+            image = ImageOps.exif_transpose(opened)
+            image = image.convert("RGBA" if image.has_transparency_data else "RGB")
+    except (OSError, SyntaxError) as exc:
+        raise ValueError(f"the image {_NOT_AN_IMAGE}") from exc
+    if image.width > width:
+        height = max(1, round(image.height * width / image.width))
+        image = image.resize((width, height), Image.Resampling.LANCZOS)
+    return encode(image, "webp")
+
+
 def measure(data: bytes) -> tuple[int, int, str]:
     """Width, height and content type of a PNG, JPEG or WebP image, read from its header.
 

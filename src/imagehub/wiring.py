@@ -5,6 +5,7 @@ from __future__ import annotations
 from imagehub.catalog import Catalog, Validator
 from imagehub.hub import Hub
 from imagehub.media import MediaStore, open_media
+from imagehub.media.previews import Previews
 from imagehub.metrics import Metrics
 from imagehub.outbound.address import AddressPolicy
 from imagehub.outbound.client import SafeClient
@@ -86,6 +87,7 @@ def build_hub(
         policy=policy,
         accounts=accounts,
         fetcher=fetcher,
+        previews=Previews(media),
         worker=worker,
         webhooks=webhooks,
     )

@@ -159,6 +159,28 @@ def phone(browser: Any, server: Server) -> Iterator[Page]:
     tab.check_clean()
 
 
+@pytest.fixture
+def zh_page(browser: Any, server: Server) -> Iterator[Page]:
+    """A tab of a browser set to Simplified Chinese: it asks for `Accept-Language: zh-CN`."""
+    context = _context(browser, server, viewport={"width": 1280, "height": 900}, locale="zh-CN")
+    tab = Page(context.new_page(), server)
+    yield tab
+    context.close()
+    tab.check_clean()
+
+
+@pytest.fixture
+def narrow(browser: Any, server: Server) -> Iterator[Page]:
+    """A tab on the narrowest common phone screen, 360 CSS pixels wide."""
+    context = _context(
+        browser, server, viewport={"width": 360, "height": 740}, is_mobile=True, has_touch=True
+    )
+    tab = Page(context.new_page(), server)
+    yield tab
+    context.close()
+    tab.check_clean()
+
+
 def expect(target: Any) -> Any:
     """Playwright's retrying assertions, imported late so a missing playwright only skips."""
     from playwright.sync_api import expect as playwright_expect

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import RedirectResponse
 from starlette.exceptions import HTTPException
 
@@ -10,10 +12,15 @@ from imagehub.api.deps import BaseUrlDep, CallerDep, HubDep
 from imagehub.api.errors import error_responses
 from imagehub.errors import InvalidInput, NotFound
 from imagehub.media import FILE_ID, content_type_of
+from imagehub.media.previews import CONTENT_TYPE as PREVIEW_TYPE
+from imagehub.media.previews import PreviewWidth
 from imagehub.render import file_url
 from imagehub.schemas import ErrorBody, FileOut
 
 endpoints = APIRouter(prefix="/hub/v1/files", tags=["files"])
+
+#: a file never changes: its URL may be cached for good
+FOREVER = "public, max-age=31536000, immutable"
 
 
 @endpoints.post(
@@ -71,16 +78,30 @@ async def _multipart_file(request: Request) -> bytes:
 @endpoints.get(
     "/{file_id}",
     responses={
-        200: {"content": {"image/*": {}}},
+        200: {"content": {"image/*": {}, PREVIEW_TYPE: {}}},
         307: {"description": "Redirect to the object store (`IMAGEHUB_MEDIA_SERVING=redirect`)"},
         404: {"model": ErrorBody},
+        422: {"model": ErrorBody},
     },
     response_class=Response,
 )
-async def get_file(file_id: str, hub: HubDep) -> Response:
-    """A stored image; no Authorization needed: the id is the capability."""
+async def get_file(
+    file_id: str,
+    hub: HubDep,
+    w: Annotated[
+        PreviewWidth | None,
+        Query(
+            description="Answer a preview this many pixels wide instead of the original: a WebP "
+            "in the image's proportions, never wider than the original, made once and cached."
+        ),
+    ] = None,
+) -> Response:
+    """A stored image, or its preview (`?w=`); no Authorization needed: the id is the capability."""
     if not FILE_ID.match(file_id):
         raise NotFound("no such file")
+    if w is not None:
+        preview = await hub.preview(file_id, w)
+        return Response(preview, media_type=PREVIEW_TYPE, headers={"Cache-Control": FOREVER})
     location = await hub.file_location(file_id)
     if location is not None:
         # the signed URL expires: the redirect itself must not be cached for long
@@ -90,7 +111,7 @@ async def get_file(file_id: str, hub: HubDep) -> Response:
         data,
         media_type=content_type_of(file_id),
         headers={
-            "Cache-Control": "public, max-age=31536000, immutable",
+            "Cache-Control": FOREVER,
             "X-Content-Type-Options": "nosniff",  # an image, never a page
         },
     )

@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import metadata, resources
 from typing import Any
@@ -18,15 +18,18 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from imagehub.api import examples
+from imagehub.api import examples, i18n
 from imagehub.api.deps import BaseUrlDep, HubDep
+from imagehub.api.i18n import N_
 from imagehub.catalog import Catalog, ModelSpec, ParamSpec, Validator
 from imagehub.errors import NotFound
 
 endpoints = APIRouter(include_in_schema=False)
 
-#: capability -> tab label, in tab order
-TABS = {"text-to-image": "Text to image", "image-to-image": "Image to image / Edit"}
+#: capability -> tab label (English; translated when the page is drawn), in tab order
+TABS = {"text-to-image": N_("Text to image"), "image-to-image": N_("Image to image / Edit")}
+#: the language switch: code, HTML lang tag, the language's own name
+LANGUAGE_NAMES = (("en", "en", "English"), ("zh", "zh-CN", "中文"))
 #: what the page may load: its own assets, any image (task outputs may live on another host)
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
@@ -66,15 +69,27 @@ def asset_url(name: str) -> str:
 
 
 @functools.cache
-def _environment() -> Environment:
+def _environment(language: str) -> Environment:
+    """The templates in one language: `{% trans %}` and `_()` read that language's catalog."""
     env = Environment(
         loader=PackageLoader("imagehub.api", "templates"),
         autoescape=select_autoescape(default=True),
         trim_blocks=True,
         lstrip_blocks=True,
+        extensions=["jinja2.ext.i18n"],
     )
+    # whitespace inside {% trans %} is layout, not message: the catalog's ids are trimmed too
+    env.policies["ext.i18n.trimmed"] = True
+    env.install_gettext_translations(i18n.translations(language), newstyle=True)  # type: ignore[attr-defined]
     env.globals["asset"] = asset_url
     return env
+
+
+Gettext = Callable[[str], str]
+
+
+def _english(message: str) -> str:
+    return message
 
 
 def default_text(param: ParamSpec) -> str:
@@ -88,15 +103,35 @@ def default_text(param: ParamSpec) -> str:
     return str(param.default)
 
 
-def _param_row(param: ParamSpec) -> dict[str, Any]:
+def range_text(param: ParamSpec, gettext: Gettext) -> str:
+    """The Values / Range column: `ParamSpec.range_text` in the page's language (values as is)."""
+    if param.values:
+        return " ".join(param.values)
+    if param.minimum is not None and param.maximum is not None:
+        return gettext("%(minimum)s to %(maximum)s") % {
+            "minimum": param.minimum,
+            "maximum": param.maximum,
+        }
+    if param.max_items is not None:
+        return gettext("%(minimum)s to %(maximum)s items") % {
+            "minimum": param.min_items or 0,
+            "maximum": param.max_items,
+        }
+    if param.type == "image_size":
+        return gettext("preset, auto or {width, height}")
+    return ""
+
+
+def _param_row(param: ParamSpec, gettext: Gettext) -> dict[str, Any]:
     return {
         "name": param.name,
         "type": param.display_type,
         "required": param.required,
         "default": default_text(param),
-        "range": param.range_text,
+        "range": range_text(param, gettext),
         "choices": param.values,
-        "description": param.description,
+        # translated here, not in the template: Jinja's `_()` would %-format a catalog's text
+        "description": gettext(param.description),
     }
 
 
@@ -105,31 +140,41 @@ def html_id(model_id: str) -> str:
     return "model-" + model_id.replace("/", "--")
 
 
+def _served(serving: Mapping[str, Sequence[str]] | None, model_id: str) -> Sequence[str] | None:
+    return None if serving is None else serving.get(model_id, ())
+
+
 def _card(
-    spec: ModelSpec, validator: Validator, base_url: str, providers: Sequence[str] | None
+    spec: ModelSpec,
+    validator: Validator,
+    base_url: str,
+    providers: Sequence[str] | None,
+    gettext: Gettext,
 ) -> dict[str, Any]:
     return {
         #: None: not known (the page rendered without a hub's routes)
         "providers": None if providers is None else list(providers),
         "spec": spec,
+        "description": gettext(spec.description),
         "anchor": html_id(spec.id),
-        "rows": [_param_row(p) for p in spec.params],
+        "rows": [_param_row(p, gettext) for p in spec.params],
         "examples": examples.examples(base_url, spec.id, spec.example),
         "schema": json.dumps(validator.json_schema(spec.id), indent=2),
         "has_image_size": spec.param("image_size") is not None,
     }
 
 
-def _param_json(param: ParamSpec) -> dict[str, Any]:
+def _param_json(param: ParamSpec, gettext: Gettext) -> dict[str, Any]:
     """What the playground needs to draw a field: the table row plus the raw kind."""
     return {
         **param.model_dump(exclude={"type"}),
+        "description": gettext(param.description),
         "kind": param.type,
         "type": param.display_type,
     }
 
 
-def playground_catalog(catalog: Catalog) -> dict[str, Any]:
+def playground_catalog(catalog: Catalog, gettext: Gettext = _english) -> dict[str, Any]:
     """The catalog as the playground's script reads it (embedded in the page as JSON)."""
     return {
         "models": [
@@ -138,9 +183,9 @@ def playground_catalog(catalog: Catalog) -> dict[str, Any]:
                 "name": m.name,
                 "vendor": m.vendor,
                 "capability": m.capability,
-                "description": m.description,
+                "description": gettext(m.description),
                 "example": m.example,
-                "params": [_param_json(p) for p in m.params],
+                "params": [_param_json(p, gettext) for p in m.params],
             }
             for m in catalog
         ],
@@ -153,18 +198,26 @@ def page_context(
     validator: Validator,
     base_url: str,
     serving: Mapping[str, Sequence[str]] | None = None,
+    language: str = i18n.DEFAULT,
 ) -> dict[str, Any]:
     """The page's template context; `serving`: by model id, the names of its routes in order."""
+    gettext = i18n.translations(language).gettext
     tabs = []
     for capability, label in TABS.items():
         cards = [
-            _card(m, validator, base_url, None if serving is None else serving.get(m.id, ()))
+            _card(
+                m, validator, base_url, None if serving is None else serving.get(m.id, ()), gettext
+            )
             for m in catalog
             if m.capability == capability
         ]
-        tabs.append({"id": capability, "label": label, "cards": cards})
+        tabs.append({"id": capability, "label": gettext(label), "cards": cards})
     first = next(iter(catalog))
     return {
+        "lang": language,
+        "html_lang": i18n.LANGUAGES[language],
+        "languages": LANGUAGE_NAMES,
+        "script_messages": i18n.script_catalog(language),
         "version": metadata.version("imagehub"),
         "base_url": base_url,
         "tabs": tabs,
@@ -176,17 +229,28 @@ def page_context(
             "javascript": examples.javascript_example(base_url, first.id, first.example),
         },
         "upload": examples.upload_example(base_url),
-        "catalog_json": playground_catalog(catalog),
+        "catalog_json": playground_catalog(catalog, gettext),
     }
 
 
 @endpoints.get("/", response_class=HTMLResponse)
-async def reference_page(hub: HubDep, base_url: BaseUrlDep) -> HTMLResponse:
-    """The Model Reference page, the playground and the history."""
+async def reference_page(request: Request, hub: HubDep, base_url: BaseUrlDep) -> HTMLResponse:
+    """The Model Reference page, the playground and the history, in the visitor's language."""
+    language = i18n.negotiate(
+        request.query_params.get("lang"),
+        request.cookies.get(i18n.COOKIE),
+        request.headers.get("accept-language"),
+    )
     serving = {m.id: [r.name for r in hub.router.serving(m)] for m in hub.catalog}
-    context = page_context(hub.catalog, hub.validator, base_url, serving)
-    html = _environment().get_template("index.html").render(context)
-    return HTMLResponse(html, headers={"Content-Security-Policy": CSP, "Cache-Control": "no-cache"})
+    context = page_context(hub.catalog, hub.validator, base_url, serving, language)
+    html = _environment(language).get_template("index.html").render(context)
+    headers = {
+        "Content-Security-Policy": CSP,
+        "Cache-Control": "no-cache",
+        "Content-Language": i18n.LANGUAGES[language],
+        "Vary": "Accept-Language, Cookie",
+    }
+    return HTMLResponse(html, headers=headers)
 
 
 @endpoints.get("/static/{name}")

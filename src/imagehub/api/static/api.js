@@ -1,6 +1,8 @@
 // The hub's API as the page uses it. The API key lives in this browser only and is sent
 // nowhere but this hub's own /hub/v1 routes (relative URLs: same origin, enforced by the CSP).
 
+import { _ } from "./i18n.js";
+
 const KEY_NAME = "imagehub.apiKey";
 
 export function getKey() {
@@ -21,7 +23,7 @@ export function setKey(key, remember) {
 export class ApiError extends Error {
   constructor(status, body) {
     const error = (body && body.error) || {};
-    super(error.message || `The hub answered HTTP ${status}.`);
+    super(error.message || _("The hub answered HTTP {status}.", { status }));
     this.status = status;
     this.code = error.code || "http_error";
     this.details = error.details || [];

@@ -1,8 +1,10 @@
-// The page's entry point: tabs, cards, copy buttons, the playground and the history.
+// The page's entry point: tabs, cards, copy buttons, the playground, the history and the
+// language switch.
 
 import { initCopyButtons } from "./copy.js";
 import { Gallery } from "./gallery.js";
 import { Playground } from "./playground.js";
+import { initLanguageSwitch, restoreState } from "./switch.js";
 import { initLanguageTabs, initTabs, selectTab } from "./tabs.js";
 
 // A link to a model (#model-nano-banana-2) selects its tab and opens its card.
@@ -41,6 +43,8 @@ function main() {
   new Gallery({ onReuse: (task) => toPlayground(task.model, task.input) });
   window.addEventListener("hashchange", openFromHash);
   openFromHash();
+  initLanguageSwitch(playground);
+  restoreState(playground);
   document.documentElement.dataset.ready = "true";
 }
 

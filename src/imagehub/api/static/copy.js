@@ -1,5 +1,7 @@
 // Copy buttons: `data-copy="<id>"` copies the text of that element.
 
+import { _ } from "./i18n.js";
+
 export function announce(message) {
   const region = document.getElementById("announcer");
   if (!region) return;
@@ -36,11 +38,11 @@ export function initCopyButtons(root) {
     const source = document.getElementById(button.dataset.copy);
     if (!source) return;
     const ok = await copyText(source.textContent);
-    button.textContent = ok ? "Copied" : "Copy failed";
+    button.textContent = ok ? _("Copied") : _("Copy failed");
     button.classList.toggle("copied", ok);
-    announce(ok ? "Copied to the clipboard" : "Could not copy; select the text instead");
+    announce(ok ? _("Copied to the clipboard") : _("Could not copy; select the text instead"));
     window.setTimeout(() => {
-      button.textContent = "Copy";
+      button.textContent = _("Copy");
       button.classList.remove("copied");
     }, 2000);
   });

@@ -4,6 +4,7 @@
 // the hub's 422 messages are shown on the fields they name.
 
 import { upload } from "./api.js";
+import { _ } from "./i18n.js";
 import { el } from "./render.js";
 
 const WIDE = new Set(["prompt", "system_prompt", "image_urls", "mask_url", "image_size"]);
@@ -13,12 +14,12 @@ const describedBy = (name) => `${fieldId(name)}-hint ${fieldId(name)}-error`;
 
 function hintText(param) {
   const parts = [param.description];
-  if (param.required) parts.unshift("Required.");
+  if (param.required) parts.unshift(_("Required."));
   if (param.kind === "integer" && param.minimum !== null && param.maximum !== null) {
-    parts.push(`${param.minimum} to ${param.maximum}.`);
+    parts.push(_("{minimum} to {maximum}.", param));
   }
   if (param.kind === "image_list") {
-    parts.push(`${param.min_items ?? 0} to ${param.max_items} images.`);
+    parts.push(_("{minimum} to {maximum} images.", { minimum: param.min_items ?? 0, maximum: param.max_items }));
   }
   return parts.join(" ");
 }
@@ -63,10 +64,10 @@ function textField(param) {
 function selectField(param) {
   const select = named(el("select"), param.name);
   if (param.default === null && !param.required) {
-    select.append(el("option", { value: "", text: "Not set (leave out)" }));
+    select.append(el("option", { value: "", text: _("Not set (leave out)") }));
   }
   for (const value of param.values) {
-    const label = value === param.default ? `${value} (default)` : value;
+    const label = value === param.default ? _("{value} (default)", { value }) : value;
     select.append(el("option", { value, text: label }));
   }
   select.value = param.default ?? "";
@@ -80,7 +81,7 @@ function selectField(param) {
 function integerField(param) {
   const input = named(el("input", {
     type: "number", inputmode: "numeric", step: 1, min: param.minimum, max: param.maximum,
-    placeholder: param.default ?? (param.name === "seed" ? "random" : ""),
+    placeholder: param.default ?? (param.name === "seed" ? _("random") : ""),
   }), param.name);
   if (param.default !== null) input.value = param.default;
   const read = () => {
@@ -93,7 +94,7 @@ function integerField(param) {
 function booleanField(param) {
   const input = named(el("input", { type: "checkbox", role: "switch" }), param.name);
   const state = el("span", { class: "switch-state", "aria-hidden": "true" });
-  const show = () => { state.textContent = input.checked ? "On" : "Off"; };
+  const show = () => { state.textContent = input.checked ? _("On") : _("Off"); };
   input.checked = Boolean(param.default);
   show();
   input.addEventListener("change", show);
@@ -106,24 +107,24 @@ function booleanField(param) {
 }
 
 function sizeOptions(select, param, presets) {
-  const suffix = (name) => (name === param.default ? " (default)" : "");
+  const label = (name, text) => (name === param.default ? _("{value} (default)", { value: text }) : text);
   for (const [name, [w, h]] of Object.entries(presets)) {
-    select.append(el("option", { value: name, text: `${name} · ${w} × ${h}${suffix(name)}` }));
+    select.append(el("option", { value: name, text: label(name, `${name} · ${w} × ${h}`) }));
   }
-  select.append(el("option", { value: "auto", text: `auto${suffix("auto")}` }));
-  select.append(el("option", { value: "custom", text: "Custom width × height…" }));
+  select.append(el("option", { value: "auto", text: label("auto", "auto") }));
+  select.append(el("option", { value: "custom", text: _("Custom width × height…") }));
 }
 
 function sizeField(param, presets) {
   const select = named(el("select"), param.name);
   sizeOptions(select, param, presets);
-  const side = (label) => el("input", {
+  const side = (name, label) => el("input", {
     type: "number", inputmode: "numeric", step: 16, min: 16, max: 3840, value: 1024,
-    id: `${fieldId(param.name)}-${label}`, "aria-label": `${label} in pixels`,
+    id: `${fieldId(param.name)}-${name}`, "aria-label": label,
     "aria-describedby": `${fieldId(param.name)}-error`,
   });
-  const width = side("width");
-  const height = side("height");
+  const width = side("width", _("width in pixels"));
+  const height = side("height", _("height in pixels"));
   const times = el("span", { "aria-hidden": "true", text: "×" });
   const custom = el("div", { class: "inline custom-size" }, width, times, height);
   const toggle = () => { custom.hidden = select.value !== "custom"; };
@@ -150,18 +151,18 @@ function sizeField(param, presets) {
 function imagesField(param, single) {
   const id = fieldId(param.name);
   let urls = [];
-  const list = el("ul", { class: "image-list", "aria-label": `${param.name}: chosen images` });
+  const list = el("ul", { class: "image-list", "aria-label": _("{name}: chosen images", param) });
   const url = el("input", {
-    type: "url", id, placeholder: "https://… or data:image/…",
-    "aria-label": `${param.name}: image URL`, "aria-describedby": describedBy(param.name),
+    type: "url", id, placeholder: _("https://… or data:image/…"),
+    "aria-label": _("{name}: image URL", param), "aria-describedby": describedBy(param.name),
   });
-  const add = el("button", { type: "button", class: "btn", text: single ? "Use URL" : "Add URL" });
+  const add = el("button", { type: "button", class: "btn", text: single ? _("Use URL") : _("Add URL") });
   const file = el("input", {
     type: "file", accept: "image/png,image/jpeg,image/webp,image/gif", multiple: !single,
     "aria-describedby": `${id}-error`,
   });
   const pick = el("label", { class: "btn upload-label" }, file,
-    single ? "Upload image" : "Upload images");
+    single ? _("Upload image") : _("Upload images"));
   const status = el("p", { class: "field-hint", role: "status" });
   const inputs = el("div", { class: "image-input" }, list,
     el("div", { class: "inline" }, url, add), el("div", { class: "inline" }, pick), status);
@@ -199,20 +200,20 @@ function imagesField(param, single) {
 function imageItem(url, index, onRemove) {
   const remove = el("button", {
     type: "button", class: "btn btn-small remove", text: "×",
-    "aria-label": `Remove image ${index + 1}`,
+    "aria-label": _("Remove image {number}", { number: index + 1 }),
   });
   remove.addEventListener("click", onRemove);
-  return el("li", {}, el("img", { src: url, alt: `Input image ${index + 1}` }), remove);
+  return el("li", {}, el("img", { src: url, alt: _("Input image {number}", { number: index + 1 }) }), remove);
 }
 
 async function uploadAll(file, status, push) {
   for (const chosen of file.files) {
-    status.textContent = `Uploading ${chosen.name}…`;
+    status.textContent = _("Uploading {name}…", chosen);
     try {
       push((await upload(chosen)).url);
-      status.textContent = `Uploaded ${chosen.name}.`;
+      status.textContent = _("Uploaded {name}.", chosen);
     } catch (error) {
-      status.textContent = `Upload of ${chosen.name} failed: ${error.message}`;
+      status.textContent = _("Upload of {name} failed: {error}", { name: chosen.name, error: error.message });
     }
   }
   file.value = "";

@@ -2,7 +2,8 @@
 // cursors (a stack of them gives "previous"), and a dialog with one task's details.
 
 import { ApiError, api, getKey } from "./api.js";
-import { badge, el, formatCost, formatTime, imageMeta, taskOutput } from "./render.js";
+import { _ } from "./i18n.js";
+import { badge, el, formatCost, formatTime, imageMeta, statusName, taskOutput } from "./render.js";
 
 const $ = (id) => document.getElementById(id);
 export const PAGE_SIZE = 12;
@@ -45,7 +46,7 @@ export class Gallery {
   async load() {
     if (!getKey()) {
       $("gallery").replaceChildren();
-      this.status("Paste your API key in the playground to see your tasks.");
+      this.status(_("Paste your API key in the playground to see your tasks."));
       this.pager(false);
       return;
     }
@@ -58,13 +59,14 @@ export class Gallery {
       $("gallery").replaceChildren(...page.data.map((task) => this.card(task)));
       const first = (this.cursors.length - 1) * PAGE_SIZE;
       this.status(page.data.length
-        ? `Tasks ${first + 1} to ${first + page.data.length}, newest first.`
-        : "No tasks yet: generate one in the playground.");
+        ? _("Tasks {first} to {last}, newest first.", { first: first + 1, last: first + page.data.length })
+        : _("No tasks yet: generate one in the playground."));
       this.pager(true);
     } catch (error) {
       $("gallery").replaceChildren();
       this.status(error instanceof ApiError && error.status === 401
-        ? "The hub does not know this key." : `Could not load the history: ${error.message}`);
+        ? _("The hub does not know this key.")
+        : _("Could not load the history: {error}", { error: error.message }));
       this.pager(false);
     }
   }
@@ -72,7 +74,7 @@ export class Gallery {
   pager(enabled) {
     $("gallery-prev").disabled = !enabled || this.cursors.length < 2;
     $("gallery-next").disabled = !enabled || !this.next;
-    $("gallery-page").textContent = `Page ${this.cursors.length}`;
+    $("gallery-page").textContent = _("Page {page}", { page: this.cursors.length });
   }
 
   card(task) {
@@ -84,7 +86,9 @@ export class Gallery {
       el("span", { class: "card-time", text: formatTime(task.created_at) }));
     const button = el("button", {
       type: "button", class: "task-card", "aria-haspopup": "dialog", "data-task-id": task.task_id,
-      "aria-label": `${task.status}: ${task.model}: ${prompt.slice(0, 80)}. Open details`,
+      "aria-label": _("{status}: {model}: {prompt}. Open details", {
+        status: statusName(task.status), model: task.model, prompt: prompt.slice(0, 80),
+      }),
     }, el("span", { class: "thumb" }, thumbnail(task)), text);
     button.addEventListener("click", () => this.open(task.task_id, button));
     return el("li", {}, button);
@@ -93,7 +97,7 @@ export class Gallery {
   async open(taskId, opener) {
     const dialog = $("task-dialog");
     $("task-dialog-title").textContent = taskId;
-    $("task-dialog-body").replaceChildren(el("p", { class: "muted", text: "Loading…" }));
+    $("task-dialog-body").replaceChildren(el("p", { class: "muted", text: _("Loading…") }));
     dialog.addEventListener("close", () => opener?.focus(), { once: true });
     dialog.showModal();
     try {
@@ -106,33 +110,45 @@ export class Gallery {
 
   details(task) {
     const rows = [
-      ["Status", badge(task.status)], ["Model", el("code", { text: task.model })],
-      ["Created", formatTime(task.created_at)], ["Finished", formatTime(task.finished_at) || "–"],
-      ["Provider", task.provider || "–"], ["Attempts", String(task.attempts)],
+      [_("Status"), badge(task.status)], [_("Model"), el("code", { text: task.model })],
+      [_("Created"), formatTime(task.created_at)],
+      [_("Finished"), formatTime(task.finished_at) || "–"],
+      [_("Provider"), task.provider || "–"], [_("Attempts"), String(task.attempts)],
     ];
-    if (task.usage) rows.push(["Cost", formatCost(task.usage.cost_usd)]);
+    if (task.usage) rows.push([_("Cost"), formatCost(task.usage.cost_usd)]);
     for (const [i, image] of (task.output?.images || []).entries()) {
-      rows.push([`Image ${i + 1}`, imageMeta(image)]);
+      rows.push([_("Image {number}", { number: i + 1 }), imageMeta(image)]);
     }
     const pairs = rows.flatMap(([k, v]) => [el("dt", { text: k }), el("dd", {}, v)]);
     const list = el("dl", { class: "kv" }, ...pairs);
     const reuse = el("button", {
-      type: "button", class: "btn btn-small", text: "Open in the playground",
+      type: "button", class: "btn btn-small", text: _("Open in the playground"),
     });
     reuse.addEventListener("click", () => {
       $("task-dialog").close();
       this.onReuse?.(task);
     });
     const input = el("code", { text: JSON.stringify(task.input, null, 2) });
-    return [list, ...taskOutput(task), el("h4", { text: "Input" }),
+    return [list, ...taskOutput(task), el("h4", { text: _("Input") }),
       el("pre", { tabindex: "0" }, input), reuse];
   }
 }
 
+// The hub's own files come as previews a few hundred pixels wide (twice that on dense
+// screens): a page of full-size originals would weigh megabytes. Images stored elsewhere are
+// shown as they are.
+function previews(url) {
+  const files = `${document.getElementById("base-url")?.textContent}/files/`;
+  if (!url.startsWith(files)) return { src: url };
+  return { src: `${url}?w=256`, srcset: `${url}?w=256 1x, ${url}?w=512 2x` };
+}
+
 function thumbnail(task) {
   const image = task.output?.images?.[0];
-  if (image) return el("img", { src: image.url, alt: "", loading: "lazy", decoding: "async" });
-  let text = task.ready ? task.status : "in progress…";
-  if (task.output?.output_purged) text = "not kept (sync_mode)";
+  if (image) {
+    return el("img", { ...previews(image.url), alt: "", loading: "lazy", decoding: "async" });
+  }
+  let text = task.ready ? statusName(task.status) : _("in progress…");
+  if (task.output?.output_purged) text = _("not kept (sync_mode)");
   return el("span", { text });
 }

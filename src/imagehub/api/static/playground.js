@@ -3,8 +3,11 @@
 
 import { ApiError, api, getKey, isRemembered, setKey, taskEvents } from "./api.js";
 import { announce } from "./copy.js";
+import { _ } from "./i18n.js";
 import { ModelForm } from "./form.js";
-import { badge, el, errorBox, formatCost, formatTime, progress, taskOutput } from "./render.js";
+import {
+  badge, el, errorBox, formatCost, formatTime, progress, statusName, taskOutput,
+} from "./render.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -36,12 +39,12 @@ export class Playground {
       const show = input.type === "password";
       input.type = show ? "text" : "password";
       event.currentTarget.setAttribute("aria-pressed", String(show));
-      event.currentTarget.textContent = show ? "Hide" : "Show";
+      event.currentTarget.textContent = show ? _("Hide") : _("Show");
     });
     $("key-forget").addEventListener("click", () => {
       input.value = "";
       save();
-      this.keyStatus("The key is forgotten.", "");
+      this.keyStatus(_("The key is forgotten."), "");
     });
   }
 
@@ -94,7 +97,7 @@ export class Playground {
 
   async submit() {
     if (!getKey()) {
-      this.keyStatus("Paste your API key first.", "bad");
+      this.keyStatus(_("Paste your API key first."), "bad");
       $("api-key").focus();
       return;
     }
@@ -119,7 +122,7 @@ export class Playground {
       return;
     }
     if (error.status === 401) {
-      this.keyStatus("The hub does not know this key.", "bad");
+      this.keyStatus(_("The hub does not know this key."), "bad");
       $("api-key").focus();
       return;
     }
@@ -132,7 +135,7 @@ export class Playground {
     const items = error.details.map((detail) => {
       const name = detail.loc && detail.loc[0] === "input" ? detail.loc[1] : null;
       const control = name ? this.form.firstControl(name) : null;
-      const label = name || (detail.loc ? detail.loc.join(".") : "request");
+      const label = name || (detail.loc ? detail.loc.join(".") : _("request"));
       const text = `${label}: ${detail.msg}`;
       if (!control || unplaced.includes(detail)) return el("li", { text });
       const link = el("a", { href: `#${control.id}`, text });
@@ -162,14 +165,14 @@ export class Playground {
     $("pg-cancel")?.remove();
     if (!task || task.ready) return;
     const button = el("button", {
-      type: "button", class: "btn btn-small btn-danger", id: "pg-cancel", text: "Cancel task",
+      type: "button", class: "btn btn-small btn-danger", id: "pg-cancel", text: _("Cancel task"),
     });
     button.addEventListener("click", async () => {
       button.disabled = true;
       try {
         await api(`/hub/v1/tasks/${encodeURIComponent(task.task_id)}/cancel`, { method: "POST" });
       } catch (error) {
-        announce(`Cancel failed: ${error.message}`);
+        announce(_("Cancel failed: {error}", { error: error.message }));
       }
     });
     $("pg-status").querySelector(".status-line").append(button);
@@ -199,7 +202,7 @@ export class Playground {
       task = await api(path, { signal: controller.signal });
       this.render(task);
     }
-    announce(`Task ${task.status}`);
+    announce(_("Task {status}", { status: statusName(task.status) }));
     document.dispatchEvent(new CustomEvent("imagehub:task-finished", { detail: task }));
   }
 }
@@ -210,13 +213,13 @@ function pick(object, names) {
 }
 
 function describe(task) {
-  const parts = [`Created ${formatTime(task.created_at)}`];
-  if (task.attempts > 1) parts.push(`attempt ${task.attempts}`);
-  if (task.provider) parts.push(`provider ${task.provider}`);
+  const parts = [_("Created {time}", { time: formatTime(task.created_at) })];
+  if (task.attempts > 1) parts.push(_("attempt {number}", { number: task.attempts }));
+  if (task.provider) parts.push(_("provider {name}", { name: task.provider }));
   if (task.finished_at && task.started_at) {
     const seconds = (Date.parse(task.finished_at) - Date.parse(task.created_at)) / 1000;
-    parts.push(`ready in ${seconds.toFixed(1)} s`);
+    parts.push(_("ready in {seconds} s", { seconds: seconds.toFixed(1) }));
   }
-  if (task.usage) parts.push(`cost ${formatCost(task.usage.cost_usd)}`);
+  if (task.usage) parts.push(_("cost {cost}", { cost: formatCost(task.usage.cost_usd) }));
   return parts.join(" · ");
 }

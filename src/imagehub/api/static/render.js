@@ -1,5 +1,7 @@
 // Drawing tasks: status badges, images with their size and format, errors. DOM only, no API.
 
+import { LANG, _ } from "./i18n.js";
+
 export function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
   for (const [name, value] of Object.entries(attrs)) {
@@ -22,7 +24,7 @@ export function formatType(contentType) {
   return (contentType || "").replace("image/", "").toUpperCase();
 }
 
-const USD = new Intl.NumberFormat("en-US", {
+const USD = new Intl.NumberFormat(LANG, {
   style: "currency", currency: "USD", minimumFractionDigits: 2, maximumFractionDigits: 4,
 });
 
@@ -32,11 +34,21 @@ export function formatCost(usd) {
 
 export function formatTime(iso) {
   if (!iso) return "";
-  return new Date(iso).toLocaleString(undefined, { dateStyle: "medium", timeStyle: "medium" });
+  return new Date(iso).toLocaleString(LANG, { dateStyle: "medium", timeStyle: "medium" });
+}
+
+// A task's status as the API spells it -> its name on the page
+const STATUS_NAMES = {
+  queued: _("queued"), running: _("running"), succeeded: _("succeeded"), failed: _("failed"),
+  canceled: _("canceled"), ready: _("ready"),
+};
+
+export function statusName(status) {
+  return STATUS_NAMES[status] || status;
 }
 
 export function badge(status) {
-  return el("span", { class: `badge ${status}`, text: status });
+  return el("span", { class: `badge ${status}`, text: statusName(status) });
 }
 
 export function imageMeta(image) {
@@ -47,13 +59,13 @@ export function imageMeta(image) {
 export function imageFigure(image, index) {
   const name = image.file_name || `image ${index + 1}`;
   const img = el("img", {
-    src: image.url, alt: `Generated image ${index + 1}`, width: image.width, height: image.height,
+    src: image.url, alt: _("Generated image {number}", { number: index + 1 }), width: image.width, height: image.height,
     loading: "lazy", decoding: "async",
   });
   const caption = el("figcaption", {},
     el("span", { class: "image-meta", text: imageMeta(image) }),
     el("a", {
-      href: image.url, target: "_blank", rel: "noopener", download: name, text: "Download",
+      href: image.url, target: "_blank", rel: "noopener", download: name, text: _("Download"),
     }));
   return el("figure", { class: "result-image" }, img, caption);
 }
@@ -66,7 +78,7 @@ export function errorBox(error) {
 
 export function warningsBox(warnings) {
   if (!warnings || !warnings.length) return null;
-  const title = el("strong", { text: "Warnings: " });
+  const title = el("strong", { text: _("Warnings: ") });
   return el("div", { class: "warnings" }, title, warnings.join("; "));
 }
 
@@ -79,7 +91,7 @@ export function progress(status) {
   STEPS.forEach((step, i) => {
     let state = i < current ? "done" : i === current ? "current" : "";
     if (ready && i === 2) state = status === "succeeded" ? "done" : "bad";
-    list.append(el("li", { class: state, text: i === 2 && ready ? status : step }));
+    list.append(el("li", { class: state, text: statusName(i === 2 && ready ? status : step) }));
   });
   return list;
 }
@@ -93,7 +105,7 @@ export function taskOutput(task) {
   if (images.length) {
     parts.push(el("div", { class: "images" }, ...images.map(imageFigure)));
   } else if (task.output && task.output.output_purged) {
-    const text = "The images were returned once (sync_mode) and are no longer kept.";
+    const text = _("The images were returned once (sync_mode) and are no longer kept.");
     parts.push(el("p", { class: "muted", text }));
   }
   if (task.output && task.output.description) {
