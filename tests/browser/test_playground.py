@@ -223,3 +223,31 @@ def test_every_control_of_every_models_form_has_a_label(page: Page, api: httpx.C
               .filter(id => !document.getElementById(id))"""
         )
         assert missing == [], model["id"]
+
+
+def test_a_grounded_task_shows_its_search_suggestions_and_sources(page: Page):
+    tab = page.open()
+    task = {
+        "status": "succeeded",
+        "warnings": [],
+        "output": {
+            "images": [],
+            "grounding": {
+                "queries": ["lighthouse at dusk"],
+                "search_entry_point": "<div>suggestions</div>",
+                "sources": [{"uri": "https://example.com/a", "title": "A page"}],
+            },
+        },
+    }
+    found = tab.evaluate(
+        """async (task) => {
+            const { taskOutput } = await import("/static/render.js");
+            const box = taskOutput(task).find((n) => n.classList.contains("grounding"));
+            return [...box.querySelectorAll("a")].map((a) => [a.textContent, a.href]);
+        }""",
+        task,
+    )
+    assert found == [
+        ["lighthouse at dusk", "https://www.google.com/search?q=lighthouse%20at%20dusk"],
+        ["A page", "https://example.com/a"],
+    ]

@@ -111,5 +111,27 @@ export function taskOutput(task) {
   if (task.output && task.output.description) {
     parts.push(el("p", { class: "description", text: task.output.description }));
   }
+  const grounding = task.output && task.output.grounding;
+  if (grounding) parts.push(groundingBox(grounding));
   return parts;
+}
+
+// What Google Search grounded the images on: its search suggestions (each a link to the search,
+// as Google asks them to be shown) and the pages it drew from.
+export function groundingBox(grounding) {
+  const box = el("div", { class: "grounding" },
+    el("strong", { text: _("Grounded with Google Search") }));
+  const queries = grounding.queries || [];
+  if (queries.length) {
+    const search = (q) => `https://www.google.com/search?q=${encodeURIComponent(q)}`;
+    box.append(el("p", { class: "suggestions" }, _("Search suggestions: "),
+      ...queries.map((q) => el("a", { href: search(q), target: "_blank", rel: "noopener", class: "chip", text: q }))));
+  }
+  const sources = grounding.sources || [];
+  if (sources.length) {
+    box.append(el("p", {}, _("Sources: ")), el("ol", { class: "sources" },
+      ...sources.map((s) => el("li", {},
+        el("a", { href: s.uri, target: "_blank", rel: "noopener noreferrer", text: s.title || s.uri })))));
+  }
+  return box;
 }
