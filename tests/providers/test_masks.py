@@ -3,6 +3,7 @@ marks the area to change."""
 
 from __future__ import annotations
 
+import os
 from io import BytesIO
 
 import pytest
@@ -55,3 +56,26 @@ async def test_the_demo_edits_where_the_openai_route_would(mode):
     image = Image.open(BytesIO(result.images[0].data)).convert("RGB")
     assert image.getpixel((768, 500)) == RED  # right half kept
     assert image.getpixel((256, 500)) != RED  # left half edited
+
+
+async def test_a_mask_that_would_reach_openai_at_4_mb_or_more_is_refused():
+    from imagehub.errors import InvalidInputImage
+    from imagehub.providers.openai import MAX_MASK_BYTES, edit_form
+
+    catalog = Catalog.load()
+    size = (2400, 2000)  # random grey levels: its alpha PNG cannot compress under 4 MB
+    noise = Image.frombytes("L", size, os.urandom(size[0] * size[1]))
+    first = InputImage(b"jpeg bytes", "image/jpeg", *size)
+    request = GenerationRequest(
+        model=catalog.get("gpt-image-2/edit"),
+        params={"prompt": "x"},
+        images=(first,),
+        mask=_input(noise),
+    )
+    with pytest.raises(InvalidInputImage, match="OpenAI takes masks under 4,194,304 bytes"):
+        await edit_form(request, catalog)
+    small = GenerationRequest(
+        model=request.model, params={"prompt": "x"}, images=(first,), mask=_left_half("alpha")
+    )
+    _, files = await edit_form(small, catalog)
+    assert files[-1][0] == "mask" and len(files[-1][1][1]) < MAX_MASK_BYTES

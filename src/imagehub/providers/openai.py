@@ -13,7 +13,13 @@ from typing import Any, ClassVar
 from pydantic import SecretStr, StrictInt, StrictStr
 
 from imagehub.catalog import Catalog, ModelSpec
-from imagehub.errors import ContentPolicyViolation, NoImageGenerated, TaskError, UpstreamConfigError
+from imagehub.errors import (
+    ContentPolicyViolation,
+    InvalidInputImage,
+    NoImageGenerated,
+    TaskError,
+    UpstreamConfigError,
+)
 from imagehub.imaging import EXTENSIONS
 from imagehub.providers.base import (
     GeneratedImage,
@@ -28,6 +34,8 @@ from imagehub.providers.lenient import Lenient, VendorModel, present
 
 #: error codes OpenAI uses when its safety system refuses a prompt, an input or an output
 MODERATION_CODES = frozenset({"moderation_blocked", "content_policy_violation"})
+#: the Images API's edits documentation: "a PNG file, less than 4MB"
+MAX_MASK_BYTES = 4 * 1024 * 1024
 
 
 # -- answers, as the Images API documents them
@@ -107,6 +115,11 @@ async def edit_form(
     if request.mask is not None and request.images:
         first = request.images[0]
         mask = await alpha_mask(request.mask, (first.width, first.height))
+        if len(mask) >= MAX_MASK_BYTES:
+            raise InvalidInputImage(
+                f"mask_url becomes a {len(mask):,}-byte PNG at the first image's size; "
+                f"OpenAI takes masks under {MAX_MASK_BYTES:,} bytes"
+            )
         files.append(("mask", ("mask.png", mask, "image/png")))
     return fields, files
 
