@@ -57,7 +57,7 @@ def settings_page() -> str:
 def errors_page() -> str:
     """Every code of the error envelope, and every code a failed task carries."""
     from imagehub.api.errors import BORDER_ERRORS
-    from imagehub.errors import HTTP_ERRORS, TASK_ERRORS
+    from imagehub.errors import HTTP_ERRORS, MAX_DETAILS, TASK_ERRORS
 
     http = [(c.status, code, _doc(c)) for code, c in HTTP_ERRORS.items()]
     http += [(status, code, what) for status, (code, what) in BORDER_ERRORS.items()]
@@ -71,17 +71,28 @@ def errors_page() -> str:
             "## The error envelope",
             "",
             'Every error has one shape: `{"error": {"code", "message", "details"?}}`; a 422 lists',
-            "every failing field in `details`. The SDK raises the class of `imagehub.errors`",
-            "named after the code.",
+            f"every failing field in `details` (the first {MAX_DETAILS}, and its message counts",
+            "them all). The SDK raises the class of `imagehub.errors` named after the code.",
             "",
             "| status | code | meaning |",
             "|---|---|---|",
             *(f"| {s} | `{code}` | {_cell(what)} |" for s, code, what in sorted(http)),
             "",
-            "`429 rate_limited` carries `Retry-After`. A request line and headers larger than",
-            "`IMAGEHUB_MAX_HEADER_BYTES` get a plain-text `431`, and a client that does not send",
-            "them within `IMAGEHUB_HEADER_TIMEOUT_SECONDS` a plain-text `408`, from the server",
-            "itself, before the API reads anything.",
+            "- `409 last_admin_key`: over HTTP and from `imagehub keys revoke`; see",
+            "  [Tenants, keys and limits](tenancy.md).",
+            "- `422 invalid_input` also answers a request no configured route can honour: the",
+            "  message names the parameter and why",
+            "  ([Route capabilities](providers.md#route-capabilities)); nothing is stored.",
+            "- `503 model_unavailable`: no route serves the model on this hub; the message names",
+            "  the setting that would give it one, and nothing is stored. The OpenAI-compatible",
+            "  endpoints answer the same in OpenAI's error shape.",
+            "- `503 overloaded` also answers while the hub cannot write its storage (disk full, no",
+            "  file descriptor left), and while the task store is unreachable.",
+            "",
+            "`429 rate_limited` and `503 overloaded` carry `Retry-After`. A request line and",
+            "headers larger than `IMAGEHUB_MAX_HEADER_BYTES` get a plain-text `431`, and a client",
+            "that does not send them within `IMAGEHUB_HEADER_TIMEOUT_SECONDS` a plain-text `408`,",
+            "from the server itself, before the API reads anything.",
             "",
             "## A failed task's error",
             "",
@@ -93,8 +104,12 @@ def errors_page() -> str:
             "|---|---|---|",
             *(f"| `{code}` | {retried} | {_cell(what)} |" for code, retried, what in task),
             "",
-            "A canceled task has the code `canceled` too. See [Failure policy](providers.md#"
-            "failure-policy) for which upstream answer becomes which code.",
+            "A canceled task has the code `canceled` too. A storage fault of the hub's own (disk",
+            "full, no file descriptor left) while a task runs is not the task's: it goes back to",
+            "the queue (backoff, at most a minute apart) with `internal_error` as its last",
+            "error, however many attempts it made, until the storage recovers. See",
+            "[Failure policy](providers.md#failure-policy) for which upstream answer becomes",
+            "which code.",
             "",
         ]
     )
