@@ -287,9 +287,9 @@ async def test_keys_are_found_by_hash_and_counted_unless_revoked(store: TaskStor
     await store.ping()
 
 
-async def test_tasks_survive_closing_and_reopening(request, tmp_path):
+async def test_tasks_survive_closing_and_reopening(postgres_url: str):
     """The SQL stores are durable: a new store instance on the same database sees everything."""
-    url = request.getfixturevalue("postgres_url")
+    url = postgres_url
     first = PostgresStore(url, pool_size=2)
     await first.open()
     task = make_task()

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
 
 from imagehub.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text()
+PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 
 TEST_COMMAND = "python -m pip install -e '.[test]' && python -m pytest"
+FAST_COMMAND = 'python -m pytest -m "not slow"'
 
 
 def test_every_setting_is_in_the_readme_table_with_its_description():
@@ -29,3 +32,8 @@ def test_every_setting_is_in_the_readme_table_with_its_description():
 def test_ci_runs_the_readme_test_command():
     assert TEST_COMMAND in README
     assert TEST_COMMAND in (ROOT / ".ci" / "run").read_text()
+
+
+def test_the_readme_gives_the_fast_command_and_the_slow_marker_exists():
+    assert FAST_COMMAND in README
+    assert any(m.startswith("slow:") for m in PYPROJECT["tool"]["pytest"]["ini_options"]["markers"])
