@@ -15,7 +15,14 @@ TESTS = Path(__file__).parent
 SLOW_LAYERS = {"acceptance", "browser", "fault"}
 #: a marker per real service, put on every test using one of its fixtures
 SERVICE_FIXTURES = {
-    "postgres": {"postgres_admin_url", "postgres_databases", "postgres_url", "local_postgres"},
+    "postgres": {
+        "postgres_admin_url",
+        "postgres_databases",
+        "postgres_url",
+        "postgres_for_module",
+        "shared_postgres",
+        "local_postgres",
+    },
     "redis": {"redis_url"},
     "s3": {"s3_process", "s3_server"},
 }

@@ -101,6 +101,27 @@ def postgres_url(postgres_databases: Databases) -> str:
     return postgres_databases.create()
 
 
+@pytest.fixture(scope="module")
+def postgres_for_module(postgres_admin_url: str) -> Iterator[str]:
+    """One database for a module's tests: migrating a fresh one per test is slow."""
+    databases = Databases(postgres_admin_url)
+    yield databases.create()
+    databases.drop_all()
+
+
+@pytest.fixture
+def shared_postgres(postgres_for_module: str) -> str:
+    """The module's database, emptied (once migrated, every table is truncated)."""
+    with psycopg.connect(postgres_for_module, autocommit=True) as conn:
+        tables = conn.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() "
+            "AND tablename <> 'schema_version'"
+        ).fetchall()
+        if tables:
+            conn.execute(f"TRUNCATE {', '.join(t[0] for t in tables)}")
+    return postgres_for_module
+
+
 @pytest.fixture
 def redis_url() -> str:
     import redis

@@ -30,7 +30,7 @@ async def store(request: pytest.FixtureRequest, tmp_path) -> AsyncIterator[TaskS
     elif request.param == "sqlite":
         backend = SQLiteStore(tmp_path / "store.db")
     else:
-        backend = PostgresStore(request.getfixturevalue("postgres_url"), pool_size=4)
+        backend = PostgresStore(request.getfixturevalue("shared_postgres"), pool_size=4)
     await backend.open()
     yield backend
     await backend.close()
