@@ -45,7 +45,7 @@ def services_of(item: pytest.Item) -> set[str]:
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        layer = item.path.relative_to(TESTS).parts[0]
+        layer = item.path.relative_to(TESTS).parts[0] if item.path.is_relative_to(TESTS) else ""
         slow = layer in SLOW_LAYERS
         if slow:
             item.add_marker(pytest.mark.slow)
