@@ -12,7 +12,7 @@ README = (ROOT / "README.md").read_text()
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 
 TEST_COMMAND = "python -m pip install -e '.[test]' && python -m pytest"
-FAST_COMMAND = 'python -m pytest -m "not slow"'
+FAST_COMMAND = 'python -m pytest -m "not slow" -n auto'
 
 
 def test_every_setting_is_in_the_readme_table_with_its_description():
