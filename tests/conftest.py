@@ -3,11 +3,69 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 
 # fixtures of the real services (PostgreSQL, Redis, S3) the scale-out tests use
 pytest_plugins = ["tests.services", "tests.webhook_receiver"]
+
+TESTS = Path(__file__).parent
+#: layers of real processes and browsers: `-m "not slow"` leaves them out
+SLOW_LAYERS = {"acceptance", "browser", "fault"}
+#: a marker per real service, put on every test using one of its fixtures
+SERVICE_FIXTURES = {
+    "postgres": {
+        "postgres_admin_url",
+        "postgres_databases",
+        "postgres_url",
+        "postgres_for_module",
+        "shared_postgres",
+        "local_postgres",
+    },
+    "redis": {"redis_url"},
+    "s3": {"s3_process", "s3_server"},
+}
+#: per-test limits (pytest-timeout; setup and teardown included): a fast test that needs more
+#: than FAST_SECONDS is a bug to fix, not a limit to raise
+FAST_SECONDS, SLOW_SECONDS = 10, 60
+
+
+def services_of(item: pytest.Item) -> set[str]:
+    """The services an item needs: by the fixtures it requests (the closure, so also through
+    other fixtures), or by a fixture parameter naming the service (a parametrized fixture that
+    fetches it with `request.getfixturevalue`)."""
+    used = set(getattr(item, "fixturenames", ()))
+    callspec = getattr(item, "callspec", None)
+    params = set(map(str, callspec.params.values())) if callspec else set()
+    return {
+        name for name, fixtures in SERVICE_FIXTURES.items() if used & fixtures or name in params
+    }
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        layer = item.path.relative_to(TESTS).parts[0] if item.path.is_relative_to(TESTS) else ""
+        slow = layer in SLOW_LAYERS
+        if slow:
+            item.add_marker(pytest.mark.slow)
+        if layer == "browser":
+            item.add_marker(pytest.mark.browser)
+        for service in sorted(services_of(item)):
+            item.add_marker(getattr(pytest.mark, service))
+        if item.get_closest_marker("timeout") is None:  # a test's own limit wins
+            item.add_marker(pytest.mark.timeout(SLOW_SECONDS if slow else FAST_SECONDS))
+
+
+@pytest.fixture(autouse=True)
+def _services_are_marked(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Fails a test that reached a service its markers do not name (a fixture fetched by
+    `request.getfixturevalue` that `services_of` cannot see): `-m "not postgres"` must mean it."""
+    yield
+    used = set(request.fixturenames)
+    for name, fixtures in SERVICE_FIXTURES.items():
+        if used & fixtures and request.node.get_closest_marker(name) is None:
+            pytest.fail(f"uses {sorted(used & fixtures)} but is not marked {name!r}")
 
 
 class ImageServer:

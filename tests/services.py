@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -28,9 +29,9 @@ REDIS_URL = os.environ.get("IMAGEHUB_TEST_REDIS_URL", "redis://127.0.0.1:6379/0"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
-def unavailable(what: str, reason: str) -> None:
+def unavailable(what: str, reason: str, state: str = "is not reachable") -> NoReturn:
     """Skip (a user's machine) or fail (CI) a test whose service is not there."""
-    message = f"{what} is not reachable ({reason})"
+    message = f"{what} {state} ({reason})"
     if IN_CI:
         pytest.fail(f"{message}; CI must provide it", pytrace=False)
     pytest.skip(message)
@@ -45,8 +46,8 @@ def database_url(base: str, name: str) -> str:
 def postgres_admin_url() -> str:
     """A URL of the test server's maintenance database, after checking it answers.
 
-    In CI the server must be there: a refused connection is retried for a while, since
-    another run on the machine may be restarting it (the fault tests do).
+    In CI the server must be there: a refused connection is retried for a while, since the
+    server may still be starting.
     """
     deadline = time.monotonic() + (30 if IN_CI else 0)
     while True:
@@ -59,7 +60,6 @@ def postgres_admin_url() -> str:
                 unavailable(
                     f"PostgreSQL at {POSTGRES_URL} (IMAGEHUB_TEST_POSTGRES_URL)", str(exc).strip()
                 )
-                raise
             time.sleep(0.5)
 
 
@@ -99,6 +99,27 @@ def postgres_databases(postgres_admin_url: str) -> Iterator[Databases]:
 def postgres_url(postgres_databases: Databases) -> str:
     """A fresh, empty database of its own, dropped after the test."""
     return postgres_databases.create()
+
+
+@pytest.fixture(scope="module")
+def postgres_for_module(postgres_admin_url: str) -> Iterator[str]:
+    """One database for a module's tests: migrating a fresh one per test is slow."""
+    databases = Databases(postgres_admin_url)
+    yield databases.create()
+    databases.drop_all()
+
+
+@pytest.fixture
+def shared_postgres(postgres_for_module: str) -> str:
+    """The module's database, emptied (once migrated, every table is truncated)."""
+    with psycopg.connect(postgres_for_module, autocommit=True) as conn:
+        tables = conn.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() "
+            "AND tablename <> 'schema_version'"
+        ).fetchall()
+        if tables:
+            conn.execute(f"TRUNCATE {', '.join(t[0] for t in tables)}")
+    return postgres_for_module
 
 
 @pytest.fixture

@@ -27,10 +27,12 @@ BODY = {"model": "nano-banana", "input": {"prompt": "a harbour"}}
 
 
 @pytest.fixture(params=["postgres", "redis"])
-async def api(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+async def api(
+    request: pytest.FixtureRequest, tmp_path: Path, postgres_url: str
+) -> AsyncIterator[httpx.AsyncClient]:
     """A client of the API hub; a worker hub runs beside it on the same database."""
     settings = Settings(
-        database_url=request.getfixturevalue("postgres_url"),
+        database_url=postgres_url,
         redis_url=request.getfixturevalue("redis_url") if request.param == "redis" else None,
         wakeup_channel=f"imagehub_{Path(tmp_path).name.lower()[-20:].replace('-', '_')}",
         data_dir=tmp_path,

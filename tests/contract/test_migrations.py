@@ -1,11 +1,9 @@
-"""Schema migrations upgrade an existing database in place, safely from many processes at once."""
+"""Schema migrations upgrade an existing database in place (from many processes at once:
+tests/acceptance/test_migrate_processes.py)."""
 
 from __future__ import annotations
 
-import os
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import psycopg
@@ -25,24 +23,6 @@ def a_task() -> Task:
 
 def as_row(task: Task) -> tuple[object, ...]:
     return tuple(task_row(task)[f] for f in TASK_FIELDS)
-
-
-def migrate_processes(count: int, env: dict[str, str], *args: str) -> list[str]:
-    """`imagehub migrate` in `count` processes started together; their outputs."""
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-m", "imagehub.cli", "migrate", *args],
-            env={**os.environ, **env},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        for _ in range(count)
-    ]
-    outputs = [proc.communicate(timeout=50)[0] for proc in procs]
-    for proc, output in zip(procs, outputs, strict=True):
-        assert proc.returncode == 0, output
-    return outputs
 
 
 # -- SQLite
@@ -79,14 +59,6 @@ async def test_sqlite_upgrades_a_first_release_database_in_place(tmp_path: Path)
     version, indexes = sqlite_version(path)
     assert version == len(sqlite_backend.MIGRATIONS) > 1
     assert "tasks_owner" in indexes
-
-
-def test_imagehub_migrate_on_sqlite_from_many_processes_at_once(tmp_path: Path):
-    first_sqlite_schema(tmp_path / "imagehub.db", a_task())
-    outputs = migrate_processes(4, {}, "--data-dir", str(tmp_path))
-    expected = f"database schema at version {len(sqlite_backend.MIGRATIONS)}"
-    assert all(expected in output for output in outputs)
-    assert sqlite_version(tmp_path / "imagehub.db")[0] == len(sqlite_backend.MIGRATIONS)
 
 
 # -- PostgreSQL
@@ -142,9 +114,3 @@ async def test_postgres_without_migrate_on_start_refuses_an_outdated_schema(post
     store = PostgresStore(postgres_url, pool_size=1, migrate=False)
     await store.open()
     await store.close()
-
-
-def test_imagehub_migrate_on_postgres_from_many_processes_at_once(postgres_url: str):
-    outputs = migrate_processes(5, {"IMAGEHUB_DATABASE_URL": postgres_url})
-    assert all(f"database schema at version {len(PG_MIGRATIONS)}" in out for out in outputs)
-    assert pg_versions(postgres_url) == list(range(1, len(PG_MIGRATIONS) + 1))

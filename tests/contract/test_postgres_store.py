@@ -41,7 +41,7 @@ async def store(request: pytest.FixtureRequest, tmp_path) -> AsyncIterator[Store
     elif request.param == "sqlite":
         backend = SQLiteStore(tmp_path / "store.db")
     else:
-        backend = PostgresStore(request.getfixturevalue("postgres_url"), pool_size=4)
+        backend = PostgresStore(request.getfixturevalue("shared_postgres"), pool_size=4)
     await backend.open()
     yield backend
     await backend.close()
@@ -298,9 +298,9 @@ async def test_keys_are_found_by_hash_and_counted_unless_revoked(store: Store):
     await store.ping()
 
 
-async def test_tasks_survive_closing_and_reopening(request, tmp_path):
+async def test_tasks_survive_closing_and_reopening(postgres_url: str):
     """The SQL stores are durable: a new store instance on the same database sees everything."""
-    url = request.getfixturevalue("postgres_url")
+    url = postgres_url
     first = PostgresStore(url, pool_size=2)
     await first.open()
     task = make_task()

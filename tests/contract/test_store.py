@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import dataclasses
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -43,31 +43,6 @@ def _postgres(url: str) -> Store:
     from imagehub.store.postgres import PostgresStore
 
     return PostgresStore(url, pool_size=4)
-
-
-@pytest.fixture(scope="module")
-def postgres_for_module(postgres_admin_url: str) -> Iterator[str]:
-    """One database for this module's tests: migrating a fresh one per test is slow."""
-    from tests.services import Databases
-
-    databases = Databases(postgres_admin_url)
-    yield databases.create()
-    databases.drop_all()
-
-
-@pytest.fixture
-def shared_postgres(postgres_for_module: str) -> str:
-    """The module's database, emptied (once migrated, every table is truncated)."""
-    import psycopg
-
-    with psycopg.connect(postgres_for_module, autocommit=True) as conn:
-        tables = conn.execute(
-            "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() "
-            "AND tablename <> 'schema_version'"
-        ).fetchall()
-        if tables:
-            conn.execute(f"TRUNCATE {', '.join(t[0] for t in tables)}")
-    return postgres_for_module
 
 
 #: short leases for the expiry tests, with a sleep that safely outlasts them

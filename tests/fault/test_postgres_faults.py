@@ -11,12 +11,8 @@ write (the outbox), so "one finishing write per task" below is also "one webhook
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import logging
 import random
-import shutil
-import subprocess
-import tempfile
 import threading
 import time
 from collections import Counter
@@ -30,7 +26,7 @@ import pytest
 from imagehub.store import migrate
 from tests.acceptance.conftest import KEY
 from tests.fault.cluster import Api, Worker, client
-from tests.services import unavailable
+from tests.fault.postgres import LocalPostgres
 
 AUDIT = """
 CREATE TABLE audit (task_id TEXT NOT NULL, what TEXT NOT NULL, value TEXT);
@@ -48,8 +44,6 @@ END $$;
 CREATE TRIGGER audit_task AFTER UPDATE ON tasks FOR EACH ROW EXECUTE FUNCTION audit_task();
 """
 FINAL = ("succeeded", "failed", "canceled")
-ETC = Path("/etc/postgresql")
-RESTART_LOCK = Path(tempfile.gettempdir()) / "imagehub-postgres-restart.lock"
 
 
 def prepare(url: str) -> None:
@@ -153,7 +147,7 @@ def env_for(url: str, media: Path, **extra: str) -> dict[str, str]:
         "IMAGEHUB_DATABASE_URL": url,
         "IMAGEHUB_MEDIA_DIR": str(media),
         "IMAGEHUB_DATABASE_POOL_SIZE": "4",
-        # a short wait keeps the outage below short (other runs share this server)
+        # a short wait keeps the test's outage below short
         "IMAGEHUB_DATABASE_WAIT_SECONDS": "2",
         "IMAGEHUB_POLL_SECONDS": "0.5",
         "IMAGEHUB_LEASE_SECONDS": "2",
@@ -211,32 +205,15 @@ def test_workers_killed_again_and_again_lose_nothing_and_charge_once(
 
 
 @pytest.fixture
-def postgres_server(postgres_url: str) -> Iterator[Callable[[str], None]]:
-    """Stop and start the local PostgreSQL cluster; it is left running whatever happens."""
-    versions = sorted(p.name for p in Path("/etc/postgresql").glob("*")) if ETC.exists() else []
-    if not shutil.which("pg_ctlcluster") or len(versions) != 1:
-        unavailable("a local PostgreSQL cluster managed by pg_ctlcluster", "none found")
-
-    def control(action: str) -> None:
-        subprocess.run(
-            ["pg_ctlcluster", "--skip-systemctl-redirect", versions[0], "main", action],
-            check=True,
-            timeout=60,
-            capture_output=True,
-        )
-
-    # one restart at a time on this machine, whichever checkout runs it
-    with RESTART_LOCK.open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield control
-        finally:
-            subprocess.run(
-                ["pg_ctlcluster", "--skip-systemctl-redirect", versions[0], "main", "start"],
-                timeout=60,
-                capture_output=True,
-            )
-            wait_until(lambda: reachable(postgres_url), 60, "PostgreSQL did not come back")
+def postgres_server(local_postgres: LocalPostgres) -> Iterator[Callable[[str], None]]:
+    """Stop and start the tests' own PostgreSQL server; it is left running whatever happens."""
+    actions = {"stop": local_postgres.stop, "start": local_postgres.start}
+    try:
+        yield lambda action: actions[action]()
+    finally:
+        if not local_postgres.running:
+            local_postgres.start()
+        wait_until(lambda: reachable(local_postgres.url), 60, "PostgreSQL did not come back")
 
 
 def reachable(url: str) -> bool:

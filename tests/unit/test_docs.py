@@ -4,6 +4,7 @@ README's quickstart as a newcomer types it, and every docs page reachable."""
 from __future__ import annotations
 
 import re
+import tomllib
 from pathlib import Path
 
 from docs_hooks import errors_page, model_pages, pages, settings_page
@@ -17,6 +18,8 @@ README = (ROOT / "README.md").read_text()
 DOCS = ROOT / "docs"
 
 TEST_COMMAND = "python -m pip install -e '.[test]' && python -m pytest"
+FAST_COMMAND = 'python -m pytest -m "not slow" -n auto'
+PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 QUICKSTART = (
     "python3 -m venv .venv && . .venv/bin/activate && "
     "python -m pip install -e '.[server]' && imagehub serve"
@@ -86,3 +89,8 @@ def test_every_written_docs_page_is_in_the_navigation():
     nav = (ROOT / "mkdocs.yml").read_text()
     for path in DOCS.glob("*.md"):
         assert f" {path.name}" in nav, f"{path.name} is not in mkdocs.yml's nav"
+
+
+def test_the_readme_gives_the_fast_command_and_the_slow_marker_exists():
+    assert FAST_COMMAND in README
+    assert any(m.startswith("slow:") for m in PYPROJECT["tool"]["pytest"]["ini_options"]["markers"])
