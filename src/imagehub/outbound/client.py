@@ -1,8 +1,8 @@
 """One HTTP client for every URL a client hands the hub: input images and webhooks.
 
 http and https only, no user info, at most 2048 characters; every connection vetted by
-`netguard` at connect time; redirects followed by hand (GET only, at most 3), each hop checked
-again; a byte cap enforced while the body streams; one deadline over the whole exchange;
+`outbound.address` at connect time; redirects followed by hand (GET only, at most 3), each hop
+checked again; a byte cap enforced while the body streams; one deadline over the whole exchange;
 no proxy or other setting taken from the environment. Error messages name what was refused
 and why, never the address a name resolved to, and never a URL's query string.
 """
@@ -94,7 +94,7 @@ def redact(url: str) -> str:
 
 
 class _GuardedTransport(httpx.AsyncHTTPTransport):
-    """httpx's transport over a connection pool whose every connection `netguard` vetted.
+    """httpx's transport over a connection pool whose every connection `outbound.address` vetted.
 
     httpx has no network-backend option, so the pool it builds is replaced by one that has.
     """

@@ -1,7 +1,7 @@
 """Turning an image reference (`image_urls`, `mask_url`) into bytes.
 
 Hub file URLs are read from the media store directly, data URIs are decoded, anything else is
-downloaded through the safe client (`safehttp`): public addresses only, checked at connect
+downloaded through the safe client (`outbound.client`): public addresses only, checked at connect
 time, a byte cap, a total deadline, and the first bytes sniffed for an image signature.
 """
 
