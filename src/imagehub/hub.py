@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import hashlib
 import json
 import logging
@@ -31,7 +30,7 @@ from imagehub.outbound.fetch import Fetcher, check_refs
 from imagehub.routing.router import Router
 from imagehub.settings import Settings
 from imagehub.store import Store
-from imagehub.tasks import DuplicateTask, Page, Task, TaskOutput, TaskStatus, new_id
+from imagehub.tasks import DuplicateTask, Page, Task, TaskStatus, new_id
 from imagehub.tenancy.accounts import Accounts
 from imagehub.tenancy.keys import make_key
 from imagehub.tenancy.limits import over_limit
@@ -253,7 +252,8 @@ class Hub:
             raise NotFound("no page at this cursor") from None
         # history never carries sync_mode images
         tasks = [
-            t.replace(output=_purged(t)) if t.input.get("sync_mode") else t for t in page.tasks
+            t.replace(output=t.output.purge()) if t.output and t.input.get("sync_mode") else t
+            for t in page.tasks
         ]
         return Page(tasks, page.next_cursor)
 
@@ -426,12 +426,6 @@ def _fingerprint(
 ) -> str:
     body = json.dumps([model, input, metadata, webhook_url], sort_keys=True, default=str)
     return hashlib.sha256(body.encode()).hexdigest()
-
-
-def _purged(task: Task) -> TaskOutput | None:
-    if task.output is None:
-        return None
-    return dataclasses.replace(task.output, images=(), purged=True)
 
 
 def _checked_upload(data: bytes, max_pixels: int) -> tuple[bytes, str]:

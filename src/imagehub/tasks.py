@@ -134,6 +134,10 @@ class TaskOutput:
     #: set when the model searched the web for the answer
     grounding: Grounding | None = None
 
+    def purge(self) -> TaskOutput:
+        """This output without its images, marked purged (a sync_mode task after its first read)."""
+        return dataclasses.replace(self, images=(), purged=True)
+
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {
             "images": [image.to_dict() for image in self.images],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import string
 from itertools import product
@@ -154,3 +155,16 @@ def test_task_output_round_trips_through_a_dict():
         purged=True,
     )
     assert TaskOutput.from_dict(out.to_dict()) == out
+
+
+def test_a_purged_output_keeps_all_but_its_images():
+    from imagehub.tasks import Grounding, OutputImage, Source, TaskOutput
+    from imagehub.webhooks.sender import task_body
+
+    grounding = Grounding(queries=("q",), search_entry_point="<p>", sources=(Source("u", "t"),))
+    image = OutputImage("image/png", "a.png", 3, 1, 1, data_uri="data:image/png;base64,AAA")
+    output = TaskOutput((image,), "text", grounding=grounding)
+    assert output.purge() == TaskOutput((), "text", purged=True, grounding=grounding)
+    task = Task(id="tsk_1", tenant_id="t", model="nano-banana", input={}, output=output)
+    body = json.loads(task_body(task, "http://hub"))
+    assert body["output"]["images"] == [] and body["output"]["grounding"]["queries"] == ["q"]

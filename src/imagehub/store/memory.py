@@ -205,7 +205,7 @@ class MemoryStore:
     async def purge_output(self, task_id: str) -> None:
         task = self.tasks.get(task_id)
         if task is not None and task.output is not None:
-            self._put(task, output=dataclasses.replace(task.output, images=(), purged=True))
+            self._put(task, output=task.output.purge())
 
     def _reserve(self, task_id: str, key_id: str, amount: int) -> None:
         """Check, then take a slot and `amount`: OverLimit leaves everything as it was."""

@@ -32,7 +32,7 @@ from imagehub.outbound.client import FetchError, Refused, SafeClient, check_targ
 from imagehub.render import task_out
 from imagehub.settings import Settings
 from imagehub.store import Store
-from imagehub.tasks import Task, TaskOutput, new_id, utcnow
+from imagehub.tasks import Task, new_id, utcnow
 from imagehub.tenancy.accounts import Accounts
 from imagehub.webhooks.types import Delivery, DeliveryAttempt, DeliveryState
 
@@ -71,7 +71,7 @@ def check_webhook_url(url: str, policy: AddressPolicy) -> None:
 def task_body(task: Task, base_url: str) -> bytes:
     """The task object as `GET /hub/v1/tasks/{id}` shows it, minus inline (sync_mode) images."""
     if task.output is not None and any(i.data_uri for i in task.output.images):
-        task = dataclasses.replace(task, output=TaskOutput((), task.output.description, True))
+        task = dataclasses.replace(task, output=task.output.purge())
     return json.dumps(task_out(task, base_url).model_dump(), separators=(",", ":")).encode()
 
 
