@@ -60,11 +60,15 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     return {code: {"model": ErrorBody} for code in codes}
 
 
-def error_response(exc: HubError) -> JSONResponse:
-    headers = {}
+def retry_headers(exc: HubError) -> dict[str, str]:
+    """`Retry-After` for an error that says when to come back (a rate limit, an overload)."""
     if isinstance(exc, RateLimited | Overloaded):
-        headers["Retry-After"] = str(max(1, round(exc.retry_after)))
-    return JSONResponse(exc.body(), status_code=exc.status, headers=headers)
+        return {"Retry-After": str(max(1, round(exc.retry_after)))}
+    return {}
+
+
+def error_response(exc: HubError) -> JSONResponse:
+    return JSONResponse(exc.body(), status_code=exc.status, headers=retry_headers(exc))
 
 
 async def _hub_error(request: Request, exc: Exception) -> JSONResponse:
@@ -191,12 +195,17 @@ async def _disconnected(request: Request, exc: Exception) -> Response:
     return Response(status_code=400)
 
 
-async def _storage_error(request: Request, exc: Exception) -> JSONResponse:
-    """A full disk or no descriptor left passes: 503 and Retry-After, not 500."""
+def storage_unavailable(request: Request, exc: Exception) -> StorageUnavailable | None:
+    """A full disk or no descriptor left passes: the 503 to answer (logged), else None."""
     if not is_storage_fault(exc):
-        return await _unexpected(request, exc)
+        return None
     log.warning("storage fault on %s %s: %s", request.method, request.url.path, exc)
-    return error_response(StorageUnavailable())
+    return StorageUnavailable()
+
+
+async def _storage_error(request: Request, exc: Exception) -> JSONResponse:
+    error = storage_unavailable(request, exc)
+    return error_response(error) if error else await _unexpected(request, exc)
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

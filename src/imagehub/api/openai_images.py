@@ -21,15 +21,17 @@ from starlette.exceptions import HTTPException
 
 from imagehub.api import openai_wire
 from imagehub.api.deps import BaseUrlDep, CallerDep, HubDep
-from imagehub.api.errors import body_schema, parse_body, validation_error
+from imagehub.api.errors import (
+    body_schema,
+    parse_body,
+    retry_headers,
+    storage_unavailable,
+    validation_error,
+)
 from imagehub.errors import (
     HubError,
     InvalidInput,
-    Overloaded,
     PayloadTooLarge,
-    RateLimited,
-    StorageUnavailable,
-    is_storage_fault,
 )
 from imagehub.hub import Hub
 from imagehub.render import file_url
@@ -63,9 +65,8 @@ class OpenAIEndpoint(APIRoute):
                     return _error(PayloadTooLarge(str(exc.detail)))
                 return _error(InvalidInput.one(["body"], str(exc.detail), "malformed"))
             except Exception as exc:
-                if is_storage_fault(exc):
-                    log.warning("storage fault on %s: %s", request.url.path, exc)
-                    return _error(StorageUnavailable())
+                if error := storage_unavailable(request, exc):
+                    return _error(error)
                 log.exception("unhandled error on %s %s", request.method, request.url.path)
                 body = openai_wire.error_body("The hub failed to answer.", "server_error", None)
                 return JSONResponse(body, status_code=500)
@@ -240,7 +241,4 @@ def _b64(data: bytes) -> str:
 
 def _error(exc: HubError) -> JSONResponse:
     status, body = openai_wire.request_error(exc)
-    headers = {}
-    if isinstance(exc, RateLimited | Overloaded):
-        headers["Retry-After"] = str(max(1, round(exc.retry_after)))
-    return JSONResponse(body, status_code=status, headers=headers)
+    return JSONResponse(body, status_code=status, headers=retry_headers(exc))
