@@ -323,7 +323,8 @@ class Worker:
         for ref, label in zip(refs, labels, strict=True):
             first.setdefault(ref, label)
         fetched = await asyncio.gather(*(self.fetcher.fetch(r, lbl) for r, lbl in first.items()))
-        sizes = [await self._cpu(imaging.pixels, data) for data in fetched]
+        # header reads only, all in one trip off the loop
+        sizes = await self._cpu(lambda: [imaging.pixels(data) for data in fetched])
         if sum(sizes) > self.settings.max_task_input_pixels:
             raise InvalidInputImage(
                 f"the input images decode to {sum(sizes):,} pixels together; "

@@ -95,9 +95,8 @@ def _honourable(model: str) -> dict[str, Any]:
     return {k: v for k, v in INPUTS[model].items() if k not in cannot}
 
 
-@pytest.fixture
-async def router_hub(upstream, make_hub, tmp_path):
-    """OpenRouter from a routes file that says this route takes "512" for 0.5K."""
+async def openrouter_hub(upstream, make_hub, tmp_path, supports):
+    """OpenRouter from a routes file whose `[routes.supports]` table is `supports` (TOML)."""
     upstream.handler = chat_ok
     routes = tmp_path / "routes.toml"
     routes.write_text(
@@ -107,10 +106,18 @@ provider = "openrouter"
 api_key = "{KEYS["openrouter"]}"
 base_url = "{upstream.url}/api/v1"
 [routes.supports]
-resolutions = ["0.5K", "1K", "2K", "4K"]
+{supports}
 """
     )
     return await make_hub(routes_file=routes)
+
+
+@pytest.fixture
+async def router_hub(upstream, make_hub, tmp_path):
+    """OpenRouter from a routes file that says this route takes "512" for 0.5K."""
+    return await openrouter_hub(
+        upstream, make_hub, tmp_path, 'resolutions = ["0.5K", "1K", "2K", "4K"]'
+    )
 
 
 @pytest.mark.parametrize("model", NANO_BANANA)
@@ -163,19 +170,7 @@ async def test_what_openrouter_cannot_honour_is_refused(upstream, make_hub, mode
 async def test_web_search_on_a_route_that_says_it_supports_it_uses_the_server_tool(
     upstream, make_hub, tmp_path
 ):
-    upstream.handler = chat_ok
-    routes = tmp_path / "routes.toml"
-    routes.write_text(
-        f"""
-[[routes]]
-provider = "openrouter"
-api_key = "{KEYS["openrouter"]}"
-base_url = "{upstream.url}/api/v1"
-[routes.supports]
-web_search = true
-"""
-    )
-    hub = await make_hub(routes_file=routes)
+    hub = await openrouter_hub(upstream, make_hub, tmp_path, "web_search = true")
     task = await run_task(hub, "nano-banana-2", {"prompt": "x", "enable_web_search": True})
     assert task.status == "succeeded"
     body = upstream.seen[0].json()
