@@ -13,6 +13,9 @@ from typing import Any, TypeVar
 
 from imagehub import tasks
 from imagehub.store.base import (
+    DeliveryFilter,
+    RouteState,
+    TaskFilter,
     cost_micros,
     decode_cursor,
     encode_cursor,
@@ -53,6 +56,8 @@ class MemoryStore:
         self.secrets: list[WebhookSecret] = []
         #: the attempts journal, in the order written
         self.journal: list[Attempt] = []
+        #: (process id, route, model) -> its last published state
+        self.route_rows: dict[tuple[str, str, str], RouteState] = {}
 
     async def open(self) -> None:
         """Nothing to open, close or reach: the store is this object."""
@@ -100,6 +105,21 @@ class MemoryStore:
             and (status is None or t.status == status)
         )
         return Page(*_newest_first(mine, cursor, limit))
+
+    async def find_tasks(
+        self, where: TaskFilter, *, limit: int = 50, cursor: str | None = None
+    ) -> Page:
+        found = (
+            t
+            for t in self.tasks.values()
+            if (where.tenant_id is None or t.tenant_id == where.tenant_id)
+            and (where.model is None or t.model == where.model)
+            and (where.status is None or t.status == where.status)
+            and (where.provider is None or t.provider == where.provider)
+            and (where.since is None or t.created_at >= where.since)
+            and (where.until is None or t.created_at < where.until)
+        )
+        return Page(*_newest_first(found, cursor, limit))
 
     async def claim(self, owner: str, limit: int, lease_seconds: float) -> list[Task]:
         now = utcnow()
@@ -230,6 +250,18 @@ class MemoryStore:
             if a.finished_at >= since and (model is None or a.model == model)
         ]
         return sorted(found, key=lambda a: a.finished_at, reverse=True)[:limit]
+
+    async def publish_route_states(self, process_id: str, states: Sequence[RouteState]) -> None:
+        for key in [k for k in self.route_rows if k[0] == process_id]:
+            del self.route_rows[key]
+        for state in states:
+            self.route_rows[(process_id, state.route, state.model)] = dataclasses.replace(
+                state, process_id=process_id
+            )
+
+    async def route_states(self, since: datetime) -> list[RouteState]:
+        rows = [r for r in self.route_rows.values() if r.updated_at >= since]
+        return sorted(rows, key=lambda r: (r.route, r.model, r.process_id))
 
     def _reserve(self, task_id: str, key_id: str, amount: int) -> None:
         """Check, then take a slot and `amount`: OverLimit leaves everything as it was."""
@@ -379,6 +411,43 @@ class MemoryStore:
         mine = self._where(self.deliveries.values(), tenant_id=tenant_id)
         return _newest_first(mine, cursor, limit)
 
+    async def find_deliveries(
+        self,
+        *,
+        tenant_id: str | None = None,
+        state: DeliveryFilter | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> tuple[list[Delivery], str | None]:
+        found = (
+            d
+            for d in self.deliveries.values()
+            if (tenant_id is None or d.tenant_id == tenant_id)
+            and (state is None or _matches(d, state))
+        )
+        return _newest_first(found, cursor, limit)
+
+    async def get_delivery_by_id(self, delivery_id: str) -> Delivery | None:
+        return self.deliveries.get(delivery_id)
+
+    async def retry_delivery(self, delivery_id: str) -> Delivery | None:
+        d = self.deliveries.get(delivery_id)
+        now = utcnow()
+        if d is None or d.state not in ("pending", "failed"):
+            return None
+        if d.lease_expires_at is not None and d.lease_expires_at >= now:
+            return None
+        d = dataclasses.replace(
+            d,
+            state="pending",
+            next_attempt_at=now,
+            lease_owner=None,
+            lease_expires_at=None,
+            lease_token=d.lease_token + 1,
+        )
+        self.deliveries[d.id] = d
+        return d
+
     @staticmethod
     def _where(items: Iterable[Delivery], **fields: str) -> list[Delivery]:
         return [i for i in items if all(getattr(i, k) == v for k, v in fields.items())]
@@ -423,3 +492,9 @@ def _due(d: Delivery, now: float) -> bool:
         and d.next_attempt_at.timestamp() <= now
         and (lease is None or lease.timestamp() < now)
     )
+
+
+def _matches(d: Delivery, state: DeliveryFilter) -> bool:
+    if state == "failing":
+        return d.state == "failed" or (d.state == "pending" and d.attempts > 0)
+    return d.state == state

@@ -123,7 +123,9 @@ _STEPS: list[str] = [
         updated_at {real} NOT NULL,
         PRIMARY KEY (process_id, route, model)
     );
-    CREATE INDEX route_states_updated ON route_states (updated_at)
+    CREATE INDEX route_states_updated ON route_states (updated_at);
+    CREATE INDEX tasks_created ON tasks (created_at DESC, id DESC);
+    CREATE INDEX webhook_deliveries_created ON webhook_deliveries (created_at DESC, id DESC)
 """,
 ]
 
