@@ -186,6 +186,12 @@ class Router:
             refusals.append((route, found))
         raise _unsupported(model, refusals)
 
+    def in_use(self) -> list[tuple[str, Route]]:
+        """Every (model id, route) this process has: the configured ones, and the demo
+        fallback's once it served a model."""
+        pairs = [(model, r) for model, routes in self._routes.items() for r in routes]
+        return pairs + list(self._fallback_routes.items())
+
     def configured(self) -> dict[str, list[Route]]:
         """Every configured route by model id (the demo fallback not included)."""
         return {model: list(routes) for model, routes in self._routes.items()}
