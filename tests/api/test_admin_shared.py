@@ -106,7 +106,7 @@ async def test_each_hub_sees_the_other_hubs_routes_and_cool_down(two):
 
     seen = [await routes_when(client, one_cooling) for client in (first, second)]
     sick = [
-        [nano(data, n) for n in ("east", "west") if not nano(data, n)["healthy"]][0]
+        next(nano(data, n) for n in ("east", "west") if not nano(data, n)["healthy"])
         for data in seen
     ]
     # whichever hub ran the task, both show its route cooling down, as it said
