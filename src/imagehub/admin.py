@@ -6,6 +6,7 @@ It reads the store and this process's router; it changes nothing but a delivery'
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -183,16 +184,25 @@ class Admin:
         return [RouteReport(v, stats.get((v.route, v.model), CallStats())) for v in views]
 
     async def tasks(self, where: TaskFilter, limit: int, cursor: str | None) -> Page:
+        where = dataclasses.replace(
+            where,
+            since=_utc(where.since) if where.since is not None else None,
+            until=_utc(where.until) if where.until is not None else None,
+        )
         try:
             return await self.store.find_tasks(where, limit=limit, cursor=cursor)
         except (ValueError, UnicodeDecodeError):
             raise NotFound("no page at this cursor") from None
 
-    async def task(self, task_id: str) -> tuple[Task, list[Attempt]]:
+    async def task(self, task_id: str) -> tuple[Task, list[Attempt], Delivery | None]:
+        """A task of any tenant, its route calls, and its webhook delivery if it has one."""
         task = await self.store.get(task_id)
         if task is None:
             raise NotFound(f"no task {task_id!r}")
-        return task, await self.store.attempts(task_id)
+        delivery = None
+        if task.webhook_url is not None:
+            delivery = await self.store.get_delivery(task_id, task.tenant_id)
+        return task, await self.store.attempts(task_id), delivery
 
     async def deliveries(
         self,
