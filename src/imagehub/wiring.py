@@ -12,6 +12,7 @@ from imagehub.outbound.client import SafeClient
 from imagehub.outbound.fetch import Fetcher
 from imagehub.routing.config import build_router
 from imagehub.routing.router import Router
+from imagehub.routing.states import RouteStatePublisher
 from imagehub.settings import Settings
 from imagehub.store import Store, open_store
 from imagehub.tenancy.accounts import Accounts
@@ -61,7 +62,9 @@ def build_hub(
     notifier.on_finished(metrics.finished)
     worker: Worker | None = None
     webhooks: WebhookSender | None = None
+    route_states: RouteStatePublisher | None = None
     if run_worker:
+        route_states = RouteStatePublisher(store, router, settings.route_state_seconds)
         worker = Worker(
             settings=settings,
             store=store,
@@ -90,6 +93,7 @@ def build_hub(
         previews=Previews(media),
         worker=worker,
         webhooks=webhooks,
+        route_states=route_states,
     )
 
 
