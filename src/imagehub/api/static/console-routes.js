@@ -5,14 +5,19 @@ import { _ } from "./i18n.js";
 import { admin, el, explain, fillTable, number, say, seconds, when } from "./console-api.js";
 
 function state(route) {
+  let badge;
   if (route.cooling_until) {
-    return el("span", { class: "badge badge-warn", dataset: { state: "cooling" } },
-      _("cooling down until {when}", { when: when(route.cooling_until) }));
+    const text = route.rate_limited
+      ? _("rate limited until {when}", { when: when(route.cooling_until) })
+      : _("cooling down until {when}", { when: when(route.cooling_until) });
+    badge = el("span", { class: "badge badge-warn", dataset: { state: "cooling" } }, text);
+  } else if (route.healthy === false) {
+    badge = el("span", { class: "badge badge-bad", dataset: { state: "unhealthy" } }, _("unhealthy"));
+  } else {
+    badge = el("span", { class: "badge badge-ok", dataset: { state: "healthy" } }, _("healthy"));
   }
-  if (route.healthy === false) {
-    return el("span", { class: "badge badge-bad", dataset: { state: "unhealthy" } }, _("unhealthy"));
-  }
-  return el("span", { class: "badge badge-ok", dataset: { state: "healthy" } }, _("healthy"));
+  if (!route.last_error) return badge;
+  return [badge, el("div", { class: "muted small" }, route.last_error)];
 }
 
 function errors(hour) {
@@ -31,14 +36,14 @@ export class RoutesSection {
     try {
       const answer = await admin("/hub/v1/admin/routes");
       const rows = answer.data.map((route) => {
-        const hour = route.last_hour || {};
-        const limit = route.max_concurrency ?? null;
+        const hour = route.last_hour;
+        const limit = route.max_concurrency;
         return el(
           "tr",
-          { dataset: { route: route.name } },
-          el("td", {}, el("code", {}, route.name)),
+          { dataset: { route: route.route, model: route.model } },
+          el("td", {}, el("code", {}, route.route)),
           el("td", {}, route.provider),
-          el("td", {}, (route.models || []).join(", ")),
+          el("td", {}, el("code", {}, route.model)),
           el("td", {}, state(route)),
           el("td", { class: "num" }, limit === null
             ? number(route.in_flight)

@@ -38,7 +38,7 @@ export class TasksSection {
     return {
       status: field("status"),
       model: field("model"),
-      tenant: field("tenant"),
+      tenant_id: field("tenant"),
       provider: field("provider"),
       since: instant(field("since")),
       until: instant(field("until")),
@@ -64,9 +64,9 @@ export class TasksSection {
   row(task) {
     return el(
       "tr",
-      { dataset: { taskRow: task.id } },
-      el("td", {}, el("button", { class: "link", type: "button", dataset: { task: task.id } },
-        task.id)),
+      { dataset: { taskRow: task.task_id } },
+      el("td", {}, el("button", { class: "link", type: "button", dataset: { task: task.task_id } },
+        task.task_id)),
       el("td", {}, statusBadge(task.status)),
       el("td", {}, el("code", {}, task.model)),
       el("td", {}, task.tenant_id || "—"),
@@ -95,14 +95,15 @@ export class TasksSection {
       [_("Provider"), task.provider || "—"],
       [_("Created"), when(task.created_at)],
       [_("Finished"), when(task.finished_at) || "—"],
+      [_("Attempts"), String(task.attempts)],
     ];
     if (task.error) {
       facts.push([_("Error"), el("span", {}, el("code", {}, task.error.code), " ",
         task.error.message)]);
     }
-    const attempts = (task.attempts || []).map((attempt) => el(
+    const calls = task.route_calls.map((attempt) => el(
       "tr",
-      {},
+      { dataset: { outcome: attempt.outcome } },
       el("td", { class: "num" }, attempt.number),
       el("td", {}, el("code", {}, attempt.route)),
       el("td", {}, attempt.provider),
@@ -123,10 +124,10 @@ export class TasksSection {
         el("th", { scope: "col" }, _("Outcome")),
         el("th", { scope: "col" }, _("Message")))),
       el("tbody", {}));
-    fillTable(table, attempts, _("No route was called for this task."), 7);
+    fillTable(table, calls, _("No route was called for this task."), 7);
     this.detail.replaceChildren(
       el("div", { class: "section-head" },
-        el("h3", {}, _("Task {id}", { id: task.id })),
+        el("h3", {}, _("Task {id}", { id: task.task_id })),
         el("button", { class: "btn btn-small", type: "button", id: "task-detail-close" },
           _("Close"))),
       el("dl", { class: "console-facts" },

@@ -13,7 +13,7 @@ const MEASURES = {
   images: [(row) => row.images, () => _("images")],
   cost: [(row) => row.cost_usd, () => _("cost (USD)")],
   failure_rate: [(row) => (row.failure_rate ?? 0) * 100, () => _("failure rate (%)")],
-  latency: [(row) => row.p50_seconds, () => _("latency (s)")],
+  latency: [(row) => row.latency_p50_seconds, () => _("latency (s)")],
 };
 
 const HEADS = {
@@ -50,12 +50,12 @@ export class UsageSection {
         query: { group_by: groupBy, since: since.toISOString(), until: until.toISOString() },
       });
       this.groupBy = groupBy;
-      this.rows = answer.data;
+      this.rows = answer.groups;
       this.draw();
       say("usage-message", _("{count} rows, {tasks} tasks, {cost} in all.", {
         count: this.rows.length,
-        tasks: number(this.rows.reduce((sum, row) => sum + row.tasks, 0)),
-        cost: usd(this.rows.reduce((sum, row) => sum + row.cost_usd, 0)),
+        tasks: number(answer.total.tasks),
+        cost: usd(answer.total.cost_usd),
       }));
     } catch (error) {
       say("usage-message", explain(error), "error");
@@ -74,7 +74,7 @@ export class UsageSection {
       el("td", { class: "num" }, number(row.images)),
       el("td", { class: "num" }, usd(row.cost_usd)),
       el("td", { class: "num" }, percent(row.failure_rate)),
-      el("td", { class: "num" }, `${seconds(row.p50_seconds)} / ${seconds(row.p95_seconds)}`),
+      el("td", { class: "num" }, `${seconds(row.latency_p50_seconds)} / ${seconds(row.latency_p95_seconds)}`),
     )), _("Nothing was used in this time range."), 6);
     const data = {
       labels: this.rows.map((row) => row.key),

@@ -4,9 +4,21 @@
 import { _ } from "./i18n.js";
 import { admin, el, explain, fillTable, number, say, when } from "./console-api.js";
 
-function statusBadge(status) {
-  const kind = { delivered: "ok", failed: "bad", pending: "warn" }[status] || "";
-  return el("span", { class: `badge badge-${kind}`, dataset: { status } }, status);
+// how long after a retry the list is read again, while the retried delivery is on its way
+const FOLLOW_MS = 1000;
+const FOLLOW_TIMES = 15;
+
+function stateBadge(state) {
+  const kind = { succeeded: "ok", failed: "bad", pending: "warn" }[state] || "";
+  return el("span", { class: `badge badge-${kind}`, dataset: { state } }, state);
+}
+
+// The last attempt in words: the receiver's status, or why there was none.
+function lastAttempt(delivery) {
+  const last = delivery.history.at(-1);
+  if (!last) return "";
+  const status = last.status === null ? "" : `HTTP ${last.status}`;
+  return [status, last.error].filter(Boolean).join(" · ");
 }
 
 export class WebhooksSection {
@@ -24,7 +36,7 @@ export class WebhooksSection {
     const failing = this.form.elements.failing.checked;
     try {
       const page = await admin("/hub/v1/admin/webhooks/deliveries", {
-        query: failing ? { status: "failed" } : {},
+        query: failing ? { state: "failing" } : {},
       });
       const rows = page.data.map((delivery) => this.row(delivery));
       fillTable(this.table, rows, failing
@@ -37,19 +49,19 @@ export class WebhooksSection {
   }
 
   row(delivery) {
-    const retry = delivery.status === "delivered"
-      ? ""
-      : el("button", { class: "btn btn-small", type: "button", dataset: { retry: delivery.id } },
-        _("Retry now"));
+    const retry = ["failed", "pending"].includes(delivery.state)
+      ? el("button", { class: "btn btn-small", type: "button",
+        dataset: { retry: delivery.webhook_id } }, _("Retry now"))
+      : "";
     return el(
       "tr",
-      { dataset: { delivery: delivery.id } },
+      { dataset: { delivery: delivery.webhook_id, task: delivery.task_id } },
       el("td", {}, el("code", { class: "url" }, delivery.url)),
       el("td", {}, delivery.tenant_id),
       el("td", {}, el("code", {}, delivery.task_id)),
-      el("td", {}, statusBadge(delivery.status)),
+      el("td", {}, stateBadge(delivery.state)),
       el("td", { class: "num" }, number(delivery.attempts)),
-      el("td", {}, delivery.last_error || ""),
+      el("td", {}, lastAttempt(delivery)),
       el("td", {}, when(delivery.next_attempt_at) || "—"),
       el("td", { class: "actions" }, retry),
     );
@@ -57,17 +69,33 @@ export class WebhooksSection {
 
   async retry(button) {
     button.disabled = true;
+    const id = button.dataset.retry;
     try {
-      const path = `/hub/v1/admin/webhooks/deliveries/${encodeURIComponent(button.dataset.retry)}/retry`;
+      const path = `/hub/v1/admin/webhooks/deliveries/${encodeURIComponent(id)}/retry`;
       const delivery = await admin(path, { method: "POST" });
-      await this.load();
-      say("webhooks-message", _("Delivery to {url}: {status}.", {
-        url: delivery.url,
-        status: delivery.status,
-      }), delivery.status === "delivered" ? "ok" : "error");
+      say("webhooks-message", _("Delivery to {url} sent again.", { url: delivery.url }), "ok");
+      this.follow(id, FOLLOW_TIMES);
     } catch (error) {
       button.disabled = false;
       say("webhooks-message", explain(error), "error");
+    }
+  }
+
+  // Read the deliveries again until the retried one has an answer: it is sent at once.
+  async follow(id, times) {
+    await new Promise((resolve) => setTimeout(resolve, FOLLOW_MS));
+    const page = await admin("/hub/v1/admin/webhooks/deliveries").catch(() => null);
+    const delivery = page?.data.find((d) => d.webhook_id === id);
+    if (delivery && delivery.state === "pending" && times > 1) {
+      this.follow(id, times - 1);
+      return;
+    }
+    await this.load();
+    if (delivery) {
+      say("webhooks-message", _("Delivery to {url}: {state}.", {
+        url: delivery.url,
+        state: delivery.state,
+      }), delivery.state === "succeeded" ? "ok" : "error");
     }
   }
 }
