@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from imagehub.admin import Admin
 from imagehub.catalog import Catalog, Validator
 from imagehub.hub import Hub
 from imagehub.media import MediaStore, open_media
@@ -104,3 +105,9 @@ def _open_store(settings: Settings) -> Store:
         migrate_on_open=settings.migrate_on_start,
         wait_seconds=settings.database_wait_seconds,
     )
+
+
+def build_admin(hub: Hub) -> Admin:
+    """The operator's view over the hub's store and routes (the admin routes)."""
+    nudge = hub.webhooks.nudge if hub.webhooks is not None else None
+    return Admin(hub.store, hub.router, nudge)

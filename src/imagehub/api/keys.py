@@ -96,9 +96,25 @@ async def list_keys(
     accounts: AccountsDep,
     admin: AdminDep,
     tenant_id: Annotated[str | None, Query(max_length=64)] = None,
+    q: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=100,
+            description="Only keys whose name, prefix or tenant contains this (any case).",
+        ),
+    ] = None,
 ) -> KeyList:
     """Every key, or a tenant's, revoked ones included, oldest first (admin)."""
-    return KeyList(data=[key_out(k) for k in await accounts.list_keys(tenant_id)])
+    found = await accounts.list_keys(tenant_id)
+    if q is not None:
+        needle = q.casefold()
+        found = [
+            k
+            for k in found
+            if any(needle in text.casefold() for text in (k.name, k.prefix, k.tenant_id))
+        ]
+    return KeyList(data=[key_out(k) for k in found])
 
 
 @endpoints.get("/hub/v1/admin/keys/{key_id}", response_model=KeyOut, responses=_ERRORS)
