@@ -162,3 +162,20 @@ def test_a_tenant_key_reaches_no_console_data(
     expect(tab.locator("#console-body")).to_be_hidden()
     assert tab.locator("#keys-table tbody tr").count() == 0
     assert not [url for url in page.requests if "/hub/v1/admin/" in url]
+
+
+def test_the_language_switch_keeps_the_console_open_at_its_section(page: Page):
+    tab = open_console(page, query="#routes")
+    tab.wait_for_selector("html[data-ready=true]")
+    expect(tab.locator("#console-body")).to_be_visible()
+    tab.locator(".lang-switch [data-set-lang=zh]").click()
+    tab.wait_for_url("**/console?lang=zh#routes")
+    tab.wait_for_selector("html[data-ready=true]")
+    assert tab.evaluate("document.documentElement.lang") == "zh-CN"
+    # the key is still this tab's: the console reopens in Chinese without asking again
+    expect(tab.locator("#console-body")).to_be_visible()
+    expect(tab.locator("#routes-title")).to_have_text("路由")
+    expect(tab.locator("#console-who")).to_contain_text("已使用管理员密钥")
+    # the choice is saved: the next visit without ?lang= is Chinese too
+    tab.goto(page.server.url + "/console")
+    assert tab.evaluate("document.documentElement.lang") == "zh-CN"

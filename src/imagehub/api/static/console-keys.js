@@ -81,7 +81,7 @@ export class KeysSection {
   row(key) {
     const limit = (value) => (value === null ? _("no limit") : number(value));
     const actions = key.revoked_at
-      ? el("span", { class: "badge badge-bad" }, _("revoked {when}", { when: when(key.revoked_at) }))
+      ? el("span", { class: "tag tag-bad" }, _("revoked {when}", { when: when(key.revoked_at) }))
       : [
           el("button", { class: "btn btn-small", type: "button", dataset: { limits: key.id } },
             _("Limits")),
@@ -94,7 +94,7 @@ export class KeysSection {
       el("td", {}, key.tenant_id),
       el("td", {}, key.name || "—"),
       el("td", {}, el("code", {}, key.prefix)),
-      el("td", {}, key.admin ? el("span", { class: "badge" }, _("admin")) : _("tenant")),
+      el("td", {}, key.admin ? el("span", { class: "tag" }, _("admin")) : _("tenant")),
       el("td", { class: "num" }, limit(key.limits.requests_per_minute)),
       el("td", { class: "num" }, limit(key.limits.concurrent_tasks)),
       el("td", { class: "num" }, usd(key.limits.budget_usd)),

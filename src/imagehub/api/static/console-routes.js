@@ -10,11 +10,11 @@ function state(route) {
     const text = route.rate_limited
       ? _("rate limited until {when}", { when: when(route.cooling_until) })
       : _("cooling down until {when}", { when: when(route.cooling_until) });
-    badge = el("span", { class: "badge badge-warn", dataset: { state: "cooling" } }, text);
+    badge = el("span", { class: "tag tag-warn", dataset: { state: "cooling" } }, text);
   } else if (route.healthy === false) {
-    badge = el("span", { class: "badge badge-bad", dataset: { state: "unhealthy" } }, _("unhealthy"));
+    badge = el("span", { class: "tag tag-bad", dataset: { state: "unhealthy" } }, _("unhealthy"));
   } else {
-    badge = el("span", { class: "badge badge-ok", dataset: { state: "healthy" } }, _("healthy"));
+    badge = el("span", { class: "tag tag-ok", dataset: { state: "healthy" } }, _("healthy"));
   }
   if (!route.last_error) return badge;
   return [badge, el("div", { class: "muted small" }, route.last_error)];

@@ -11,7 +11,7 @@ function instant(value) {
 
 function statusBadge(status) {
   const kind = { succeeded: "ok", failed: "bad", canceled: "bad", running: "warn" }[status] || "";
-  return el("span", { class: `badge badge-${kind}`, dataset: { status } }, status);
+  return el("span", { class: `tag tag-${kind}`, dataset: { status } }, status);
 }
 
 export class TasksSection {
@@ -110,8 +110,8 @@ export class TasksSection {
       el("td", {}, when(attempt.started_at)),
       el("td", { class: "num" }, seconds(attempt.seconds)),
       el("td", {}, attempt.outcome === "succeeded"
-        ? el("span", { class: "badge badge-ok" }, attempt.outcome)
-        : el("span", { class: "badge badge-bad" }, attempt.outcome)),
+        ? el("span", { class: "tag tag-ok" }, attempt.outcome)
+        : el("span", { class: "tag tag-bad" }, attempt.outcome)),
       el("td", {}, attempt.message || ""),
     ));
     const table = el("table", { class: "console-table", id: "attempts-table" },

@@ -52,9 +52,9 @@ export class UsageSection {
       this.groupBy = groupBy;
       this.rows = answer.groups;
       this.draw();
-      say("usage-message", _("{count} rows, {tasks} tasks, {cost} in all.", {
-        count: this.rows.length,
+      say("usage-message", _("In all: {tasks} tasks, {images} images, {cost}.", {
         tasks: number(answer.total.tasks),
+        images: number(answer.total.images),
         cost: usd(answer.total.cost_usd),
       }));
     } catch (error) {
@@ -66,7 +66,11 @@ export class UsageSection {
     const metric = this.form.elements.metric.value;
     const [value, label] = MEASURES[metric];
     document.getElementById("usage-key-head").textContent = HEADS[this.groupBy]();
-    fillTable(this.table, this.rows.map((row) => el(
+    // the chart shows every day of the range; the table only the days with tasks, newest first
+    const listed = this.groupBy === "day"
+      ? this.rows.filter((row) => row.tasks > 0).reverse()
+      : this.rows;
+    fillTable(this.table, listed.map((row) => el(
       "tr",
       { dataset: { usageKey: row.key } },
       el("th", { scope: "row" }, row.key),

@@ -10,7 +10,7 @@ const FOLLOW_TIMES = 15;
 
 function stateBadge(state) {
   const kind = { succeeded: "ok", failed: "bad", pending: "warn" }[state] || "";
-  return el("span", { class: `badge badge-${kind}`, dataset: { state } }, state);
+  return el("span", { class: `tag tag-${kind}`, dataset: { state } }, state);
 }
 
 // The last attempt in words: the receiver's status, or why there was none.

@@ -24,8 +24,14 @@ function refuse(text) {
   refusal.hidden = false;
 }
 
-// Ask the hub who the key is: only an admin key opens the console.
+// Ask the hub who the key is: only an admin key opens the console. The page is marked ready
+// (data-ready) once the answer is shown, and the sections' first reads are done.
 async function open() {
+  await check();
+  document.documentElement.dataset.ready = "true";
+}
+
+async function check() {
   refusal.hidden = true;
   if (!getKey()) {
     body.hidden = true;
@@ -100,7 +106,6 @@ async function main() {
   initKeyForm();
   initLanguageSwitch();
   await open();
-  document.documentElement.dataset.ready = "true";
 }
 
 main();
