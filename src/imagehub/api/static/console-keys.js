@@ -70,7 +70,7 @@ export class KeysSection {
     const tenants = new Set(this.keys.map((key) => key.tenant_id)).size;
     say(
       "keys-message",
-      _("{shown} of {total} keys, {tenants} tenants.", {
+      _("Keys shown: {shown} of {total}. Tenants: {tenants}.", {
         shown: shown.length,
         total: this.keys.length,
         tenants,

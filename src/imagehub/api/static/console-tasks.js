@@ -55,7 +55,7 @@ export class TasksSection {
       fillTable(this.table, this.rows, _("No task matches."), 7);
       this.cursor = page.next_cursor || null;
       this.more.hidden = !this.cursor;
-      say("tasks-message", _("{count} tasks shown.", { count: this.rows.length }));
+      say("tasks-message", _("Tasks shown: {count}.", { count: this.rows.length }));
     } catch (error) {
       say("tasks-message", explain(error), "error");
     }

@@ -52,7 +52,7 @@ export class UsageSection {
       this.groupBy = groupBy;
       this.rows = answer.groups;
       this.draw();
-      say("usage-message", _("In all: {tasks} tasks, {images} images, {cost}.", {
+      say("usage-message", _("In all: tasks {tasks}, images {images}, cost {cost}.", {
         tasks: number(answer.total.tasks),
         images: number(answer.total.images),
         cost: usd(answer.total.cost_usd),

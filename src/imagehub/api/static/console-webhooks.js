@@ -42,7 +42,7 @@ export class WebhooksSection {
       fillTable(this.table, rows, failing
         ? _("No failing delivery.")
         : _("No delivery yet."), 8);
-      say("webhooks-message", _("{count} deliveries shown.", { count: rows.length }));
+      say("webhooks-message", _("Deliveries shown: {count}.", { count: rows.length }));
     } catch (error) {
       say("webhooks-message", explain(error), "error");
     }
