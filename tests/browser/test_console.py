@@ -91,8 +91,14 @@ def test_an_operator_creates_limits_and_revokes_a_key(
     expect(tab.locator("#key-created")).to_be_hidden()
     assert secret not in tab.content()  # shown once: gone from the page
 
-    # search narrows the list to the tenant
-    tab.fill("#keys-search", tenant)
+    # search narrows the list to the tenant; so does the tenant's chip
+    tab.fill("#keys-search", "batch")
+    expect(tab.locator("#keys-table tbody tr")).to_have_count(1)  # revoked keys are hidden
+    tab.fill("#keys-search", "")
+    chip = tab.locator(f"#tenants [data-tenant='{tenant}']")
+    expect(chip).to_contain_text("1")
+    chip.click()
+    expect(tab.locator("#keys-search")).to_have_value(tenant)
     expect(tab.locator("#keys-table tbody tr")).to_have_count(1)
 
     # limits: concurrency and budget set, the rate limit removed

@@ -152,6 +152,18 @@ def test_a_failed_tasks_detail_lists_every_route_call(page: Page, api: httpx.Cli
         expect(attempts.nth(index)).to_contain_text(call["outcome"])
         expect(attempts.nth(index)).to_contain_text(call["route"])
     expect(tab.locator("#task-detail")).to_contain_text(detail["error"]["code"])
+    # the other filters go to the API as they are: a tenant with no task lists none
+    tab.select_option("#tasks-filter [name=status]", "")
+    tab.fill("#tasks-filter [name=tenant]", "nobody")
+    tab.locator("#tasks-filter button[type=submit]").click()
+    expect(tab.locator("#tasks-table tbody tr")).to_have_count(1)
+    expect(tab.locator("#tasks-table tbody td[colspan]")).to_be_visible()
+    tab.fill("#tasks-filter [name=tenant]", "default")
+    tab.fill("#tasks-filter [name=provider]", "gemini")
+    tab.locator("#tasks-filter button[type=submit]").click()
+    expect(row).to_be_visible()
+    asked = [url for url in page.requests if "/hub/v1/admin/tasks?" in url][-1]
+    assert "tenant_id=default" in asked and "provider=gemini" in asked
 
 
 @LANGS

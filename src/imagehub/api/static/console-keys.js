@@ -39,6 +39,13 @@ export class KeysSection {
       document.getElementById("key-created").hidden = true;
     });
     this.table.addEventListener("click", (event) => this.act(event));
+    this.tenants = document.getElementById("tenants");
+    this.tenants.addEventListener("click", (event) => {
+      const button = event.target.closest("[data-tenant]");
+      if (!button) return;
+      this.search.value = button.dataset.tenant;
+      this.draw();
+    });
     document.getElementById("limits-form").addEventListener("submit", (event) => {
       if (event.submitter?.value !== "save") return;
       event.preventDefault();
@@ -67,6 +74,7 @@ export class KeysSection {
     );
     const rows = shown.map((key) => this.row(key));
     fillTable(this.table, rows, _("No key matches."), 10);
+    this.drawTenants();
     const tenants = new Set(this.keys.map((key) => key.tenant_id)).size;
     say(
       "keys-message",
@@ -76,6 +84,21 @@ export class KeysSection {
         tenants,
       }),
     );
+  }
+
+  // One chip per tenant: its active keys and what they spent; a click lists its keys.
+  drawTenants() {
+    const tenants = new Map();
+    for (const key of this.keys) {
+      const tenant = tenants.get(key.tenant_id) || { keys: 0, spent: 0 };
+      if (!key.revoked_at) tenant.keys += 1;
+      tenant.spent += key.usage.spent_usd;
+      tenants.set(key.tenant_id, tenant);
+    }
+    this.tenants.replaceChildren(...[...tenants].map(([id, tenant]) => el("li", {},
+      el("button", { class: "chip-button", type: "button", dataset: { tenant: id } },
+        el("strong", {}, id), " ",
+        _("active keys: {keys}, spent: {spent}", { keys: tenant.keys, spent: usd(tenant.spent) })))));
   }
 
   row(key) {

@@ -25,24 +25,31 @@ export class WebhooksSection {
   constructor() {
     this.table = document.getElementById("webhooks-table");
     this.form = document.getElementById("webhooks-filter");
+    this.more = document.getElementById("webhooks-more");
+    this.cursor = null;
+    this.rows = [];
     this.form.addEventListener("change", () => this.load());
+    this.more.addEventListener("click", () => this.load({ more: true }));
     this.table.addEventListener("click", (event) => {
       const button = event.target.closest("[data-retry]");
       if (button) this.retry(button);
     });
   }
 
-  async load() {
+  async load({ more = false } = {}) {
     const failing = this.form.elements.failing.checked;
+    const query = failing ? { state: "failing" } : {};
+    if (more) query.cursor = this.cursor;
     try {
-      const page = await admin("/hub/v1/admin/webhooks/deliveries", {
-        query: failing ? { state: "failing" } : {},
-      });
+      const page = await admin("/hub/v1/admin/webhooks/deliveries", { query });
       const rows = page.data.map((delivery) => this.row(delivery));
-      fillTable(this.table, rows, failing
+      this.rows = more ? [...this.rows, ...rows] : rows;
+      fillTable(this.table, this.rows, failing
         ? _("No failing delivery.")
         : _("No delivery yet."), 8);
-      say("webhooks-message", _("Deliveries shown: {count}.", { count: rows.length }));
+      this.cursor = page.next_cursor || null;
+      this.more.hidden = !this.cursor;
+      say("webhooks-message", _("Deliveries shown: {count}.", { count: this.rows.length }));
     } catch (error) {
       say("webhooks-message", explain(error), "error");
     }
