@@ -24,6 +24,7 @@ ADMIN_GETS = [
     "/hub/v1/admin/tasks/t_any",
     "/hub/v1/admin/webhooks/deliveries",
     "/hub/v1/admin/keys",
+    "/hub/v1/admin/tenants",
 ]
 
 
@@ -295,3 +296,27 @@ async def test_usage_is_summed_from_the_stored_cost(client, hub):
     assert isinstance(stored.usage, Usage)
     report = (await client.get("/hub/v1/admin/usage?group_by=model")).json()
     assert report["total"]["cost_usd"] == pytest.approx(stored.usage.cost_usd)
+
+
+async def test_tenants_are_listed_with_their_keys_and_spend(client, hub):
+    for tenant in ("acme", "acme", "zeta"):
+        created = await client.post("/hub/v1/admin/keys", json={"tenant_id": tenant})
+        assert created.status_code == 201
+    revoked = (await client.get("/hub/v1/admin/keys", params={"tenant_id": "zeta"})).json()
+    await client.post(f"/hub/v1/admin/keys/{revoked['data'][0]['id']}/revoke")
+    acme = (await client.get("/hub/v1/admin/keys", params={"tenant_id": "acme"})).json()
+    plaintext, record = make_key("acme", name="spender")
+    await hub.store.add_key(record)
+    headers = {"Authorization": f"Bearer {plaintext}"}
+    task = await run(client, headers)
+    answer = await client.get("/hub/v1/admin/tenants")
+    assert answer.status_code == 200
+    tenants = {t["tenant_id"]: t for t in answer.json()["data"]}
+    assert (tenants["acme"]["keys"], tenants["acme"]["active_keys"]) == (len(acme["data"]) + 1,) * 2
+    assert (tenants["zeta"]["keys"], tenants["zeta"]["active_keys"]) == (1, 0)
+    stored = await hub.store.get(task["task_id"])
+    assert stored is not None and stored.usage is not None
+    assert tenants["acme"]["spent_usd"] == pytest.approx(stored.usage.cost_usd)
+    assert tenants["acme"]["active_tasks"] == 0
+    found = (await client.get("/hub/v1/admin/tenants", params={"q": "ZET"})).json()
+    assert [t["tenant_id"] for t in found["data"]] == ["zeta"]

@@ -119,3 +119,20 @@ class AdminDeliveryOut(DeliveryOut):
 class AdminDeliveryList(BaseModel):
     data: list[AdminDeliveryOut]
     next_cursor: str | None
+
+
+class TenantOut(BaseModel):
+    """A tenant: the keys it holds, summed."""
+
+    tenant_id: str
+    keys: int = Field(description="Its keys, revoked ones included.")
+    active_keys: int
+    admin_keys: int = Field(description="Its active admin keys.")
+    active_tasks: int = Field(description="Tasks queued or running now, over its keys.")
+    reserved_usd: float
+    spent_usd: float
+    created_at: str = Field(description="When its first key was made.")
+
+
+class TenantList(BaseModel):
+    data: list[TenantOut]
