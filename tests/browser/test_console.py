@@ -15,6 +15,7 @@ from tests.browser.conftest import Page, expect
 
 ADMIN_ROUTES = (
     "/hub/v1/admin/keys",
+    "/hub/v1/admin/tenants",
     "/hub/v1/admin/routes",
     "/hub/v1/admin/tasks",
     "/hub/v1/admin/usage?group_by=day",

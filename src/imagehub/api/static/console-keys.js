@@ -23,6 +23,7 @@ function limitsFrom(form, { omitEmpty }) {
 export class KeysSection {
   constructor() {
     this.keys = [];
+    this.tenantList = [];
     this.table = document.getElementById("keys-table");
     this.search = document.getElementById("keys-search");
     this.showRevoked = document.getElementById("keys-revoked");
@@ -55,7 +56,12 @@ export class KeysSection {
 
   async load() {
     try {
-      this.keys = (await admin("/hub/v1/admin/keys")).data;
+      const [keys, tenants] = await Promise.all([
+        admin("/hub/v1/admin/keys"),
+        admin("/hub/v1/admin/tenants"),
+      ]);
+      this.keys = keys.data;
+      this.tenantList = tenants.data;
       this.draw();
     } catch (error) {
       say("keys-message", explain(error), "error");
@@ -75,7 +81,7 @@ export class KeysSection {
     const rows = shown.map((key) => this.row(key));
     fillTable(this.table, rows, _("No key matches."), 10);
     this.drawTenants();
-    const tenants = new Set(this.keys.map((key) => key.tenant_id)).size;
+    const tenants = this.tenantList.length;
     say(
       "keys-message",
       _("Keys shown: {shown} of {total}. Tenants: {tenants}.", {
@@ -86,19 +92,17 @@ export class KeysSection {
     );
   }
 
-  // One chip per tenant: its active keys and what they spent; a click lists its keys.
+  // One chip per tenant (GET /hub/v1/admin/tenants): its active keys, tasks in flight and
+  // spend; a click lists its keys.
   drawTenants() {
-    const tenants = new Map();
-    for (const key of this.keys) {
-      const tenant = tenants.get(key.tenant_id) || { keys: 0, spent: 0 };
-      if (!key.revoked_at) tenant.keys += 1;
-      tenant.spent += key.usage.spent_usd;
-      tenants.set(key.tenant_id, tenant);
-    }
-    this.tenants.replaceChildren(...[...tenants].map(([id, tenant]) => el("li", {},
-      el("button", { class: "chip-button", type: "button", dataset: { tenant: id } },
-        el("strong", {}, id), " ",
-        _("active keys: {keys}, spent: {spent}", { keys: tenant.keys, spent: usd(tenant.spent) })))));
+    this.tenants.replaceChildren(...this.tenantList.map((tenant) => el("li", {},
+      el("button", { class: "chip-button", type: "button", dataset: { tenant: tenant.tenant_id } },
+        el("strong", {}, tenant.tenant_id), " ",
+        _("active keys: {keys}, tasks in flight: {tasks}, spent: {spent}", {
+          keys: tenant.active_keys,
+          tasks: tenant.active_tasks,
+          spent: usd(tenant.spent_usd),
+        })))));
   }
 
   row(key) {
