@@ -186,3 +186,14 @@ def test_the_language_switch_keeps_the_console_open_at_its_section(page: Page):
     # the choice is saved: the next visit without ?lang= is Chinese too
     tab.goto(page.server.url + "/console")
     assert tab.evaluate("document.documentElement.lang") == "zh-CN"
+
+
+def test_on_a_phone_the_console_fits_the_screen_and_its_tables_scroll(phone: Page):
+    tab = open_console(phone)
+    tab.wait_for_selector("html[data-ready=true]")
+    expect(tab.locator("#keys-table tbody tr[data-key]").first).to_be_visible()
+    width = tab.evaluate("document.documentElement.clientWidth")
+    assert tab.evaluate("document.documentElement.scrollWidth") <= width
+    # a wide table scrolls inside its own box
+    box = tab.locator("#keys .table-scroll")
+    assert box.evaluate("n => n.scrollWidth > n.clientWidth")

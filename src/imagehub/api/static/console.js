@@ -10,6 +10,8 @@ import { UsageSection } from "./console-usage.js";
 import { WebhooksSection } from "./console-webhooks.js";
 
 const COOKIE = "imagehub_lang";
+// the routes' state changes by itself (a cool-down starts or ends): read it again this often
+const ROUTES_EVERY_MS = 15_000;
 const YEAR = 365 * 24 * 3600;
 
 const body = document.getElementById("console-body");
@@ -69,6 +71,12 @@ async function check() {
   await Promise.all(Object.values(sections).map((section) => section.load()));
 }
 
+function refreshRoutes() {
+  setInterval(() => {
+    if (sections && !body.hidden && document.visibilityState === "visible") sections.routes.load();
+  }, ROUTES_EVERY_MS);
+}
+
 function initKeyForm() {
   const form = document.getElementById("console-key-form");
   const input = document.getElementById("console-key");
@@ -105,6 +113,7 @@ function initLanguageSwitch() {
 async function main() {
   initKeyForm();
   initLanguageSwitch();
+  refreshRoutes();
   await open();
 }
 
