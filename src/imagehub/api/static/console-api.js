@@ -83,9 +83,6 @@ export function percent(value) {
 // An API failure in words: the hub's own message, which says what went wrong and why.
 export function explain(error) {
   if (error instanceof ApiError) {
-    if (error.status === 404 && error.code === "not_found" && !error.message) {
-      return _("This hub has no such admin route.");
-    }
     return _("{message} (HTTP {status}, {code})", {
       message: error.message,
       status: error.status,
