@@ -6,6 +6,7 @@ It reads the store and this process's router; it changes nothing but a delivery'
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -16,7 +17,7 @@ from imagehub.routing.router import Router
 from imagehub.routing.states import RouteView, live_since, merge
 from imagehub.routing.stats import CallStats, by_route, percentile
 from imagehub.store import Store
-from imagehub.store.base import DeliveryFilter, TaskFilter
+from imagehub.store.base import DeliveryFilter, TaskFilter, UsageRow
 from imagehub.tasks import Attempt, Page, Task, TaskStatus, utcnow
 from imagehub.webhooks.types import Delivery
 
@@ -27,7 +28,6 @@ MAX_RANGE = timedelta(days=92)
 MAX_USAGE_TASKS = 100_000
 #: route calls the last hour's route statistics read at most
 MAX_HOUR_CALLS = 50_000
-_PAGE = 1000
 
 
 @dataclass(slots=True)
@@ -98,43 +98,34 @@ def _utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def images_of(task: Task) -> int:
-    """The images a succeeded task made (a purged sync_mode output counts what it had)."""
-    if task.status != TaskStatus.SUCCEEDED or task.output is None:
-        return 0
-    if task.output.purged:
-        return int(task.input.get("num_images", 1))
-    return len(task.output.images)
-
-
-def group_key(task: Task, group_by: GroupBy) -> str:
+def group_key(row: UsageRow, group_by: GroupBy) -> str:
     if group_by == "day":
-        return task.created_at.astimezone(UTC).date().isoformat()
+        return datetime.fromtimestamp(row.created_at, UTC).date().isoformat()
     if group_by == "model":
-        return task.model
+        return row.model
     if group_by == "tenant":
-        return task.tenant_id
-    return task.provider or "none"
+        return row.tenant_id
+    return row.provider or "none"
 
 
-def add(group: UsageGroup, task: Task) -> None:
+def add(group: UsageGroup, row: UsageRow) -> None:
     group.tasks += 1
-    if task.status == TaskStatus.SUCCEEDED:
+    if row.status == TaskStatus.SUCCEEDED:
         group.succeeded += 1
-        group.images += images_of(task)
-        group.cost_usd += task.usage.cost_usd if task.usage else 0.0
-        if task.finished_at is not None:
-            group.latencies.append((task.finished_at - task.created_at).total_seconds())
-    elif task.status == TaskStatus.FAILED:
+        group.images += row.images
+        group.cost_usd += row.cost_usd
+        if row.finished_at is not None:
+            group.latencies.append(row.finished_at - row.created_at)
+    elif row.status == TaskStatus.FAILED:
         group.failed += 1
-    elif task.status == TaskStatus.CANCELED:
+    elif row.status == TaskStatus.CANCELED:
         group.canceled += 1
     else:
         group.unfinished += 1
 
 
 def summarise_usage(
-    tasks: Iterable[Task], group_by: GroupBy, since: datetime, until: datetime
+    rows: Iterable[UsageRow], group_by: GroupBy, since: datetime, until: datetime
 ) -> tuple[list[UsageGroup], UsageGroup]:
     """Usage per group (by day: every day of the range, empty ones too), and in total."""
     groups: dict[str, UsageGroup] = {}
@@ -144,10 +135,10 @@ def summarise_usage(
             groups[day.isoformat()] = UsageGroup(day.isoformat())
             day += timedelta(days=1)
     total = UsageGroup("total")
-    for task in tasks:
-        key = group_key(task, group_by)
-        add(groups.setdefault(key, UsageGroup(key)), task)
-        add(total, task)
+    for row in rows:
+        key = group_key(row, group_by)
+        add(groups.setdefault(key, UsageGroup(key)), row)
+        add(total, row)
     ordered = sorted(groups.values(), key=lambda g: g.key)
     if group_by != "day":  # the biggest spenders first
         ordered.sort(key=lambda g: (-g.cost_usd, -g.tasks, g.key))
@@ -172,21 +163,10 @@ class Admin:
         until: datetime | None = None,
     ) -> Usage:
         start, end = time_range(since, until, timedelta(days=7))
-        tasks: list[Task] = []
-        cursor: str | None = None
-        truncated = False
-        while True:
-            page = await self.store.find_tasks(
-                TaskFilter(since=start, until=end), limit=_PAGE, cursor=cursor
-            )
-            tasks.extend(page.tasks)
-            cursor = page.next_cursor
-            if cursor is None:
-                break
-            if len(tasks) >= MAX_USAGE_TASKS:
-                truncated = True
-                break
-        groups, total = summarise_usage(tasks, group_by, start, end)
+        rows = await self.store.usage_rows(start, end, MAX_USAGE_TASKS + 1)
+        truncated = len(rows) > MAX_USAGE_TASKS
+        rows = rows[:MAX_USAGE_TASKS]
+        groups, total = summarise_usage(rows, group_by, start, end)
         return Usage(group_by, start, end, groups, total, truncated)
 
     async def routes(self) -> list[RouteReport]:
@@ -204,16 +184,25 @@ class Admin:
         return [RouteReport(v, stats.get((v.route, v.model), CallStats())) for v in views]
 
     async def tasks(self, where: TaskFilter, limit: int, cursor: str | None) -> Page:
+        where = dataclasses.replace(
+            where,
+            since=_utc(where.since) if where.since is not None else None,
+            until=_utc(where.until) if where.until is not None else None,
+        )
         try:
             return await self.store.find_tasks(where, limit=limit, cursor=cursor)
         except (ValueError, UnicodeDecodeError):
             raise NotFound("no page at this cursor") from None
 
-    async def task(self, task_id: str) -> tuple[Task, list[Attempt]]:
+    async def task(self, task_id: str) -> tuple[Task, list[Attempt], Delivery | None]:
+        """A task of any tenant, its route calls, and its webhook delivery if it has one."""
         task = await self.store.get(task_id)
         if task is None:
             raise NotFound(f"no task {task_id!r}")
-        return task, await self.store.attempts(task_id)
+        delivery = None
+        if task.webhook_url is not None:
+            delivery = await self.store.get_delivery(task_id, task.tenant_id)
+        return task, await self.store.attempts(task_id), delivery
 
     async def deliveries(
         self,

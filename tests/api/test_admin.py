@@ -201,6 +201,9 @@ async def test_tasks_across_tenants_with_filters_and_pages(client, hub, provider
     assert await ids(provider="scripted", tenant_id="alpha") == [a["task_id"]]
     assert await ids(provider="vertex") == []
     assert await ids(since=(utcnow() + timedelta(minutes=1)).isoformat()) == []
+    # a time without an offset is UTC, whatever the server's own zone
+    naive = (utcnow() - timedelta(minutes=5)).replace(tzinfo=None).isoformat()
+    assert len(await ids(since=naive)) == 3
     first = (await client.get("/hub/v1/admin/tasks?limit=2")).json()
     assert [t["tenant_id"] for t in first["data"]] == ["beta", "beta"]
     rest = (await client.get(f"/hub/v1/admin/tasks?limit=2&cursor={first['next_cursor']}")).json()
@@ -225,6 +228,7 @@ async def test_a_task_detail_has_every_route_call_and_error(client, hub, provide
     ]
     assert calls[0]["message"] == "overloaded" and calls[0]["route"] == "scripted"
     assert all(c["seconds"] >= 0 for c in calls)
+    assert detail["webhook"] is None
     missing = await client.get("/hub/v1/admin/tasks/t_missing")
     assert missing.status_code == 404
 
@@ -259,6 +263,9 @@ async def test_retry_now_makes_a_failed_delivery_succeed(client, hub, receiver: 
     done = await delivery_when(client, task["task_id"], "succeeded")
     assert [a["status"] for a in done["history"]] == [410, 200]
     assert done["attempts"] == 2 and len(receiver.received) == 2
+    detail = (await client.get(f"/hub/v1/admin/tasks/{task['task_id']}")).json()
+    assert detail["webhook"]["state"] == "succeeded"
+    assert [a["status"] for a in detail["webhook"]["history"]] == [410, 200]
     again = await client.post(f"/hub/v1/admin/webhooks/deliveries/{failed['webhook_id']}/retry")
     assert again.status_code == 409
     assert again.json()["error"]["code"] == "not_retryable"

@@ -13,7 +13,7 @@ import pytest
 
 from imagehub.store import Store
 from imagehub.store.base import RouteState, TaskFilter
-from imagehub.tasks import TaskStatus, utcnow
+from imagehub.tasks import TaskFailure, TaskStatus, Usage, utcnow
 from imagehub.webhooks.types import DeliveryAttempt
 from tests.contract.test_store import (
     BACKENDS,
@@ -174,3 +174,53 @@ async def test_publishing_replaces_a_process_rows_and_old_rows_are_not_live(stor
     assert [(r.process_id, r.route, r.state["in_flight"]) for r in live] == [("p1", "vertex", 1)]
     every = await store.route_states(utcnow() - timedelta(minutes=5))
     assert [(r.process_id, r.route) for r in every] == [("p2", "gemini"), ("p1", "vertex")]
+
+
+# ---------------------------------------------------------------- usage rows
+
+
+async def test_usage_rows_read_cost_and_images_of_the_range_newest_first(store):
+    two = make_task(offset=0, input={"prompt": "a fox", "num_images": 2})
+    synced = make_task(offset=10, input={"prompt": "a fox", "num_images": 3, "sync_mode": True})
+    failed = make_task(offset=20, model="gpt-image-2", tenant="beta")
+    late = make_task(offset=3600)
+    for task in (two, synced, failed, late):
+        await store.create(task)
+    claimed = {t.id: t for t in await store.claim("w1", 4, 60)}
+    pair = dataclasses.replace(output(), images=output().images * 2)
+    assert await store.finish(
+        claimed[two.id].replace(
+            status=TaskStatus.SUCCEEDED,
+            output=pair,
+            provider="gemini",
+            usage=Usage(cost_usd=0.078),
+            finished_at=utcnow(),
+        )
+    )
+    assert await store.finish(
+        claimed[synced.id].replace(
+            status=TaskStatus.SUCCEEDED,
+            output=output(),
+            usage=Usage(cost_usd=0.117),
+            finished_at=utcnow(),
+        )
+    )
+    await store.purge_output(synced.id)  # a sync_mode task read once: its images are gone
+    assert await store.finish(
+        claimed[failed.id].replace(
+            status=TaskStatus.FAILED,
+            error=TaskFailure("content_policy_violation", "no", False),
+            usage=Usage(cost_usd=0.5),
+            finished_at=utcnow(),
+        )
+    )
+    rows = await store.usage_rows(BASE, BASE + timedelta(seconds=60), 10)
+    assert [(r.model, r.tenant_id, r.status) for r in rows] == [
+        ("gpt-image-2", "beta", "failed"),
+        ("nano-banana", "tenant-a", "succeeded"),
+        ("nano-banana", "tenant-a", "succeeded"),
+    ]
+    assert [(r.images, r.cost_usd) for r in rows] == [(0, 0.0), (3, 0.117), (2, 0.078)]
+    assert rows[2].provider == "gemini" and rows[2].finished_at is not None
+    assert rows[2].created_at == pytest.approx(two.created_at.timestamp())
+    assert len(await store.usage_rows(BASE, BASE + timedelta(hours=2), 2)) == 2

@@ -168,10 +168,13 @@ async def list_tasks(
 
 @endpoints.get("/tasks/{task_id}", response_model=AdminTaskDetail, responses=_ERRORS)
 async def get_task(task_id: str, view: OperatorDep, base_url: BaseUrlDep) -> AdminTaskDetail:
-    """A task of any tenant, with every route call of every attempt and how it ended."""
-    task, calls = await view.task(task_id)
+    """A task of any tenant, with every route call of every attempt and how it ended, and its
+    webhook delivery."""
+    task, calls, delivery = await view.task(task_id)
     return AdminTaskDetail(
-        **_task(task, base_url).model_dump(), route_calls=[_call(c) for c in calls]
+        **_task(task, base_url).model_dump(),
+        route_calls=[_call(c) for c in calls],
+        webhook=_delivery(delivery) if delivery is not None else None,
     )
 
 

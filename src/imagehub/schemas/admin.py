@@ -106,14 +106,17 @@ class AdminTaskList(BaseModel):
     next_cursor: str | None
 
 
+class AdminDeliveryOut(DeliveryOut):
+    tenant_id: str
+
+
 class AdminTaskDetail(AdminTaskOut):
     route_calls: list[RouteCallOut] = Field(
         description="Every route call of every attempt, in order (the attempts journal)."
     )
-
-
-class AdminDeliveryOut(DeliveryOut):
-    tenant_id: str
+    webhook: AdminDeliveryOut | None = Field(
+        description="The task's webhook delivery and its attempts; null without a webhook_url."
+    )
 
 
 class AdminDeliveryList(BaseModel):

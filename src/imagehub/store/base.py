@@ -8,6 +8,7 @@ submit's task, key reservation and delivery are written in one transaction.
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -192,6 +193,45 @@ class TaskFilter:
 DeliveryFilter = Literal["waiting", "pending", "succeeded", "failed", "failing"]
 
 
+@dataclass(frozen=True, slots=True)
+class UsageRow:
+    """What a usage report needs of a task, read without the rest of it."""
+
+    created_at: float
+    finished_at: float | None
+    status: str
+    model: str
+    tenant_id: str
+    provider: str | None
+    #: what it cost (0 unless it succeeded)
+    cost_usd: float
+    #: the images it made
+    images: int
+
+
+def usage_row(
+    created_at: float,
+    finished_at: float | None,
+    status: str,
+    model: str,
+    tenant_id: str,
+    provider: str | None,
+    usage: str | None,
+    output: str | None,
+    input: str,
+) -> UsageRow:
+    """A usage row from a task's stored columns; only a succeeded task's JSON is read."""
+    cost, images = 0.0, 0
+    if status == TaskStatus.SUCCEEDED.value:
+        cost = float(json.loads(usage).get("cost_usd", 0.0)) if usage else 0.0
+        if output:
+            # the stored form is compact JSON: one "content_type" per image, no need to parse
+            images = output.count('"content_type":')
+            if images == 0 and json.loads(output).get("purged"):  # a sync_mode output, read
+                images = int(json.loads(input).get("num_images", 1))
+    return UsageRow(created_at, finished_at, status, model, tenant_id, provider, cost, images)
+
+
 class OperatorStore(Protocol):
     """What an operator reads across tenants, and the one thing it changes: a retry."""
 
@@ -199,6 +239,9 @@ class OperatorStore(Protocol):
         self, where: TaskFilter, *, limit: int = 50, cursor: str | None = None
     ) -> Page:
         """Every tenant's tasks that match, newest first."""
+
+    async def usage_rows(self, since: datetime, until: datetime, limit: int) -> list[UsageRow]:
+        """The tasks created in [since, until), newest first, at most `limit`."""
 
     async def find_deliveries(
         self,

@@ -7,6 +7,7 @@ transactions are.
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -16,12 +17,14 @@ from imagehub.store.base import (
     DeliveryFilter,
     RouteState,
     TaskFilter,
+    UsageRow,
     cost_micros,
     decode_cursor,
     encode_cursor,
     gcra,
     journal,
     new_delivery,
+    usage_row,
 )
 from imagehub.tasks import Attempt, DuplicateTask, Page, Task, TaskStatus, utcnow
 from imagehub.tenancy.types import ApiKey, OverLimit, Submission
@@ -120,6 +123,27 @@ class MemoryStore:
             and (where.until is None or t.created_at < where.until)
         )
         return Page(*_newest_first(found, cursor, limit))
+
+    async def usage_rows(self, since: datetime, until: datetime, limit: int) -> list[UsageRow]:
+        found = sorted(
+            (t for t in self.tasks.values() if since <= t.created_at < until),
+            key=lambda t: (t.created_at, t.id),
+            reverse=True,
+        )[:limit]
+        return [
+            usage_row(
+                t.created_at.timestamp(),
+                t.finished_at.timestamp() if t.finished_at else None,
+                t.status.value,
+                t.model,
+                t.tenant_id,
+                t.provider,
+                json.dumps(t.usage.to_dict()) if t.usage else None,
+                json.dumps(t.output.to_dict(), separators=(",", ":")) if t.output else None,
+                json.dumps(t.input),
+            )
+            for t in found
+        ]
 
     async def claim(self, owner: str, limit: int, lease_seconds: float) -> list[Task]:
         now = utcnow()

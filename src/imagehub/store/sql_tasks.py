@@ -10,11 +10,13 @@ from typing import Any
 from imagehub.store.base import (
     RouteState,
     TaskFilter,
+    UsageRow,
     cost_micros,
     decode_cursor,
     encode_cursor,
     journal,
     new_delivery,
+    usage_row,
 )
 from imagehub.store.connector import BaseConnector, Executor
 from imagehub.store.rows import (
@@ -216,6 +218,15 @@ class SQLTasks:
         tasks = [task_from_row(row) for row in rows[:limit]]
         more = len(rows) > limit
         return Page(tasks, encode_cursor(tasks[-1].created_at, tasks[-1].id) if more else None)
+
+    async def usage_rows(self, since: datetime, until: datetime, limit: int) -> list[UsageRow]:
+        rows = await self.db.fetch_all(
+            "SELECT created_at, finished_at, status, model, tenant_id, provider, usage, output,"
+            " input FROM tasks WHERE created_at >= :since AND created_at < :until"
+            " ORDER BY created_at DESC, id DESC LIMIT :limit",
+            {"since": since.timestamp(), "until": until.timestamp(), "limit": limit},
+        )
+        return [usage_row(*row) for row in rows]
 
     async def claim(self, owner: str, limit: int, lease_seconds: float) -> list[Task]:
         args = {"owner": owner, "lease_seconds": lease_seconds, "limit": limit}
