@@ -236,6 +236,12 @@ def test_a_failed_webhook_is_retried_from_the_console(
     expect(row).to_have_count(0)
     tab.uncheck("#webhooks-filter [name=failing]")
     expect(row.locator("[data-state]")).to_have_text("succeeded")
+    # the task's detail shows its webhook too
+    tab.locator("a[href='#tasks']").click()
+    tab.locator("#tasks-filter button[type=submit]").click()
+    tab.locator(f"#tasks-table [data-task='{task_id}']").click()
+    expect(tab.locator("#task-detail [data-state]")).to_have_text("succeeded")
+    expect(tab.locator("#task-detail")).to_contain_text(receiver.url)
     after = api.get(f"/hub/v1/tasks/{task_id}/webhook").json()
     assert after["state"] == "succeeded" and after["attempts"] == failed["attempts"] + 1
     assert receiver.received[1].headers["webhook-id"] == f"msg_{task_id}"

@@ -97,6 +97,12 @@ export class TasksSection {
       [_("Finished"), when(task.finished_at) || "—"],
       [_("Attempts"), String(task.attempts)],
     ];
+    if (task.webhook) {
+      const hook = task.webhook;
+      facts.push([_("Webhook"), el("span", {}, el("code", { class: "url" }, hook.url), " ",
+        el("span", { class: "tag", dataset: { state: hook.state } }, hook.state), " ",
+        _("attempts: {count}", { count: hook.attempts }))]);
+    }
     if (task.error) {
       facts.push([_("Error"), el("span", {}, el("code", {}, task.error.code), " ",
         task.error.message)]);
