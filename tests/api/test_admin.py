@@ -4,6 +4,8 @@ deliveries and retry-now, key search; admin keys only."""
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Iterator
 from datetime import timedelta
 
 import httpx
@@ -60,6 +62,16 @@ async def run(
         if done.json()["ready"]:
             return done.json()
     raise AssertionError(f"task {task_id} never finished")
+
+
+@pytest.fixture
+def west_of_utc(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """This process in New York's time zone: a naive time read as local would be hours off."""
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
 
 
 # ---------------------------------------------------------------- admin keys only
@@ -182,7 +194,7 @@ async def test_routes_show_a_cool_down_and_the_last_hour(client, hub, provider):
 # ---------------------------------------------------------------- tasks
 
 
-async def test_tasks_across_tenants_with_filters_and_pages(client, hub, provider):
+async def test_tasks_across_tenants_with_filters_and_pages(client, hub, provider, west_of_utc):
     alpha, beta = await key_of(hub, "alpha"), await key_of(hub, "beta")
     a = await run(client, alpha)
     b = await run(client, beta, model="gpt-image-2")
