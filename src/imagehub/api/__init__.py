@@ -8,7 +8,18 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from imagehub.api import admin, files, keys, models, openai_images, ops, page, tasks, webhooks
+from imagehub.api import (
+    admin,
+    console,
+    files,
+    keys,
+    models,
+    openai_images,
+    ops,
+    page,
+    tasks,
+    webhooks,
+)
 from imagehub.api.errors import BodyLimit, HostRequired, NoNulBytes, install_error_handlers
 from imagehub.hub import Hub
 from imagehub.settings import Settings
@@ -49,6 +60,7 @@ def create_app(settings: Settings | None = None, *, hub: Hub | None = None) -> F
     )
     app.add_middleware(NoNulBytes)
     app.add_middleware(HostRequired)
-    for module in (tasks, models, files, ops, openai_images, page, keys, webhooks, admin):
+    routers = (tasks, models, files, ops, openai_images, page, console, keys, webhooks, admin)
+    for module in routers:
         app.include_router(module.endpoints)
     return app

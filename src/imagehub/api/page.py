@@ -54,9 +54,11 @@ class Asset:
 
 @functools.cache
 def _assets() -> dict[str, Asset]:
-    """Every file of the static folder, read once; its version is a hash of its bytes."""
+    """Every file of the static folder and its vendor/ folder (third-party libraries, each with
+    its licence), read once; its version is a hash of its bytes."""
     assets = {}
-    for entry in resources.files("imagehub.api").joinpath("static").iterdir():
+    static = resources.files("imagehub.api").joinpath("static")
+    for entry in [*static.iterdir(), *static.joinpath("vendor").iterdir()]:
         extension = entry.name.rsplit(".", 1)[-1]
         if entry.is_file() and extension in _TYPES:
             body = entry.read_bytes()
