@@ -167,4 +167,16 @@ async def test_each_models_example_response_is_a_finished_task_of_its_example(ro
     [price] = (await models(routed))[model_id]["price"]
     assert task.provider == price["route"]
     assert task.usage is not None
-    assert task.usage.cost_usd == pytest.approx(price["usd_per_image"] * len(task.output.images))
+    # what the example request costs: each image at its price for the example's own input
+    each = task.usage.cost_usd / len(task.output.images)
+    assert price["min_usd_per_image"] <= each <= price["max_usd_per_image"]
+    if price["varies_by"] == "":
+        assert each == pytest.approx(price["usd_per_image"])
+
+
+async def test_an_example_response_costs_what_its_input_asks_for(routed):
+    """nano-banana-2's example asks for 2K: it costs the 2K price, not the default 1K one."""
+    page = (await routed.get("/")).text
+    task = json.loads(code_block(page, "model-nano-banana-2-response"))
+    assert task["input"]["resolution"] == "2K"
+    assert task["usage"]["cost_usd"] == pytest.approx(0.101 * task["input"]["num_images"])

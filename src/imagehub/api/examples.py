@@ -8,14 +8,12 @@ environment variable, never from the page.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from imagehub.catalog import Catalog, ModelSpec, Validator, output_size
 from imagehub.client.examples import python_example as sdk_example
 from imagehub.render import task_out
-from imagehub.schemas.models import RoutePriceOut
 from imagehub.tasks import OutputImage, Task, TaskOutput, TaskStatus, Usage
 
 #: the example response's task and file ids: shaped as real ones, plainly examples
@@ -188,12 +186,12 @@ def example_response(
     catalog: Catalog,
     validator: Validator,
     spec: ModelSpec,
-    prices: Sequence[RoutePriceOut] = (),
+    charged: tuple[str, float] | None = None,
 ) -> str:
     """A finished task of the model's example request, as `GET /hub/v1/tasks/{id}` answers.
 
     The input is the example with every default applied, the images are of the size that
-    input asks for, and the cost is the first route's price per image.
+    input asks for; `charged` is the route that would serve it and what it would cost there.
     """
     params = validator.validate(spec.id, spec.example).params
     width, height = output_size(catalog, spec, params)
@@ -210,9 +208,7 @@ def example_response(
         )
         for i in range(int(params.get("num_images", 1)))
     )
-    first = next(iter(prices), None)
-    route = first.route if first is not None else "gemini"
-    each = first.usd_per_image if first is not None else 0.0
+    route, cost = charged if charged is not None else ("gemini", 0.0)
     task = Task(
         id=EXAMPLE_TASK_ID,
         tenant_id="",
@@ -222,7 +218,7 @@ def example_response(
         output=TaskOutput(images=images),
         provider=route,
         attempts=1,
-        usage=Usage(cost_usd=round(each * len(images), 6), basis="per_image"),
+        usage=Usage(cost_usd=cost, basis="per_image"),
         created_at=EXAMPLE_TIME,
         started_at=EXAMPLE_TIME + timedelta(milliseconds=180),
         finished_at=EXAMPLE_TIME + timedelta(seconds=14, milliseconds=620),

@@ -21,7 +21,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from imagehub.api import examples, i18n
 from imagehub.api.deps import BaseUrlDep, HubDep
 from imagehub.api.i18n import N_
-from imagehub.api.prices import route_prices, usd
+from imagehub.api.prices import example_charge, route_prices, usd
 from imagehub.catalog import Catalog, ModelSpec, ParamSpec, Validator
 from imagehub.errors import NotFound
 from imagehub.schemas.models import RoutePriceOut
@@ -244,11 +244,14 @@ def page_context(
     serving: Mapping[str, Sequence[str]] | None = None,
     language: str = i18n.DEFAULT,
     prices: Mapping[str, Sequence[RoutePriceOut]] | None = None,
+    charged: Mapping[str, tuple[str, float]] | None = None,
 ) -> dict[str, Any]:
     """The page's template context; `serving`: by model id, the names of its routes in order,
-    and `prices` what an image costs on each."""
+    `prices` what an image costs on each, and `charged` the route and cost of the model's
+    example request (for its example response)."""
     gettext = i18n.translations(language).gettext
     prices = prices or {}
+    charged = charged or {}
     tabs = []
     for capability, label in TABS.items():
         cards = [
@@ -259,7 +262,7 @@ def page_context(
                 None if serving is None else serving.get(m.id, ()),
                 gettext,
                 prices.get(m.id, ()),
-                examples.example_response(base_url, catalog, validator, m, prices.get(m.id, ())),
+                examples.example_response(base_url, catalog, validator, m, charged.get(m.id)),
             )
             for m in catalog
             if m.capability == capability
@@ -296,7 +299,8 @@ async def reference_page(request: Request, hub: HubDep, base_url: BaseUrlDep) ->
     )
     serving = {m.id: [r.name for r in hub.router.serving(m)] for m in hub.catalog}
     prices = {m.id: route_prices(hub, m) for m in hub.catalog}
-    context = page_context(hub.catalog, hub.validator, base_url, serving, language, prices)
+    charged = {m.id: example_charge(hub, m) for m in hub.catalog if hub.router.serving(m)}
+    context = page_context(hub.catalog, hub.validator, base_url, serving, language, prices, charged)
     html = _environment(language).get_template("index.html").render(context)
     headers = {
         "Content-Security-Policy": CSP,

@@ -56,3 +56,12 @@ def route_prices(hub: Hub, spec: ModelSpec) -> list[RoutePriceOut]:
             )
         )
     return prices
+
+
+def example_charge(hub: Hub, spec: ModelSpec) -> tuple[str, float]:
+    """The first route serving the model, and what the model's example request costs there
+    (each image at its price; a token-billed upstream would charge what it reports)."""
+    route = hub.router.serving(spec)[0]
+    params = hub.validator.validate(spec.id, spec.example).params
+    images = int(params.get("num_images", 1))
+    return route.name, hub.pricing.settle(route.kind, spec, params, images=images).usd
