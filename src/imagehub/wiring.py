@@ -17,6 +17,7 @@ from imagehub.store import Store, open_store
 from imagehub.tenancy.accounts import Accounts
 from imagehub.tenancy.limits import RedisRates
 from imagehub.tenancy.pricing import Pricing
+from imagehub.tracing import open_tracing
 from imagehub.wakeups.notifier import Notifier
 from imagehub.wakeups.shared import open_notifier
 from imagehub.webhooks.sender import WebhookSender
@@ -46,7 +47,8 @@ def build_hub(
     media = media or open_media(settings)
     notifier = notifier or open_notifier(settings)
     pricing = Pricing.load(catalog)
-    metrics = Metrics()
+    metrics = _metrics(catalog, router)
+    tracing = open_tracing(settings)
     #: every URL a client hands the hub is fetched through this one (images, webhooks)
     policy = AddressPolicy.parse(settings.fetch_allow_private)
     client = SafeClient(policy)
@@ -71,8 +73,17 @@ def build_hub(
             notifier=notifier,
             fetcher=fetcher,
             pricing=pricing,
+            tracing=tracing,
+            metrics=metrics,
         )
-        webhooks = WebhookSender(settings=settings, store=store, accounts=accounts, client=client)
+        webhooks = WebhookSender(
+            settings=settings,
+            store=store,
+            accounts=accounts,
+            client=client,
+            tracing=tracing,
+            metrics=metrics,
+        )
         notifier.on_finished(webhooks.task_finished)
     return Hub(
         settings=settings,
@@ -90,7 +101,20 @@ def build_hub(
         previews=Previews(media),
         worker=worker,
         webhooks=webhooks,
+        tracing=tracing,
     )
+
+
+def _metrics(catalog: Catalog, router: Router) -> Metrics:
+    """Metrics whose labels take only the configured models, routes and providers."""
+    routes = [route for routes in router.configured().values() for route in routes]
+    names = {route.name for route in routes}
+    kinds = {route.kind or "none" for route in routes}
+    fallback = router.fallback
+    if fallback is not None:  # the demo, or a test's stand-in, serving the models without routes
+        names.add(fallback.name)
+        kinds.add(str(getattr(fallback, "kind", "")) or "none")
+    return Metrics(models=[model.id for model in catalog], routes=names, providers=kinds)
 
 
 def _open_store(settings: Settings) -> Store:

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from imagehub.api import files, keys, models, openai_images, ops, page, tasks, webhooks
 from imagehub.api.errors import BodyLimit, HostRequired, NoNulBytes, install_error_handlers
+from imagehub.api.observe import Observe
 from imagehub.hub import Hub
 from imagehub.settings import Settings
 from imagehub.wiring import build_hub
@@ -44,6 +45,8 @@ def create_app(settings: Settings | None = None, *, hub: Hub | None = None) -> F
     )
     app.add_middleware(NoNulBytes)
     app.add_middleware(HostRequired)
+    # outermost: every answer, a refusal of the middlewares above included, has its id
+    app.add_middleware(Observe, tracing=the_hub.tracing)
     for module in (tasks, models, files, ops, openai_images, page, keys, webhooks):
         app.include_router(module.endpoints)
     return app

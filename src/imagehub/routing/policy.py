@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
@@ -33,6 +34,8 @@ from imagehub.routing.router import Route
 from imagehub.settings import Settings
 
 T = TypeVar("T")
+#: told of each upstream call as it ends: its route, `ok` or the error code, its seconds
+Observer = Callable[[Route, str, float], None]
 #: consecutive retryable failures after which a route cools down
 FAILURES_BEFORE_COOLDOWN = 3
 #: a route whose credentials or model id were refused cools down this many times longer
@@ -65,7 +68,10 @@ class FailurePolicy:
     # -- within an attempt
 
     async def run(
-        self, routes: Sequence[Route], call: Callable[[Route], Awaitable[T]]
+        self,
+        routes: Sequence[Route],
+        call: Callable[[Route], Awaitable[T]],
+        observe: Observer | None = None,
     ) -> tuple[Route, T]:
         """Call the routes in turn until one succeeds or a failure must end the attempt."""
         remaining = self._usable(routes)
@@ -76,7 +82,7 @@ class FailurePolicy:
             route = await _acquire(remaining)
             remaining.remove(route)
             try:
-                result = await self._call(route, call)
+                result = await self._call(route, call, observe)
             except TaskError as exc:
                 exc.route = exc.route or route.name
                 self._record(route, exc)
@@ -106,13 +112,29 @@ class FailurePolicy:
             )
         return [first]
 
-    async def _call(self, route: Route, call: Callable[[Route], Awaitable[T]]) -> T:
+    async def _call(
+        self, route: Route, call: Callable[[Route], Awaitable[T]], observe: Observer | None
+    ) -> T:
         seconds = route.timeout or self.default_timeout
+        started, outcome = time.monotonic(), "ok"
         try:
             async with asyncio.timeout(seconds):
                 return await call(route)
         except TimeoutError:
+            outcome = UpstreamTimeout.code
             raise UpstreamTimeout(f"{route.name} did not finish within {seconds:g} s") from None
+        except TaskError as exc:
+            outcome = exc.code
+            raise
+        except asyncio.CancelledError:
+            outcome = "canceled"
+            raise
+        except Exception:
+            outcome = "internal_error"
+            raise
+        finally:
+            if observe is not None:
+                observe(route, outcome, time.monotonic() - started)
 
     def _record(self, route: Route, exc: TaskError) -> None:
         health = route.health

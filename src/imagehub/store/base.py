@@ -11,7 +11,7 @@ import base64
 from datetime import datetime
 from typing import Protocol
 
-from imagehub.tasks import Page, Task, TaskStatus
+from imagehub.tasks import Page, QueueStats, Task, TaskStatus
 from imagehub.tenancy.types import ApiKey, Submission
 from imagehub.webhooks.types import Delivery, WebhookSecret, delivery_id
 
@@ -68,6 +68,12 @@ class TaskStore(Protocol):
 
     async def purge_output(self, task_id: str) -> None:
         """Drop a sync_mode task's inline images after they were read once."""
+
+    async def queue_stats(self) -> QueueStats:
+        """Queued and running tasks by model, the oldest due wait, the webhook backlog.
+
+        Read at metrics scrape time: it must stay cheap on a long history.
+        """
 
 
 class KeyStore(Protocol):

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 from imagehub import tasks
 from imagehub.store.base import cost_micros, decode_cursor, encode_cursor, gcra, new_delivery
-from imagehub.tasks import DuplicateTask, Page, Task, TaskStatus, utcnow
+from imagehub.tasks import DuplicateTask, Page, QueueStats, Task, TaskStatus, utcnow
 from imagehub.tenancy.types import ApiKey, OverLimit, Submission
 from imagehub.webhooks.types import Delivery, WebhookSecret
 
@@ -206,6 +206,26 @@ class MemoryStore:
         task = self.tasks.get(task_id)
         if task is not None and task.output is not None:
             self._put(task, output=task.output.purge())
+
+    async def queue_stats(self) -> QueueStats:
+        now = utcnow().timestamp()
+        counts: dict[tuple[str, str], int] = {}
+        oldest: dict[str, float] = {}
+        for task in self.tasks.values():
+            if task.status not in (TaskStatus.QUEUED, TaskStatus.RUNNING):
+                continue
+            key = (task.model, task.status.value)
+            counts[key] = counts.get(key, 0) + 1
+            waited = now - task.run_after.timestamp()
+            if task.status == TaskStatus.QUEUED and waited >= 0:
+                oldest[task.model] = max(oldest.get(task.model, 0.0), waited)
+        pending = [d for d in self.deliveries.values() if d.state == "pending"]
+        due = [
+            now - d.next_attempt_at.timestamp()
+            for d in pending
+            if d.next_attempt_at is not None and d.next_attempt_at.timestamp() <= now
+        ]
+        return QueueStats(counts, oldest, len(pending), max(due, default=0.0))
 
     def _reserve(self, task_id: str, key_id: str, amount: int) -> None:
         """Check, then take a slot and `amount`: OverLimit leaves everything as it was."""

@@ -99,6 +99,8 @@ _STEPS: list[str] = [
         PRIMARY KEY (tenant_id, secret)
     )
 """,
+    # the W3C traceparent of a task's submit span: its worker and webhook spans join that trace
+    "ALTER TABLE tasks ADD COLUMN traceparent TEXT",
 ]
 
 #: the schema version this hub needs

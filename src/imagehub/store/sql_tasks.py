@@ -22,6 +22,7 @@ from imagehub.tasks import (
     LOST_WORKER_ERROR,
     DuplicateTask,
     Page,
+    QueueStats,
     Task,
     TaskStatus,
 )
@@ -67,6 +68,16 @@ _CANCEL = """
     UPDATE tasks SET status = 'canceled', finished_at = {now}, lease_owner = NULL,
         lease_expires_at = NULL, error = :error
     WHERE id = :id AND tenant_id = :tenant_id AND status IN ('queued', 'running')"""
+#: each half reads one partial index (tasks_queue, tasks_leases): cheap however long the history
+_QUEUE = """
+    SELECT model, 'queued', COUNT(*),
+        {now} - MIN(CASE WHEN run_after <= {now} THEN run_after END)
+    FROM tasks WHERE status = 'queued' GROUP BY model
+    UNION ALL
+    SELECT model, 'running', COUNT(*), NULL FROM tasks WHERE status = 'running' GROUP BY model"""
+_BACKLOG = """
+    SELECT COUNT(*), {now} - MIN(CASE WHEN next_attempt_at <= {now} THEN next_attempt_at END)
+    FROM webhook_deliveries WHERE state = 'pending'"""
 _PURGE = "UPDATE tasks SET output = {purged_output} WHERE id = :id AND output IS NOT NULL"
 
 
@@ -201,3 +212,14 @@ class SQLTasks:
 
     async def purge_output(self, task_id: str) -> None:
         await self.db.execute(_PURGE, {"id": task_id})
+
+    async def queue_stats(self) -> QueueStats:
+        tasks: dict[tuple[str, str], int] = {}
+        oldest: dict[str, float] = {}
+        for model, status, count, waited in await self.db.fetch_all(_QUEUE):
+            tasks[(model, status)] = count
+            if waited is not None:
+                oldest[model] = max(0.0, float(waited))
+        backlog = await self.db.fetch_one(_BACKLOG)
+        pending, due = (backlog[0], backlog[1]) if backlog else (0, None)
+        return QueueStats(tasks, oldest, pending, max(0.0, float(due or 0.0)))

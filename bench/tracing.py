@@ -1,0 +1,121 @@
+"""What tracing costs on the hot path: the same load with tracing off, then on.
+
+Starts `bench/serve.py` (one process: API + worker, SQLite, scripted provider) twice: once
+with no `OTEL_*` variable (tracing off, the SDK never imported), once exporting every span
+over OTLP/HTTP to a loopback receiver this script runs (it reads and drops each batch, so
+the receiver's own work stays small). Each time `bench/load.py` runs the same closed loop,
+and one line per mode is printed:
+
+    .venv/bin/python bench/tracing.py --tasks 3000 --concurrency 32
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class Sink:
+    """An OTLP/HTTP endpoint on loopback that counts export requests and bytes."""
+
+    def __init__(self) -> None:
+        self.requests = 0
+        self.bytes = 0
+        sink = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                sink.requests += 1
+                sink.bytes += len(body)
+                self.send_response(200)
+                self.send_header("Content-Type", "application/x-protobuf")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+
+def _run(mode: str, port: int, args: argparse.Namespace, sink: Sink) -> dict[str, object]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    if mode == "on":
+        env |= {"OTEL_EXPORTER_OTLP_ENDPOINT": sink.url, "OTEL_TRACES_EXPORTER": "otlp"}
+    url = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen(
+        [sys.executable, str(ROOT / "bench" / "serve.py"), "--port", str(port)],
+        env=env,
+        cwd=ROOT,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(url + "/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline or server.poll() is not None:
+                raise SystemExit("bench/serve.py did not start")
+            time.sleep(0.1)
+        before = sink.requests
+        load = subprocess.run(
+            [
+                sys.executable,
+                str(ROOT / "bench" / "load.py"),
+                "--url",
+                url,
+                "--mode",
+                "wait",
+                "--concurrency",
+                str(args.concurrency),
+                "--tasks",
+                str(args.tasks),
+                "--json",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=ROOT,
+        )
+        result: dict[str, object] = json.loads(load.stdout.strip().splitlines()[-1])
+        result["tracing"] = mode
+        result["otlp_exports"] = sink.requests - before
+        return result
+    finally:
+        server.terminate()
+        server.wait(30)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--port", type=int, default=18766)
+    parser.add_argument("--tasks", type=int, default=3000)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=1, help="off/on pairs, interleaved")
+    args = parser.parse_args()
+    sink = Sink()
+    for _ in range(args.rounds):
+        for mode in ("off", "on"):
+            print(json.dumps(_run(mode, args.port, args, sink)), flush=True)
+    print(json.dumps({"otlp_bytes_total": sink.bytes}))
+
+
+if __name__ == "__main__":
+    main()
