@@ -23,6 +23,8 @@ request_id: ContextVar[str | None] = ContextVar("imagehub_request_id", default=N
 task_id: ContextVar[str | None] = ContextVar("imagehub_task_id", default=None)
 tenant: ContextVar[str | None] = ContextVar("imagehub_tenant", default=None)
 route: ContextVar[str | None] = ContextVar("imagehub_route", default=None)
+#: the trace of the work at hand when no span of it is current (a webhook's, after its span)
+trace_id: ContextVar[str | None] = ContextVar("imagehub_trace_id", default=None)
 
 _FIELDS = (("request_id", request_id), ("task_id", task_id), ("tenant", tenant), ("route", route))
 
@@ -57,9 +59,9 @@ class JsonFormatter(logging.Formatter):
             value = var.get()
             if value is not None:
                 line[name] = value
-        trace_id = tracing.current_trace_id()
-        if trace_id is not None:
-            line["trace_id"] = trace_id
+        trace = tracing.current_trace_id() or trace_id.get()
+        if trace is not None:
+            line["trace_id"] = trace
         if record.name == "uvicorn.access" and isinstance(record.args, tuple):
             line.update(_access_fields(record.args))
         if record.exc_info:

@@ -103,6 +103,14 @@ def current_trace_id() -> str | None:
     return _trace_id()
 
 
+def trace_id_of(traceparent: str | None) -> str | None:
+    """The trace id a W3C traceparent names (`00-<trace id>-<span id>-<flags>`)."""
+    if traceparent is None:
+        return None
+    parts = traceparent.split("-")
+    return parts[1] if len(parts) == 4 and len(parts[1]) == 32 else None
+
+
 def _trace_id() -> str | None:
     from opentelemetry import trace
 

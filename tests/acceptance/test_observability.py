@@ -26,7 +26,6 @@ from tests.providers.fake_upstream import FakeUpstream
 from tests.providers.wire import gemini_ok
 from tests.webhook_receiver import Receiver
 
-pytest_plugins = ["tests.otlp_receiver"]
 
 GEMINI_KEY = "AIza-observability-test-key"
 PROMPT = "a lighthouse at dusk, secret-prompt-words"
@@ -124,13 +123,14 @@ async def test_one_trace_and_its_log_lines_cover_submit_attempt_upstream_and_web
             task = await _wait_ready(http, task_id)
             assert task["status"] == "succeeded" and task["provider"] == "gemini"
             # a request without a sane id of its own gets a fresh one
-            insane = await http.get("/healthz", headers={"X-Request-Id": "bad id\u00e9"})
+            insane = await http.get("/healthz", headers={"X-Request-Id": "bad id <script>"})
             assert len(insane.headers["x-request-id"]) == 32
         await asyncio.to_thread(receiver.wait_for, 1)
         # a stop sends the spans still buffered
         worker.send_signal(signal.SIGTERM)
         assert await asyncio.to_thread(worker.wait, 30) == 0
-        assert api.stop() == 0
+        # uvicorn stops gracefully, then re-raises the signal it caught
+        assert api.stop() in (0, -signal.SIGTERM)
         spans = await asyncio.to_thread(otlp.wait_for, trace_id, WANTED)
     finally:
         if worker is not None and worker.poll() is None:

@@ -36,7 +36,7 @@ from imagehub.settings import Settings
 from imagehub.store import Store
 from imagehub.tasks import Task, new_id, utcnow
 from imagehub.tenancy.accounts import Accounts
-from imagehub.tracing import TASK_ID, Tracing, Value
+from imagehub.tracing import TASK_ID, Tracing, Value, trace_id_of
 from imagehub.webhooks.types import Delivery, DeliveryAttempt, DeliveryState
 
 log = logging.getLogger("imagehub.webhooks.sender")
@@ -195,6 +195,8 @@ class WebhookSender:
         if task is None:
             gone = DeliveryAttempt(started, None, "the task no longer exists")
             return self._ended(delivery, gone, "failed")
+        # this delivery runs in a task of its own: its later log lines name the task's trace
+        logs.trace_id.set(trace_id_of(task.traceparent))
         secrets = [s.secret for s in await self.accounts.webhook_secrets(delivery.tenant_id)]
         body = task_body(task, delivery.base_url or (self.settings.public_url or "").rstrip("/"))
         attributes: dict[str, Value] = {TASK_ID: task.id, "imagehub.attempt": delivery.attempts}
