@@ -26,7 +26,6 @@ from tests.providers.fake_upstream import FakeUpstream
 from tests.providers.wire import gemini_ok
 from tests.webhook_receiver import Receiver
 
-
 GEMINI_KEY = "AIza-observability-test-key"
 PROMPT = "a lighthouse at dusk, secret-prompt-words"
 WANTED = {
