@@ -7,6 +7,9 @@ the receiver's own work stays small). Each time `bench/load.py` runs the same cl
 and one line per mode is printed:
 
     .venv/bin/python bench/tracing.py --tasks 3000 --concurrency 32
+
+`--spans N` measures one span alone instead, in this process: the no-op `Tracing()` and the
+SDK's (`OtelTracing`, batching into an exporter that drops every batch).
 """
 
 from __future__ import annotations
@@ -103,13 +106,40 @@ def _run(mode: str, port: int, args: argparse.Namespace, sink: Sink) -> dict[str
         server.wait(30)
 
 
+def spans(count: int) -> None:
+    """Microseconds per span, with a parent traceparent and three attributes, off and on."""
+    from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+    from imagehub.tracing import OtelTracing, Tracing
+
+    class Drop(SpanExporter):
+        def export(self, spans: object) -> SpanExportResult:
+            return SpanExportResult.SUCCESS
+
+    parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    on = OtelTracing(span_exporter=Drop())
+    for name, tracing in (("off", Tracing()), ("on", on)):
+        started = time.perf_counter()
+        for _ in range(count):
+            with tracing.span(
+                "s", {"imagehub.task_id": "tsk_x", "imagehub.model": "m"}, parent=parent
+            ) as span:
+                span.set("imagehub.bytes", 1024)
+        micros = (time.perf_counter() - started) / count * 1e6
+        print(json.dumps({"tracing": name, "spans": count, "us_per_span": round(micros, 2)}))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--port", type=int, default=18766)
     parser.add_argument("--tasks", type=int, default=3000)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=1, help="off/on pairs, interleaved")
+    parser.add_argument("--spans", type=int, help="time N spans in this process, off and on")
     args = parser.parse_args()
+    if args.spans:
+        spans(args.spans)
+        return
     sink = Sink()
     for _ in range(args.rounds):
         for mode in ("off", "on"):

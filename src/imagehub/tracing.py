@@ -146,7 +146,8 @@ class OtelTracing(Tracing):
 
     enabled = True
 
-    def __init__(self, exporter: str = "otlp") -> None:
+    def __init__(self, exporter: str = "otlp", *, span_exporter: Any = None) -> None:
+        """`exporter` names the SDK's exporter; `span_exporter`, an exporter object, replaces it."""
         from opentelemetry import trace
         from opentelemetry.sdk.resources import Resource
         from opentelemetry.sdk.trace import TracerProvider
@@ -162,14 +163,16 @@ class OtelTracing(Tracing):
             resource = resource.merge(Resource({"service.name": "imagehub"}))
         # a provider of the hub's own, not the global one: nothing outside the hub is traced
         self._provider = TracerProvider(resource=resource)
-        span_exporter: SpanExporter
-        if exporter == "console":
-            span_exporter = ConsoleSpanExporter()
+        chosen: SpanExporter
+        if span_exporter is not None:
+            chosen = span_exporter
+        elif exporter == "console":
+            chosen = ConsoleSpanExporter()
         else:
             from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-            span_exporter = OTLPSpanExporter()
-        self._provider.add_span_processor(BatchSpanProcessor(span_exporter))
+            chosen = OTLPSpanExporter()
+        self._provider.add_span_processor(BatchSpanProcessor(chosen))
         self._tracer = self._provider.get_tracer("imagehub")
         self._propagator = TraceContextTextMapPropagator()
         self._kinds = {

@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from tests.acceptance.conftest import KEY
+from tests.acceptance.conftest import KEY, free_port
 from tests.fault.cluster import Api
 from tests.otlp_receiver import OtlpReceiver, ReceivedSpan
 from tests.providers.fake_upstream import FakeUpstream
@@ -90,9 +90,11 @@ async def test_one_trace_and_its_log_lines_cover_submit_attempt_upstream_and_web
     trace_id, client_span = secrets.token_hex(16), secrets.token_hex(8)
     try:
         await asyncio.to_thread(api.start, "--log-level", "info")
+        metrics_port = free_port()
         env = {
             **os.environ,
             "IMAGEHUB_ADMIN_KEY": KEY,
+            "IMAGEHUB_METRICS_PORT": str(metrics_port),
             **_env(postgres_url, upstream, otlp, "imagehub-worker"),
         }
         with worker_log.open("w") as out:
@@ -125,6 +127,12 @@ async def test_one_trace_and_its_log_lines_cover_submit_attempt_upstream_and_web
             insane = await http.get("/healthz", headers={"X-Request-Id": "bad id <script>"})
             assert len(insane.headers["x-request-id"]) == 32
         await asyncio.to_thread(receiver.wait_for, 1)
+        # the worker process serves its own metrics: the upstream call was counted there
+        async with httpx.AsyncClient(timeout=10) as plain:
+            worker_metrics = (await plain.get(f"http://127.0.0.1:{metrics_port}/metrics")).text
+        called = 'model="nano-banana",outcome="ok",provider="gemini",route="gemini"'
+        assert f"imagehub_upstream_calls_total{{{called}}} 1.0" in worker_metrics
+        assert "imagehub_queue_tasks" not in worker_metrics, "API processes report the queue"
         # a stop sends the spans still buffered
         worker.send_signal(signal.SIGTERM)
         assert await asyncio.to_thread(worker.wait, 30) == 0
