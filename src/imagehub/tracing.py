@@ -209,7 +209,10 @@ class OtelTracing(Tracing):
         return carrier.get("traceparent")
 
     def shutdown(self) -> None:
+        global _current
         self._provider.shutdown()
+        if _current is self:
+            _current = Tracing()
 
 
 def open_tracing(settings: Settings) -> Tracing:

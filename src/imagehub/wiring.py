@@ -17,7 +17,7 @@ from imagehub.store import Store, open_store
 from imagehub.tenancy.accounts import Accounts
 from imagehub.tenancy.limits import RedisRates
 from imagehub.tenancy.pricing import Pricing
-from imagehub.tracing import open_tracing
+from imagehub.tracing import Tracing, open_tracing
 from imagehub.wakeups.notifier import Notifier
 from imagehub.wakeups.shared import open_notifier
 from imagehub.webhooks.sender import WebhookSender
@@ -35,6 +35,7 @@ def build_hub(
     store: Store | None = None,
     media: MediaStore | None = None,
     notifier: Notifier | None = None,
+    tracing: Tracing | None = None,
 ) -> Hub:
     """The hub the settings describe; a backend given here replaces the configured one.
 
@@ -48,7 +49,7 @@ def build_hub(
     notifier = notifier or open_notifier(settings)
     pricing = Pricing.load(catalog)
     metrics = _metrics(catalog, router)
-    tracing = open_tracing(settings)
+    tracing = tracing or open_tracing(settings)
     #: every URL a client hands the hub is fetched through this one (images, webhooks)
     policy = AddressPolicy.parse(settings.fetch_allow_private)
     client = SafeClient(policy)

@@ -263,21 +263,22 @@ class Worker:
     async def _run(self, task: Task) -> None:
         """One attempt, in the task's trace (its submit's) and with its id on every log line."""
         parent = task.traceparent
-        # the wait since the task became due, in this process's view of the same trace
-        waited = max(task.created_at, task.run_after)
-        with self.tracing.span(
-            "imagehub.queue_wait", {TASK_ID: task.id}, parent=parent, start=waited
-        ):
-            pass
         attributes: dict[str, Value] = {
             TASK_ID: task.id,
             "imagehub.model": task.model,
             "imagehub.attempt": task.attempts,
         }
+        # the wait since the task became due: beside the attempt in the submit's trace (or
+        # inside the attempt, for a task submitted while tracing was off)
+        waited = max(task.created_at, task.run_after)
         with (
             logs.about(task_id=task.id),
             self.tracing.span("imagehub.attempt", attributes, parent=parent) as span,
         ):
+            with self.tracing.span(
+                "imagehub.queue_wait", {TASK_ID: task.id}, parent=parent, start=waited
+            ):
+                pass
             await self._run_attempt(task, span)
 
     async def _run_attempt(self, task: Task, span: Span) -> None:

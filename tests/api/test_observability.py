@@ -361,3 +361,75 @@ async def test_the_grafana_dashboard_graphs_only_metrics_the_hub_exports():
         "imagehub_webhook_attempts_total",
         "process_resident_memory_bytes",
     } <= used
+
+
+# -- spans, in one process
+
+
+async def test_a_failover_shows_as_sibling_upstream_spans_in_the_submit_trace():
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from imagehub.tracing import OtelTracing
+
+    exported = InMemorySpanExporter()
+    alpha = ScriptedProvider(name="alpha", kind="gemini", script=[UpstreamUnavailable()])
+    beta = ScriptedProvider(name="beta", kind="openrouter")
+    catalog = Catalog.load()
+    spec = catalog.get("nano-banana")
+    assert spec is not None
+    routes = [Route(alpha, "up-a", priority=1), Route(beta, "up-b", priority=2)]
+    hub = build_hub(
+        Settings(demo=False, poll_seconds=0.05, trace_prompts=True),
+        catalog=catalog,
+        router=Router({"nano-banana": routes}),
+        store=MemoryStore(),
+        media=MemoryMedia(),
+        notifier=Notifier(),
+        tracing=OtelTracing(span_exporter=exported),
+    )
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logs.JsonFormatter())
+    worker_log = logging.getLogger("imagehub.worker")
+    worker_log.addHandler(handler)
+    worker_log.setLevel(logging.INFO)
+    await hub.start()
+    try:
+        task, _ = await hub.submit("tn_1", "nano-banana", {"prompt": "a blue heron"})
+        done = await hub.wait("tn_1", task.id, 10)
+    finally:
+        await hub.stop()  # sends the spans still buffered
+        worker_log.removeHandler(handler)
+    assert done.status == "succeeded" and done.provider == "beta"
+    assert done.traceparent is not None
+    spans = exported.get_finished_spans()
+    trace_id = format(spans[0].context.trace_id, "032x")
+    assert {format(s.context.trace_id, "032x") for s in spans} == {trace_id}
+    assert done.traceparent.split("-")[1] == trace_id
+    by_name: dict[str, list[Any]] = {}
+    for span in spans:
+        by_name.setdefault(span.name, []).append(span)
+    assert set(by_name) == {
+        "imagehub.submit",
+        "imagehub.queue_wait",
+        "imagehub.attempt",
+        "imagehub.upstream",
+        "imagehub.media_write",
+    }
+    [attempt] = by_name["imagehub.attempt"]
+    failed, served = sorted(by_name["imagehub.upstream"], key=lambda s: s.start_time)
+    for call in (failed, served):
+        assert call.parent is not None and call.parent.span_id == attempt.context.span_id
+        assert call.attributes["imagehub.task_id"] == task.id
+        assert call.attributes["imagehub.prompt"] == "a blue heron", "the operator opted in"
+    assert failed.attributes["imagehub.route"] == "alpha"
+    assert failed.attributes["error.type"] == "upstream_unavailable"
+    assert not failed.status.is_ok
+    assert served.attributes["imagehub.route"] == "beta"
+    assert served.attributes["imagehub.status_class"] == "ok"
+    assert served.attributes["imagehub.bytes"] == len(beta.image)
+    [write] = by_name["imagehub.media_write"]
+    assert write.attributes["imagehub.bytes"] > 0
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    finished = [line for line in lines if line.get("task_id") == task.id]
+    assert finished and all(line["trace_id"] == trace_id for line in finished)
