@@ -27,6 +27,14 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
+#: load.py's default warm-up, which the server runs too
+WARMUP = 200
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class Sink:
@@ -77,7 +85,7 @@ def _run(mode: str, port: int, args: argparse.Namespace, sink: Sink) -> dict[str
             if time.monotonic() > deadline or server.poll() is not None:
                 raise SystemExit("bench/serve.py did not start")
             time.sleep(0.1)
-        before = sink.requests
+        before, cpu = sink.requests, _cpu_seconds(server.pid)
         load = subprocess.run(
             [
                 sys.executable,
@@ -97,8 +105,13 @@ def _run(mode: str, port: int, args: argparse.Namespace, sink: Sink) -> dict[str
             check=True,
             cwd=ROOT,
         )
+        cpu = _cpu_seconds(server.pid) - cpu
         result: dict[str, object] = json.loads(load.stdout.strip().splitlines()[-1])
         result["tracing"] = mode
+        # the server's CPU (all its threads, the exporter's included) per task, warm-up counted:
+        # steadier than throughput on a machine others share
+        done = args.tasks + WARMUP
+        result["server_cpu_ms_per_task"] = round(cpu / done * 1000, 3)
         result["otlp_exports"] = sink.requests - before
         return result
     finally:

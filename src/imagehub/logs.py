@@ -42,7 +42,7 @@ def about(**ids: str | None) -> Iterator[None]:
             var.reset(token)
 
 
-_VARS: dict[str, ContextVar[str | None]] = dict(_FIELDS)
+_VARS: dict[str, ContextVar[str | None]] = {**dict(_FIELDS), "trace_id": trace_id}
 
 
 class JsonFormatter(logging.Formatter):

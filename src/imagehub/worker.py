@@ -42,7 +42,7 @@ from imagehub.tasks import (
     utcnow,
 )
 from imagehub.tenancy.pricing import Pricing, Tokens
-from imagehub.tracing import TASK_ID, Span, Tracing, Value
+from imagehub.tracing import NO_SPAN, TASK_ID, Span, Tracing, Value
 from imagehub.wakeups.notifier import Notifier
 
 log = logging.getLogger("imagehub.worker")
@@ -361,6 +361,8 @@ class Worker:
         return await self._store_output(task, model, route, result)
 
     def _upstream_span(self, task: Task, route: Route) -> AbstractContextManager[Span]:
+        if not self.tracing.enabled:
+            return NO_SPAN
         attributes: dict[str, str | int] = {
             TASK_ID: task.id,
             "imagehub.model": task.model,

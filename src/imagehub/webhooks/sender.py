@@ -161,7 +161,8 @@ class WebhookSender:
         await asyncio.gather(*self._running, return_exceptions=True)
 
     async def _deliver(self, delivery: Delivery) -> None:
-        with logs.about(task_id=delivery.task_id):
+        # `attempt` names the trace once it has read the task: for this delivery's lines only
+        with logs.about(task_id=delivery.task_id, trace_id=None):
             await self._deliver_logged(delivery)
 
     async def _deliver_logged(self, delivery: Delivery) -> None:
@@ -195,7 +196,7 @@ class WebhookSender:
         if task is None:
             gone = DeliveryAttempt(started, None, "the task no longer exists")
             return self._ended(delivery, gone, "failed")
-        # this delivery runs in a task of its own: its later log lines name the task's trace
+        # the delivery's later log lines, after its span, name the task's trace
         logs.trace_id.set(trace_id_of(task.traceparent))
         secrets = [s.secret for s in await self.accounts.webhook_secrets(delivery.tenant_id)]
         body = task_body(task, delivery.base_url or (self.settings.public_url or "").rstrip("/"))
