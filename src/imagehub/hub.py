@@ -207,7 +207,9 @@ class Hub:
         logs.task_id.set(task.id)  # the rest of the request's log lines name the task
         with self.tracing.span("imagehub.submit", {TASK_ID: task.id, "imagehub.model": model}):
             # the worker's and the webhook's spans continue this one, in their own processes
-            task = dataclasses.replace(task, traceparent=self.tracing.traceparent())
+            traceparent = self.tracing.traceparent()
+            if traceparent is not None:
+                task = dataclasses.replace(task, traceparent=traceparent)
             return await self._create(task, key, base_url)
 
     async def _create(self, task: Task, key: ApiKey | None, base_url: str) -> tuple[Task, bool]:
