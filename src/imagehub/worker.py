@@ -340,6 +340,7 @@ class Worker:
                 try:
                     result = await route.provider.generate(request)
                 except TaskError as exc:
+                    span.set("imagehub.status_class", exc.code)
                     span.fail(exc.code)
                     raise
                 span.set("imagehub.status_class", "ok")

@@ -424,6 +424,7 @@ async def test_a_failover_shows_as_sibling_upstream_spans_in_the_submit_trace():
         assert call.attributes["imagehub.prompt"] == "a blue heron", "the operator opted in"
     assert failed.attributes["imagehub.route"] == "alpha"
     assert failed.attributes["error.type"] == "upstream_unavailable"
+    assert failed.attributes["imagehub.status_class"] == "upstream_unavailable"
     assert not failed.status.is_ok
     assert served.attributes["imagehub.route"] == "beta"
     assert served.attributes["imagehub.status_class"] == "ok"
