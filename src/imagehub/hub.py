@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import json
 import logging
@@ -13,7 +14,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from imagehub import imaging
+from imagehub import imaging, logs
 from imagehub.catalog import Catalog, ModelSpec, Validator
 from imagehub.errors import (
     AlreadyFinished,
@@ -37,6 +38,7 @@ from imagehub.tenancy.keys import make_key
 from imagehub.tenancy.limits import over_limit
 from imagehub.tenancy.pricing import Pricing
 from imagehub.tenancy.types import ApiKey, OverLimit, Submission
+from imagehub.tracing import TASK_ID, Tracing
 from imagehub.wakeups.notifier import Notifier
 from imagehub.webhooks.sender import WebhookSender, check_webhook_url
 from imagehub.webhooks.types import Delivery
@@ -73,6 +75,7 @@ class Hub:
         worker: Worker | None = None,
         webhooks: WebhookSender | None = None,
         route_states: RouteStatePublisher | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -95,6 +98,8 @@ class Hub:
         self.webhooks = webhooks
         #: shares this process's route health where tasks are run
         self.route_states = route_states
+        #: spans of requests, submits, attempts and deliveries (a no-op unless OTEL_* asks)
+        self.tracing = tracing or Tracing()
         self._worker_runner: asyncio.Task[None] | None = None
         self._webhook_runner: asyncio.Task[None] | None = None
         self._states_runner: asyncio.Task[None] | None = None
@@ -130,6 +135,7 @@ class Hub:
         await self.fetcher.aclose()
         await self.notifier.close()
         await self.store.close()
+        await asyncio.to_thread(self.tracing.shutdown)  # the spans still buffered go out
 
     async def ensure_admin_key(self) -> str | None:
         """Store the configured admin key, or create one if the store has none.
@@ -210,7 +216,17 @@ class Hub:
             idempotency_key=idempotency_key,
             request_hash=fingerprint,
         )
-        amount = self._price(model, valid.params) if key else 0
+        logs.task_id.set(task.id)  # the rest of the request's log lines name the task
+        with self.tracing.span("imagehub.submit", {TASK_ID: task.id, "imagehub.model": model}):
+            # the worker's and the webhook's spans continue this one, in their own processes
+            traceparent = self.tracing.traceparent()
+            if traceparent is not None:
+                task = dataclasses.replace(task, traceparent=traceparent)
+            return await self._create(task, key, base_url)
+
+    async def _create(self, task: Task, key: ApiKey | None, base_url: str) -> tuple[Task, bool]:
+        model, fingerprint = task.model, task.request_hash
+        amount = self._price(model, task.input) if key else 0
         submission = Submission(key.id if key else None, amount, base_url)
         try:
             await self.store.create(task, submission)
@@ -378,8 +394,9 @@ class Hub:
 
     # -- operations
 
-    def metrics_text(self) -> bytes:
-        """The Prometheus exposition of this process's metrics."""
+    async def metrics_text(self) -> bytes:
+        """The Prometheus exposition of this process's metrics, and of the queue's."""
+        await self.metrics.refresh(self.store)
         return self.metrics.render()
 
     async def ready(self) -> dict[str, bool | None]:

@@ -256,6 +256,62 @@ class Settings(BaseSettings):
         5, description="How long `imagehub serve` keeps an idle connection open.", ge=1
     )
 
+    # -- observability: logs, metrics, traces (see docs/observability.md)
+
+    log_format: Literal["text", "json"] = Field(
+        "text",
+        description="`json`: every log line of `imagehub serve` and `imagehub worker` "
+        "(uvicorn's access log included) is one JSON object with `request_id`, `task_id`, "
+        "`tenant`, `route` and `trace_id` where they apply; `text`: plain lines.",
+    )
+    metrics_port: int | None = Field(
+        None,
+        description="Port `imagehub worker` serves Prometheus `/metrics` on (at "
+        "`IMAGEHUB_HOST`); unset: none. `imagehub serve` always serves `/metrics`.",
+        ge=1,
+        le=65535,
+    )
+    trace_prompts: bool = Field(
+        False,
+        description="Put each task's prompt on its upstream spans (`imagehub.prompt`). Off: "
+        "spans carry no prompt; they never carry a key.",
+    )
+    # the OpenTelemetry SDK's own variables: tracing is on when one of them asks for it
+    otel_sdk_disabled: bool = Field(
+        False,
+        validation_alias="OTEL_SDK_DISABLED",
+        description="`true` turns tracing off whatever else is set (OpenTelemetry's variable).",
+    )
+    otel_traces_exporter: str | None = Field(
+        None,
+        validation_alias="OTEL_TRACES_EXPORTER",
+        description="`otlp` (OTLP over HTTP/protobuf) or `console` turns tracing on; `none` or "
+        "unset leaves it off unless an OTLP endpoint is set. Needs the `otel` extra.",
+    )
+    otel_exporter_otlp_endpoint: str | None = Field(
+        None,
+        validation_alias="OTEL_EXPORTER_OTLP_ENDPOINT",
+        description="OTLP/HTTP collector base URL (`/v1/traces` is appended); setting it turns "
+        "tracing on. The SDK reads the other `OTEL_*` variables (headers, service name, "
+        "sampler, batch sizes) itself.",
+    )
+    otel_exporter_otlp_traces_endpoint: str | None = Field(
+        None,
+        validation_alias="OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        description="The full OTLP/HTTP traces URL, instead of the base URL above; setting it "
+        "turns tracing on.",
+    )
+
+    @property
+    def tracing_on(self) -> bool:
+        """Whether the OTEL_* variables ask for traces."""
+        if self.otel_sdk_disabled:
+            return False
+        exporter = (self.otel_traces_exporter or "").strip().lower()
+        if exporter:
+            return exporter != "none"
+        return bool(self.otel_exporter_otlp_endpoint or self.otel_exporter_otlp_traces_endpoint)
+
     @property
     def store_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'imagehub.db'}"

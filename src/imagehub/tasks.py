@@ -239,6 +239,8 @@ class Task:
     lease_expires_at: datetime | None = None
     #: fencing token: grows on every claim; every write of an attempt is guarded by it
     lease_token: int = 0
+    #: W3C traceparent of the submit span: the worker's and webhook's spans join its trace
+    traceparent: str | None = None
 
     @property
     def ready(self) -> bool:
@@ -292,6 +294,20 @@ class Page:
 
     tasks: list[Task]
     next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class QueueStats:
+    """What the queue holds now, for the metrics: read from the store at scrape time."""
+
+    #: (model, status) -> tasks, for the statuses a task leaves (queued, running)
+    tasks: dict[tuple[str, str], int]
+    #: model -> seconds the longest-waiting due queued task has waited
+    oldest_queued: dict[str, float]
+    #: webhook deliveries pending (due or waiting for a retry)
+    webhooks_pending: int
+    #: seconds the longest-due pending delivery has waited (0 when none is due)
+    webhooks_oldest_due: float
 
 
 class DuplicateTask(Exception):

@@ -19,6 +19,7 @@ from imagehub.store import Store, open_store
 from imagehub.tenancy.accounts import Accounts
 from imagehub.tenancy.limits import RedisRates
 from imagehub.tenancy.pricing import Pricing
+from imagehub.tracing import Tracing, open_tracing
 from imagehub.wakeups.notifier import Notifier
 from imagehub.wakeups.shared import open_notifier
 from imagehub.webhooks.sender import WebhookSender
@@ -36,6 +37,7 @@ def build_hub(
     store: Store | None = None,
     media: MediaStore | None = None,
     notifier: Notifier | None = None,
+    tracing: Tracing | None = None,
 ) -> Hub:
     """The hub the settings describe; a backend given here replaces the configured one.
 
@@ -48,7 +50,8 @@ def build_hub(
     media = media or open_media(settings)
     notifier = notifier or open_notifier(settings)
     pricing = Pricing.load(catalog)
-    metrics = Metrics()
+    metrics = _metrics(catalog, router)
+    tracing = tracing or open_tracing(settings)
     #: every URL a client hands the hub is fetched through this one (images, webhooks)
     policy = AddressPolicy.parse(settings.fetch_allow_private)
     client = SafeClient(policy)
@@ -75,8 +78,17 @@ def build_hub(
             notifier=notifier,
             fetcher=fetcher,
             pricing=pricing,
+            tracing=tracing,
+            metrics=metrics,
         )
-        webhooks = WebhookSender(settings=settings, store=store, accounts=accounts, client=client)
+        webhooks = WebhookSender(
+            settings=settings,
+            store=store,
+            accounts=accounts,
+            client=client,
+            tracing=tracing,
+            metrics=metrics,
+        )
         notifier.on_finished(webhooks.task_finished)
     return Hub(
         settings=settings,
@@ -95,7 +107,20 @@ def build_hub(
         worker=worker,
         webhooks=webhooks,
         route_states=route_states,
+        tracing=tracing,
     )
+
+
+def _metrics(catalog: Catalog, router: Router) -> Metrics:
+    """Metrics whose labels take only the configured models, routes and providers."""
+    routes = [route for routes in router.configured().values() for route in routes]
+    names = {route.name for route in routes}
+    kinds = {route.kind or "none" for route in routes}
+    fallback = router.fallback
+    if fallback is not None:  # the demo, or a test's stand-in, serving the models without routes
+        names.add(fallback.name)
+        kinds.add(str(getattr(fallback, "kind", "")) or "none")
+    return Metrics(models=[model.id for model in catalog], routes=names, providers=kinds)
 
 
 def _open_store(settings: Settings) -> Store:

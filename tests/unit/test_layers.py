@@ -18,8 +18,8 @@ SRC = Path(imagehub.__file__).parent
 #: bottom → top; a package (or top-level module) of imagehub imports only from layers below
 LAYERS: list[set[str]] = [
     {"schemas", "settings"},  # the HTTP shapes; the one reader of the environment
-    {"errors"},  # one tree of errors (names `schemas.TaskOut` for typing only)
-    {"tasks", "catalog", "imaging", "client"},  # the domain; image bytes; the SDK
+    {"errors", "tracing"},  # one tree of errors (names `schemas.TaskOut` for typing only); spans
+    {"tasks", "catalog", "imaging", "client", "logs"},  # the domain; image bytes; the SDK; logs
     {"tenancy.types", "webhooks.types"},  # the domain values of keys and deliveries (see TYPES)
     {"store", "media", "providers", "render", "wakeups", "metrics"},  # behind protocols
     {"routing", "outbound", "tenancy"},  # routes over providers; outbound HTTP; keys and limits

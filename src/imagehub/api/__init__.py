@@ -21,6 +21,7 @@ from imagehub.api import (
     webhooks,
 )
 from imagehub.api.errors import BodyLimit, HostRequired, NoNulBytes, install_error_handlers
+from imagehub.api.observe import Observe
 from imagehub.hub import Hub
 from imagehub.settings import Settings
 from imagehub.wiring import build_admin, build_hub
@@ -60,6 +61,8 @@ def create_app(settings: Settings | None = None, *, hub: Hub | None = None) -> F
     )
     app.add_middleware(NoNulBytes)
     app.add_middleware(HostRequired)
+    # outermost: every answer, a refusal of the middlewares above included, has its id
+    app.add_middleware(Observe, tracing=the_hub.tracing)
     routers = (tasks, models, files, ops, openai_images, page, console, keys, webhooks, admin)
     for module in routers:
         app.include_router(module.endpoints)

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from imagehub import logs
 from imagehub.admin import Admin
 from imagehub.errors import Forbidden, Unauthorized
 from imagehub.hub import Hub
@@ -50,6 +51,7 @@ async def get_caller(
     if credentials is None or not credentials.credentials:
         raise Unauthorized()
     key = await accounts.authenticate(credentials.credentials)
+    logs.tenant.set(key.tenant_id)  # the request's log lines name its tenant from here on
     await accounts.check_rate(key)  # every authenticated request counts
     return key
 

@@ -102,10 +102,11 @@ def _serve(args: argparse.Namespace) -> int:
         print("    python -m pip install 'imagehub[server]'", file=sys.stderr)
         return 2
 
-    _logging(args.log_level)
+    from imagehub.logs import uvicorn_log_config
     from imagehub.routing.config import RoutesConfigError, log_routes
 
     settings = _settings(args)
+    _logging(args.log_level, settings)
     busy = _port_in_use(settings.host, settings.port)
     if busy:  # before any side effect: no database made, no admin key printed for nothing
         print(f"error: {busy}", file=sys.stderr)
@@ -130,6 +131,7 @@ def _serve(args: argparse.Namespace) -> int:
         host=settings.host,
         port=settings.port,
         log_level=args.log_level,
+        log_config=uvicorn_log_config(settings.log_format),
         timeout_graceful_shutdown=int(settings.shutdown_grace_seconds) + 5,
         **uvicorn_options(settings),
     )
@@ -162,9 +164,10 @@ def _worker(args: argparse.Namespace) -> int:
     from imagehub.routing.config import RoutesConfigError, log_routes
     from imagehub.wiring import build_hub
 
-    _logging(args.log_level)
+    settings = _settings(args)
+    _logging(args.log_level, settings)
     try:
-        hub = build_hub(_settings(args))
+        hub = build_hub(settings)
     except RoutesConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -173,12 +176,11 @@ def _worker(args: argparse.Namespace) -> int:
     return 0
 
 
-def _logging(level: str) -> None:
+def _logging(level: str, settings: Settings) -> None:
+    from imagehub import logs
     from imagehub.outbound.client import quiet_url_logs
 
-    logging.basicConfig(
-        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logs.configure(level, settings.log_format)
     quiet_url_logs()
 
 

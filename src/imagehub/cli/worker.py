@@ -9,6 +9,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from wsgiref.simple_server import WSGIServer
+
+from prometheus_client import start_http_server
 
 from imagehub.hub import Hub
 
@@ -38,6 +41,7 @@ async def run_worker_process(hub: Hub) -> None:
 
     for signum in STOP_SIGNALS:
         loop.add_signal_handler(signum, on_signal)
+    exporter = _serve_metrics(hub)
     try:
         await hub.start()
         log.info("worker %s running, up to %d tasks at once", worker.owner, worker.concurrency)
@@ -46,4 +50,16 @@ async def run_worker_process(hub: Hub) -> None:
     finally:
         for signum in STOP_SIGNALS:
             loop.remove_signal_handler(signum)
+        if exporter is not None:
+            exporter.shutdown()
     log.info("worker %s stopped", worker.owner)
+
+
+def _serve_metrics(hub: Hub) -> WSGIServer | None:
+    """Prometheus `/metrics` of this process on `IMAGEHUB_METRICS_PORT`, if set."""
+    port = hub.settings.metrics_port
+    if port is None:
+        return None
+    server, _ = start_http_server(port, addr=hub.settings.host, registry=hub.metrics.registry)
+    log.info("metrics on http://%s:%d/metrics", hub.settings.host, port)
+    return server

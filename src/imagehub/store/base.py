@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
-from imagehub.tasks import Attempt, Page, Task, TaskStatus
+from imagehub.tasks import Attempt, Page, QueueStats, Task, TaskStatus
 from imagehub.tenancy.types import ApiKey, Submission
 from imagehub.webhooks.types import Delivery, WebhookSecret, delivery_id
 
@@ -82,6 +82,12 @@ class TaskStore(Protocol):
         self, since: datetime, *, model: str | None = None, limit: int = 10_000
     ) -> list[Attempt]:
         """Route calls (of every tenant) finished at or after `since`, newest first."""
+
+    async def queue_stats(self) -> QueueStats:
+        """Queued and running tasks by model, the oldest due wait, the webhook backlog.
+
+        Read at metrics scrape time: it must stay cheap on a long history.
+        """
 
 
 class KeyStore(Protocol):

@@ -26,7 +26,7 @@ from imagehub.store.base import (
     new_delivery,
     usage_row,
 )
-from imagehub.tasks import Attempt, DuplicateTask, Page, Task, TaskStatus, utcnow
+from imagehub.tasks import Attempt, DuplicateTask, Page, QueueStats, Task, TaskStatus, utcnow
 from imagehub.tenancy.types import ApiKey, OverLimit, Submission
 from imagehub.webhooks.types import Delivery, WebhookSecret
 
@@ -286,6 +286,26 @@ class MemoryStore:
     async def route_states(self, since: datetime) -> list[RouteState]:
         rows = [r for r in self.route_rows.values() if r.updated_at >= since]
         return sorted(rows, key=lambda r: (r.route, r.model, r.process_id))
+
+    async def queue_stats(self) -> QueueStats:
+        now = utcnow().timestamp()
+        counts: dict[tuple[str, str], int] = {}
+        oldest: dict[str, float] = {}
+        for task in self.tasks.values():
+            if task.status not in (TaskStatus.QUEUED, TaskStatus.RUNNING):
+                continue
+            key = (task.model, task.status.value)
+            counts[key] = counts.get(key, 0) + 1
+            waited = now - task.run_after.timestamp()
+            if task.status == TaskStatus.QUEUED and waited >= 0:
+                oldest[task.model] = max(oldest.get(task.model, 0.0), waited)
+        pending = [d for d in self.deliveries.values() if d.state == "pending"]
+        due = [
+            now - d.next_attempt_at.timestamp()
+            for d in pending
+            if d.next_attempt_at is not None and d.next_attempt_at.timestamp() <= now
+        ]
+        return QueueStats(counts, oldest, len(pending), max(due, default=0.0))
 
     def _reserve(self, task_id: str, key_id: str, amount: int) -> None:
         """Check, then take a slot and `amount`: OverLimit leaves everything as it was."""

@@ -127,6 +127,8 @@ _STEPS: list[str] = [
     CREATE INDEX tasks_created ON tasks (created_at DESC, id DESC);
     CREATE INDEX webhook_deliveries_created ON webhook_deliveries (created_at DESC, id DESC)
 """,
+    # the W3C traceparent of a task's submit span: its worker and webhook spans join that trace
+    "ALTER TABLE tasks ADD COLUMN traceparent TEXT",
 ]
 
 #: the schema version this hub needs

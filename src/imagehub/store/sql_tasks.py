@@ -42,6 +42,7 @@ from imagehub.tasks import (
     Attempt,
     DuplicateTask,
     Page,
+    QueueStats,
     Task,
     TaskStatus,
 )
@@ -98,6 +99,16 @@ _PUBLISH_ROUTE = """
     DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at"""
 #: a process's rows older than this are dropped (it stopped long ago)
 ROUTE_STATE_KEEP_SECONDS = 3600.0
+#: each half reads one partial index (tasks_queue, tasks_leases): cheap however long the history
+_QUEUE = """
+    SELECT model, 'queued', COUNT(*),
+        {now} - MIN(CASE WHEN run_after <= {now} THEN run_after END)
+    FROM tasks WHERE status = 'queued' GROUP BY model
+    UNION ALL
+    SELECT model, 'running', COUNT(*), NULL FROM tasks WHERE status = 'running' GROUP BY model"""
+_BACKLOG = """
+    SELECT COUNT(*), {now} - MIN(CASE WHEN next_attempt_at <= {now} THEN next_attempt_at END)
+    FROM webhook_deliveries WHERE state = 'pending'"""
 _PURGE = "UPDATE tasks SET output = {purged_output} WHERE id = :id AND output IS NOT NULL"
 
 
@@ -331,6 +342,17 @@ class SQLTasks:
         return [
             RouteState(row[0], row[1], row[2], json.loads(row[3]), _when(row[4])) for row in rows
         ]
+
+    async def queue_stats(self) -> QueueStats:
+        tasks: dict[tuple[str, str], int] = {}
+        oldest: dict[str, float] = {}
+        for model, status, count, waited in await self.db.fetch_all(_QUEUE):
+            tasks[(model, status)] = count
+            if waited is not None:
+                oldest[model] = max(0.0, float(waited))
+        backlog = await self.db.fetch_one(_BACKLOG)
+        pending, due = (backlog[0], backlog[1]) if backlog else (0, None)
+        return QueueStats(tasks, oldest, pending, max(0.0, float(due or 0.0)))
 
 
 def _when(value: float) -> datetime:
