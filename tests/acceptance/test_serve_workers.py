@@ -14,9 +14,10 @@ import io
 import json
 import os
 import secrets
+import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -206,3 +207,35 @@ def test_two_processes_share_the_port_the_bootstrap_and_the_tasks(
     # the parent migrated the new store; the children found it up to date
     assert log.count("database schema upgraded to version 1\n") == 1
     assert "stopping 2 processes" in log
+
+
+def test_a_killed_process_is_replaced_and_one_that_keeps_dying_stops_the_server(tmp_path: Path):
+    server = Server(tmp_path / "data").start("--workers", "2")
+    assert server.proc is not None
+    first = children(server.proc.pid)
+    assert len(first) == 2
+    victim = first[0]
+    for kill in range(3):
+        os.kill(victim, signal.SIGKILL)
+        if kill == 2:
+            break
+        replacement = wait_for(lambda: set(children(server.proc.pid)) - set(first))
+        (victim,) = replacement
+        first.append(victim)
+        with server.client() as client:  # still serving meanwhile
+            assert client.get("/hub/v1/models").status_code == 200
+    # the third exit of the same process within a minute stops everything, and says why
+    assert server.proc.wait(60) == 1
+    assert not [pid for pid in first if Path(f"/proc/{pid}").exists()], "children left running"
+    said = server.log.read_text()
+    assert "was killed by SIGKILL, 3 times within 60 s; stopping the server" in said
+
+
+def wait_for(found: Callable[[], set[int]]) -> set[int]:
+    """What `found` returns once it is not empty (a replacement child, started)."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if result := found():
+            return result
+        time.sleep(0.05)
+    raise AssertionError("no replacement process started")
