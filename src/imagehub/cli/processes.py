@@ -102,7 +102,9 @@ class Supervisor:
         try:
             for slot in range(len(self.sockets)):
                 self._spawn(slot, [])
-            log.info("serving with %d processes on one port", len(self.sockets))
+            host, port = self.sockets[0].getsockname()[:2]
+            where = f"[{host}]" if ":" in host else host
+            log.info("serving http://%s:%d with %d processes", where, port, len(self.sockets))
             while not self._stopping.is_set():
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stopping.wait(), CHECK_SECONDS)
