@@ -148,6 +148,7 @@ def test_two_processes_share_the_port_the_bootstrap_and_the_tasks(
         IMAGEHUB_DEMO="false",
         IMAGEHUB_WORKER_CONCURRENCY="1",
         IMAGEHUB_POLL_SECONDS="30",
+        IMAGEHUB_KEEP_ALIVE_SECONDS="300",  # the test's connections idle through the waits
         **store_env,
     )
     server.start("--workers", "2", "--log-level", "info")
