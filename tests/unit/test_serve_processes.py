@@ -33,3 +33,12 @@ def test_the_children_sockets_share_a_port_no_other_server_can_take():
     finally:
         first.close()
         second.close()
+
+
+def test_several_processes_need_a_shared_store(tmp_path, capsys, monkeypatch):
+    from imagehub.cli import main
+
+    monkeypatch.setenv("IMAGEHUB_DATABASE_URL", "memory://")
+    assert main(["serve", "--workers", "2", "--data-dir", str(tmp_path), "--port", "0"]) == 2
+    assert "memory://" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []  # refused before anything was made

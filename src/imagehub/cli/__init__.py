@@ -117,6 +117,9 @@ def _serve(args: argparse.Namespace) -> int:
     settings = _settings(args)
     if args.child:
         return _serve_child(args, settings)
+    if settings.workers > 1 and settings.store_url == "memory://":
+        print("error: --workers needs a store the processes share, not memory://", file=sys.stderr)
+        return 2
     busy = _port_in_use(settings.host, settings.port)
     if busy:  # before any side effect: no database made, no admin key printed for nothing
         print(f"error: {busy}", file=sys.stderr)
