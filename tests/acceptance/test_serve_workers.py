@@ -76,6 +76,16 @@ def store_env(request: pytest.FixtureRequest) -> dict[str, str]:
     }
 
 
+def start(server: Server, *args: str) -> Server:
+    """`server.start`, and no server left running when it never became ready."""
+    try:
+        return server.start(*args)
+    except BaseException:
+        if server.proc is not None:
+            server.stop()
+        raise
+
+
 def children(pid: int) -> list[int]:
     found = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
@@ -151,7 +161,7 @@ def test_two_processes_share_the_port_the_bootstrap_and_the_tasks(
         IMAGEHUB_KEEP_ALIVE_SECONDS="300",  # the test's connections idle through the waits
         **store_env,
     )
-    server.start("--workers", "2", "--log-level", "info")
+    start(server, "--workers", "2", "--log-level", "info")
     assert server.proc is not None
     pids = children(server.proc.pid)
     conns: dict[int, http.client.HTTPConnection] = {}
@@ -211,7 +221,7 @@ def test_two_processes_share_the_port_the_bootstrap_and_the_tasks(
 
 
 def test_a_killed_process_is_replaced_and_one_that_keeps_dying_stops_the_server(tmp_path: Path):
-    server = Server(tmp_path / "data").start("--workers", "2")
+    server = start(Server(tmp_path / "data"), "--workers", "2")
     assert server.proc is not None
     first = children(server.proc.pid)
     assert len(first) == 2
