@@ -39,6 +39,13 @@ class Settings(BaseSettings):
         "it if it was revoked). Unset and no key stored yet: the first start creates one and "
         "prints it once.",
     )
+    workers: int = Field(
+        1,
+        description="Processes `imagehub serve` runs on its one port, each serving the API and "
+        "running a worker (`--workers`); more than 1 uses more than one CPU core.",
+        ge=1,
+        le=64,
+    )
     worker_concurrency: int = Field(64, description="Tasks one worker process runs at once.", ge=1)
     lease_seconds: float = Field(
         30.0,
@@ -117,6 +124,14 @@ class Settings(BaseSettings):
         description="How processes wake each other on a new or changed task: `auto` is Redis "
         "when `IMAGEHUB_REDIS_URL` is set, else PostgreSQL LISTEN/NOTIFY on a PostgreSQL "
         "store, else in-process only. A jittered poll backs every choice up.",
+    )
+    wakeup_batch_seconds: float = Field(
+        0.005,
+        description="How long a process gathers wake-ups before sending them to the other "
+        "processes as one message (one NOTIFY): fewer commits under load, for at most this "
+        "much delay to a waiter in another process. 0 sends each batch at once.",
+        ge=0,
+        le=1,
     )
     wakeup_channel: str = Field(
         "imagehub",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 from imagehub.admin import Admin
 from imagehub.catalog import Catalog, Validator
 from imagehub.hub import Hub
@@ -21,7 +23,7 @@ from imagehub.tenancy.limits import RedisRates
 from imagehub.tenancy.pricing import Pricing
 from imagehub.tracing import Tracing, open_tracing
 from imagehub.wakeups.notifier import Notifier
-from imagehub.wakeups.shared import open_notifier
+from imagehub.wakeups.shared import SharedNotifier, open_notifier
 from imagehub.webhooks.sender import WebhookSender
 from imagehub.worker import Worker
 
@@ -38,17 +40,19 @@ def build_hub(
     media: MediaStore | None = None,
     notifier: Notifier | None = None,
     tracing: Tracing | None = None,
+    relay: socket.socket | None = None,
 ) -> Hub:
     """The hub the settings describe; a backend given here replaces the configured one.
 
     With `run_worker`, the process also runs tasks and sends webhooks (else it only serves
-    the API, and other processes do the work).
+    the API, and other processes do the work). `relay` is a `serve --workers N` child's
+    channel to its siblings, for wake-ups where the store has none (SQLite).
     """
     catalog = catalog or Catalog.load()
     router = router or build_router(settings, catalog)
     store = store or _open_store(settings)
     media = media or open_media(settings)
-    notifier = notifier or open_notifier(settings)
+    notifier = notifier or open_notifier(settings, relay)
     pricing = Pricing.load(catalog)
     metrics = _metrics(catalog, router)
     tracing = tracing or open_tracing(settings)
@@ -90,6 +94,8 @@ def build_hub(
             metrics=metrics,
         )
         notifier.on_finished(webhooks.task_finished)
+        if isinstance(notifier, SharedNotifier):  # other workers need no hint for these
+            notifier.claims_here = worker.has_room
     return Hub(
         settings=settings,
         store=store,

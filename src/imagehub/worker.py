@@ -145,6 +145,10 @@ class Worker:
     def running(self) -> int:
         return len(self._running)
 
+    def has_room(self) -> bool:
+        """Whether this worker's dispatch loop takes a task queued now (it is woken in process)."""
+        return not self._stopping.is_set() and len(self._running) < self.concurrency
+
     async def _dispatch_loop(self) -> None:
         while not self._stopping.is_set():
             free = self.concurrency - len(self._running)
@@ -161,7 +165,7 @@ class Worker:
                         self._start(task)
             if claimed and len(claimed) == free:
                 await self._wait_for_slot()
-            elif not claimed:
+            else:  # fewer than asked: nothing else is due, a claim now would find nothing
                 await self.notifier.wait_queued(self._poll_delay())
 
     async def _wait_for_slot(self) -> None:
@@ -179,9 +183,11 @@ class Worker:
         self._running[task.id] = runner
 
         def done(_: asyncio.Task[None]) -> None:
+            full = len(self._running) >= self.concurrency
             self._running.pop(task.id, None)
             self._slot_freed.set()
-            self.notifier.nudge()
+            if full:  # only a full worker left tasks in the queue; else a claim finds nothing
+                self.notifier.nudge()
 
         runner.add_done_callback(done)
 

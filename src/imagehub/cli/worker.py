@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from collections.abc import Coroutine
+from typing import Any, TypeVar
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import start_http_server
@@ -18,6 +20,18 @@ from imagehub.hub import Hub
 log = logging.getLogger("imagehub.worker")
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+T = TypeVar("T")
+
+
+def run_on_uvloop(main: Coroutine[Any, Any, T]) -> T:
+    """`asyncio.run(main)` on uvloop, as uvicorn runs `serve` (plain asyncio without it)."""
+    try:
+        import uvloop
+    except ImportError:  # uvloop is optional (uvicorn[standard] brings it)
+        return asyncio.run(main)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(main)
 
 
 async def run_worker_process(hub: Hub) -> None:

@@ -9,6 +9,7 @@ own connections. Lease times are the `now` passed with each statement.
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 import threading
 import time
@@ -194,4 +195,6 @@ def migrate(conn: sqlite3.Connection) -> int:
                 conn.execute("ROLLBACK")
             if conn.execute("PRAGMA user_version").fetchone()[0] < number:
                 raise
+            continue
+        logging.getLogger("imagehub.store").info("database schema upgraded to version %d", number)
     return len(MIGRATIONS)
