@@ -36,7 +36,7 @@ T = TypeVar("T")
 
 MIGRATIONS = migrations(SQLITE)
 
-#: the most writes one commit takes: bounds the time the first of them waits for its answer
+#: past this many writes a batch takes no more turns' writes: bounds the first one's wait
 MAX_BATCH = 256
 
 
@@ -110,7 +110,9 @@ class SQLiteConnector:
 
     def __init__(self, path: Path | str) -> None:
         self.path = str(path)
-        self._queue: queue.SimpleQueue[_Write | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[list[_Write] | None] = queue.SimpleQueue()
+        #: writes made during this turn of the event loop, handed over at its end
+        self._pending: list[_Write] = []
         self._writer: threading.Thread | None = None
         self._readers = ThreadPoolExecutor(1)
         self._local = threading.local()
@@ -143,8 +145,16 @@ class SQLiteConnector:
         assert self._writer is not None, "store is not open"
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        self._queue.put(_Write(run, loop, future, several=several, alone=alone))
+        if not self._pending:
+            # the writes of this turn of the loop go over together, once it ends: waking the
+            # writer thread makes it take the GIL, which the loop must then wait to take back
+            loop.call_soon(self._hand_over)
+        self._pending.append(_Write(run, loop, future, several=several, alone=alone))
         return future
+
+    def _hand_over(self) -> None:
+        pending, self._pending = self._pending, []
+        self._queue.put(pending)
 
     async def on_writer(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """`fn` on the writer thread's connection, by itself and outside any transaction."""
@@ -155,7 +165,7 @@ class SQLiteConnector:
             first = self._queue.get()
             if first is None:
                 return
-            batch, stop = [first], False
+            batch, stop = first, False
             while len(batch) < MAX_BATCH:
                 try:
                     more = self._queue.get_nowait()
@@ -164,7 +174,7 @@ class SQLiteConnector:
                 if more is None:
                     stop = True
                     break
-                batch.append(more)
+                batch += more
             try:
                 self._write_batch(conn, batch)
             except BaseException as exc:  # the thread must answer every waiter, whatever broke
@@ -296,6 +306,7 @@ class SQLiteConnector:
         self._local = threading.local()
         self._reader_conns = []
         self._queue = queue.SimpleQueue()
+        self._pending = []
         loop = asyncio.get_running_loop()
         self._write_conn = conn = await loop.run_in_executor(self._readers, self._connect)
         self._writer = threading.Thread(
