@@ -23,7 +23,7 @@ import threading
 import time
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -87,7 +87,7 @@ class _Write:
     #: runs by itself, outside any transaction (schema steps, closing)
     alone: bool = False
     outcome: Any = None
-    failure: BaseException | None = field(default=None)
+    failure: BaseException | None = None
 
 
 class _GroupLost(Exception):
