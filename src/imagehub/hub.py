@@ -301,40 +301,49 @@ class Hub:
         self.notifier.task_finished(task)  # its watchers, metrics and webhook
         return task
 
-    async def wait(self, tenant_id: str, task_id: str, seconds: float) -> Task:
-        """The task once ready, or as it is after `seconds`."""
+    async def wait(
+        self, tenant_id: str, task_id: str, seconds: float, *, known: Task | None = None
+    ) -> Task:
+        """The task once ready, or as it is after `seconds`.
+
+        `known` is the task as just stored or read (a submit's), with no await since: the wait
+        starts from it instead of reading it again.
+        """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + min(max(seconds, 0.0), MAX_WAIT_SECONDS)
+        task = known if known is not None and known.tenant_id == tenant_id else None
         while True:
             # only a change to ready ends the wait: no re-read when a worker starts the task
             with self.notifier.watch(task_id, ready_only=True) as changed:
-                task = await self.store.get(task_id, tenant_id)
                 if task is None:
-                    raise NotFound(f"no task {task_id!r}")
+                    task = await self.store.get(task_id, tenant_id)
+                    if task is None:
+                        raise NotFound(f"no task {task_id!r}")
                 remaining = deadline - loop.time()
                 if task.ready or remaining <= 0:
                     return await self._delivered(task)
                 # the poll covers changes made by other processes
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(
-                        changed.wait(), min(remaining, self.settings.poll_seconds)
-                    )
+                await _woken(changed, min(remaining, self.settings.poll_seconds))
+                # finished in this process: the wake-up carries the task; otherwise read it
+                task = changed.task
 
     async def events(self, tenant_id: str, task_id: str) -> AsyncIterator[Task]:
         """The task on every change, ending with the ready one."""
         last: tuple[TaskStatus, int] | None = None
+        task: Task | None = None
         while True:
             with self.notifier.watch(task_id) as changed:
-                task = await self.store.get(task_id, tenant_id)
                 if task is None:
-                    raise NotFound(f"no task {task_id!r}")
+                    task = await self.store.get(task_id, tenant_id)
+                    if task is None:
+                        raise NotFound(f"no task {task_id!r}")
                 if (task.status, task.attempts) != last:
                     last = (task.status, task.attempts)
                     yield await self._delivered(task) if task.ready else task
                 if task.ready:
                     return
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(changed.wait(), self.settings.poll_seconds)
+                await _woken(changed, self.settings.poll_seconds)
+                task = changed.task
 
     # -- files
 
@@ -426,6 +435,13 @@ class Hub:
         except (OSError, TimeoutError):
             return False
         return True
+
+
+async def _woken(event: asyncio.Event, seconds: float) -> None:
+    """Until `event` is set, or `seconds` pass (`asyncio.timeout`: no task per wait)."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            await event.wait()
 
 
 def _probe_write(folder: Path) -> None:

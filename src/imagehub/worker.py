@@ -515,8 +515,8 @@ class Worker:
         if task.status == TaskStatus.QUEUED:
             self.notifier.task_changed(task.id)
             self.notifier.task_queued()
-        else:  # metrics and webhooks listen for this on the notifier
-            self.notifier.task_finished(task)
+        else:  # metrics, webhooks and waiters take it from the notifier, as it is now stored
+            self.notifier.task_finished(task.replace(lease_owner=None, lease_expires_at=None))
 
     async def _write_outcome(self, task: Task, calls: list[Attempt]) -> bool | None:
         """`store.finish`, retried through a short store outage (the token keeps it safe).

@@ -22,6 +22,7 @@ from imagehub.api import (
 )
 from imagehub.api.errors import BodyLimit, HostRequired, NoNulBytes, install_error_handlers
 from imagehub.api.observe import Observe
+from imagehub.api.responses import JSONBody
 from imagehub.hub import Hub
 from imagehub.settings import Settings
 from imagehub.wiring import build_admin, build_hub
@@ -54,6 +55,7 @@ def create_app(settings: Settings | None = None, *, hub: Hub | None = None) -> F
         version="0.1.0",
         summary="One asynchronous task API in front of hosted image models.",
         lifespan=lifespan,
+        default_response_class=JSONBody,
     )
     install_error_handlers(app)
     app.add_middleware(

@@ -8,6 +8,7 @@ tokens (OpenAI). The prices themselves are data (`catalog/prices.toml`), each wi
 
 from __future__ import annotations
 
+import functools
 import math
 import tomllib
 from collections.abc import Iterable, Mapping
@@ -209,6 +210,12 @@ def _micros(usd: float) -> int:
 
 def nearest_size(sizes: list[str], width: int, height: int) -> str:
     """The "WxH" closest in pixel count and in shape; a tie goes to the larger size."""
+    # asked on every submit and finish, of a few price tables and output sizes: remembered
+    return _nearest_size(tuple(sizes), width, height)
+
+
+@functools.lru_cache(maxsize=4096)
+def _nearest_size(sizes: tuple[str, ...], width: int, height: int) -> str:
 
     def key(size: str) -> tuple[float, int]:
         w, h = (int(side) for side in size.split("x"))
