@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from imagehub.catalog import Catalog, Validator
 from imagehub.hub import Hub
+from imagehub.imagework import ImageWork
 from imagehub.media import MediaStore, open_media
 from imagehub.media.previews import Previews
 from imagehub.metrics import Metrics
@@ -41,7 +42,11 @@ def build_hub(
     the API, and other processes do the work).
     """
     catalog = catalog or Catalog.load()
-    router = router or build_router(settings, catalog)
+    #: CPU-heavy image work (demo drawing, transcodes, input decoding, previews): its processes
+    work = ImageWork(
+        processes=settings.image_processes, budget_pixels=settings.decode_budget_pixels
+    )
+    router = router or build_router(settings, catalog, work)
     store = store or _open_store(settings)
     media = media or open_media(settings)
     notifier = notifier or open_notifier(settings)
@@ -71,6 +76,7 @@ def build_hub(
             notifier=notifier,
             fetcher=fetcher,
             pricing=pricing,
+            work=work,
         )
         webhooks = WebhookSender(settings=settings, store=store, accounts=accounts, client=client)
         notifier.on_finished(webhooks.task_finished)
@@ -87,7 +93,8 @@ def build_hub(
         policy=policy,
         accounts=accounts,
         fetcher=fetcher,
-        previews=Previews(media),
+        previews=Previews(media, work=work),
+        work=work,
         worker=worker,
         webhooks=webhooks,
     )

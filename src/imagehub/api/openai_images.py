@@ -6,8 +6,6 @@ hub key. Each request is an ordinary hub task (history, limits, restarts), held 
 
 from __future__ import annotations
 
-import asyncio
-import base64
 import logging
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
@@ -218,25 +216,17 @@ async def _answer(
     if task.status != TaskStatus.SUCCEEDED:
         status, body = openai_wire.task_error(task)
         return JSONResponse(body, status_code=status, headers={**headers, **_NO_RETRY})
-    data = [await _image(hub, image.file_id, response_format, base_url) for image in _files(task)]
-    return JSONResponse(openai_wire.images_response(task, data), headers=headers)
+    if response_format == "url":
+        urls = [file_url(base_url, image.file_id or "") for image in _files(task)]
+        answer = openai_wire.url_answer(task, urls)
+    else:
+        stored = [await hub.file(image.file_id or "") for image in _files(task)]
+        answer = openai_wire.b64_answer(task, stored)
+    return Response(answer, media_type="application/json", headers=headers)
 
 
 def _files(task: Task) -> list[OutputImage]:
     return list(task.output.images) if task.output else []
-
-
-async def _image(
-    hub: Hub, file_id: str | None, response_format: str | None, base_url: str
-) -> dict[str, str]:
-    if response_format == "url":
-        return {"url": file_url(base_url, file_id or "")}
-    data = await hub.file(file_id or "")
-    return {"b64_json": await asyncio.to_thread(_b64, data)}
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
 
 
 def _error(exc: HubError) -> JSONResponse:

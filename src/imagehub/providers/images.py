@@ -49,13 +49,14 @@ async def decode_data_uri(uri: str, label: str) -> GeneratedImage:
 
 
 def _decode_checked(payload: str, label: str) -> GeneratedImage:
+    """Decoded once; the payload is kept for a `data:` URI of the same bytes."""
     try:
         data = unb64(payload)
     except ValueError:
         raise UpstreamUnavailable(
             f"{label} returned an image whose base64 is invalid or truncated"
         ) from None
-    return GeneratedImage(data=data, content_type=check_image(data, label))
+    return GeneratedImage(data=data, content_type=check_image(data, label), base64=payload)
 
 
 def check_image(data: bytes, label: str) -> str:
