@@ -5,8 +5,6 @@ budget of decoded pixels a process holds at once."""
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import contextlib
 import math
 import re
@@ -16,6 +14,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from io import BytesIO
 
+import pybase64
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from imagehub.errors import InvalidInputImage
@@ -43,7 +42,7 @@ class GeneratedImage:
     content_type: str
     #: the upstream's own base64 of `data`, when it sent base64: a `data:` URI reuses it
     #: rather than encoding megabytes again
-    base64: str | None = None
+    base64: str | memoryview | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,13 +93,17 @@ DATA_URI = re.compile(_DATA_URI_HEAD, re.IGNORECASE)
 DATA_URI_IN_TEXT = re.compile(_DATA_URI_HEAD + r"[A-Za-z0-9+/=]+", re.IGNORECASE)
 
 
+# pybase64 (SIMD) rather than the standard library's base64: a 2.4 MB image's 3.2 MB of base64
+# decode in about 0.3 ms rather than 6, and encode in 0.5 ms rather than 2.5 (bench/README.md)
+
+
 def b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
+    return pybase64.b64encode(data).decode("ascii")
 
 
 def b64_bytes(data: bytes) -> bytes:
     """Base64 as bytes, for bodies built as bytes (no str made of megabytes on the way)."""
-    return binascii.b2a_base64(data, newline=False)
+    return pybase64.b64encode(data)
 
 
 def b64_length(size: int) -> int:
@@ -108,15 +111,11 @@ def b64_length(size: int) -> int:
     return (size + 2) // 3 * 4
 
 
-def unb64(payload: str | bytes) -> bytes:
-    """Strict base64 decoding; raises ValueError on anything else.
-
-    `binascii`'s strict mode checks the alphabet and the padding in C, where
-    `b64decode(validate=True)` runs a regular expression over the whole payload first (most
-    of the time it took for a multi-megabyte image).
-    """
+def unb64(payload: str | bytes | memoryview) -> bytes:
+    """Strict base64 decoding (the alphabet and the padding checked); raises ValueError on
+    anything else."""
     try:
-        return binascii.a2b_base64(payload, strict_mode=True)
+        return pybase64.b64decode(payload, validate=True)
     except ValueError as exc:  # binascii.Error, or a str that is not ASCII
         raise ValueError("invalid base64") from exc
 

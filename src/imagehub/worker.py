@@ -392,8 +392,10 @@ class Worker:
 
     async def _data_uri(self, ctype: str, data: bytes, generated: imaging.GeneratedImage) -> str:
         """The image as a `data:` URI: the upstream's own base64 when `data` is what it sent."""
-        if generated.base64 is not None and data is generated.data:
-            return f"data:{ctype};base64,{generated.base64}"
+        payload = generated.base64
+        if payload is not None and data is generated.data:
+            text = payload if isinstance(payload, str) else str(payload, "ascii")
+            return f"data:{ctype};base64,{text}"
         return await self._cpu(imaging.data_uri, ctype, data)
 
     async def _cpu(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:

@@ -178,3 +178,15 @@ async def test_native_sync_mode_answer_carries_the_upstreams_base64(api, no_enco
     [image] = orjson.loads(response.content)["output"]["images"]
     assert image["url"] == "data:image/png;base64," + base64.b64encode(PNG_4K).decode()
     assert not hub.work.calls
+
+
+async def test_base64_with_escaped_slashes_is_read_too(upstream, make_hub):
+    """JSON allows "\\/" for "/" (some encoders write it): such a string is parsed, not cut."""
+    escaped = base64.b64encode(PNG_2_4MB).replace(b"/", b"\\/")
+    assert b"\\/" in escaped
+    body = b'{"created": 1, "data": [{"b64_json": "' + escaped + b'"}], "usage": {}}'
+    upstream.handler = lambda seen: Reply(200, body, {"Content-Type": "application/json"})
+    hub = await make_hub(**provider_settings("openai", upstream, "/v1"))
+    task = await run_task(hub, "gpt-image-2", {"prompt": "big"})
+    assert task.status == "succeeded", task.error
+    assert await hub.file(task.output.images[0].file_id) == PNG_2_4MB

@@ -26,9 +26,65 @@ from imagehub.providers.base import ResultFetcher
 MAX_RESULT_BYTES = 64 * 1024 * 1024
 #: payloads up to this size are decoded on the event loop: a thread hop would cost more
 _INLINE_CHARS = 64 * 1024
+#: a lifted string's stand-in: "@" is not base64, so no upstream value can be mistaken for it
+_STAND_IN = "@{}"
+_SPACE = b" \t\r\n"
 
 
-async def decode_b64_image(payload: str, label: str) -> GeneratedImage:
+def lift_base64(content: bytes, key: bytes) -> tuple[bytes, list[memoryview]]:
+    """An upstream's JSON with each long string under `key` (a base64 image) cut out and
+    replaced by a stand-in ("@0", "@1"...), and the cut strings, as views of `content`.
+
+    A JSON parser would copy megabytes of base64 into a str (and spend milliseconds on it)
+    only for the str to be decoded into bytes again; the views decode straight from the bytes
+    read off the socket. A string with an escape in it is left in place: the parser reads it.
+    """
+    quoted = b'"' + key + b'"'
+    pieces: list[bytes] = []
+    lifted: list[memoryview] = []
+    view = memoryview(content)
+    done = 0
+    at = content.find(quoted)
+    while at >= 0:
+        value = _string_after(content, at + len(quoted))
+        if value is not None and value[1] - value[0] > _INLINE_CHARS:
+            start, end = value
+            pieces += [content[done:start], _STAND_IN.format(len(lifted)).encode()]
+            lifted.append(view[start:end])
+            done = end
+        at = content.find(quoted, at + len(quoted))
+    if not lifted:
+        return content, []
+    pieces.append(content[done:])
+    return b"".join(pieces), lifted
+
+
+def _string_after(content: bytes, pos: int) -> tuple[int, int] | None:
+    """Where the JSON string value after a key (from `pos`: spaces, ":", spaces) starts and
+    ends, quotes excluded; None when it is not a plain string without escapes."""
+    while pos < len(content) and content[pos] in _SPACE:
+        pos += 1
+    if content[pos : pos + 1] != b":":
+        return None
+    pos += 1
+    while pos < len(content) and content[pos] in _SPACE:
+        pos += 1
+    if content[pos : pos + 1] != b'"':
+        return None
+    end = content.find(b'"', pos + 1)
+    if end < 0 or content.find(b"\\", pos + 1, end) >= 0:
+        return None
+    return pos + 1, end
+
+
+def lifted_payload(value: str, lifted: list[memoryview]) -> str | memoryview:
+    """The base64 a stand-in of `lift_base64` stands for, else the value itself."""
+    if value.startswith("@") and value[1:].isdigit() and int(value[1:]) < len(lifted):
+        return lifted[int(value[1:])]
+    return value
+
+
+async def decode_b64_image(payload: str | memoryview, label: str) -> GeneratedImage:
     """Decode and check one base64 image (off the event loop unless it is small)."""
     if len(payload) <= _INLINE_CHARS:
         return _decode_checked(payload, label)
@@ -48,7 +104,7 @@ async def decode_data_uri(uri: str, label: str) -> GeneratedImage:
     return await decode_b64_image(payload, label)
 
 
-def _decode_checked(payload: str, label: str) -> GeneratedImage:
+def _decode_checked(payload: str | memoryview, label: str) -> GeneratedImage:
     """Decoded once; the payload is kept for a `data:` URI of the same bytes."""
     try:
         data = unb64(payload)
