@@ -107,6 +107,7 @@ async def test_sync_mode_hands_back_the_upstreams_own_base64(
     assert output.file_id is None and not hub.work.calls
 
 
+@pytest.mark.timeout(60)  # a 4K PNG encode, and a worker process started, on a loaded machine
 async def test_a_4k_jpeg_asked_as_png_is_transcoded_once_in_a_worker_process(upstream, make_hub):
     upstream.handler = _answering(JPEG_4K)
     hub = await make_hub(**provider_settings("openai", upstream, "/v1"))

@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
+from starlette.types import Receive, Scope, Send
 
 from imagehub.api import openai_wire
 from imagehub.api.deps import BaseUrlDep, CallerDep, HubDep
@@ -219,10 +220,27 @@ async def _answer(
     if response_format == "url":
         urls = [file_url(base_url, image.file_id or "") for image in _files(task)]
         answer = openai_wire.url_answer(task, urls)
-    else:
-        stored = [await hub.file(image.file_id or "") for image in _files(task)]
-        answer = openai_wire.b64_answer(task, stored)
-    return Response(answer, media_type="application/json", headers=headers)
+        return Response(answer, media_type="application/json", headers=headers)
+    stored = [await hub.file(image.file_id or "") for image in _files(task)]
+    return PartsResponse(openai_wire.b64_answer(task, stored), headers)
+
+
+class PartsResponse(Response):
+    """A JSON body sent in parts, never joined: megabytes of base64 are not copied once more."""
+
+    media_type = "application/json"
+
+    def __init__(self, parts: list[bytes], headers: dict[str, str]) -> None:
+        super().__init__(headers=headers)
+        self.parts = parts
+        self.headers["content-length"] = str(sum(len(part) for part in parts))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        start = {"type": "http.response.start", "status": self.status_code}
+        await send({**start, "headers": self.raw_headers})
+        for i, part in enumerate(self.parts, 1):
+            more = i < len(self.parts)
+            await send({"type": "http.response.body", "body": part, "more_body": more})
 
 
 def _files(task: Task) -> list[OutputImage]:

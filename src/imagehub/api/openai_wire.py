@@ -234,18 +234,18 @@ def url_answer(task: Task, urls: list[str]) -> bytes:
 _DATA = b'"data":[]'
 
 
-def b64_answer(task: Task, images: list[bytes]) -> bytes:
-    """The JSON body of a successful `b64_json` answer, built as bytes: each image's base64
-    is spliced into the JSON as it is (base64 needs no escaping), never copied into a str nor
-    scanned by a JSON encoder; orjson writes the small rest."""
+def b64_answer(task: Task, images: list[bytes]) -> list[bytes]:
+    """The JSON body of a successful `b64_json` answer, in parts to send one after the other:
+    each image's base64 goes into the JSON as it is (base64 needs no escaping), never copied
+    into a str, scanned by a JSON encoder or joined with the rest; orjson writes the rest."""
     head, data, tail = orjson.dumps(images_response(task, [])).partition(_DATA)
     if not data:
         raise AssertionError("images_response lost its data field")
-    parts = [head, b'"data":[']
+    parts = [head + b'"data":[']
     for i, image in enumerate(images):
         parts += [b',{"b64_json":"' if i else b'{"b64_json":"', b64_bytes(image), b'"}']
-    parts += [b"]", tail]
-    return b"".join(parts)
+    parts.append(b"]" + tail)
+    return parts
 
 
 def _usage(task: Task) -> dict[str, Any]:

@@ -52,7 +52,8 @@ def lift_base64(content: bytes, key: bytes) -> tuple[bytes, list[memoryview]]:
             pieces += [content[done:start], _STAND_IN.format(len(lifted)).encode()]
             lifted.append(view[start:end])
             done = end
-        at = content.find(quoted, at + len(quoted))
+        # on from the value's end: never a search through megabytes of base64
+        at = content.find(quoted, value[1] if value is not None else at + len(quoted))
     if not lifted:
         return content, []
     pieces.append(content[done:])
