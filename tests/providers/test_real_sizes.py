@@ -22,10 +22,11 @@ from PIL import Image
 from imagehub import imaging
 from imagehub.api import create_app
 from imagehub.hub import Hub
+from imagehub.providers.http import Answer, UpstreamHTTP
 from imagehub.tenancy.keys import make_key
 from tests.providers.conftest import TENANT, hub_for, provider_settings, run_task
 from tests.providers.fake_upstream import FakeUpstream, Reply, Seen
-from tests.providers.wire import o_answer
+from tests.providers.wire import g_answer, g_image, g_text, o_answer
 
 ADMIN_KEY = "ih_test_real_sizes"
 
@@ -77,8 +78,24 @@ def no_encoding(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(imaging, "data_uri", forbidden)
 
 
+@pytest.fixture
+def parsed(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The sizes of the upstream bodies the JSON parser was given."""
+    sizes: list[int] = []
+    real = UpstreamHTTP.json
+
+    def spy(self: UpstreamHTTP, response: Answer) -> dict[str, Any]:
+        sizes.append(len(response.content))
+        return real(self, response)
+
+    monkeypatch.setattr(UpstreamHTTP, "json", spy)
+    return sizes
+
+
 @pytest.mark.parametrize("image", [PNG_2_4MB, PNG_4K], ids=["2.4MB", "4K"])
-async def test_a_png_is_stored_as_the_upstream_sent_it(upstream, make_hub, no_encoding, image):
+async def test_a_png_is_stored_as_the_upstream_sent_it(
+    upstream, make_hub, no_encoding, parsed, image
+):
     upstream.handler = _answering(image)
     hub = await make_hub(**provider_settings("openai", upstream, "/v1"))
     task = await run_task(hub, "gpt-image-2", {"prompt": "big", "output_format": "png"})
@@ -90,6 +107,8 @@ async def test_a_png_is_stored_as_the_upstream_sent_it(upstream, make_hub, no_en
         len(image),
     )
     assert not hub.work.calls  # no transcode, no decode: nothing went to the image workers
+    # the base64 was decoded from the bytes read: the JSON parser never saw the megabytes
+    assert parsed and max(parsed) < 10_000
 
 
 @pytest.mark.parametrize("image", [PNG_2_4MB, PNG_4K], ids=["2.4MB", "4K"])
@@ -191,3 +210,15 @@ async def test_base64_with_escaped_slashes_is_read_too(upstream, make_hub):
     task = await run_task(hub, "gpt-image-2", {"prompt": "big"})
     assert task.status == "succeeded", task.error
     assert await hub.file(task.output.images[0].file_id) == PNG_2_4MB
+
+
+async def test_a_gemini_answer_at_real_size_is_stored_as_sent(upstream, make_hub, no_encoding):
+    draft = _noisy((1024, 1536), "PNG", 100, 9)  # a thought image: read past, never kept
+    answer = g_answer(g_image(draft, thought=True), g_text("Here it is."), g_image(PNG_2_4MB))
+    upstream.handler = lambda seen: Reply(200, answer)
+    hub = await make_hub(**provider_settings("gemini", upstream, "/v1beta"))
+    task = await run_task(hub, "nano-banana-2", {"prompt": "big", "output_format": "png"})
+    assert task.status == "succeeded", task.error
+    [output] = task.output.images
+    assert await hub.file(output.file_id) == PNG_2_4MB
+    assert task.output.description == "Here it is." and not hub.work.calls

@@ -7,6 +7,7 @@ is caught here, while the attempt can still be retried, rather than stored as a 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from io import BytesIO
 
 from PIL import Image, ImageOps
@@ -78,7 +79,7 @@ def _string_after(content: bytes, pos: int) -> tuple[int, int] | None:
     return pos + 1, end
 
 
-def lifted_payload(value: str, lifted: list[memoryview]) -> str | memoryview:
+def lifted_payload(value: str, lifted: Sequence[memoryview]) -> str | memoryview:
     """The base64 a stand-in of `lift_base64` stands for, else the value itself."""
     if value.startswith("@") and value[1:].isdigit() and int(value[1:]) < len(lifted):
         return lifted[int(value[1:])]
