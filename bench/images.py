@@ -7,12 +7,15 @@ Two scenarios, each with its own processes on 127.0.0.1 (this process is the loa
           LiteLLM's proxy are each sent the same OpenAI request, `--tasks` of them at
           `--concurrency`. Reported: CPU per task and per MB of image (utime + stime of the
           server's whole process tree, read from /proc before and after), tasks/s, p50.
+  steps   CPU of each step of the answer path for one image, old way and new way, in this
+          process (`time.process_time`, median of `--tasks` repetitions).
   queue   `imagehub serve` with only the offline demo provider (1024x1024 PNGs); `--queued`
           tasks are submitted at concurrency 64 (submit latency), then, while they are still
           queued behind the demo drawing, `GET /hub/v1/tasks/{id}` is timed for `--seconds`.
 
     .venv/bin/python bench/images.py sizes                  # hub and LiteLLM, both payloads
     .venv/bin/python bench/images.py queue                  # 2,000 tasks behind the demo
+    .venv/bin/python bench/images.py steps                  # the answer path, step by step
     --hub-src DIR    run the hub from another checkout's src/ (PYTHONPATH), e.g. a previous main
     --litellm PATH   the `litellm` executable (default: bench/upstream.py's virtualenv)
 
@@ -34,7 +37,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -408,6 +411,61 @@ async def queue(args: argparse.Namespace, workdir: Path, log: Path) -> list[dict
         hub.stop()
 
 
+# ---------------------------------------------------------------- steps
+
+
+def _cases(image: bytes) -> dict[str, Callable[[], object]]:
+    """Each step of the answer path for one image, the old way and the new way."""
+    import binascii
+
+    import orjson
+    import pybase64
+
+    from imagehub.providers.images import check_image, lift_base64
+
+    text = base64.b64encode(image).decode()
+    answer = {"created": 1, "data": [{"b64_json": text}], "usage": {}}
+    body = json.dumps(answer).encode()
+    return {
+        "parse: json.loads": lambda: json.loads(body),
+        "parse: orjson.loads": lambda: orjson.loads(body),
+        "parse: lift_base64 + orjson.loads": lambda: orjson.loads(
+            lift_base64(body, b"b64_json")[0]
+        ),
+        "decode: base64.b64decode(validate=True)": lambda: base64.b64decode(text, validate=True),
+        "decode: binascii strict": lambda: binascii.a2b_base64(text, strict_mode=True),
+        "decode: pybase64 (from the bytes)": lambda: pybase64.b64decode(
+            lift_base64(body, b"b64_json")[1][0], validate=True
+        ),
+        "check: check_image (PNG CRCs)": lambda: check_image(image, "bench"),
+        "encode: base64.b64encode().decode()": lambda: base64.b64encode(image).decode(),
+        "encode: pybase64.b64encode": lambda: pybase64.b64encode(image),
+        "answer: json.dumps(dict with base64 str)": lambda: json.dumps(answer),
+    }
+
+
+def steps(args: argparse.Namespace) -> list[dict[str, Any]]:
+    rows = []
+    for name in args.payloads.split(","):
+        for case, fn in _cases(payload(name)).items():
+            fn()
+            times = []
+            for _ in range(args.tasks):
+                started = time.process_time()
+                fn()
+                times.append(time.process_time() - started)
+            row = {
+                "scenario": "steps",
+                "payload": name,
+                "step": case,
+                "cpu_ms": round(statistics.median(times) * 1000, 3),
+                "load_at_start": args.load,
+            }
+            print(json.dumps(row), flush=True)
+            rows.append(row)
+    return rows
+
+
 # ---------------------------------------------------------------- main
 
 
@@ -417,7 +475,7 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     fake_cmd = sub.add_parser("fake")
     fake_cmd.add_argument("--port", type=int, required=True)
     fake_cmd.add_argument("--image", type=Path, required=True)
-    for name in ("sizes", "queue"):
+    for name in ("sizes", "queue", "steps"):
         cmd = sub.add_parser(name)
         cmd.add_argument("--hub-src", type=Path, help="PYTHONPATH for the hub (another checkout)")
         cmd.add_argument("--litellm", help="the litellm executable")
@@ -444,6 +502,9 @@ def main(argv: list[str] | None = None) -> None:
         asyncio.run(fake(args.port, args.image.read_bytes()))
         return
     args.load = loadavg()
+    if args.command == "steps":
+        steps(args)
+        return
     with _workdir() as workdir:
         log = workdir / "processes.log"
         try:
