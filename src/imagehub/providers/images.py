@@ -19,6 +19,7 @@ from imagehub.imaging import (
     GeneratedImage,
     InputImage,
     data_uri_payload,
+    image_end,
     unb64,
 )
 from imagehub.providers.base import ResultFetcher
@@ -118,16 +119,20 @@ def _decode_checked(payload: str | memoryview, label: str) -> GeneratedImage:
 
 
 def check_image(data: bytes, label: str) -> str:
-    """The content type of complete PNG, JPEG or WebP bytes; raise if damaged or truncated."""
+    """The content type of complete PNG, JPEG or WebP bytes; raise if damaged or truncated.
+
+    The header is read, and how the image ends: a PNG's chunks are walked to its IEND (their
+    CRCs are not computed: that took 0.9 ms for 2.4 MB, and a cut file fails the walk anyway).
+    """
     try:
         with Image.open(BytesIO(data), formats=OUTPUT_FORMATS) as image:
             kind = str(image.format)
-            image.verify()  # PNG: walks every chunk and its CRC, so a cut file fails
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
         raise UpstreamUnavailable(f"{label} returned a damaged or truncated image") from None
-    # verify() does not read JPEG or WebP data through; check how they end instead
-    complete = (kind != "JPEG" or data.rstrip(b"\x00").endswith(b"\xff\xd9")) and (
-        kind != "WEBP" or int.from_bytes(data[4:8], "little") + 8 <= len(data)
+    complete = (
+        (kind != "PNG" or image_end(data) is not None)
+        and (kind != "JPEG" or data.rstrip(b"\x00").endswith(b"\xff\xd9"))
+        and (kind != "WEBP" or int.from_bytes(data[4:8], "little") + 8 <= len(data))
     )
     if not complete:
         raise UpstreamUnavailable(f"{label} returned an image that is truncated")
