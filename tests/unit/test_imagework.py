@@ -119,3 +119,7 @@ async def test_a_task_whose_worker_died_is_retried_and_succeeds():
         assert done.attempts == 2 and hub.work.crashes == 1
     finally:
         await hub.stop()
+
+
+async def test_workers_yield_the_cpu_to_the_event_loop(work: ImageWork):
+    assert await work.run(os.nice, 0) == min(19, os.nice(0) + 10)
