@@ -1,4 +1,5 @@
-"""CPU-heavy image work (demo drawing, transcodes, input decoding, previews) off the event loop.
+"""CPU-heavy image work (demo drawing, transcodes, input decoding and shrinking, uploads, previews)
+off the event loop.
 
 Pillow holds the GIL through much of its work, so a thread in the API's process still takes the
 event loop's core: with thousands of demo tasks queued, reads of the API would wait behind the

@@ -305,6 +305,7 @@ class Worker:
                 mask=mask,
                 upstream_model=route.upstream_model,
                 fetcher=self.fetcher,
+                work=self.work,
             )
             return route.provider.generate(request)
 

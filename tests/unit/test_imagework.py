@@ -10,6 +10,7 @@ import time
 from collections.abc import AsyncIterator
 
 import pytest
+from PIL import Image
 
 from imagehub import imaging
 from imagehub.catalog import Catalog
@@ -18,6 +19,7 @@ from imagehub.imagework import ImageWork
 from imagehub.media import MemoryMedia
 from imagehub.providers.base import GenerationRequest
 from imagehub.providers.demo import DemoProvider
+from imagehub.providers.inputs import InlineLimits, fit
 from imagehub.settings import Settings
 from imagehub.store import MemoryStore
 from imagehub.wakeups.notifier import Notifier
@@ -123,3 +125,12 @@ async def test_a_task_whose_worker_died_is_retried_and_succeeds():
 
 async def test_workers_yield_the_cpu_to_the_event_loop(work: ImageWork):
     assert await work.run(os.nice, 0) == min(19, os.nice(0) + 10)
+
+
+async def test_inputs_are_shrunk_to_an_upstreams_limits_in_a_worker_process(work: ImageWork):
+    data = imaging.encode(Image.effect_noise((1200, 900), 80).convert("RGB"), "png")
+    image = imaging.read_input(data, max_bytes=10**8, max_pixels=10**8)
+    limits = InlineLimits("a test upstream", each_bytes=len(data) // 4)
+    [fitted], [warning] = await asyncio.wait_for(fit((image,), limits, "route", work), BOUND)
+    assert len(fitted.data) <= limits.each_bytes and "a test upstream" in warning
+    assert work.calls == {"_fitted": 1} and os.getpid() not in work.pids

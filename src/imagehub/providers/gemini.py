@@ -128,7 +128,7 @@ class GeminiProvider(HTTPProvider):
     async def generate(self, request: GenerationRequest) -> GenerationResult:
         count = int(request.params.get("num_images", 1))
         limit = bool(request.params.get("limit_generations"))
-        images, fitted = await fit(request.images, self.limits, self.name)
+        images, fitted = await fit(request.images, self.limits, self.name, request.work)
         request = dataclasses.replace(request, images=images)
         answers, warnings = await fan_out(
             [self._call(request, i, limit) for i in range(count)], self.name

@@ -164,7 +164,7 @@ class OpenAIProvider(HTTPProvider):
     async def generate(self, request: GenerationRequest) -> GenerationResult:
         fitted: tuple[str, ...] = ()
         if request.model.is_edit:
-            images, fitted = await fit(request.images, OPENAI_EDITS, self.name)
+            images, fitted = await fit(request.images, OPENAI_EDITS, self.name, request.work)
             request = dataclasses.replace(request, images=images)
             fields, files = await edit_form(request, self.catalog)
             response = await self.http.request(
