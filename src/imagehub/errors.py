@@ -28,7 +28,8 @@
     │   │   └── UpstreamConfigError   upstream_error: the route's credentials, model id or account
     │   ├── Canceled                  canceled
     │   └── InternalError             internal_error
-    │       └── StorageFault          internal_error (retryable, not counted): disk full, ...
+    │       ├── StorageFault          internal_error (retryable, not counted): disk full, ...
+    │       └── WorkerCrashed         internal_error (retryable): an image worker process died
     ├── InvalidTransition             a bug: a task state change the state machine forbids
     ├── HubUnreachable                SDK: no answer from the hub (refused, reset, timed out)
     ├── TaskFailed                    SDK: the task ended failed or canceled (carries the task)
@@ -295,6 +296,14 @@ class StorageFault(InternalError):
     """The hub could not write its storage (disk full or out of file descriptors)."""
 
     # the task goes back to the queue until the storage recovers; the fault is not the task's
+    retryable = True
+
+
+class WorkerCrashed(InternalError):
+    """A process doing the task's image work stopped abruptly (killed or out of memory)."""
+
+    # another attempt usually succeeds; one whose image kills the process every time runs out
+    # of attempts like any other failure
     retryable = True
 
 

@@ -23,6 +23,7 @@ from imagehub.errors import (
     InvalidInputImage,
     NotFound,
 )
+from imagehub.imagework import ImageWork
 from imagehub.media import LocalMedia, MediaStore, Presigning
 from imagehub.media.previews import Previews
 from imagehub.metrics import Metrics
@@ -72,6 +73,7 @@ class Hub:
         accounts: Accounts,
         fetcher: Fetcher,
         previews: Previews,
+        work: ImageWork,
         worker: Worker | None = None,
         webhooks: WebhookSender | None = None,
         route_states: RouteStatePublisher | None = None,
@@ -82,6 +84,8 @@ class Hub:
         self.media = media
         #: resized, cached copies of stored images (`?w=`)
         self.previews = previews
+        #: the image worker processes, stopped with the hub
+        self.work = work
         self.catalog = catalog
         self.validator = validator
         self.router = router
@@ -135,6 +139,7 @@ class Hub:
         await self.fetcher.aclose()
         await self.notifier.close()
         await self.store.close()
+        await asyncio.to_thread(self.work.close)
         await asyncio.to_thread(self.tracing.shutdown)  # the spans still buffered go out
 
     async def ensure_admin_key(self) -> str | None:
@@ -354,8 +359,12 @@ class Hub:
                 ["body"], f"must be at most {self.settings.max_input_image_bytes:,} bytes", "size"
             )
         try:
-            stored, ctype = await asyncio.to_thread(
-                _checked_upload, data, self.settings.max_input_pixels
+            measured = imaging.header(data)
+            stored, ctype = await self.work.run(
+                imaging.checked_upload,
+                data,
+                self.settings.max_input_pixels,
+                pixels=measured[0] * measured[1] if measured else 0,
             )
         except InvalidInputImage as exc:
             raise InvalidInput.one(["body"], exc.message, "image") from None
@@ -471,22 +480,3 @@ def _fingerprint(
 ) -> str:
     body = json.dumps([model, input, metadata, webhook_url], sort_keys=True, default=str)
     return hashlib.sha256(body.encode()).hexdigest()
-
-
-def _checked_upload(data: bytes, max_pixels: int) -> tuple[bytes, str]:
-    """Decode an upload fully; keep its bytes when PNG, JPEG or WebP, else store it as PNG.
-
-    Bytes after the image's end are dropped (a PNG followed by HTML is a polyglot, which a
-    browser sniffing content might run); an image whose end cannot be found is re-encoded.
-    """
-    image = imaging.decode_input(
-        data, max_bytes=len(data), max_pixels=max_pixels, label="the upload"
-    )
-    end = imaging.image_end(data)
-    try:
-        content_type = imaging.measure(data)[2]
-    except ValueError:  # a GIF: its first frame, as PNG
-        return image.data, image.content_type
-    if end is None:
-        return image.data, image.content_type
-    return data[:end], content_type

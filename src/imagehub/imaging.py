@@ -5,8 +5,6 @@ budget of decoded pixels a process holds at once."""
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import contextlib
 import math
 import re
@@ -16,6 +14,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from io import BytesIO
 
+import pybase64
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from imagehub.errors import InvalidInputImage
@@ -41,6 +40,9 @@ class GeneratedImage:
 
     data: bytes
     content_type: str
+    #: the upstream's own base64 of `data`, when it sent base64: a `data:` URI reuses it
+    #: rather than encoding megabytes again
+    base64: str | memoryview | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,8 +93,17 @@ DATA_URI = re.compile(_DATA_URI_HEAD, re.IGNORECASE)
 DATA_URI_IN_TEXT = re.compile(_DATA_URI_HEAD + r"[A-Za-z0-9+/=]+", re.IGNORECASE)
 
 
+# pybase64 (SIMD) rather than the standard library's base64: a 2.4 MB image's 3.2 MB of base64
+# decode in about 0.3 ms rather than 6, and encode in 0.5 ms rather than 2.5 (bench/README.md)
+
+
 def b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
+    return pybase64.b64encode(data).decode("ascii")
+
+
+def b64_bytes(data: bytes) -> bytes:
+    """Base64 as bytes, for bodies built as bytes (no str made of megabytes on the way)."""
+    return pybase64.b64encode(data)
 
 
 def b64_length(size: int) -> int:
@@ -100,11 +111,12 @@ def b64_length(size: int) -> int:
     return (size + 2) // 3 * 4
 
 
-def unb64(payload: str) -> bytes:
-    """Strict base64 decoding; raises ValueError on anything else."""
+def unb64(payload: str | bytes | memoryview) -> bytes:
+    """Strict base64 decoding (the alphabet and the padding checked); raises ValueError on
+    anything else."""
     try:
-        return base64.b64decode(payload, validate=True)
-    except binascii.Error as exc:
+        return pybase64.b64decode(payload, validate=True)
+    except ValueError as exc:  # binascii.Error, or a str that is not ASCII
         raise ValueError("invalid base64") from exc
 
 
@@ -142,6 +154,20 @@ def read_input(
     if as_is:
         return InputImage(data, CONTENT_TYPES[fmt], image.width, image.height)
     return _as_input(image, "jpeg" if fmt == "jpeg" else "png")
+
+
+def checked_upload(data: bytes, max_pixels: int) -> tuple[bytes, str]:
+    """An uploaded image, decoded in full to check it: its own bytes when PNG, JPEG or WebP,
+    else (a GIF, or an image whose end cannot be found) its first frame as PNG.
+
+    Bytes after the image's end are dropped (a PNG followed by HTML is a polyglot, which a
+    browser sniffing content might run).
+    """
+    image, fmt, _ = _decoded_input(data, len(data), max_pixels, "the upload")
+    end = image_end(data)
+    if fmt in CONTENT_TYPES and end is not None:
+        return data[:end], CONTENT_TYPES[fmt]
+    return encode(image, "png"), "image/png"
 
 
 def _decoded_input(
@@ -243,6 +269,67 @@ def preview(data: bytes, width: int) -> bytes:
         height = max(1, round(image.height * width / image.width))
         image = image.resize((width, height), Image.Resampling.LANCZOS)
     return encode(image, "webp")
+
+
+def transcoded(data: bytes, output_format: str) -> tuple[bytes, tuple[int, int, str]]:
+    """The image in `output_format` and its measures, in one call (one trip to a worker)."""
+    data = transcode(data, output_format)
+    return data, measure(data)
+
+
+def header(data: bytes) -> tuple[int, int, str] | None:
+    """Width, height and content type of a PNG, JPEG or WebP image, read from the first bytes
+    of its header in microseconds, without Pillow; None when they do not say.
+
+    The same width and height Pillow reports (a JPEG's EXIF orientation is not applied).
+    """
+    if data.startswith(b"\x89PNG\r\n\x1a\n") and data[12:16] == b"IHDR" and len(data) >= 24:
+        return _be(data, 16, 4), _be(data, 20, 4), "image/png"
+    if data.startswith(b"\xff\xd8"):
+        return _jpeg_header(data)
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP" and len(data) >= 30:
+        return _webp_header(data)
+    return None
+
+
+def _be(data: bytes, pos: int, size: int) -> int:
+    return int.from_bytes(data[pos : pos + size], "big")
+
+
+#: start-of-frame markers: baseline, progressive, lossless... (not DHT, JPG or DAC)
+_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+
+
+def _jpeg_header(data: bytes) -> tuple[int, int, str] | None:
+    pos = 2
+    while pos + 4 <= len(data) and data[pos] == 0xFF:
+        marker = data[pos + 1]
+        if marker == 0xFF:  # a fill byte
+            pos += 1
+            continue
+        if marker in _SOF and pos + 9 <= len(data):
+            height, width = _be(data, pos + 5, 2), _be(data, pos + 7, 2)
+            return (width, height, "image/jpeg") if width and height else None
+        if marker == 0xD9 or marker == 0xDA:  # the end, or a scan before any frame header
+            return None
+        pos += 2 + _be(data, pos + 2, 2)
+    return None
+
+
+def _webp_header(data: bytes) -> tuple[int, int, str] | None:
+    chunk = data[12:16]
+    if chunk == b"VP8X":
+        width = 1 + int.from_bytes(data[24:27], "little")
+        height = 1 + int.from_bytes(data[27:30], "little")
+    elif chunk == b"VP8L" and data[20] == 0x2F:
+        bits = int.from_bytes(data[21:25], "little")
+        width, height = 1 + (bits & 0x3FFF), 1 + ((bits >> 14) & 0x3FFF)
+    elif chunk == b"VP8 " and data[23:26] == b"\x9d\x01\x2a":
+        width = int.from_bytes(data[26:28], "little") & 0x3FFF
+        height = int.from_bytes(data[28:30], "little") & 0x3FFF
+    else:
+        return None
+    return width, height, "image/webp"
 
 
 def measure(data: bytes) -> tuple[int, int, str]:

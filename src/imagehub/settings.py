@@ -85,8 +85,16 @@ class Settings(BaseSettings):
     )
     decode_budget_pixels: int = Field(
         100_000_000,
-        description="Most input pixels a worker process decodes at once (about 4 bytes each); "
-        "further decodes wait their turn.",
+        description="Most pixels a process's image work (input decoding, transcodes, demo "
+        "drawing, previews) holds at once (about 4 bytes each); further work waits its turn.",
+    )
+    image_processes: int = Field(
+        1,
+        description="Worker processes for CPU-heavy image work (demo drawing, transcodes, input "
+        "decoding, previews), so it never holds up the API's event loop; 0 runs it on threads "
+        "of the process instead. One suits 2 cores; about one per core beyond the first.",
+        ge=0,
+        le=64,
     )
     fetch_timeout_seconds: float = Field(
         20.0, description="Total time allowed to download one input image."

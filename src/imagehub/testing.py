@@ -76,6 +76,8 @@ def memory_hub(
         router = Router({}, fallback=DemoProvider(catalog))
     else:
         router = Router({}, fallback=provider)
+    # image work on threads: no worker processes for a hub that lives in one test
+    settings.setdefault("image_processes", 0)
     return build_hub(
         Settings(**settings),  # type: ignore[arg-type]
         catalog=catalog,

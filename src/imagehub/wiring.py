@@ -7,6 +7,7 @@ import socket
 from imagehub.admin import Admin
 from imagehub.catalog import Catalog, Validator
 from imagehub.hub import Hub
+from imagehub.imagework import ImageWork
 from imagehub.media import MediaStore, open_media
 from imagehub.media.previews import Previews
 from imagehub.metrics import Metrics
@@ -49,7 +50,11 @@ def build_hub(
     channel to its siblings, for wake-ups where the store has none (SQLite).
     """
     catalog = catalog or Catalog.load()
-    router = router or build_router(settings, catalog)
+    #: CPU-heavy image work (demo drawing, transcodes, input decoding, previews): its processes
+    work = ImageWork(
+        processes=settings.image_processes, budget_pixels=settings.decode_budget_pixels
+    )
+    router = router or build_router(settings, catalog, work)
     store = store or _open_store(settings)
     media = media or open_media(settings)
     notifier = notifier or open_notifier(settings, relay)
@@ -82,6 +87,7 @@ def build_hub(
             notifier=notifier,
             fetcher=fetcher,
             pricing=pricing,
+            work=work,
             tracing=tracing,
             metrics=metrics,
         )
@@ -109,7 +115,8 @@ def build_hub(
         policy=policy,
         accounts=accounts,
         fetcher=fetcher,
-        previews=Previews(media),
+        previews=Previews(media, work=work),
+        work=work,
         worker=worker,
         webhooks=webhooks,
         route_states=route_states,

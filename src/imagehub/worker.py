@@ -23,6 +23,7 @@ from imagehub.errors import (
     UpstreamConfigError,
     is_storage_fault,
 )
+from imagehub.imagework import ImageWork
 from imagehub.media import MediaStore
 from imagehub.metrics import Metrics
 from imagehub.outbound.fetch import Fetcher
@@ -75,6 +76,7 @@ class Worker:
         notifier: Notifier,
         fetcher: Fetcher,
         pricing: Pricing,
+        work: ImageWork,
         tracing: Tracing | None = None,
         metrics: Metrics | None = None,
     ) -> None:
@@ -100,8 +102,8 @@ class Worker:
         self._stopping = asyncio.Event()
         self._slot_freed = asyncio.Event()
         self._pool = ThreadPoolExecutor(4, thread_name_prefix="imagehub-media")
-        #: decoded input pixels in flight, bounded: many large inputs at once queue, not pile up
-        self._decoding = imaging.PixelBudget(settings.decode_budget_pixels)
+        #: decodes and transcodes: in worker processes, within a budget of pixels in flight
+        self.work = work
 
     # -- loops
 
@@ -349,6 +351,7 @@ class Worker:
                 mask=mask,
                 upstream_model=route.upstream_model,
                 fetcher=self.fetcher,
+                work=self.work,
             )
             with logs.about(route=route.name), self._upstream_span(task, route) as span:
                 try:
@@ -425,14 +428,14 @@ class Worker:
         return images, None
 
     async def _decode(self, data: bytes, label: str, pixels: int) -> InputImage:
-        async with self._decoding.hold(pixels):
-            return await self._cpu(
-                imaging.read_input,
-                data,
-                max_bytes=self.settings.max_input_image_bytes,
-                max_pixels=self.settings.max_input_pixels,
-                label=label,
-            )
+        return await self.work.run(
+            imaging.read_input,
+            data,
+            pixels=pixels,
+            max_bytes=self.settings.max_input_image_bytes,
+            max_pixels=self.settings.max_input_pixels,
+            label=label,
+        )
 
     async def _store_output(
         self, task: Task, model: ModelSpec, route: Route, result: GenerationResult
@@ -441,14 +444,21 @@ class Worker:
         sync = bool(task.input.get("sync_mode"))
         images = []
         for i, generated in enumerate(result.images):
+            # already in the format asked for: kept as the upstream sent it, never re-encoded
             quick = _measured_as(generated.data, fmt)
-            if quick is None:  # a re-encode: one trip off the event loop
-                data, (width, height, ctype) = await self._cpu(_transcoded, generated.data, fmt)
+            if quick is None:  # a re-encode, in a worker process
+                pixels = imaging.header(generated.data)
+                data, (width, height, ctype) = await self.work.run(
+                    imaging.transcoded,
+                    generated.data,
+                    fmt,
+                    pixels=pixels[0] * pixels[1] if pixels else 0,
+                )
             else:
                 data, (width, height, ctype) = generated.data, quick
             name = f"{task.id}-{i}.{imaging.EXTENSIONS[ctype]}"
             if sync:
-                uri = await self._cpu(imaging.data_uri, ctype, data)
+                uri = await self._data_uri(ctype, data, generated)
                 image = OutputImage(ctype, name, len(data), width, height, data_uri=uri)
             else:
                 with self.tracing.span(
@@ -466,6 +476,14 @@ class Worker:
             images=tuple(images), description=result.description, grounding=result.grounding
         )
         return Outcome(output, route.name, usage, result.warnings)
+
+    async def _data_uri(self, ctype: str, data: bytes, generated: imaging.GeneratedImage) -> str:
+        """The image as a `data:` URI: the upstream's own base64 when `data` is what it sent."""
+        payload = generated.base64
+        if payload is not None and data is generated.data:
+            text = payload if isinstance(payload, str) else str(payload, "ascii")
+            return f"data:{ctype};base64,{text}"
+        return await self._cpu(imaging.data_uri, ctype, data)
 
     async def _cpu(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         loop = asyncio.get_running_loop()
@@ -572,25 +590,11 @@ def _tokens(result: GenerationResult) -> Tokens | None:
     )
 
 
-def _transcoded(data: bytes, fmt: str) -> tuple[bytes, tuple[int, int, str]]:
-    """The image in `fmt` and its measures, in one trip to the thread pool."""
-    data = imaging.transcode(data, fmt)
-    return data, imaging.measure(data)
-
-
-#: PNG and JPEG signatures: their header reads take microseconds (a WebP's takes milliseconds)
-_QUICK_HEADERS = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff")
-
-
 def _measured_as(data: bytes, fmt: str) -> tuple[int, int, str] | None:
-    """Width, height, type of a PNG or JPEG already in `fmt`, else None: a header read only.
+    """Width, height, type of an image already in `fmt`, else None: a header read only, on the
+    loop (microseconds), with no decode.
 
-    Such an image is what `transcode` returns unchanged; a thread hop would cost more than this.
+    Such an image is what `transcode` returns unchanged: it is stored as the upstream sent it.
     """
-    if not data.startswith(_QUICK_HEADERS):
-        return None
-    try:
-        measured = imaging.measure(data)
-    except Exception:  # whatever it is, the thread path below meets it as before
-        return None
-    return measured if measured[2] == imaging.CONTENT_TYPES.get(fmt) else None
+    measured = imaging.header(data)
+    return measured if measured and measured[2] == imaging.CONTENT_TYPES.get(fmt) else None

@@ -6,7 +6,6 @@ import os
 import subprocess
 import sys
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from io import BytesIO
 from typing import Any
 
@@ -15,6 +14,7 @@ from PIL import Image, ImageStat
 
 from imagehub import imaging
 from imagehub.catalog import Catalog, Validator
+from imagehub.imagework import ImageWork
 from imagehub.providers.base import GenerationRequest, GenerationResult, InputImage, Provider
 from imagehub.providers.demo import DemoProvider
 
@@ -195,13 +195,17 @@ async def test_description_names_the_prompt_and_stays_short():
     assert edit.description == "demo edit of 1 input image(s) for: snow"
 
 
-async def test_provider_protocol_and_executor():
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        provider: Provider = DemoProvider(CATALOG, executor=pool)
+async def test_provider_protocol_and_worker_processes():
+    work = ImageWork(processes=1, budget_pixels=10**8)
+    try:
+        provider: Provider = DemoProvider(CATALOG, work)
         assert provider.name == "demo"
         result = await provider.generate(_request("nano-banana", {"prompt": "a fox"}))
         await provider.aclose()
+    finally:
+        work.close()
     assert imaging.measure(result.images[0].data) == (1024, 1024, "image/png")
+    assert work.calls == {"draw": 1}
 
 
 # ---------------------------------------------------------------- edits

@@ -21,6 +21,7 @@ LAYERS: list[set[str]] = [
     {"errors", "tracing"},  # one tree of errors (names `schemas.TaskOut` for typing only); spans
     {"tasks", "catalog", "imaging", "client", "logs"},  # the domain; image bytes; the SDK; logs
     {"tenancy.types", "webhooks.types"},  # the domain values of keys and deliveries (see TYPES)
+    {"imagework"},  # image work in worker processes, for providers, media and the worker
     {"store", "media", "providers", "render", "wakeups", "metrics"},  # behind protocols
     {"routing", "outbound", "tenancy"},  # routes over providers; outbound HTTP; keys and limits
     {"webhooks"},  # signed deliveries, written with a task's finish

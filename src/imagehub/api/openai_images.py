@@ -6,8 +6,6 @@ hub key. Each request is an ordinary hub task (history, limits, restarts), held 
 
 from __future__ import annotations
 
-import asyncio
-import base64
 import logging
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
@@ -18,6 +16,7 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
+from starlette.types import Receive, Scope, Send
 
 from imagehub.api import openai_wire
 from imagehub.api.deps import BaseUrlDep, CallerDep, HubDep
@@ -221,25 +220,34 @@ async def _answer(
     if task.status != TaskStatus.SUCCEEDED:
         status, body = openai_wire.task_error(task)
         return JSONBody(body, status_code=status, headers={**headers, **_NO_RETRY})
-    data = [await _image(hub, image.file_id, response_format, base_url) for image in _files(task)]
-    return JSONBody(openai_wire.images_response(task, data), headers=headers)
+    if response_format == "url":
+        urls = [file_url(base_url, image.file_id or "") for image in _files(task)]
+        answer = openai_wire.url_answer(task, urls)
+        return Response(answer, media_type="application/json", headers=headers)
+    stored = [await hub.file(image.file_id or "") for image in _files(task)]
+    return PartsResponse(openai_wire.b64_answer(task, stored), headers)
+
+
+class PartsResponse(Response):
+    """A JSON body sent in parts, never joined: megabytes of base64 are not copied once more."""
+
+    media_type = "application/json"
+
+    def __init__(self, parts: list[bytes], headers: dict[str, str]) -> None:
+        super().__init__(headers=headers)
+        self.parts = parts
+        self.headers["content-length"] = str(sum(len(part) for part in parts))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        start = {"type": "http.response.start", "status": self.status_code}
+        await send({**start, "headers": self.raw_headers})
+        for i, part in enumerate(self.parts, 1):
+            more = i < len(self.parts)
+            await send({"type": "http.response.body", "body": part, "more_body": more})
 
 
 def _files(task: Task) -> list[OutputImage]:
     return list(task.output.images) if task.output else []
-
-
-async def _image(
-    hub: Hub, file_id: str | None, response_format: str | None, base_url: str
-) -> dict[str, str]:
-    if response_format == "url":
-        return {"url": file_url(base_url, file_id or "")}
-    data = await hub.file(file_id or "")
-    return {"b64_json": await asyncio.to_thread(_b64, data)}
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
 
 
 def _error(exc: HubError) -> JSONResponse:

@@ -9,6 +9,7 @@ import math
 import re
 from typing import Any, Literal
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from imagehub.catalog import Catalog, ModelSpec
@@ -24,6 +25,7 @@ from imagehub.errors import (
     RateLimited,
     Unauthorized,
 )
+from imagehub.imaging import b64_bytes
 from imagehub.tasks import Task
 
 #: the model used when a request names none (OpenAI's own default is a DALL-E model)
@@ -221,6 +223,29 @@ def images_response(task: Task, data: list[dict[str, str]]) -> dict[str, Any]:
     if "quality" in task.input:
         body["quality"] = task.input["quality"]
     return body
+
+
+def url_answer(task: Task, urls: list[str]) -> bytes:
+    """The JSON body of a successful answer with `response_format: url`."""
+    return orjson.dumps(images_response(task, [{"url": url} for url in urls]))
+
+
+#: where the images go in the JSON orjson writes for the rest of a `b64_json` answer
+_DATA = b'"data":[]'
+
+
+def b64_answer(task: Task, images: list[bytes]) -> list[bytes]:
+    """The JSON body of a successful `b64_json` answer, in parts to send one after the other:
+    each image's base64 goes into the JSON as it is (base64 needs no escaping), never copied
+    into a str, scanned by a JSON encoder or joined with the rest; orjson writes the rest."""
+    head, data, tail = orjson.dumps(images_response(task, [])).partition(_DATA)
+    if not data:
+        raise AssertionError("images_response lost its data field")
+    parts = [head + b'"data":[']
+    for i, image in enumerate(images):
+        parts += [b',{"b64_json":"' if i else b'{"b64_json":"', b64_bytes(image), b'"}']
+    parts.append(b"]" + tail)
+    return parts
 
 
 def _usage(task: Task) -> dict[str, Any]:

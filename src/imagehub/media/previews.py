@@ -15,7 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum
 
-from imagehub.imaging import preview
+from imagehub.imagework import ImageWork
+from imagehub.imaging import header, preview
 from imagehub.media import MediaStore
 
 
@@ -45,8 +46,11 @@ class Previews:
         max_bytes: int = 32 * 1024 * 1024,
         max_age: float = 600.0,
         clock: Callable[[], float] = time.monotonic,
+        work: ImageWork | None = None,
     ) -> None:
         self.media = media
+        #: where previews are made (worker processes); None: a thread of this process
+        self.work = work
         self.max_bytes = max_bytes
         self.max_age = max_age
         self.clock = clock
@@ -67,7 +71,12 @@ class Previews:
         original = await self.media.get(file_id)
         if original is None:
             return None
-        data = await asyncio.to_thread(preview, original, width)
+        if self.work is None:
+            data = await asyncio.to_thread(preview, original, width)
+        else:
+            measured = header(original)
+            pixels = measured[0] * measured[1] if measured else 0
+            data = await self.work.run(preview, original, width, pixels=pixels)
         self._keep(key, data)
         return data
 

@@ -8,6 +8,7 @@ from typing import Any, Protocol
 from imagehub.catalog import ModelSpec
 
 # the image value types live with the image helpers; re-exported here for compatibility
+from imagehub.imagework import ImageWork
 from imagehub.imaging import GeneratedImage, InputImage
 from imagehub.tasks import Grounding
 
@@ -39,6 +40,9 @@ class GenerationRequest:
     upstream_model: str = ""
     #: fetches result images linked by URL; without it such answers are refused
     fetcher: ResultFetcher | None = None
+    #: where CPU-heavy image work (shrinking inputs to an upstream's limits) runs: the
+    #: worker's image processes; None: a thread
+    work: ImageWork | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,7 +6,6 @@ import asyncio
 import hashlib
 import random
 import textwrap
-from concurrent.futures import Executor
 from io import BytesIO
 from typing import ClassVar
 
@@ -14,6 +13,7 @@ from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 from imagehub import imaging
 from imagehub.catalog import Catalog, output_size
+from imagehub.imagework import ImageWork
 from imagehub.providers.base import (
     GeneratedImage,
     GenerationRequest,
@@ -36,37 +36,64 @@ class DemoProvider:
     #: the route kind: tasks it serves are free (prices.toml)
     kind: ClassVar[str] = "demo"
 
-    def __init__(self, catalog: Catalog, executor: Executor | None = None) -> None:
+    def __init__(self, catalog: Catalog, work: ImageWork | None = None) -> None:
         self.catalog = catalog
-        self._executor = executor
+        #: where the drawing runs (worker processes); None: a thread of this process
+        self._work = work
 
     async def generate(self, request: GenerationRequest) -> GenerationResult:
         """Make `num_images` images of the requested size and format, off the event loop."""
-        loop = asyncio.get_running_loop()
         count = int(request.params.get("num_images", 1))
-        jobs = [loop.run_in_executor(self._executor, self.render, request, i) for i in range(count)]
+        jobs = [self._draw(request, i) for i in range(count)]
         images = await asyncio.gather(*jobs)
         return GenerationResult(images=tuple(images), description=_description(request))
 
     async def aclose(self) -> None:
         return None
 
+    async def _draw(self, request: GenerationRequest, index: int) -> GeneratedImage:
+        sketch = self.sketch(request, index)
+        if self._work is None:
+            return await asyncio.to_thread(draw, *sketch)
+        width, height = sketch[2]
+        return await self._work.run(draw, *sketch, pixels=width * height)
+
     def render(self, request: GenerationRequest, index: int = 0) -> GeneratedImage:
         """Draw and encode image `index` of a request (synchronous)."""
+        return draw(*self.sketch(request, index))
+
+    def sketch(self, request: GenerationRequest, index: int) -> _Sketch:
+        """What `draw` needs, as plain values a worker process can receive."""
         prompt = str(request.params.get("prompt", ""))
         seed = _seed(request.params.get("seed"), prompt) + index
         first = request.images[0] if request.model.is_edit and request.images else None
         first_size = (first.width, first.height) if first else None
         size = output_size(self.catalog, request.model, request.params, first_size)
-        if first is None:
-            image = _draw_picture(prompt, seed, size)
-        else:
-            image = _draw_edit(first, request.mask, prompt, seed, size)
-            _paste_thumbnails(image, request.images[1:])
-        _draw_banner(image, prompt)
+        images = request.images if first is not None else ()
         output_format = str(request.params.get("output_format", "png"))
-        data = imaging.encode(image, output_format)
-        return GeneratedImage(data=data, content_type=imaging.CONTENT_TYPES[output_format])
+        return prompt, seed, size, output_format, images, request.mask
+
+
+_Sketch = tuple[str, int, tuple[int, int], str, tuple[InputImage, ...], InputImage | None]
+
+
+def draw(
+    prompt: str,
+    seed: int,
+    size: tuple[int, int],
+    output_format: str,
+    images: tuple[InputImage, ...] = (),
+    mask: InputImage | None = None,
+) -> GeneratedImage:
+    """Draw and encode one image: from the prompt, or an edit of `images[0]` when given."""
+    if not images:
+        image = _draw_picture(prompt, seed, size)
+    else:
+        image = _draw_edit(images[0], mask, prompt, seed, size)
+        _paste_thumbnails(image, images[1:])
+    _draw_banner(image, prompt)
+    data = imaging.encode(image, output_format)
+    return GeneratedImage(data=data, content_type=imaging.CONTENT_TYPES[output_format])
 
 
 def _description(request: GenerationRequest) -> str:

@@ -151,7 +151,7 @@ class FalProvider(HTTPProvider):
         return {"Authorization": f"Key {self.secret}"}
 
     async def generate(self, request: GenerationRequest) -> GenerationResult:
-        images, fitted = await fit(request.images, DATA_URIS, self.name)
+        images, fitted = await fit(request.images, DATA_URIS, self.name, request.work)
         job = await self._submit(dataclasses.replace(request, images=images))
         try:
             await self._wait(job)

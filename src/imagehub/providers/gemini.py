@@ -38,6 +38,7 @@ from imagehub.providers.google import (
     THRESHOLDS,
 )
 from imagehub.providers.http import Answer, HTTPProvider
+from imagehub.providers.images import lift_base64
 from imagehub.providers.inputs import GEMINI_API, VERTEX_AI, InlineLimits, fit
 
 
@@ -127,7 +128,7 @@ class GeminiProvider(HTTPProvider):
     async def generate(self, request: GenerationRequest) -> GenerationResult:
         count = int(request.params.get("num_images", 1))
         limit = bool(request.params.get("limit_generations"))
-        images, fitted = await fit(request.images, self.limits, self.name)
+        images, fitted = await fit(request.images, self.limits, self.name, request.work)
         request = dataclasses.replace(request, images=images)
         answers, warnings = await fan_out(
             [self._call(request, i, limit) for i in range(count)], self.name
@@ -150,7 +151,10 @@ class GeminiProvider(HTTPProvider):
         )
         if response.status_code != 200:
             raise self._error(response)
-        return await parse_answer(self.http.json(response), limit=limit, label=self.name)
+        # the images' base64 (`inlineData.data`) is decoded from the bytes read, not parsed
+        content, lifted = lift_base64(response.content, b"data")
+        body = self.http.json(dataclasses.replace(response, content=content))
+        return await parse_answer(body, limit=limit, label=self.name, lifted=lifted)
 
     def _error(self, response: Answer) -> TaskError:
         try:

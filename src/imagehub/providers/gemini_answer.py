@@ -6,6 +6,7 @@ billed as output, web search grounding, and a 200 answer without an image as a f
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,7 +16,7 @@ from imagehub.errors import ContentPolicyViolation, NoImageGenerated, TaskError
 from imagehub.providers.base import GeneratedImage
 from imagehub.providers.google import BLOCKED
 from imagehub.providers.http import parse_duration
-from imagehub.providers.images import decode_b64_image
+from imagehub.providers.images import decode_b64_image, lifted_payload
 from imagehub.providers.lenient import Lenient, VendorModel, present
 from imagehub.tasks import Grounding, Source
 
@@ -144,8 +145,12 @@ class ErrorBody(VendorModel):
     error: Lenient[GeminiError] = None
 
 
-async def parse_answer(body: dict[str, Any], *, limit: bool, label: str) -> CallAnswer:
-    """Final images and text of one answer; thought parts dropped; no image is an error."""
+async def parse_answer(
+    body: dict[str, Any], *, limit: bool, label: str, lifted: Sequence[memoryview] = ()
+) -> CallAnswer:
+    """Final images and text of one answer; thought parts dropped; no image is an error.
+
+    `lifted`: the base64 strings `lift_base64` cut out of the body, which stand-ins name."""
     answer = GeminiAnswer.model_validate(body)
     feedback = answer.promptFeedback
     if feedback is not None and feedback.blockReason:
@@ -160,7 +165,7 @@ async def parse_answer(body: dict[str, Any], *, limit: bool, label: str) -> Call
         raise _no_image(candidate, texts, label)
     if limit:
         payloads = payloads[-1:]
-    images = [await decode_b64_image(data, label) for data in payloads]
+    images = [await decode_b64_image(lifted_payload(data, lifted), label) for data in payloads]
     usage = answer.usageMetadata or _Usage()
     grounding = candidate.groundingMetadata.grounding() if candidate.groundingMetadata else None
     return CallAnswer(

@@ -18,13 +18,13 @@ Messages name the route and quote the upstream's own words, with the route's sec
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from io import BytesIO
 from typing import Any
 
 import aiohttp
+import orjson
 from pydantic import SecretStr
 
 from imagehub.errors import (
@@ -115,7 +115,7 @@ class UpstreamHTTP:
             body = _form(data or {}, files or [])
         elif json_body is not None:
             # a stream, not bytes: aiohttp writes large bytes in one go, holding the event loop
-            body = BytesIO(json.dumps(json_body).encode())
+            body = BytesIO(orjson.dumps(json_body))
             headers = {**(headers or {}), "Content-Type": "application/json"}
         try:
             async with self._client().request(
@@ -152,8 +152,9 @@ class UpstreamHTTP:
     def json(self, response: Answer) -> dict[str, Any]:
         """The JSON object of a response; a malformed body is a retryable failure."""
         try:
-            body = json.loads(response.content)
-        except (ValueError, UnicodeDecodeError):
+            # orjson: a multi-megabyte base64 image parses several times faster than with json
+            body = orjson.loads(response.content)
+        except orjson.JSONDecodeError:
             raise UpstreamUnavailable(
                 f"{self.label} returned a malformed (non-JSON or truncated) answer "
                 f"with HTTP {response.status_code}"

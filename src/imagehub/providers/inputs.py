@@ -8,6 +8,7 @@ import asyncio
 from dataclasses import dataclass
 
 from imagehub.errors import UpstreamError
+from imagehub.imagework import ImageWork
 from imagehub.imaging import FORMATS, InputImage, b64_length, shrink
 
 #: what every upstream the hub speaks to reads (HEIC too on Gemini, but inputs never are HEIC)
@@ -42,9 +43,13 @@ DATA_URIS = InlineLimits("the upstream")
 
 
 async def fit(
-    images: tuple[InputImage, ...], limits: InlineLimits, route: str
+    images: tuple[InputImage, ...],
+    limits: InlineLimits,
+    route: str,
+    work: ImageWork | None = None,
 ) -> tuple[tuple[InputImage, ...], tuple[str, ...]]:
-    """The images as the upstream accepts them, and a warning for each one changed."""
+    """The images as the upstream accepts them, and a warning for each one changed (the
+    shrinking on `work`'s processes when given, else on a thread)."""
     if limits.count is not None and len(images) > limits.count:
         raise UpstreamError(
             f"route {route} takes at most {limits.count} input images; {len(images)} were given"
@@ -52,7 +57,10 @@ async def fit(
     targets = _targets(images, limits)
     if not any(target is not None for target in targets):
         return images, ()
-    return await asyncio.to_thread(_fitted, images, targets, limits)
+    if work is None:
+        return await asyncio.to_thread(_fitted, images, targets, limits)
+    pixels = sum(i.width * i.height for i, t in zip(images, targets, strict=True) if t is not None)
+    return await work.run(_fitted, images, targets, limits, pixels=pixels)
 
 
 def _targets(images: tuple[InputImage, ...], limits: InlineLimits) -> list[int | None]:

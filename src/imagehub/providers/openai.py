@@ -28,7 +28,13 @@ from imagehub.providers.base import (
     ResultFetcher,
 )
 from imagehub.providers.http import Answer, HTTPProvider, UpstreamHTTP
-from imagehub.providers.images import alpha_mask, decode_b64_image, fetch_linked
+from imagehub.providers.images import (
+    alpha_mask,
+    decode_b64_image,
+    fetch_linked,
+    lift_base64,
+    lifted_payload,
+)
 from imagehub.providers.inputs import OPENAI_EDITS, fit
 from imagehub.providers.lenient import Lenient, VendorModel, present
 
@@ -158,7 +164,7 @@ class OpenAIProvider(HTTPProvider):
     async def generate(self, request: GenerationRequest) -> GenerationResult:
         fitted: tuple[str, ...] = ()
         if request.model.is_edit:
-            images, fitted = await fit(request.images, OPENAI_EDITS, self.name)
+            images, fitted = await fit(request.images, OPENAI_EDITS, self.name, request.work)
             request = dataclasses.replace(request, images=images)
             fields, files = await edit_form(request, self.catalog)
             response = await self.http.request(
@@ -178,17 +184,24 @@ class OpenAIProvider(HTTPProvider):
         if response.status_code != 200:
             raise self._error(response)
         wanted = int(request.params.get("num_images", 1))
-        result = await self._result(self.http.json(response), wanted, request.fetcher)
+        # the images' base64 is decoded from the bytes read, never parsed into a str first
+        content, lifted = lift_base64(response.content, b"b64_json")
+        body = self.http.json(dataclasses.replace(response, content=content))
+        result = await self._result(body, wanted, request.fetcher, lifted)
         return dataclasses.replace(result, warnings=fitted + result.warnings)
 
     async def _result(
-        self, body: dict[str, Any], wanted: int, fetcher: ResultFetcher | None
+        self,
+        body: dict[str, Any],
+        wanted: int,
+        fetcher: ResultFetcher | None,
+        lifted: list[memoryview] | None = None,
     ) -> GenerationResult:
         answer = ImagesAnswer.model_validate(body)
         data = answer.images(linked=fetcher is not None)
         if not data:
             raise NoImageGenerated(f"{self.name} answered without an image")
-        images = tuple([await self._image(d, fetcher) for d in data])
+        images = tuple([await self._image(d, fetcher, lifted or []) for d in data])
         usage = answer.usage or _Usage()
         warnings: tuple[str, ...] = ()
         if len(images) < wanted:
@@ -202,9 +215,12 @@ class OpenAIProvider(HTTPProvider):
             warnings=warnings,
         )
 
-    async def _image(self, datum: _Datum, fetcher: ResultFetcher | None) -> GeneratedImage:
+    async def _image(
+        self, datum: _Datum, fetcher: ResultFetcher | None, lifted: list[memoryview]
+    ) -> GeneratedImage:
         if datum.b64_json or fetcher is None or datum.url is None:
-            return await decode_b64_image(datum.b64_json or "", self.name)
+            payload = lifted_payload(datum.b64_json or "", lifted)
+            return await decode_b64_image(payload, self.name)
         return await fetch_linked(datum.url, fetcher, self.name)
 
     def _error(self, response: Answer) -> TaskError:

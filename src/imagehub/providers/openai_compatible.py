@@ -174,7 +174,7 @@ class OpenAICompatibleProvider(HTTPProvider):
     async def generate(self, request: GenerationRequest) -> GenerationResult:
         count = int(request.params.get("num_images", 1))
         limit = bool(request.params.get("limit_generations"))
-        images, fitted = await fit(request.images, DATA_URIS, self.name)
+        images, fitted = await fit(request.images, DATA_URIS, self.name, request.work)
         request = dataclasses.replace(request, images=images)
         answers, warnings = await fan_out(
             [self._call(request, i, limit) for i in range(count)], self.name

@@ -23,6 +23,7 @@ from pathlib import Path
 from pydantic import SecretStr, ValidationError
 
 from imagehub.catalog import Catalog, ModelSpec
+from imagehub.imagework import ImageWork
 from imagehub.providers.demo import DemoProvider
 from imagehub.routing.capabilities import honours_of
 from imagehub.routing.entry import ProviderKind, RouteEntry, RoutesConfigError
@@ -33,8 +34,9 @@ from imagehub.settings import Settings
 __all__ = ["RouteEntry", "RoutesConfigError", "build_router", "log_routes", "make_provider"]
 
 
-def build_router(settings: Settings, catalog: Catalog) -> Router:
-    """Every route the settings describe, plus the demo fallback when it is on."""
+def build_router(settings: Settings, catalog: Catalog, work: ImageWork | None = None) -> Router:
+    """Every route the settings describe, plus the demo fallback when it is on (drawing on
+    `work`'s processes when given)."""
     entries = environment_entries(settings) + file_entries(settings.routes_file)
     names = [entry.label for entry in entries]
     duplicates = sorted({n for n in names if names.count(n) > 1})
@@ -46,7 +48,7 @@ def build_router(settings: Settings, catalog: Catalog) -> Router:
             routes.setdefault(model_id, []).append(route)
     # unset: the demo serves only a hub without any upstream (the keyless quickstart)
     demo = settings.demo if settings.demo is not None else not routes
-    fallback = DemoProvider(catalog) if demo else None
+    fallback = DemoProvider(catalog, work) if demo else None
     return Router(routes, fallback=fallback, hints=_hints(catalog))
 
 
