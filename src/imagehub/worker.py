@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
@@ -24,13 +25,14 @@ from imagehub.errors import (
 )
 from imagehub.media import MediaStore
 from imagehub.outbound.fetch import Fetcher
-from imagehub.providers import GenerationRequest, GenerationResult, InputImage
+from imagehub.providers import GeneratedImage, GenerationRequest, GenerationResult, InputImage
 from imagehub.routing.policy import FailurePolicy
 from imagehub.routing.router import Route, Router
 from imagehub.settings import Settings
 from imagehub.store import TaskStore
 from imagehub.tasks import (
     OutputImage,
+    PartialImage,
     Task,
     TaskFailure,
     TaskOutput,
@@ -54,6 +56,8 @@ class Outcome:
     provider: str
     usage: Usage
     warnings: tuple[str, ...]
+    #: the previews the upstream streamed on the way (`partial_images`)
+    partials: tuple[PartialImage, ...] = ()
 
 
 class Worker:
@@ -278,6 +282,7 @@ class Worker:
                     warnings=task.warnings + outcome.warnings,
                     error=None,
                     finished_at=utcnow(),
+                    partials=outcome.partials,
                 )
             )
 
@@ -287,15 +292,17 @@ class Worker:
         if model is None:
             raise InternalError(f"model {task.model!r} is no longer in the catalog")
         # only routes that honour every parameter (the routes may have changed since submit)
-        routes = self.router.routes(model, task.input)
+        routes = self.router.routes(model, task.input, partial_images=task.partial_images)
         if not routes:
             raise UpstreamConfigError(
                 f"no upstream route serves {model.id} with this input on this hub, and the demo "
                 "provider is off"
             )
         images, mask = await self._inputs(task)
+        previews = Previews(self, task)
 
-        def generate(route: Route) -> Awaitable[GenerationResult]:
+        async def generate(route: Route) -> GenerationResult:
+            await previews.restart()  # a route taking over draws its previews anew
             request = GenerationRequest(
                 model=model,
                 params=task.input,
@@ -303,12 +310,19 @@ class Worker:
                 mask=mask,
                 upstream_model=route.upstream_model,
                 fetcher=self.fetcher,
+                partial_images=task.partial_images,
+                on_partial=previews.keep if task.partial_images else None,
             )
-            return route.provider.generate(request)
+            return await route.provider.generate(request)
 
         # failover between the routes, in the failure policy's order
-        route, result = await self.policy.run(routes, generate)
-        return await self._store_output(task, model, route, result)
+        try:
+            route, result = await self.policy.run(routes, generate)
+        except BaseException:
+            await previews.restart()  # a failed attempt leaves no previews behind
+            raise
+        outcome = await self._store_output(task, model, route, result)
+        return dataclasses.replace(outcome, partials=previews.kept)
 
     async def _inputs(self, task: Task) -> tuple[tuple[InputImage, ...], InputImage | None]:
         if "image_urls" not in task.input and "mask_url" not in task.input:
@@ -443,6 +457,45 @@ class Worker:
                 log.warning("could not write the outcome of task %s yet; retrying", task.id)
             await asyncio.sleep(delay * random.uniform(0.8, 1.2))
             delay = min(delay * 2, 2.0)
+
+
+class Previews:
+    """One attempt's previews (`partial_images`): each stored as a file, then recorded on the
+    task (fenced by its lease) so that every process's event streams can announce it."""
+
+    def __init__(self, worker: Worker, task: Task) -> None:
+        self.worker = worker
+        self.task = task
+        self.kept: tuple[PartialImage, ...] = ()
+
+    async def keep(self, index: int, image: GeneratedImage) -> None:
+        worker = self.worker
+        width, height, ctype = await worker._cpu(imaging.measure, image.data)
+        file_id = await worker.media.put(image.data, ctype)
+        if index < 0:  # the upstream did not number it
+            index = len(self.kept)
+        self.kept += (PartialImage(index, file_id, ctype, width, height),)
+        await self._record()
+
+    async def restart(self) -> None:
+        """Forget (and delete) the previews kept so far."""
+        if not self.kept:
+            return
+        dropped, self.kept = self.kept, ()
+        await self._record()
+        for partial in dropped:
+            with contextlib.suppress(Exception):
+                await self.worker.media.delete(partial.file_id)
+
+    async def _record(self) -> None:
+        # a preview is a courtesy: a store hiccup here must not fail the image being drawn
+        try:
+            written = await self.worker.store.set_partials(self.task.replace(partials=self.kept))
+        except Exception as exc:
+            log.warning("task %s: could not record a preview (%s)", self.task.id, exc)
+            return
+        if written:
+            self.worker.notifier.task_changed(self.task.id, ready=False)
 
 
 def _tokens(result: GenerationResult) -> Tokens | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -16,6 +17,7 @@ __all__ = [
     "GenerationRequest",
     "GenerationResult",
     "InputImage",
+    "PartialSink",
     "Provider",
     "ResultFetcher",
 ]
@@ -25,6 +27,10 @@ class ResultFetcher(Protocol):
     """Downloads an image an upstream linked to instead of sending it (the hub's safe fetcher)."""
 
     async def fetch_result(self, url: str, label: str, *, max_bytes: int) -> bytes: ...
+
+
+#: takes each preview an upstream streams while it draws: its index (from 0) and the image
+PartialSink = Callable[[int, GeneratedImage], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +45,10 @@ class GenerationRequest:
     upstream_model: str = ""
     #: fetches result images linked by URL; without it such answers are refused
     fetcher: ResultFetcher | None = None
+    #: previews to ask the upstream to stream (0: none; only routes that honour it get > 0)
+    partial_images: int = 0
+    #: where the previews go, as they arrive
+    on_partial: PartialSink | None = None
 
 
 @dataclass(frozen=True, slots=True)
