@@ -261,10 +261,11 @@ async def test_a_preview_of_a_canceled_task_is_not_kept(upstream, streaming, ope
     await asyncio.wait_for(until(openai_hub, task.id, lambda t: len(t.partials) == 1), 30)
     media = openai_hub.media.files  # type: ignore[attr-defined]
     assert len(media) == 1
+    assert openai_hub.worker is not None
+    runner = openai_hub.worker._running[task.id]
     canceled = await openai_hub.cancel(TENANT, task.id)
     assert canceled.status == "canceled" and canceled.partials == ()
-    # the abandoned attempt deletes the preview it stored
-    async with asyncio.timeout(10):
-        while media:
-            await asyncio.sleep(0.02)
+    await asyncio.wait([runner], timeout=10)
+    assert runner.done()
+    assert media == {}  # the abandoned attempt deleted the preview it stored
     streaming.gate.set()
