@@ -34,6 +34,7 @@ class TaskCreate(_Wire):
         0,
         ge=0,
         le=3,
+        strict=True,
         description="Previews to stream while the image is drawn (0 to 3; gpt-image-2 on "
         "OpenAI routes only): each is stored and announced as a `partial_image` event on "
         "/events. A route that cannot stream them refuses the submit (422).",
