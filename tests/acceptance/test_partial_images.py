@@ -15,6 +15,7 @@ from typing import Any
 import openai
 import pytest
 
+from imagehub.client import Client
 from tests.acceptance.conftest import KEY, Server
 from tests.acceptance.test_routing_truth import ThreadedUpstream
 from tests.providers.fake_upstream import FakeUpstream
@@ -128,3 +129,16 @@ def test_the_openai_package_streams_previews_as_they_are_drawn(server: Server, l
         "image_generation.partial_image",
         "image_generation.completed",
     ]
+
+
+def test_the_hub_sdk_asks_for_previews_and_reads_them_on_the_task(server: Server, live):
+    _, upstream = live
+    with Client(server.url, KEY) as hub:
+        task = hub.submit("gpt-image-2", prompt="a harbour", partial_images=1)
+        assert task.partial_images == 1
+        done = hub.wait(task.task_id, 60)
+    assert done.status == "succeeded"
+    (partial,) = done.partials
+    assert (partial.index, partial.width, partial.height) == (0, 1024, 1024)
+    (request,) = upstream.requests("POST", "/images/generations")
+    assert request.json()["partial_images"] == 1
