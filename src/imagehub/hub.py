@@ -175,7 +175,7 @@ class Hub:
 
         `key` is charged (its concurrency limit and budget; 429 past them); `base_url` is where
         clients reach the hub, for the file URLs of the task's webhook. `partial_images` asks
-        for that many previews while the image is drawn (routes that stream them only).
+        for that many partial images while the image is drawn (routes that stream them only).
         """
         valid = self.validator.validate(model, input)
         _check_partial_images(partial_images, valid.params)
@@ -297,7 +297,7 @@ class Hub:
                     )
 
     async def events(self, tenant_id: str, task_id: str) -> AsyncIterator[Task]:
-        """The task on every change (a preview stored included), ending with the ready one."""
+        """The task on every change (a partial image stored included), ending with the ready one."""
         last: tuple[TaskStatus, int, int] | None = None
         while True:
             with self.notifier.watch(task_id) as changed:
@@ -450,13 +450,13 @@ def _check_partial_images(count: int, params: dict[str, Any]) -> None:
     if int(params.get("num_images", 1)) != 1:
         raise InvalidInput.one(
             ["partial_images"],
-            "needs num_images 1: the upstream's stream does not say which image a preview is of",
+            "needs num_images 1: the upstream's stream does not say which image a partial is of",
             "unsupported",
         )
     if params.get("sync_mode"):
         raise InvalidInput.one(
             ["partial_images"],
-            "cannot be combined with sync_mode: previews are stored files, sync_mode keeps none",
+            "cannot be combined with sync_mode: partial images are stored files; it keeps none",
             "unsupported",
         )
 

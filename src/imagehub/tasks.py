@@ -161,7 +161,7 @@ class TaskOutput:
 
 @dataclass(frozen=True, slots=True)
 class PartialImage:
-    """A preview an upstream streamed while drawing (OpenAI's `partial_images`), stored as a
+    """A partial image an upstream streamed while drawing (OpenAI's `partial_images`), stored as a
     file; `index` counts from 0 within the attempt that drew it."""
 
     index: int
@@ -178,7 +178,7 @@ class PartialImage:
         return cls(**data)
 
 
-#: the most previews a task may ask for (OpenAI's `partial_images` is 0 to 3)
+#: the most partial images a task may ask for (OpenAI's `partial_images` is 0 to 3)
 MAX_PARTIAL_IMAGES = 3
 
 
@@ -262,9 +262,9 @@ class Task:
     lease_expires_at: datetime | None = None
     #: fencing token: grows on every claim; every write of an attempt is guarded by it
     lease_token: int = 0
-    #: how many previews the client asked to see while the image is drawn (0: none)
+    #: how many partial images the client asked to see while the image is drawn (0: none)
     partial_images: int = 0
-    #: the previews of the current (or succeeded) attempt, in the order they came
+    #: the partial images of the current (or succeeded) attempt, in the order they came
     partials: tuple[PartialImage, ...] = ()
 
     @property

@@ -56,7 +56,7 @@ class Outcome:
     provider: str
     usage: Usage
     warnings: tuple[str, ...]
-    #: the previews the upstream streamed on the way (`partial_images`)
+    #: the partial images the upstream streamed on the way (`partial_images`)
     partials: tuple[PartialImage, ...] = ()
 
 
@@ -299,10 +299,10 @@ class Worker:
                 "provider is off"
             )
         images, mask = await self._inputs(task)
-        previews = Previews(self, task)
+        partials = Partials(self, task)
 
         async def generate(route: Route) -> GenerationResult:
-            await previews.restart()  # a route taking over draws its previews anew
+            await partials.restart()  # a route taking over draws its partial images anew
             request = GenerationRequest(
                 model=model,
                 params=task.input,
@@ -311,7 +311,7 @@ class Worker:
                 upstream_model=route.upstream_model,
                 fetcher=self.fetcher,
                 partial_images=task.partial_images,
-                on_partial=previews.keep if task.partial_images else None,
+                on_partial=partials.keep if task.partial_images else None,
             )
             return await route.provider.generate(request)
 
@@ -319,10 +319,10 @@ class Worker:
         try:
             route, result = await self.policy.run(routes, generate)
         except BaseException:
-            await previews.restart()  # a failed attempt leaves no previews behind
+            await partials.restart()  # a failed attempt leaves no partial images behind
             raise
         outcome = await self._store_output(task, model, route, result)
-        return dataclasses.replace(outcome, partials=previews.kept)
+        return dataclasses.replace(outcome, partials=partials.kept)
 
     async def _inputs(self, task: Task) -> tuple[tuple[InputImage, ...], InputImage | None]:
         if "image_urls" not in task.input and "mask_url" not in task.input:
@@ -459,8 +459,8 @@ class Worker:
             delay = min(delay * 2, 2.0)
 
 
-class Previews:
-    """One attempt's previews (`partial_images`): each stored as a file, then recorded on the
+class Partials:
+    """One attempt's partial images (`partial_images`): each stored as a file, then recorded on the
     task (fenced by its lease) so that every process's event streams can announce it."""
 
     def __init__(self, worker: Worker, task: Task) -> None:
@@ -478,7 +478,7 @@ class Previews:
         await self._record()
 
     async def restart(self) -> None:
-        """Forget (and delete) the previews kept so far."""
+        """Forget (and delete) the partial images kept so far."""
         if not self.kept:
             return
         dropped, self.kept = self.kept, ()
@@ -488,11 +488,11 @@ class Previews:
                 await self.worker.media.delete(partial.file_id)
 
     async def _record(self) -> None:
-        # a preview is a courtesy: a store hiccup here must not fail the image being drawn
+        # a partial image is a courtesy: a store hiccup here must not fail the image being drawn
         try:
             written = await self.worker.store.set_partials(self.task.replace(partials=self.kept))
         except Exception as exc:
-            log.warning("task %s: could not record a preview (%s)", self.task.id, exc)
+            log.warning("task %s: could not record a partial image (%s)", self.task.id, exc)
             return
         if written:
             self.worker.notifier.task_changed(self.task.id, ready=False)

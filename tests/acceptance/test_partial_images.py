@@ -1,7 +1,7 @@
 """Partial images live: `imagehub serve` with an OpenAI route to a loopback fake that streams
-previews and holds the final image until the test lets it go. The previews must reach the
-client (as hub `partial_image` events, and as OpenAI's own events through the official `openai`
-package) while the image is still being drawn.
+partial images and holds the final image until the test lets it go. The partial images must
+reach the client (as hub `partial_image` events, and as OpenAI's own events through the official
+`openai` package) while the image is still being drawn.
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ def sse_events(lines: Iterator[str]) -> Iterator[tuple[str, dict[str, Any]]]:
             fields = {}
 
 
-def test_hub_events_carry_the_previews_before_the_image_is_done(server: Server, live):
+def test_hub_events_carry_the_partial_images_before_the_image_is_done(server: Server, live):
     gate, upstream = live
     gate.hold()
     with server.client() as client:
@@ -86,12 +86,12 @@ def test_hub_events_carry_the_previews_before_the_image_is_done(server: Server, 
                     partials.append(data)
                     if len(partials) == 2:
                         break
-            # the upstream still holds the image: the previews came while it was drawn
+            # the upstream still holds the image: the partial images came while it was drawn
             assert "done" not in kinds
             running = client.get(f"/hub/v1/tasks/{task_id}").json()
             assert running["status"] == "running"
             assert [p["index"] for p in running["partials"]] == [0, 1]
-            for partial, drawn in zip(partials, gate.fake.previews, strict=False):
+            for partial, drawn in zip(partials, gate.fake.partials, strict=False):
                 assert client.get(partial["url"]).content == drawn
             gate.release()
             rest = [(kind, data) for kind, data in events]
@@ -104,7 +104,7 @@ def test_hub_events_carry_the_previews_before_the_image_is_done(server: Server, 
     assert (request.json()["stream"], request.json()["partial_images"]) == (True, 2)
 
 
-def test_the_openai_package_streams_previews_as_they_are_drawn(server: Server, live):
+def test_the_openai_package_streams_partial_images_as_they_are_drawn(server: Server, live):
     gate, _ = live
     gate.hold()
     client = openai.OpenAI(base_url=server.url + "/v1", api_key=KEY, max_retries=0, timeout=60)
@@ -117,8 +117,8 @@ def test_the_openai_package_streams_previews_as_they_are_drawn(server: Server, l
             kinds.append(event.type)
             if event.type == "image_generation.partial_image":
                 index = event.partial_image_index
-                assert base64.b64decode(event.b64_json) == gate.fake.previews[index]
-                if index == 1:  # both previews are here, the image is still held upstream
+                assert base64.b64decode(event.b64_json) == gate.fake.partials[index]
+                if index == 1:  # both partial images are here, the image is still held upstream
                     gate.release()
             else:
                 assert event.type == "image_generation.completed"
@@ -131,7 +131,7 @@ def test_the_openai_package_streams_previews_as_they_are_drawn(server: Server, l
     ]
 
 
-def test_the_hub_sdk_asks_for_previews_and_reads_them_on_the_task(server: Server, live):
+def test_the_hub_sdk_asks_for_partial_images_and_reads_them_on_the_task(server: Server, live):
     _, upstream = live
     with Client(server.url, KEY) as hub:
         task = hub.submit("gpt-image-2", prompt="a harbour", partial_images=1)

@@ -78,7 +78,7 @@ def events(text: str) -> list[tuple[str, dict[str, Any]]]:
     return found
 
 
-async def test_the_event_stream_announces_each_preview_before_the_ready_task(env: Env):
+async def test_the_event_stream_announces_each_partial_image_before_the_ready_task(env: Env):
     response = await env.http.post(
         "/hub/v1/tasks",
         json={"model": "gpt-image-2", "input": {"prompt": "a harbour"}, "partial_images": 2},
@@ -96,7 +96,7 @@ async def test_the_event_stream_announces_each_preview_before_the_ready_task(env
     assert [p["index"] for p in partials] == [0, 1]
     assert kinds.index("partial_image") > 0  # after the first task frame
     assert all(kinds.index("done") > i for i, k in enumerate(kinds) if k == "partial_image")
-    for partial, drawn in zip(partials, env.fake.previews, strict=False):
+    for partial, drawn in zip(partials, env.fake.partials, strict=False):
         assert partial["task_id"] == task_id
         assert (partial["width"], partial["height"]) == (1024, 1024)
         got = await env.http.get(partial["url"])
@@ -148,7 +148,7 @@ async def test_openai_package_streams_a_generation_with_partial_images(env: Env)
     first, second, completed = got
     assert isinstance(first, openai.types.ImageGenPartialImageEvent)
     assert [first.partial_image_index, second.partial_image_index] == [0, 1]
-    assert [png_of(first.b64_json), png_of(second.b64_json)] == env.fake.previews[:2]
+    assert [png_of(first.b64_json), png_of(second.b64_json)] == env.fake.partials[:2]
     assert isinstance(completed, openai.types.ImageGenCompletedEvent)
     assert png_of(completed.b64_json) == env.fake.final
     assert (completed.size, completed.quality, completed.output_format) == (
@@ -175,7 +175,7 @@ async def test_openai_package_streams_an_edit(env: Env):
     assert png_of(got[1].b64_json) == env.fake.final
 
 
-async def test_a_stream_without_previews_is_one_completed_event(env: Env):
+async def test_a_stream_without_partial_images_is_one_completed_event(env: Env):
     stream = await env.openai.images.generate(model="gpt-image-2", prompt="p", stream=True)
     got = [event async for event in stream]
     assert [e.type for e in got] == ["image_generation.completed"]

@@ -1,7 +1,7 @@
-"""Partial images across processes: a worker-only hub stores the previews, an API-only hub on the
-same PostgreSQL database announces them. Both poll the store only every 30 s, longer than any
-wait below: the API hub saw each preview because the worker's hint (PostgreSQL NOTIFY, or Redis)
-woke it and the previews are recorded on the task row.
+"""Partial images across processes: a worker-only hub stores them, an API-only hub on the same
+PostgreSQL database announces them. Both poll the store only every 30 s, longer than any wait
+below: the API hub saw each partial image because the worker's hint (PostgreSQL NOTIFY, or
+Redis) woke it, and the partial images are recorded on the task row.
 """
 
 from __future__ import annotations
@@ -52,19 +52,19 @@ async def hubs(
         await upstream.close()
 
 
-async def _until_previews(hub: Hub, task_id: str, count: int) -> Task:
+async def _until_partials(hub: Hub, task_id: str, count: int) -> Task:
     async for task in hub.events(TENANT, task_id):
         if len(task.partials) >= count:
             return task
-    raise AssertionError("the task finished before its previews were seen")
+    raise AssertionError("the task finished before its partial images were seen")
 
 
-async def test_the_api_process_sees_the_worker_process_previews(hubs):
+async def test_the_api_process_sees_the_worker_process_partial_images(hubs):
     api, fake = hubs
     task, _ = await api.submit(TENANT, "gpt-image-2", {"prompt": "a harbour"}, partial_images=2)
-    seen = await asyncio.wait_for(_until_previews(api, task.id, 2), 20)
+    seen = await asyncio.wait_for(_until_partials(api, task.id, 2), 20)
     assert seen.status == "running"  # the worker's upstream still holds the image
-    for partial, drawn in zip(seen.partials, fake.previews, strict=False):
+    for partial, drawn in zip(seen.partials, fake.partials, strict=False):
         assert await api.file(partial.file_id) == drawn
     assert fake.gate is not None
     fake.gate.set()

@@ -1,4 +1,4 @@
-"""Partial images: gpt-image-2 on an OpenAI route streams previews (`stream: true`,
+"""Partial images: gpt-image-2 on an OpenAI route streams partial images (`stream: true`,
 `partial_images`), each stored and recorded on the task as it arrives; routes that cannot
 stream refuse the submit. The upstream is a strict loopback fake of OpenAI's event stream."""
 
@@ -45,7 +45,7 @@ async def until(hub: Hub, task_id: str, seen) -> Task:
     raise AssertionError("the task finished first")
 
 
-async def test_previews_are_stored_and_recorded_while_the_image_is_drawn(
+async def test_partial_images_are_stored_and_recorded_while_the_image_is_drawn(
     upstream, streaming, openai_hub
 ):
     streaming.gate = asyncio.Event()  # the upstream holds the final image until the test says
@@ -55,9 +55,9 @@ async def test_previews_are_stored_and_recorded_while_the_image_is_drawn(
     assert task.partial_images == 2
 
     running = await asyncio.wait_for(until(openai_hub, task.id, lambda t: len(t.partials) == 2), 30)
-    assert running.status == "running"  # the previews are there before the image
+    assert running.status == "running"  # the partial images are there before the image
     assert [p.index for p in running.partials] == [0, 1]
-    for partial, drawn in zip(running.partials, streaming.previews, strict=False):
+    for partial, drawn in zip(running.partials, streaming.partials, strict=False):
         assert await openai_hub.file(partial.file_id) == drawn
         assert (partial.content_type, partial.width, partial.height) == ("image/png", 1024, 1024)
 
@@ -82,7 +82,7 @@ async def test_previews_are_stored_and_recorded_while_the_image_is_drawn(
     assert await openai_hub.file(image.file_id or "") == streaming.final
     assert (image.width, image.height) == (1024, 1024)
     assert (done.usage.input_tokens, done.usage.output_tokens) == (50, 4160)
-    assert done.partials == running.partials  # a succeeded task keeps its previews
+    assert done.partials == running.partials  # a succeeded task keeps its partial images
 
 
 async def test_an_edit_streams_with_form_fields(upstream, streaming, openai_hub):
@@ -107,19 +107,19 @@ async def test_without_partial_images_nothing_is_streamed(upstream, streaming, o
 
 
 async def test_a_stream_cut_mid_way_is_retried_from_scratch(upstream, streaming, openai_hub):
-    streaming.cut_inside = 1  # the first attempt breaks inside its second preview
+    streaming.cut_inside = 1  # the first attempt breaks inside its second partial image
     task, _ = await openai_hub.submit(TENANT, "gpt-image-2", {"prompt": "p"}, partial_images=2)
     done = await openai_hub.wait(TENANT, task.id, 30)
     assert done.status == "succeeded", done.error
     assert done.attempts == 2 and len(upstream.seen) == 2
-    # only the succeeded attempt's previews: the broken one's were dropped, files and all
+    # only the succeeded attempt's partial images: the broken one's were dropped, files and all
     assert [p.index for p in done.partials] == [0, 1]
     media = openai_hub.media.files  # type: ignore[attr-defined]
     assert set(media) == {p.file_id for p in done.partials} | {done.output.images[0].file_id}
 
 
 async def test_a_stream_that_always_breaks_fails_cleanly(upstream, streaming, openai_hub):
-    streaming.cut_inside, streaming.cuts = 2, 100  # after both previews, inside the image
+    streaming.cut_inside, streaming.cuts = 2, 100  # after both partial images, inside the image
     task, _ = await openai_hub.submit(TENANT, "gpt-image-2", {"prompt": "p"}, partial_images=2)
     done = await openai_hub.wait(TENANT, task.id, 30)
     assert done.status == "failed"
@@ -214,7 +214,7 @@ def test_routes_that_cannot_stream_refuse_partial_images(tmp_path, settings, rou
     message = _refusal(tmp_path, settings, routes, model)
     assert message == (
         f"no configured route for {model} supports partial_images "
-        "(streamed previews: gpt-image-2 on OpenAI routes)"
+        "(streamed while drawing: gpt-image-2 on OpenAI routes)"
     )
 
 
@@ -255,7 +255,7 @@ async def test_partial_images_out_of_its_rules_is_refused(
     assert not upstream.seen
 
 
-async def test_a_preview_of_a_canceled_task_is_not_kept(upstream, streaming, openai_hub):
+async def test_a_partial_image_of_a_canceled_task_is_not_kept(upstream, streaming, openai_hub):
     streaming.gate = asyncio.Event()
     task, _ = await openai_hub.submit(TENANT, "gpt-image-2", {"prompt": "p"}, partial_images=1)
     await asyncio.wait_for(until(openai_hub, task.id, lambda t: len(t.partials) == 1), 30)
@@ -267,5 +267,5 @@ async def test_a_preview_of_a_canceled_task_is_not_kept(upstream, streaming, ope
     assert canceled.status == "canceled" and canceled.partials == ()
     await asyncio.wait([runner], timeout=10)
     assert runner.done()
-    assert media == {}  # the abandoned attempt deleted the preview it stored
+    assert media == {}  # the abandoned attempt deleted the partial image it stored
     streaming.gate.set()

@@ -215,12 +215,12 @@ class OpenAIStreaming:
     """OpenAI's Images API as it streams: the documented events when asked (`stream: true`),
     a plain JSON answer otherwise; strict about the streaming options.
 
-    It draws `previews` on the way (sending as many as `partial_images` asks, at most these),
+    It draws `partial images` on the way (sending as many as `partial_images` asks, at most these),
     then `final`. With `gate`, the `completed` event waits until the test sets it; with
     `cut_inside`, the stream breaks inside that event (its number, from 0).
     """
 
-    previews: list[bytes] = field(
+    partials: list[bytes] = field(
         default_factory=lambda: [noise_png(1024, 1024, seed) for seed in (1, 2, 3)]
     )
     final: bytes = field(default_factory=lambda: noise_png(1024, 1024, 9))
@@ -251,18 +251,18 @@ class OpenAIStreaming:
             "quality": fields.get("quality", "auto"),
             "size": fields.get("size", "auto"),
         }
-        count = min(int(fields.get("partial_images", 0)), len(self.previews))
+        count = min(int(fields.get("partial_images", 0)), len(self.partials))
         events = [
             sse(
                 f"{kind}.partial_image",
                 {
                     "type": f"{kind}.partial_image",
-                    "b64_json": b64(preview),
+                    "b64_json": b64(partial),
                     "partial_image_index": index,
                     **common,
                 },
             )
-            for index, preview in enumerate(self.previews[:count])
+            for index, partial in enumerate(self.partials[:count])
         ]
         tokens_in, tokens_out = self.usage
         usage = {

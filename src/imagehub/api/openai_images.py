@@ -175,7 +175,7 @@ async def _run(
     idempotency_key: str | None,
 ) -> Response:
     """Submit the task like any other, then answer in OpenAI's shape once it is ready (or, with
-    `stream: true`, as OpenAI's event stream: the previews as they come, then the images)."""
+    `stream: true`, as OpenAI's event stream: the partial images as they come, then the images)."""
     task, _ = await hub.submit(
         caller.tenant_id,
         model_id,
@@ -195,7 +195,7 @@ async def _run(
 
 
 async def _events(hub: Hub, task: Task, body: openai_wire.ImagesRequest) -> AsyncIterator[str]:
-    """The task's previews and images as OpenAI's stream events (base64, whatever
+    """The task's partial images, then its images, as OpenAI's stream events (base64, whatever
     `response_format` says: OpenAI streams base64 only)."""
     edit = bool(task.input.get("image_urls"))
     sent: set[str] = set()

@@ -73,7 +73,7 @@ class ImagesRequest(BaseModel):
     output_format: str | None = None
     background: str | None = None
     stream: bool | None = None
-    #: previews to stream before the image (`stream: true` only)
+    #: partial images to stream before the image (`stream: true` only)
     partial_images: int | None = Field(None, ge=0, le=3)
 
 

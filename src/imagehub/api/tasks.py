@@ -141,7 +141,7 @@ async def task_events(
     task_id: str, hub: HubDep, accounts: AccountsDep, caller: CallerDep, base_url: BaseUrlDep
 ) -> StreamingResponse:
     """Server-sent events: the task on every change, ending after the ready one; a
-    `partial_image` event for each preview stored (submits with `partial_images`)."""
+    `partial_image` event for each partial image stored (submits with `partial_images`)."""
     release = accounts.streams.open(caller.id)
     stream = hub.events(caller.tenant_id, task_id)
     try:
@@ -159,7 +159,7 @@ async def task_events(
                     if partial.file_id not in announced:
                         announced.add(partial.file_id)
                         yield _partial_frame(task, partial_out(partial, base_url))
-                if (task.status, task.attempts) != last:  # not again for a preview alone
+                if (task.status, task.attempts) != last:  # not again for a partial image alone
                     last = (task.status, task.attempts)
                     yield _frame(task_out(task, base_url))
         finally:  # the stream ended, or the client went away

@@ -77,7 +77,7 @@ class Client:
     ) -> TaskOut:
         """Queue a task of `model` with `params` as its input; answers at once.
 
-        `partial_images` (0 to 3) asks for previews while the image is drawn (gpt-image-2 on
+        `partial_images` (0 to 3) asks for partial images while the image is drawn (gpt-image-2 on
         OpenAI routes): the task's `partials` lists them, its `/events` announces each.
         """
         key = idempotency_key or wire.new_key()

@@ -29,7 +29,7 @@ class ResultFetcher(Protocol):
     async def fetch_result(self, url: str, label: str, *, max_bytes: int) -> bytes: ...
 
 
-#: takes each preview an upstream streams while it draws: its index (from 0) and the image
+#: takes each partial image an upstream streams while it draws: its index (from 0) and the image
 PartialSink = Callable[[int, GeneratedImage], Awaitable[None]]
 
 
@@ -45,9 +45,9 @@ class GenerationRequest:
     upstream_model: str = ""
     #: fetches result images linked by URL; without it such answers are refused
     fetcher: ResultFetcher | None = None
-    #: previews to ask the upstream to stream (0: none; only routes that honour it get > 0)
+    #: partial images to ask the upstream to stream (0: none; only routes that honour it get > 0)
     partial_images: int = 0
-    #: where the previews go, as they arrive
+    #: where the partial images go, as they arrive
     on_partial: PartialSink | None = None
 
 

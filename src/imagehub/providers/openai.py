@@ -94,7 +94,7 @@ class _ErrorBody(VendorModel):
 
 
 class _StreamEvent(VendorModel):
-    """One event of a streamed answer (`stream: true`): a preview, the image, or an error."""
+    """One event of a streamed answer (`stream: true`): a partial image, the image, or an error."""
 
     type: Lenient[StrictStr] = None
     b64_json: Lenient[StrictStr] = None
@@ -206,7 +206,7 @@ class OpenAIProvider(HTTPProvider):
         return dataclasses.replace(result, warnings=fitted + result.warnings)
 
     async def _streamed(self, request: GenerationRequest) -> GenerationResult:
-        """The call with `stream: true` and `partial_images`: each preview goes to
+        """The call with `stream: true` and `partial_images`: each partial image goes to
         `request.on_partial` as it arrives, the `completed` events make the result."""
         fitted: tuple[str, ...] = ()
         n = request.partial_images
@@ -237,10 +237,10 @@ class OpenAIProvider(HTTPProvider):
                     break
                 found = self._stream_event(event)
                 if found.type == f"{kind}.partial_image":
-                    preview = await decode_b64_image(found.b64_json or "", self.name)
+                    partial = await decode_b64_image(found.b64_json or "", self.name)
                     if request.on_partial is not None:
                         index = found.partial_image_index
-                        await request.on_partial(index if index is not None else -1, preview)
+                        await request.on_partial(index if index is not None else -1, partial)
                 elif found.type == f"{kind}.completed":
                     images_out.append(await decode_b64_image(found.b64_json or "", self.name))
                     usage = found.usage or usage

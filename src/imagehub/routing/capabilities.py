@@ -35,7 +35,7 @@ class Honours:
     seed: bool = True
     #: a `safety_tolerance` other than the catalog default can be expressed upstream
     safety_tolerance: bool = True
-    #: the upstream streams previews while it draws (the submit option `partial_images`); off
+    #: the upstream streams partial images while it draws (the submit option `partial_images`); off
     #: unless the provider's adapter streams them: only OpenAI's Images API does
     partial_images: bool = False
 
@@ -111,7 +111,7 @@ _OPENAI_CHAT: dict[str, Honours] = {
 
 #: OpenAI Images: edits take at most 16 images and a mask (OpenAI API reference, images/edits;
 #: upstream audit "Verified OK"); no seed.
-#: Streams previews with `stream: true` and `partial_images` 0-3 (openai-python
+#: Streams partial images with `stream: true` and `partial_images` 0-3 (openai-python
 #: image_generate_params.py, image_gen_partial_image_event.py).
 _OPENAI: dict[str, Honours] = {
     "gpt-image-2": Honours(max_input_images=16, seed=False, partial_images=True)
@@ -145,11 +145,12 @@ def refusal(
 ) -> Refusal | None:
     """The first parameter of a validated request these honours cannot honour, if any.
 
-    `partial_images` is the submit option of that name (previews streamed while drawing).
+    `partial_images` is the submit option of that name (partial images streamed while drawing).
     """
     if partial_images and not honours.partial_images:
         return Refusal(
-            "partial_images", "partial_images (streamed previews: gpt-image-2 on OpenAI routes)"
+            "partial_images",
+            "partial_images (streamed while drawing: gpt-image-2 on OpenAI routes)",
         )
     for check in _CHECKS:
         found = check(honours, model, params)

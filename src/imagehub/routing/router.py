@@ -150,7 +150,7 @@ class Router:
         """The model's routes by priority, shuffled by weight within a priority.
 
         With `params` (a validated input), only the routes that honour every one of them (and
-        stream `partial_images` previews when asked to).
+        stream the `partial_images` asked for).
         """
         routes = self._served_by(model)
         if params is not None:

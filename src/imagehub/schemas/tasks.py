@@ -35,7 +35,7 @@ class TaskCreate(_Wire):
         ge=0,
         le=3,
         strict=True,
-        description="Previews to stream while the image is drawn (0 to 3; gpt-image-2 on "
+        description="Partial images to stream while the image is drawn (0 to 3; gpt-image-2 on "
         "OpenAI routes only): each is stored and announced as a `partial_image` event on "
         "/events. A route that cannot stream them refuses the submit (422).",
     )
@@ -51,9 +51,9 @@ class ImageOut(_Out):
 
 
 class PartialImageOut(_Out):
-    """A preview the upstream streamed while drawing (`partial_images`)."""
+    """A partial image the upstream streamed while drawing (`partial_images`)."""
 
-    index: int = Field(description="Its place among the attempt's previews, from 0.")
+    index: int = Field(description="Its place among the attempt's partial images, from 0.")
     url: str
     content_type: str
     width: int
@@ -116,10 +116,10 @@ class TaskOut(_Out):
     attempts: int
     usage: UsageOut | None = None
     metadata: dict[str, Any] | None
-    partial_images: int = Field(0, description="The previews asked for at submit.")
+    partial_images: int = Field(0, description="The partial images asked for at submit.")
     partials: list[PartialImageOut] = Field(
         default_factory=list,
-        description="The previews stored so far by the running (or the succeeded) attempt.",
+        description="The partial images stored so far by the running (or the succeeded) attempt.",
     )
     created_at: str
     started_at: str | None

@@ -58,7 +58,7 @@ class TaskStore(Protocol):
         """
 
     async def set_partials(self, task: Task) -> bool:
-        """Write a running task's previews (`task.partials`) if its lease still holds.
+        """Write a running task's partial images (`task.partials`) if its lease still holds.
 
         Every claim, requeue, reap and cancel clears them (they belong to one attempt); `finish`
         writes the task's own (a retry's or failure's empty ones, a success's kept).

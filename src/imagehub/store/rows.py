@@ -90,7 +90,7 @@ def outcome_row(task: Task) -> dict[str, Any]:
 
 
 def partials_json(task: Task) -> str:
-    """The one stored form of a task's previews."""
+    """The one stored form of a task's partial images."""
     return json.dumps([p.to_dict() for p in task.partials], separators=(",", ":"))
 
 

@@ -99,7 +99,7 @@ _STEPS: list[str] = [
         PRIMARY KEY (tenant_id, secret)
     )
 """,
-    # partial images: how many previews a task asked for, and those of its running attempt
+    # partial images: how many partial images a task asked for, and those of its running attempt
     """
     ALTER TABLE tasks ADD COLUMN partial_images INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE tasks ADD COLUMN partials TEXT NOT NULL DEFAULT '[]'
