@@ -100,6 +100,8 @@ class Stream:
     cut_inside: int | None = None
     #: large events go out in pieces of this size, as a network delivers them
     chunk: int = 64 * 1024
+    #: when given, the loop time at which each event was fully written (bench/partials.py)
+    sent: list[float] | None = None
 
 
 Action = Reply | Hang | Reset | Truncate | Chunked | Stream
@@ -255,6 +257,8 @@ async def _stream(action: Stream, writer: asyncio.StreamWriter) -> bool:
             await writer.drain()
         if number == action.cut_inside:
             return False  # closed with the body unfinished
+        if action.sent is not None:
+            action.sent.append(asyncio.get_running_loop().time())
     writer.write(b"0\r\n\r\n")
     await writer.drain()
     return True

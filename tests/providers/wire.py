@@ -231,6 +231,8 @@ class OpenAIStreaming:
     usage: tuple[int, int] = (50, 4160)
     #: answers to send instead of a stream, one per request, before streaming resumes
     failures: list[Action] = field(default_factory=list)
+    #: when given, each stream's event write times go here (bench/partials.py)
+    sent: list[list[float]] | None = None
 
     def __call__(self, seen: Seen) -> Action:
         edit = seen.path.endswith("/edits")
@@ -276,7 +278,11 @@ class OpenAIStreaming:
         hold = len(events) - 1 if self.gate is not None else None
         cut = self.cut_inside if self.cuts > 0 else None
         self.cuts -= cut is not None
-        return Stream(events, gate=self.gate, hold_before=hold, cut_inside=cut)
+        times: list[float] | None = None
+        if self.sent is not None:
+            times = []
+            self.sent.append(times)
+        return Stream(events, gate=self.gate, hold_before=hold, cut_inside=cut, sent=times)
 
 
 # -- OpenAI-compatible chat completions (OpenRouter style)
