@@ -298,14 +298,16 @@ class Hub:
 
     async def events(self, tenant_id: str, task_id: str) -> AsyncIterator[Task]:
         """The task on every change (a partial image stored included), ending with the ready one."""
-        last: tuple[TaskStatus, int, int] | None = None
+        last: tuple[TaskStatus, int, tuple[str, ...]] | None = None
         while True:
             with self.notifier.watch(task_id) as changed:
                 task = await self.store.get(task_id, tenant_id)
                 if task is None:
                     raise NotFound(f"no task {task_id!r}")
-                if (task.status, task.attempts, len(task.partials)) != last:
-                    last = (task.status, task.attempts, len(task.partials))
+                # the partial images by file: a new attempt's may be as many as the last one's
+                seen = (task.status, task.attempts, tuple(p.file_id for p in task.partials))
+                if seen != last:
+                    last = seen
                     yield await self._delivered(task) if task.ready else task
                 if task.ready:
                     return
