@@ -18,6 +18,7 @@ from imagehub.routing.config import RoutesConfigError, build_router
 from imagehub.settings import Settings
 from imagehub.tasks import Task
 from tests.providers.conftest import TENANT, provider_settings
+from tests.providers.fake_upstream import FakeUpstream
 from tests.providers.golden import PHOTO
 from tests.providers.wire import OpenAIStreaming, data_uri, noise_png
 
@@ -128,6 +129,35 @@ async def test_a_stream_that_always_breaks_fails_cleanly(upstream, streaming, op
     assert done.attempts == done.max_attempts == len(upstream.seen)
     assert done.output is None and done.partials == ()
     assert openai_hub.media.files == {}  # type: ignore[attr-defined]
+
+
+async def test_a_route_taking_over_mid_attempt_draws_its_own_partial_images(
+    tmp_path, upstream, streaming, make_hub
+):
+    streaming.cut_inside, streaming.cuts = 1, 100  # the first route breaks after one partial
+    backup_fake = OpenAIStreaming(partials=[noise_png(1024, 1024, seed) for seed in (5, 6)])
+    backup = await FakeUpstream(backup_fake).start()
+    try:
+        routes = tmp_path / "routes.toml"
+        routes.write_text(
+            "".join(
+                f'[[routes]]\nname = "{name}"\nprovider = "openai"\napi_key = "k"\n'
+                f'base_url = "{url}/v1"\npriority = {priority}\n\n'
+                for name, url, priority in (("first", upstream.url, 1), ("second", backup.url, 2))
+            )
+        )
+        hub = await make_hub(routes)
+        task, _ = await hub.submit(TENANT, "gpt-image-2", {"prompt": "p"}, partial_images=2)
+        done = await hub.wait(TENANT, task.id, 30)
+    finally:
+        await backup.close()
+    assert done.status == "succeeded", done.error
+    assert (done.attempts, done.provider) == (1, "second")  # a failover, not a retry
+    assert len(upstream.seen) == len(backup.seen) == 1
+    # the second route's partial images only; the first route's was deleted
+    assert [await hub.file(p.file_id) for p in done.partials] == backup_fake.partials
+    media = hub.media.files  # type: ignore[attr-defined]
+    assert set(media) == {p.file_id for p in done.partials} | {done.output.images[0].file_id}
 
 
 async def test_a_look_alike_that_does_not_stream_fails_the_task(upstream, streaming, openai_hub):
