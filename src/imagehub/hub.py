@@ -28,6 +28,7 @@ from imagehub.metrics import Metrics
 from imagehub.outbound.address import AddressPolicy
 from imagehub.outbound.fetch import Fetcher, check_refs
 from imagehub.routing.router import Router
+from imagehub.routing.states import RouteStatePublisher
 from imagehub.settings import Settings
 from imagehub.store import Store
 from imagehub.tasks import MAX_PARTIAL_IMAGES, DuplicateTask, Page, Task, TaskStatus, new_id
@@ -71,6 +72,7 @@ class Hub:
         previews: Previews,
         worker: Worker | None = None,
         webhooks: WebhookSender | None = None,
+        route_states: RouteStatePublisher | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -91,8 +93,11 @@ class Hub:
         self.worker = worker
         #: sends webhooks wherever tasks are run
         self.webhooks = webhooks
+        #: shares this process's route health where tasks are run
+        self.route_states = route_states
         self._worker_runner: asyncio.Task[None] | None = None
         self._webhook_runner: asyncio.Task[None] | None = None
+        self._states_runner: asyncio.Task[None] | None = None
 
     # -- lifecycle
 
@@ -104,6 +109,10 @@ class Hub:
             self._worker_runner = asyncio.create_task(self.worker.run(), name="imagehub-worker")
         if self.webhooks is not None:
             self._webhook_runner = asyncio.create_task(self.webhooks.run(), name="imagehub-hooks")
+        if self.route_states is not None:
+            self._states_runner = asyncio.create_task(
+                self.route_states.run(), name="imagehub-route-states"
+            )
 
     async def stop(self) -> None:
         if self.worker is not None and self._worker_runner is not None:
@@ -112,6 +121,9 @@ class Hub:
         if self.webhooks is not None and self._webhook_runner is not None:
             self.webhooks.stop()
             await self._webhook_runner
+        if self.route_states is not None and self._states_runner is not None:
+            await self.route_states.stop()
+            await self._states_runner
         await self.accounts.aclose()
         for provider in self.router.providers():
             await provider.aclose()

@@ -18,6 +18,7 @@ from imagehub.schemas import (
     TaskOutputOut,
     UsageOut,
 )
+from imagehub.schemas.models import RoutePriceOut
 from imagehub.tasks import Grounding, OutputImage, PartialImage, Task
 
 
@@ -93,8 +94,14 @@ def task_out(task: Task, base_url: str) -> TaskOut:
     )
 
 
-def model_out(spec: ModelSpec, validator: Validator, providers: Sequence[str] = ()) -> ModelOut:
-    """A model as the API shows it; `providers`: the names of the routes that serve it."""
+def model_out(
+    spec: ModelSpec,
+    validator: Validator,
+    providers: Sequence[str] = (),
+    price: Sequence[RoutePriceOut] = (),
+) -> ModelOut:
+    """A model as the API shows it; `providers`: the names of the routes that serve it, and
+    `price` what an image costs on each."""
     return ModelOut(
         id=spec.id,
         name=spec.name,
@@ -118,4 +125,5 @@ def model_out(spec: ModelSpec, validator: Validator, providers: Sequence[str] = 
         example={"model": spec.id, "input": spec.example},
         available=bool(providers),
         providers=list(providers),
+        price=list(price),
     )

@@ -195,6 +195,14 @@ class Settings(BaseSettings):
         description="How long a failing route is skipped while another route can serve the model.",
         ge=0,
     )
+    route_state_seconds: float = Field(
+        5.0,
+        description="How often a process that runs tasks writes its routes' state (health, "
+        "cool-down, calls in flight) to the database, for the admin routes of every process; "
+        "it also writes at once when a route starts or stops cooling down.",
+        gt=0,
+        le=10,
+    )
     retry_max_delay_seconds: float = Field(
         300.0,
         description="Longest wait before a retry; an upstream asking to wait longer fails the "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from imagehub.admin import Admin
 from imagehub.catalog import Catalog, Validator
 from imagehub.hub import Hub
 from imagehub.media import MediaStore, open_media
@@ -12,6 +13,7 @@ from imagehub.outbound.client import SafeClient
 from imagehub.outbound.fetch import Fetcher
 from imagehub.routing.config import build_router
 from imagehub.routing.router import Router
+from imagehub.routing.states import RouteStatePublisher
 from imagehub.settings import Settings
 from imagehub.store import Store, open_store
 from imagehub.tenancy.accounts import Accounts
@@ -61,7 +63,9 @@ def build_hub(
     notifier.on_finished(metrics.finished)
     worker: Worker | None = None
     webhooks: WebhookSender | None = None
+    route_states: RouteStatePublisher | None = None
     if run_worker:
+        route_states = RouteStatePublisher(store, router, settings.route_state_seconds)
         worker = Worker(
             settings=settings,
             store=store,
@@ -90,6 +94,7 @@ def build_hub(
         previews=Previews(media),
         worker=worker,
         webhooks=webhooks,
+        route_states=route_states,
     )
 
 
@@ -100,3 +105,9 @@ def _open_store(settings: Settings) -> Store:
         migrate_on_open=settings.migrate_on_start,
         wait_seconds=settings.database_wait_seconds,
     )
+
+
+def build_admin(hub: Hub) -> Admin:
+    """The operator's view over the hub's store and routes (the admin routes)."""
+    nudge = hub.webhooks.nudge if hub.webhooks is not None else None
+    return Admin(hub.store, hub.router, nudge)

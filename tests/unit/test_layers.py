@@ -25,7 +25,7 @@ LAYERS: list[set[str]] = [
     {"routing", "outbound", "tenancy"},  # routes over providers; outbound HTTP; keys and limits
     {"webhooks"},  # signed deliveries, written with a task's finish
     {"worker"},  # claim → route → provider → media → finish
-    {"hub"},  # the façade
+    {"hub", "admin"},  # the façade; the operator's view across tenants
     {"wiring"},  # the one place a hub is put together (`build_hub`)
     {"api"},  # the HTTP border
     {"cli", "testing"},  # entry points; fakes for users' tests

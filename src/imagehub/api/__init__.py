@@ -8,11 +8,22 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from imagehub.api import files, keys, models, openai_images, ops, page, tasks, webhooks
+from imagehub.api import (
+    admin,
+    console,
+    files,
+    keys,
+    models,
+    openai_images,
+    ops,
+    page,
+    tasks,
+    webhooks,
+)
 from imagehub.api.errors import BodyLimit, HostRequired, NoNulBytes, install_error_handlers
 from imagehub.hub import Hub
 from imagehub.settings import Settings
-from imagehub.wiring import build_hub
+from imagehub.wiring import build_admin, build_hub
 
 __all__ = ["create_app"]
 
@@ -22,7 +33,12 @@ def create_app(settings: Settings | None = None, *, hub: Hub | None = None) -> F
     settings = settings or (hub.settings if hub else Settings())
     the_hub = hub or build_hub(settings)
     # what the endpoints depend on (imagehub.api.deps): the hub, and the tenancy it holds
-    state = {"hub": the_hub, "accounts": the_hub.accounts, "settings": settings}
+    state = {
+        "hub": the_hub,
+        "accounts": the_hub.accounts,
+        "settings": settings,
+        "admin": build_admin(the_hub),
+    }
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
@@ -44,6 +60,7 @@ def create_app(settings: Settings | None = None, *, hub: Hub | None = None) -> F
     )
     app.add_middleware(NoNulBytes)
     app.add_middleware(HostRequired)
-    for module in (tasks, models, files, ops, openai_images, page, keys, webhooks):
+    routers = (tasks, models, files, ops, openai_images, page, console, keys, webhooks, admin)
+    for module in routers:
         app.include_router(module.endpoints)
     return app

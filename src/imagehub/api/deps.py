@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from imagehub.admin import Admin
 from imagehub.errors import Forbidden, Unauthorized
 from imagehub.hub import Hub
 from imagehub.settings import Settings
@@ -63,6 +64,16 @@ async def get_admin(caller: CallerDep) -> ApiKey:
 
 
 AdminDep = Annotated[ApiKey, Depends(get_admin)]
+
+
+async def get_operator_view(request: Request, admin: AdminDep) -> Admin:
+    """The operator's view across tenants; asking for it needs an admin key."""
+    view: Admin = request.state.admin
+    return view
+
+
+#: the admin routes' view of the hub (it checks the caller's key is an admin key)
+OperatorDep = Annotated[Admin, Depends(get_operator_view)]
 
 
 async def get_base_url(request: Request, settings: SettingsDep) -> str:
