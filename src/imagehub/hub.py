@@ -33,7 +33,7 @@ from imagehub.routing.router import Router
 from imagehub.routing.states import RouteStatePublisher
 from imagehub.settings import Settings
 from imagehub.store import Store
-from imagehub.tasks import DuplicateTask, Page, Task, TaskStatus, new_id
+from imagehub.tasks import MAX_PARTIAL_IMAGES, DuplicateTask, Page, Task, TaskStatus, new_id
 from imagehub.tenancy.accounts import Accounts
 from imagehub.tenancy.keys import make_key
 from imagehub.tenancy.limits import over_limit
@@ -192,15 +192,18 @@ class Hub:
         idempotency_key: str | None = None,
         key: ApiKey | None = None,
         base_url: str = "",
+        partial_images: int = 0,
     ) -> tuple[Task, bool]:
         """Validate and store a task; return it and whether it was created (not replayed).
 
         `key` is charged (its concurrency limit and budget; 429 past them); `base_url` is where
-        clients reach the hub, for the file URLs of the task's webhook.
+        clients reach the hub, for the file URLs of the task's webhook. `partial_images` asks
+        for that many partial images while the image is drawn (routes that stream them only).
         """
         valid = self.validator.validate(model, input)
+        _check_partial_images(partial_images, valid.params)
         # a model no route serves (503), or a request no route can honour exactly (422)
-        self.router.check(self.model(model), valid.params)
+        self.router.check(self.model(model), valid.params, partial_images=partial_images)
         check_refs(self.model(model), valid.params, self.policy)
         if metadata is not None and len(json.dumps(metadata)) > MAX_METADATA_BYTES:
             raise InvalidInput.one(
@@ -208,7 +211,7 @@ class Hub:
             )
         if webhook_url is not None:
             check_webhook_url(webhook_url, self.policy)
-        fingerprint = _fingerprint(model, input, metadata, webhook_url)
+        fingerprint = _fingerprint(model, input, metadata, webhook_url, partial_images)
         task = Task(
             id=new_id("tsk_"),
             tenant_id=tenant_id,
@@ -220,6 +223,7 @@ class Hub:
             webhook_url=webhook_url,
             idempotency_key=idempotency_key,
             request_hash=fingerprint,
+            partial_images=partial_images,
         )
         logs.task_id.set(task.id)  # the rest of the request's log lines name the task
         with self.tracing.span("imagehub.submit", {TASK_ID: task.id, "imagehub.model": model}):
@@ -333,8 +337,8 @@ class Hub:
                 task = changed.task
 
     async def events(self, tenant_id: str, task_id: str) -> AsyncIterator[Task]:
-        """The task on every change, ending with the ready one."""
-        last: tuple[TaskStatus, int] | None = None
+        """The task on every change (a partial image stored included), ending with the ready one."""
+        last: tuple[TaskStatus, int, tuple[str, ...]] | None = None
         task: Task | None = None
         while True:
             with self.notifier.watch(task_id) as changed:
@@ -342,8 +346,10 @@ class Hub:
                     task = await self.store.get(task_id, tenant_id)
                     if task is None:
                         raise NotFound(f"no task {task_id!r}")
-                if (task.status, task.attempts) != last:
-                    last = (task.status, task.attempts)
+                # the partial images by file: a new attempt's may be as many as the last one's
+                seen = (task.status, task.attempts, tuple(p.file_id for p in task.partials))
+                if seen != last:
+                    last = seen
                     yield await self._delivered(task) if task.ready else task
                 if task.ready:
                     return
@@ -476,7 +482,36 @@ def _finished(task_id: str, status: TaskStatus) -> str:
 
 
 def _fingerprint(
-    model: str, input: dict[str, Any], metadata: dict[str, Any] | None, webhook_url: str | None
+    model: str,
+    input: dict[str, Any],
+    metadata: dict[str, Any] | None,
+    webhook_url: str | None,
+    partial_images: int = 0,
 ) -> str:
-    body = json.dumps([model, input, metadata, webhook_url], sort_keys=True, default=str)
+    fields: list[Any] = [model, input, metadata, webhook_url]
+    if partial_images:  # absent when 0: the fingerprints of earlier submits stay the same
+        fields.append(partial_images)
+    body = json.dumps(fields, sort_keys=True, default=str)
     return hashlib.sha256(body.encode()).hexdigest()
+
+
+def _check_partial_images(count: int, params: dict[str, Any]) -> None:
+    """`partial_images` is 0 to 3, for one image that is stored (not a sync_mode one)."""
+    if not 0 <= count <= MAX_PARTIAL_IMAGES:
+        raise InvalidInput.one(
+            ["partial_images"], f"must be between 0 and {MAX_PARTIAL_IMAGES}", "range"
+        )
+    if not count:
+        return
+    if int(params.get("num_images", 1)) != 1:
+        raise InvalidInput.one(
+            ["partial_images"],
+            "needs num_images 1: the upstream's stream does not say which image a partial is of",
+            "unsupported",
+        )
+    if params.get("sync_mode"):
+        raise InvalidInput.one(
+            ["partial_images"],
+            "cannot be combined with sync_mode: partial images are stored files; it keeps none",
+            "unsupported",
+        )

@@ -11,6 +11,7 @@ from imagehub.schemas import (
     ImageOut,
     ModelOut,
     ParameterOut,
+    PartialImageOut,
     SourceOut,
     TaskErrorOut,
     TaskOut,
@@ -18,7 +19,7 @@ from imagehub.schemas import (
     UsageOut,
 )
 from imagehub.schemas.models import RoutePriceOut
-from imagehub.tasks import Grounding, OutputImage, Task
+from imagehub.tasks import Grounding, OutputImage, PartialImage, Task
 
 
 def rfc3339(value: datetime | None) -> str | None:
@@ -40,6 +41,16 @@ def _image(image: OutputImage, base_url: str) -> ImageOut:
         file_size=image.file_size,
         width=image.width,
         height=image.height,
+    )
+
+
+def partial_out(partial: PartialImage, base_url: str) -> PartialImageOut:
+    return PartialImageOut(
+        index=partial.index,
+        url=file_url(base_url, partial.file_id),
+        content_type=partial.content_type,
+        width=partial.width,
+        height=partial.height,
     )
 
 
@@ -75,6 +86,8 @@ def task_out(task: Task, base_url: str) -> TaskOut:
         attempts=task.attempts,
         usage=UsageOut(**task.usage.to_dict()) if task.usage else None,
         metadata=task.metadata,
+        partial_images=task.partial_images,
+        partials=[partial_out(p, base_url) for p in task.partials],
         created_at=rfc3339(task.created_at) or "",
         started_at=rfc3339(task.started_at),
         finished_at=rfc3339(task.finished_at),

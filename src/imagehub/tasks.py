@@ -191,6 +191,29 @@ class TaskOutput:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class PartialImage:
+    """A partial image an upstream streamed while drawing (OpenAI's `partial_images`), stored as a
+    file; `index` counts from 0 within the attempt that drew it."""
+
+    index: int
+    file_id: str
+    content_type: str
+    width: int
+    height: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PartialImage:
+        return cls(**data)
+
+
+#: the most partial images a task may ask for (OpenAI's `partial_images` is 0 to 3)
+MAX_PARTIAL_IMAGES = 3
+
+
 #: what a cost is computed from: reported tokens at their rates, or a price per image
 Basis = Literal["tokens", "per_image"]
 
@@ -273,6 +296,10 @@ class Task:
     lease_token: int = 0
     #: W3C traceparent of the submit span: the worker's and webhook's spans join its trace
     traceparent: str | None = None
+    #: how many partial images the client asked to see while the image is drawn (0: none)
+    partial_images: int = 0
+    #: the partial images of the current (or succeeded) attempt, in the order they came
+    partials: tuple[PartialImage, ...] = ()
 
     @property
     def ready(self) -> bool:

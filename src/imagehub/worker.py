@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import random
 from collections.abc import Callable
@@ -27,7 +28,7 @@ from imagehub.imagework import ImageWork
 from imagehub.media import MediaStore
 from imagehub.metrics import Metrics
 from imagehub.outbound.fetch import Fetcher
-from imagehub.providers import GenerationRequest, GenerationResult, InputImage
+from imagehub.providers import GeneratedImage, GenerationRequest, GenerationResult, InputImage
 from imagehub.routing.policy import FailurePolicy
 from imagehub.routing.router import Route, Router
 from imagehub.settings import Settings
@@ -36,6 +37,7 @@ from imagehub.tasks import (
     SUCCEEDED,
     Attempt,
     OutputImage,
+    PartialImage,
     Task,
     TaskFailure,
     TaskOutput,
@@ -60,6 +62,8 @@ class Outcome:
     provider: str
     usage: Usage
     warnings: tuple[str, ...]
+    #: the partial images the upstream streamed on the way (`partial_images`)
+    partials: tuple[PartialImage, ...] = ()
 
 
 class Worker:
@@ -322,6 +326,7 @@ class Worker:
                     warnings=task.warnings + outcome.warnings,
                     error=None,
                     finished_at=utcnow(),
+                    partials=outcome.partials,
                 ),
                 calls,
             )
@@ -335,15 +340,17 @@ class Worker:
         if model is None:
             raise InternalError(f"model {task.model!r} is no longer in the catalog")
         # only routes that honour every parameter (the routes may have changed since submit)
-        routes = self.router.routes(model, task.input)
+        routes = self.router.routes(model, task.input, partial_images=task.partial_images)
         if not routes:
             raise UpstreamConfigError(
                 f"no upstream route serves {model.id} with this input on this hub, and the demo "
                 "provider is off"
             )
         images, mask = await self._inputs(task)
+        partials = Partials(self, task)
 
         async def generate(route: Route) -> GenerationResult:
+            await partials.restart()  # a route taking over draws its partial images anew
             request = GenerationRequest(
                 model=model,
                 params=task.input,
@@ -352,6 +359,8 @@ class Worker:
                 upstream_model=route.upstream_model,
                 fetcher=self.fetcher,
                 work=self.work,
+                partial_images=task.partial_images,
+                on_partial=partials.keep if task.partial_images else None,
             )
             with logs.about(route=route.name), self._upstream_span(task, route) as span:
                 try:
@@ -378,8 +387,13 @@ class Worker:
                 )
 
         # failover between the routes, in the failure policy's order
-        route, result = await self.policy.run(routes, generate, observe)
-        return await self._store_output(task, model, route, result)
+        try:
+            route, result = await self.policy.run(routes, generate, observe)
+        except BaseException:
+            await partials.restart()  # a failed attempt leaves no partial images behind
+            raise
+        outcome = await self._store_output(task, model, route, result)
+        return dataclasses.replace(outcome, partials=partials.kept)
 
     def _upstream_span(self, task: Task, route: Route) -> AbstractContextManager[Span]:
         if not self.tracing.enabled:
@@ -555,6 +569,45 @@ class Worker:
                 log.warning("could not write the outcome of task %s yet; retrying", task.id)
             await asyncio.sleep(delay * random.uniform(0.8, 1.2))
             delay = min(delay * 2, 2.0)
+
+
+class Partials:
+    """One attempt's partial images (`partial_images`): each stored as a file, then recorded on the
+    task (fenced by its lease) so that every process's event streams can announce it."""
+
+    def __init__(self, worker: Worker, task: Task) -> None:
+        self.worker = worker
+        self.task = task
+        self.kept: tuple[PartialImage, ...] = ()
+
+    async def keep(self, index: int, image: GeneratedImage) -> None:
+        worker = self.worker
+        width, height, ctype = await worker._cpu(imaging.measure, image.data)
+        file_id = await worker.media.put(image.data, ctype)
+        if index < 0:  # the upstream did not number it
+            index = len(self.kept)
+        self.kept += (PartialImage(index, file_id, ctype, width, height),)
+        await self._record()
+
+    async def restart(self) -> None:
+        """Forget (and delete) the partial images kept so far."""
+        if not self.kept:
+            return
+        dropped, self.kept = self.kept, ()
+        await self._record()
+        for partial in dropped:
+            with contextlib.suppress(Exception):
+                await self.worker.media.delete(partial.file_id)
+
+    async def _record(self) -> None:
+        # a partial image is a courtesy: a store hiccup here must not fail the image being drawn
+        try:
+            written = await self.worker.store.set_partials(self.task.replace(partials=self.kept))
+        except Exception as exc:
+            log.warning("task %s: could not record a partial image (%s)", self.task.id, exc)
+            return
+        if written:
+            self.worker.notifier.task_changed(self.task.id, ready=False)
 
 
 def _call(task: Task, route: Route, started: datetime, error: BaseException | None) -> Attempt:

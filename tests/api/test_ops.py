@@ -40,7 +40,8 @@ async def test_openapi_documents_the_task_api(client):
     submit = spec["paths"]["/hub/v1/tasks"]["post"]
     body = submit["requestBody"]["content"]["application/json"]["schema"]
     assert body["required"] == ["model", "input"]
-    assert set(body["properties"]) == {"model", "input", "webhook_url", "metadata"}
+    fields = {"model", "input", "webhook_url", "metadata", "partial_images"}
+    assert set(body["properties"]) == fields
 
 
 async def test_unknown_routes_answer_the_error_envelope(client):

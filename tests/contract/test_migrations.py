@@ -21,7 +21,7 @@ def a_task() -> Task:
     return Task(id=new_id("tsk_"), tenant_id="t1", model="nano-banana", input={"prompt": "old"})
 
 
-#: the task columns of the first release (later steps append theirs)
+#: the task columns of the first release (later steps added the others)
 FIRST_FIELDS = TASK_FIELDS[:23]
 FIRST_COLUMNS = ", ".join(FIRST_FIELDS)
 
@@ -38,9 +38,8 @@ def first_sqlite_schema(path: Path, task: Task) -> None:
     conn = sqlite3.connect(path)
     conn.executescript(sqlite_backend.MIGRATIONS[0])
     conn.execute("PRAGMA user_version = 1")
-    conn.execute(
-        f"INSERT INTO tasks ({FIRST_COLUMNS}) VALUES ({', '.join('?' * 23)})", as_row(task)
-    )
+    marks = ", ".join("?" * len(FIRST_FIELDS))
+    conn.execute(f"INSERT INTO tasks ({FIRST_COLUMNS}) VALUES ({marks})", as_row(task))
     conn.commit()
     conn.close()
 

@@ -25,7 +25,16 @@ from imagehub.store.rows import (
     task_row,
 )
 from imagehub.store.sqlite import MIGRATIONS, SQLiteConnector, migrate
-from imagehub.tasks import OutputImage, Task, TaskFailure, TaskOutput, TaskStatus, Usage, new_id
+from imagehub.tasks import (
+    OutputImage,
+    PartialImage,
+    Task,
+    TaskFailure,
+    TaskOutput,
+    TaskStatus,
+    Usage,
+    new_id,
+)
 from imagehub.tenancy.types import ApiKey
 
 
@@ -293,6 +302,11 @@ def _full_task(moment: datetime) -> Task:
         lease_expires_at=at + timedelta(seconds=30, microseconds=7),
         lease_token=9,
         traceparent="00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        partial_images=2,
+        partials=(
+            PartialImage(0, "f_" + "c" * 22 + ".png", "image/png", 1024, 1024),
+            PartialImage(1, "f_" + "d" * 22 + ".webp", "image/webp", 1536, 1024),
+        ),
     )
 
 

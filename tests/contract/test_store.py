@@ -18,6 +18,7 @@ from imagehub.tasks import (
     DuplicateTask,
     Grounding,
     OutputImage,
+    PartialImage,
     QueueStats,
     Source,
     Task,
@@ -323,6 +324,59 @@ async def test_each_claim_increments_attempts_and_lease_token_and_keeps_started_
     assert (second.attempts, second.lease_token) == (2, 2)
     assert second.lease_owner == "w2"
     assert second.started_at == first.started_at
+
+
+# ---------------------------------------------------------------- partial images
+
+
+def partials_of(count: int) -> tuple[PartialImage, ...]:
+    return tuple(
+        PartialImage(i, f"f_{'p' * 21}{i}.png", "image/png", 1024, 1024) for i in range(count)
+    )
+
+
+async def test_a_task_keeps_the_partial_images_it_asked_for_and_a_claim_starts_them_empty(store):
+    [task] = await create_all(store, [make_task(partial_images=2)])
+    assert (task.partial_images, task.partials) == (2, ())
+    [claimed] = await store.claim("w1", 1, 60)
+    assert await store.set_partials(claimed.replace(partials=partials_of(1))) is True
+    assert await store.set_partials(claimed.replace(partials=partials_of(2))) is True
+    got = await store.get(task.id)
+    assert got is not None and got.partials == partials_of(2) and got.partial_images == 2
+    # a success keeps them; nothing else of the task changed
+    done = claimed.replace(status=TaskStatus.SUCCEEDED, output=output(), partials=partials_of(2))
+    assert await store.finish(done) is True
+    finished = await store.get(task.id)
+    assert finished is not None and finished.partials == partials_of(2)
+
+
+async def test_set_partials_is_fenced_by_the_lease(store):
+    await create_all(store, [make_task(partial_images=1)])
+    [first] = await store.claim("w1", 1, 60)
+    await store.set_partials(first.replace(partials=partials_of(1)))
+    assert await store.release("w1") == 1
+    queued = await store.get(first.id)
+    assert queued is not None and queued.partials == ()  # a requeue drops the attempt's
+    assert await store.set_partials(first.replace(partials=partials_of(1))) is False
+    [second] = await store.claim("w2", 1, 60)
+    assert second.partials == ()
+    assert await store.set_partials(first.replace(partials=partials_of(1))) is False  # stale token
+    assert await store.set_partials(second.replace(partials=partials_of(1))) is True
+
+
+async def test_a_retry_reap_or_cancel_drops_the_attempts_partial_images(store):
+    tasks = await create_all(store, [make_task(offset=i, partial_images=1) for i in range(3)])
+    claimed = await store.claim("w1", 3, SHORT_LEASE)
+    for task in claimed:
+        assert await store.set_partials(task.replace(partials=partials_of(1)))
+    retry, reaped, canceled = claimed
+    assert await store.finish(retry.replace(status=TaskStatus.QUEUED, run_after=utcnow()))
+    assert await store.cancel(canceled.id, "tenant-a") is not None
+    await asyncio.sleep(PAST_SHORT_LEASE)
+    assert [t.id for t in await store.reap()] == [reaped.id]
+    for task in tasks:
+        got = await store.get(task.id)
+        assert got is not None and got.partials == (), got.status
 
 
 # ---------------------------------------------------------------- heartbeat

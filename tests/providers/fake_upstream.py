@@ -85,7 +85,26 @@ class Chunked:
     chunk: int = 16 * 1024
 
 
-Action = Reply | Hang | Reset | Truncate | Chunked
+@dataclass
+class Stream:
+    """Answer 200 with a server-sent event stream (chunked, `text/event-stream`), event by event.
+
+    Before the event numbered `hold_before` it waits for `gate` (set by the test, from any
+    thread through its loop); with `cut_inside`, it sends half of that event and closes the
+    connection without ending the chunked body.
+    """
+
+    events: list[bytes]
+    gate: asyncio.Event | None = None
+    hold_before: int | None = None
+    cut_inside: int | None = None
+    #: large events go out in pieces of this size, as a network delivers them
+    chunk: int = 64 * 1024
+    #: when given, the loop time at which each event was fully written (bench/partials.py)
+    sent: list[float] | None = None
+
+
+Action = Reply | Hang | Reset | Truncate | Chunked | Stream
 Handler = Callable[[Seen], Action]
 
 
@@ -197,6 +216,8 @@ async def _answer(action: Action, writer: asyncio.StreamWriter) -> bool:
         writer.write(action.body[: len(action.body) // 2])
         await writer.drain()
         return False
+    if isinstance(action, Stream):
+        return await _stream(action, writer)
     if isinstance(action, Chunked):
         head = f"HTTP/1.1 {action.status} Scripted\r\nTransfer-Encoding: chunked\r\n\r\n"
         writer.write(head.encode("latin-1"))
@@ -215,6 +236,30 @@ async def _answer(action: Action, writer: asyncio.StreamWriter) -> bool:
         body = b"" if body is None else json.dumps(body).encode()
         headers.setdefault("content-type", "application/json")
     writer.write(_head(action.status, len(body), headers) + body)
+    await writer.drain()
+    return True
+
+
+async def _stream(action: Stream, writer: asyncio.StreamWriter) -> bool:
+    head = (
+        "HTTP/1.1 200 Scripted\r\nContent-Type: text/event-stream; charset=utf-8\r\n"
+        "Cache-Control: no-cache\r\nTransfer-Encoding: chunked\r\n\r\n"
+    )
+    writer.write(head.encode("latin-1"))
+    await writer.drain()
+    for number, event in enumerate(action.events):
+        if number == action.hold_before and action.gate is not None:
+            await action.gate.wait()
+        body = event[: len(event) // 2] if number == action.cut_inside else event
+        for start in range(0, len(body), action.chunk):
+            piece = body[start : start + action.chunk]
+            writer.write(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
+            await writer.drain()
+        if number == action.cut_inside:
+            return False  # closed with the body unfinished
+        if action.sent is not None:
+            action.sent.append(asyncio.get_running_loop().time())
+    writer.write(b"0\r\n\r\n")
     await writer.drain()
     return True
 

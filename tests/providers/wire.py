@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import functools
+import io
 import itertools
+import json
+import random
 from dataclasses import dataclass, field
 from typing import Any
 
+from PIL import Image
+
 from imagehub import imaging
 from imagehub.testing import tiny_png
-from tests.providers.fake_upstream import Action, Reply, Seen
+from tests.providers.fake_upstream import Action, Reply, Seen, Stream
 
 #: what the upstreams document they read as input images (Gemini also reads HEIC/HEIF)
 INPUT_TYPES = frozenset({"image/png", "image/jpeg", "image/webp"})
@@ -153,6 +160,129 @@ def openai_ok(seen: Seen) -> Action:
     else:
         n = int(seen.json().get("n", 1))
     return Reply(200, o_answer([RED] * n))
+
+
+# -- OpenAI Images API, streamed (`stream: true`, `partial_images`)
+
+
+@functools.cache
+def noise_png(width: int, height: int, seed: int) -> bytes:
+    """A PNG of random pixels: real dimensions and a real size (some 3 MB at 1024x1024)."""
+    pixels = random.Random(seed).randbytes(width * height * 3)
+    out = io.BytesIO()
+    Image.frombytes("RGB", (width, height), pixels).save(out, "PNG", compress_level=1)
+    return out.getvalue()
+
+
+def sse(kind: str, body: dict[str, Any]) -> bytes:
+    return f"event: {kind}\ndata: {json.dumps(body)}\n\n".encode()
+
+
+def openai_fields(seen: Seen) -> dict[str, Any]:
+    """The request's fields: the JSON body of a generation, the text fields of an edit."""
+    if seen.path.endswith("/edits"):
+        return {name: value.decode() for name, filename, _, value in seen.form() if not filename}
+    body: dict[str, Any] = seen.json()
+    return body
+
+
+def stream_refusal(fields: dict[str, Any], edit: bool) -> Reply | None:
+    """The 400 for streaming options OpenAI documents it refuses: `stream` a boolean (in a
+    form, "true" or "false"), `partial_images` an integer 0 to 3 sent with `stream: true`,
+    streaming with GPT image models only."""
+    stream = fields.get("stream", False)
+    if edit and "stream" in fields:
+        if stream not in ("true", "false"):
+            return o_error(400, "invalid_type", f"stream: expected a boolean, got {stream!r}")
+        stream = stream == "true"
+    if not isinstance(stream, bool):
+        return o_error(400, "invalid_type", f"stream: expected a boolean, got {stream!r}")
+    if "partial_images" in fields:
+        count = fields["partial_images"]
+        if edit and isinstance(count, str) and count.isdigit():
+            count = int(count)
+        if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= 3:
+            return o_error(400, "invalid_value", "partial_images must be between 0 and 3")
+        if not stream:
+            return o_error(400, "invalid_value", "partial_images is only supported with stream")
+    if stream and not str(fields.get("model", "")).startswith("gpt-image"):
+        return o_error(400, "invalid_value", "streaming is only supported for GPT image models")
+    return None
+
+
+@dataclass
+class OpenAIStreaming:
+    """OpenAI's Images API as it streams: the documented events when asked (`stream: true`),
+    a plain JSON answer otherwise; strict about the streaming options.
+
+    It draws `partial images` on the way (sending as many as `partial_images` asks, at most these),
+    then `final`. With `gate`, the `completed` event waits until the test sets it; with
+    `cut_inside`, the stream breaks inside that event (its number, from 0).
+    """
+
+    partials: list[bytes] = field(
+        default_factory=lambda: [noise_png(1024, 1024, seed) for seed in (1, 2, 3)]
+    )
+    final: bytes = field(default_factory=lambda: noise_png(1024, 1024, 9))
+    gate: asyncio.Event | None = None
+    cut_inside: int | None = None
+    #: how many streams `cut_inside` breaks (the later ones run through)
+    cuts: int = 1
+    usage: tuple[int, int] = (50, 4160)
+    #: answers to send instead of a stream, one per request, before streaming resumes
+    failures: list[Action] = field(default_factory=list)
+    #: when given, each stream's event write times go here (bench/partials.py)
+    sent: list[list[float]] | None = None
+
+    def __call__(self, seen: Seen) -> Action:
+        edit = seen.path.endswith("/edits")
+        if edit and (refused := openai_refusal(seen)) is not None:
+            return refused
+        fields = openai_fields(seen)
+        if (refused := stream_refusal(fields, edit)) is not None:
+            return refused
+        if self.failures:
+            return self.failures.pop(0)
+        if fields.get("stream") not in (True, "true"):
+            return Reply(200, o_answer([self.final], self.usage))
+        kind = "image_edit" if edit else "image_generation"
+        common = {
+            "background": "opaque",
+            "created_at": 1776800000,
+            "output_format": fields.get("output_format", "png"),
+            "quality": fields.get("quality", "auto"),
+            "size": fields.get("size", "auto"),
+        }
+        count = min(int(fields.get("partial_images", 0)), len(self.partials))
+        events = [
+            sse(
+                f"{kind}.partial_image",
+                {
+                    "type": f"{kind}.partial_image",
+                    "b64_json": b64(partial),
+                    "partial_image_index": index,
+                    **common,
+                },
+            )
+            for index, partial in enumerate(self.partials[:count])
+        ]
+        tokens_in, tokens_out = self.usage
+        usage = {
+            "input_tokens": tokens_in,
+            "input_tokens_details": {"image_tokens": 0, "text_tokens": tokens_in},
+            "output_tokens": tokens_out,
+            "total_tokens": tokens_in + tokens_out,
+        }
+        completed = {"type": f"{kind}.completed", "b64_json": b64(self.final), **common}
+        events.append(sse(f"{kind}.completed", {**completed, "usage": usage}))
+        hold = len(events) - 1 if self.gate is not None else None
+        cut = self.cut_inside if self.cuts > 0 else None
+        self.cuts -= cut is not None
+        times: list[float] | None = None
+        if self.sent is not None:
+            times = []
+            self.sent.append(times)
+        return Stream(events, gate=self.gate, hold_before=hold, cut_inside=cut, sent=times)
 
 
 # -- OpenAI-compatible chat completions (OpenRouter style)

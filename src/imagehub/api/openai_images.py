@@ -7,12 +7,12 @@ hub key. Each request is an ordinary hub task (history, limits, restarts), held 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.routing import APIRoute
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
@@ -34,6 +34,7 @@ from imagehub.errors import (
     PayloadTooLarge,
 )
 from imagehub.hub import Hub
+from imagehub.imaging import b64_bytes
 from imagehub.render import file_url
 from imagehub.tasks import OutputImage, Task, TaskStatus
 from imagehub.tenancy.types import ApiKey
@@ -174,7 +175,8 @@ async def _run(
     body: openai_wire.ImagesRequest,
     idempotency_key: str | None,
 ) -> Response:
-    """Submit the task like any other, then answer in OpenAI's shape once it is ready."""
+    """Submit the task like any other, then answer in OpenAI's shape once it is ready (or, with
+    `stream: true`, as OpenAI's event stream: the partial images as they come, then the images)."""
     task, _ = await hub.submit(
         caller.tenant_id,
         model_id,
@@ -182,8 +184,47 @@ async def _run(
         idempotency_key=idempotency_key,
         key=caller,
         base_url=base_url,
+        partial_images=(body.partial_images or 0) if body.stream else 0,
     )
+    if body.stream:
+        return StreamingResponse(
+            _events(hub, task, body),
+            media_type="text/event-stream",
+            headers={"x-imagehub-task-id": task.id, "Cache-Control": "no-store"},
+        )
     return await _answer(request, hub, task, body.response_format, base_url)
+
+
+async def _events(hub: Hub, task: Task, body: openai_wire.ImagesRequest) -> AsyncIterator[str]:
+    """The task's partial images, then its images, as OpenAI's stream events (base64, whatever
+    `response_format` says: OpenAI streams base64 only)."""
+    edit = bool(task.input.get("image_urls"))
+    sent: set[str] = set()
+    async for current in hub.events(task.tenant_id, task.id):
+        for partial in current.partials:
+            if partial.file_id in sent:
+                continue
+            sent.add(partial.file_id)
+            data = await _b64(hub, partial.file_id)
+            size = (partial.width, partial.height)
+            yield openai_wire.stream_event(
+                current, body, data, edit=edit, partial_index=partial.index, size=size
+            )
+        if not current.ready:
+            continue
+        if current.status != TaskStatus.SUCCEEDED:
+            yield openai_wire.stream_error(openai_wire.task_error(current)[1])
+            return
+        for image in _files(current):
+            data = await _b64(hub, image.file_id)
+            size = (image.width, image.height)
+            yield openai_wire.stream_event(current, body, data, edit=edit, size=size)
+        return
+
+
+async def _b64(hub: Hub, file_id: str | None) -> str:
+    """A stored image as base64 text, which a stream event carries inside its JSON."""
+    return b64_bytes(await hub.file(file_id or "")).decode("ascii")
 
 
 async def _read_form(request: Request) -> tuple[dict[str, str], list[bytes], bytes | None]:

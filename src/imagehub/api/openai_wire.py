@@ -5,8 +5,10 @@ Pure translation, no I/O: `openai_images.py` holds the routes.
 
 from __future__ import annotations
 
+import json
 import math
 import re
+import time
 from typing import Any, Literal
 
 import orjson
@@ -44,8 +46,7 @@ GPT_ALIASES = (
 _PREFIXES = ("openai/", "google/")
 #: OpenAI request fields the hub accepts and has no use for
 IGNORED = frozenset(
-    {"moderation", "output_compression", "partial_images", "user", "style", "input_fidelity"}
-    | {"safety_identifier"}
+    {"moderation", "output_compression", "user", "style", "input_fidelity"} | {"safety_identifier"}
 )
 #: hub parameters with an OpenAI field of their own, or no meaning here
 _NOT_PASSED = frozenset({"prompt", "image_urls", "mask_url", "sync_mode"})
@@ -74,6 +75,8 @@ class ImagesRequest(BaseModel):
     output_format: str | None = None
     background: str | None = None
     stream: bool | None = None
+    #: partial images to stream before the image (`stream: true` only)
+    partial_images: int | None = Field(None, ge=0, le=3)
 
 
 def validated(data: Any) -> ImagesRequest:
@@ -118,8 +121,8 @@ def resolve_model(catalog: Catalog, name: str | None, *, edit: bool) -> ModelSpe
 
 def to_input(catalog: Catalog, spec: ModelSpec, request: ImagesRequest) -> dict[str, Any]:
     """The task input for `spec`; the catalog validation checks the values afterwards."""
-    if request.stream:
-        raise InvalidInput.one(["stream"], "streaming is not supported", "unsupported")
+    if request.partial_images and not request.stream:
+        raise InvalidInput.one(["partial_images"], "needs stream: true", "unsupported")
     if request.background == "transparent":
         raise InvalidInput.one(["background"], "transparent is not supported", "unsupported")
     params: dict[str, Any] = {"prompt": request.prompt}
@@ -246,6 +249,42 @@ def b64_answer(task: Task, images: list[bytes]) -> list[bytes]:
         parts += [b',{"b64_json":"' if i else b'{"b64_json":"', b64_bytes(image), b'"}']
     parts.append(b"]" + tail)
     return parts
+
+
+def stream_event(
+    task: Task,
+    request: ImagesRequest,
+    b64_json: str,
+    *,
+    edit: bool,
+    partial_index: int | None = None,
+    size: tuple[int, int] | None = None,
+) -> str:
+    """One server-sent event of a streamed answer, as OpenAI sends them: the event named by its
+    `type`, a `partial_image` with its index or a `completed` image with the usage."""
+    kind = "image_edit" if edit else "image_generation"
+    partial = partial_index is not None
+    body: dict[str, Any] = {
+        "type": f"{kind}.partial_image" if partial else f"{kind}.completed",
+        "b64_json": b64_json,
+        "background": request.background or "auto",
+        "created_at": int(time.time()),
+        "output_format": task.input.get("output_format", "png"),
+        "quality": task.input.get("quality", "auto"),
+        "size": f"{size[0]}x{size[1]}" if size else "auto",
+    }
+    if partial:
+        body["partial_image_index"] = partial_index
+    else:
+        body["usage"] = _usage(task)
+    return f"event: {body['type']}\ndata: {json.dumps(body, separators=(',', ':'))}\n\n"
+
+
+def stream_error(status_body: dict[str, Any]) -> str:
+    """The event that ends a stream whose task failed: its error in OpenAI's shape (the SDK
+    raises an `APIError` on an event whose data has an `error`)."""
+    body = {"type": "error", **status_body}
+    return f"event: error\ndata: {json.dumps(body, separators=(',', ':'))}\n\n"
 
 
 def _usage(task: Task) -> dict[str, Any]:

@@ -13,8 +13,8 @@ from imagehub.api.deps import AccountsDep, BaseUrlDep, CallerDep, CursorQuery, H
 from imagehub.api.errors import body_schema, parse_body
 from imagehub.api.responses import json_bytes
 from imagehub.hub import Hub
-from imagehub.render import task_out
-from imagehub.schemas import ErrorBody, TaskCreate, TaskList, TaskOut
+from imagehub.render import partial_out, task_out
+from imagehub.schemas import ErrorBody, PartialImageOut, TaskCreate, TaskList, TaskOut
 from imagehub.schemas.tasks import TaskStatusName
 from imagehub.tasks import Task
 from imagehub.tenancy.types import ApiKey
@@ -83,6 +83,7 @@ async def _submit(
         idempotency_key=idempotency_key,
         key=caller,
         base_url=base_url,
+        partial_images=body.partial_images,
     )
 
 
@@ -140,7 +141,8 @@ async def cancel_task(
 async def task_events(
     task_id: str, hub: HubDep, accounts: AccountsDep, caller: CallerDep, base_url: BaseUrlDep
 ) -> StreamingResponse:
-    """Server-sent events: the task on every change, ending after the ready one."""
+    """Server-sent events: the task on every change, ending after the ready one; a
+    `partial_image` event for each partial image stored (submits with `partial_images`)."""
     release = accounts.streams.open(caller.id)
     stream = hub.events(caller.tenant_id, task_id)
     try:
@@ -150,16 +152,35 @@ async def task_events(
         raise
 
     async def frames() -> AsyncIterator[str]:
+        announced: set[str] = set()
+        last: tuple[str, int] | None = None
         try:
-            yield _frame(task_out(first, base_url))
-            async for task in stream:
-                yield _frame(task_out(task, base_url))
+            async for task in _prepend(first, stream):
+                for partial in task.partials:  # before the task frame: a ready one ends it
+                    if partial.file_id not in announced:
+                        announced.add(partial.file_id)
+                        yield _partial_frame(task, partial_out(partial, base_url))
+                if (task.status, task.attempts) != last:  # not again for a partial image alone
+                    last = (task.status, task.attempts)
+                    yield _frame(task_out(task, base_url))
         finally:  # the stream ended, or the client went away
             release()
 
     return StreamingResponse(
         frames(), media_type="text/event-stream", headers={"Cache-Control": "no-store"}
     )
+
+
+async def _prepend(first: Task, rest: AsyncIterator[Task]) -> AsyncIterator[Task]:
+    yield first
+    async for task in rest:
+        yield task
+
+
+def _partial_frame(task: Task, partial: PartialImageOut) -> str:
+    data = json_bytes({"task_id": task.id, **partial.model_dump()}, ascii_only=True).decode()
+    frame_id = f"{task.status}-{task.attempts}-p{partial.index}"
+    return f"event: partial_image\nid: {frame_id}\ndata: {data}\n\n"
 
 
 def _frame(task: TaskOut) -> str:

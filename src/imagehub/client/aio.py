@@ -72,12 +72,22 @@ class AsyncClient:
         webhook_url: str | None = None,
         metadata: dict[str, Any] | None = None,
         idempotency_key: str | None = None,
+        partial_images: int = 0,
         **params: Any,
     ) -> TaskOut:
-        """Queue a task of `model` with `params` as its input; answers at once."""
+        """Queue a task of `model` with `params` as its input; answers at once.
+
+        `partial_images` (0 to 3) asks for partial images while the image is drawn (gpt-image-2 on
+        OpenAI routes): the task's `partials` lists them, its `/events` announces each.
+        """
         key = idempotency_key or wire.new_key()
         call = wire.submit(
-            model, params, idempotency_key=key, webhook_url=webhook_url, metadata=metadata
+            model,
+            params,
+            idempotency_key=key,
+            webhook_url=webhook_url,
+            metadata=metadata,
+            partial_images=partial_images,
         )
         return await self._send(call)
 

@@ -103,12 +103,15 @@ def submit(
     webhook_url: str | None = None,
     metadata: dict[str, Any] | None = None,
     wait: float = 0.0,
+    partial_images: int = 0,
 ) -> Call[TaskOut]:
     body: dict[str, Any] = {"model": model, "input": params}
     if webhook_url is not None:
         body["webhook_url"] = webhook_url
     if metadata is not None:
         body["metadata"] = metadata
+    if partial_images:
+        body["partial_images"] = partial_images
     headers = {"Idempotency-Key": idempotency_key}
     if wait > 0:
         headers["Prefer"] = f"wait={wait:.3f}"

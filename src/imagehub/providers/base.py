@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -17,6 +18,7 @@ __all__ = [
     "GenerationRequest",
     "GenerationResult",
     "InputImage",
+    "PartialSink",
     "Provider",
     "ResultFetcher",
 ]
@@ -26,6 +28,10 @@ class ResultFetcher(Protocol):
     """Downloads an image an upstream linked to instead of sending it (the hub's safe fetcher)."""
 
     async def fetch_result(self, url: str, label: str, *, max_bytes: int) -> bytes: ...
+
+
+#: takes each partial image an upstream streams while it draws: its index (from 0) and the image
+PartialSink = Callable[[int, GeneratedImage], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +49,10 @@ class GenerationRequest:
     #: where CPU-heavy image work (shrinking inputs to an upstream's limits) runs: the
     #: worker's image processes; None: a thread
     work: ImageWork | None = None
+    #: partial images to ask the upstream to stream (0: none; only routes that honour it get > 0)
+    partial_images: int = 0
+    #: where the partial images go, as they arrive
+    on_partial: PartialSink | None = None
 
 
 @dataclass(frozen=True, slots=True)

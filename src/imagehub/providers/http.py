@@ -18,7 +18,8 @@ Messages name the route and quote the upstream's own words, with the route's sec
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+from collections.abc import AsyncGenerator, Callable, Mapping
 from dataclasses import dataclass
 from io import BytesIO
 from typing import Any
@@ -36,6 +37,7 @@ from imagehub.errors import (
     UpstreamUnavailable,
     parse_retry_after,
 )
+from imagehub.providers.sse import Event, EventDecoder
 
 _DETAIL_CHARS = 300
 _CONNECT_SECONDS = 10.0
@@ -134,6 +136,59 @@ class UpstreamHTTP:
             raise UpstreamUnavailable(
                 f"{self.label} could not be reached or cut the connection "
                 f"({self.redact(_describe(exc))})"
+            ) from None
+
+    async def events(
+        self,
+        method: str,
+        url: str,
+        *,
+        refused: Callable[[Answer], TaskError],
+        max_event_bytes: int,
+        headers: Mapping[str, str] | None = None,
+        json_body: Any = None,
+        data: Mapping[str, str] | None = None,
+        files: Files | None = None,
+    ) -> AsyncGenerator[Event, None]:
+        """Send one request and yield the server-sent events of its answer as they arrive.
+
+        An answer other than a 200 event stream is read whole and raised as `refused(answer)`;
+        transport failures are task errors as in `request`, and so is a stream cut inside an
+        event. Iterate it inside `contextlib.aclosing`, so that leaving early closes the answer.
+        """
+        body: Any = None
+        if files is not None or data is not None:
+            body = _form(data or {}, files or [])
+        elif json_body is not None:
+            body = BytesIO(json.dumps(json_body).encode())
+            headers = {**(headers or {}), "Content-Type": "application/json"}
+        headers = {**(headers or {}), "Accept": "text/event-stream"}
+        try:
+            async with self._client().request(
+                method, url, headers=headers, data=body, allow_redirects=False
+            ) as response:
+                streaming = response.content_type == "text/event-stream"
+                if response.status != 200 or not streaming:
+                    content = await self._read_capped(response, max_event_bytes)
+                    raise refused(Answer(response.status, response.headers, content))
+                decoder = EventDecoder(max_event_bytes)
+                async for chunk in response.content.iter_any():
+                    for event in decoder.feed(chunk):
+                        yield event
+                if decoder.pending:
+                    raise UpstreamUnavailable(f"{self.label} cut its event stream inside an event")
+        except TimeoutError:
+            raise UpstreamTimeout(
+                f"{self.label} sent nothing for {self.timeout:g} s while streaming"
+            ) from None
+        except (aiohttp.ClientError, OSError) as exc:
+            raise UpstreamUnavailable(
+                f"{self.label} could not be reached or cut its event stream "
+                f"({self.redact(_describe(exc))})"
+            ) from None
+        except ValueError as exc:  # an oversized event, or one that is not UTF-8
+            raise UpstreamUnavailable(
+                f"{self.label} sent a malformed event stream ({exc})"
             ) from None
 
     async def _read_capped(self, response: aiohttp.ClientResponse, max_bytes: int) -> bytes:

@@ -7,7 +7,9 @@ turns the mask into the PNG with an alpha channel OpenAI expects, sized like the
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import json
 from typing import Any, ClassVar
 
 from pydantic import SecretStr, StrictInt, StrictStr
@@ -19,6 +21,8 @@ from imagehub.errors import (
     NoImageGenerated,
     TaskError,
     UpstreamConfigError,
+    UpstreamError,
+    UpstreamUnavailable,
 )
 from imagehub.imaging import EXTENSIONS
 from imagehub.providers.base import (
@@ -29,6 +33,7 @@ from imagehub.providers.base import (
 )
 from imagehub.providers.http import Answer, HTTPProvider, UpstreamHTTP
 from imagehub.providers.images import (
+    MAX_RESULT_BYTES,
     alpha_mask,
     decode_b64_image,
     fetch_linked,
@@ -37,9 +42,12 @@ from imagehub.providers.images import (
 )
 from imagehub.providers.inputs import OPENAI_EDITS, fit
 from imagehub.providers.lenient import Lenient, VendorModel, present
+from imagehub.providers.sse import Event
 
 #: error codes OpenAI uses when its safety system refuses a prompt, an input or an output
 MODERATION_CODES = frozenset({"moderation_blocked", "content_policy_violation"})
+#: one streamed event holds one base64 image: as large as an image fetched by URL, in base64
+MAX_STREAM_EVENT_BYTES = MAX_RESULT_BYTES * 4 // 3 + 4096
 #: the Images API's edits documentation: "a PNG file, less than 4MB"
 MAX_MASK_BYTES = 4 * 1024 * 1024
 
@@ -84,6 +92,16 @@ class _Error(VendorModel):
 
 
 class _ErrorBody(VendorModel):
+    error: Lenient[_Error] = None
+
+
+class _StreamEvent(VendorModel):
+    """One event of a streamed answer (`stream: true`): a partial image, the image, or an error."""
+
+    type: Lenient[StrictStr] = None
+    b64_json: Lenient[StrictStr] = None
+    partial_image_index: Lenient[StrictInt] = None
+    usage: Lenient[_Usage] = None
     error: Lenient[_Error] = None
 
 
@@ -162,6 +180,8 @@ class OpenAIProvider(HTTPProvider):
         return {"Authorization": f"Bearer {self.secret}"}
 
     async def generate(self, request: GenerationRequest) -> GenerationResult:
+        if request.partial_images:
+            return await self._streamed(request)
         fitted: tuple[str, ...] = ()
         if request.model.is_edit:
             images, fitted = await fit(request.images, OPENAI_EDITS, self.name, request.work)
@@ -189,6 +209,89 @@ class OpenAIProvider(HTTPProvider):
         body = self.http.json(dataclasses.replace(response, content=content))
         result = await self._result(body, wanted, request.fetcher, lifted)
         return dataclasses.replace(result, warnings=fitted + result.warnings)
+
+    async def _streamed(self, request: GenerationRequest) -> GenerationResult:
+        """The call with `stream: true` and `partial_images`: each partial image goes to
+        `request.on_partial` as it arrives, the `completed` events make the result."""
+        fitted: tuple[str, ...] = ()
+        n = request.partial_images
+        call: dict[str, Any]
+        if request.model.is_edit:
+            images, fitted = await fit(request.images, OPENAI_EDITS, self.name, request.work)
+            request = dataclasses.replace(request, images=images)
+            fields, files = await edit_form(request, self.catalog)
+            fields.update({"stream": "true", "partial_images": str(n)})
+            call, kind = {"data": fields, "files": files}, "image_edit"
+        else:
+            body = {**generation_body(request, self.catalog), "stream": True, "partial_images": n}
+            call, kind = {"json_body": body}, "image_generation"
+        path = "edits" if request.model.is_edit else "generations"
+        events = self.http.events(
+            "POST",
+            f"{self.base_url}/images/{path}",
+            refused=self._refused_stream,
+            max_event_bytes=MAX_STREAM_EVENT_BYTES,
+            headers=self._headers(),
+            **call,
+        )
+        images_out: list[GeneratedImage] = []
+        usage = _Usage()
+        async with contextlib.aclosing(events) as stream:
+            async for event in stream:
+                if event.data.strip() == "[DONE]":
+                    break
+                found = self._stream_event(event)
+                if found.type == f"{kind}.partial_image":
+                    partial = await decode_b64_image(found.b64_json or "", self.name)
+                    if request.on_partial is not None:
+                        index = found.partial_image_index
+                        await request.on_partial(index if index is not None else -1, partial)
+                elif found.type == f"{kind}.completed":
+                    images_out.append(await decode_b64_image(found.b64_json or "", self.name))
+                    usage = found.usage or usage
+        if not images_out:
+            raise UpstreamUnavailable(
+                f"{self.name}'s event stream ended before the image was completed"
+            )
+        wanted = int(request.params.get("num_images", 1))
+        warnings = fitted
+        if len(images_out) < wanted:
+            got = len(images_out)
+            warnings += (f"{self.name} returned {got} of the {wanted} images requested",)
+        return GenerationResult(
+            images=tuple(images_out),
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            input_image_tokens=usage.input_tokens_details.image_tokens,
+            output_text_tokens=usage.output_tokens_details.text_tokens,
+            warnings=warnings,
+        )
+
+    def _stream_event(self, event: Event) -> _StreamEvent:
+        """An event's JSON; an `error` event (or one carrying an error) raised as its task error."""
+        try:
+            found = _StreamEvent.model_validate(json.loads(event.data))
+        except ValueError:
+            raise UpstreamUnavailable(f"{self.name} streamed an event that is not JSON") from None
+        if found.error is None and event.name != "error" and found.type != "error":
+            return found
+        error = found.error or _Error()
+        code, message = str(error.code or ""), self.http.redact(str(error.message or ""))
+        if code in MODERATION_CODES:
+            raise ContentPolicyViolation(
+                f"{self.name}'s safety system rejected the request: {message}"
+            )
+        if code in ("server_error", "rate_limit_exceeded") or not code:  # worth another attempt
+            raise UpstreamUnavailable(f"{self.name} failed while streaming: {message}")
+        raise UpstreamError(f"{self.name} stopped streaming: {code} {message}")
+
+    def _refused_stream(self, response: Answer) -> TaskError:
+        if response.status_code == 200:  # a look-alike that ignores `stream`
+            return UpstreamConfigError(
+                f"{self.name} answered without an event stream although asked to stream; set "
+                "supports.partial_images = false on this route in the routes file"
+            )
+        return self._error(response)
 
     async def _result(
         self,

@@ -35,6 +35,9 @@ class Honours:
     seed: bool = True
     #: a `safety_tolerance` other than the catalog default can be expressed upstream
     safety_tolerance: bool = True
+    #: the upstream streams partial images while it draws (the submit option `partial_images`); off
+    #: unless the provider's adapter streams them: only OpenAI's Images API does
+    partial_images: bool = False
 
     def with_changes(self, changes: Mapping[str, Any]) -> Honours:
         """These honours with some fields replaced (a routes file's `supports`)."""
@@ -108,7 +111,11 @@ _OPENAI_CHAT: dict[str, Honours] = {
 
 #: OpenAI Images: edits take at most 16 images and a mask (OpenAI API reference, images/edits;
 #: upstream audit "Verified OK"); no seed.
-_OPENAI: dict[str, Honours] = {"gpt-image-2": Honours(max_input_images=16, seed=False)}
+#: Streams partial images with `stream: true` and `partial_images` 0-3 (openai-python
+#: image_generate_params.py, image_gen_partial_image_event.py).
+_OPENAI: dict[str, Honours] = {
+    "gpt-image-2": Honours(max_input_images=16, seed=False, partial_images=True)
+}
 
 #: By provider kind, then model family. fal's schemas are the catalog's own (the hub's public
 #: parameters follow them), so fal honours whatever the catalog allows; so does the offline demo.
@@ -129,8 +136,22 @@ def honours_of(kind: str, model: ModelSpec) -> Honours:
     return HONOURS.get(kind, {}).get(model.family, EVERYTHING)
 
 
-def refusal(honours: Honours, model: ModelSpec, params: Mapping[str, Any]) -> Refusal | None:
-    """The first parameter of a validated request these honours cannot honour, if any."""
+#: submit options a route may refuse: they sit beside `model` and `input`, not in `input`
+SUBMIT_OPTIONS = frozenset({"partial_images"})
+
+
+def refusal(
+    honours: Honours, model: ModelSpec, params: Mapping[str, Any], partial_images: int = 0
+) -> Refusal | None:
+    """The first parameter of a validated request these honours cannot honour, if any.
+
+    `partial_images` is the submit option of that name (partial images streamed while drawing).
+    """
+    if partial_images and not honours.partial_images:
+        return Refusal(
+            "partial_images",
+            "partial_images (streamed while drawing: gpt-image-2 on OpenAI routes)",
+        )
     for check in _CHECKS:
         found = check(honours, model, params)
         if found is not None:

@@ -42,6 +42,8 @@ class SupportsEntry(BaseModel):
     system_prompt: bool | None = None
     seed: bool | None = None
     safety_tolerance: bool | None = None
+    #: only `false` (an OpenAI look-alike that does not stream): no other adapter can stream
+    partial_images: Literal[False] | None = None
 
     def applied_to(self, honours: Honours) -> Honours:
         return honours.with_changes(self.model_dump(exclude_none=True))

@@ -25,7 +25,13 @@ from typing import Any, Protocol, runtime_checkable
 from imagehub.catalog import Catalog, ModelSpec
 from imagehub.errors import InvalidInput, ModelUnavailable, TaskError
 from imagehub.providers.base import Provider
-from imagehub.routing.capabilities import EVERYTHING, Honours, Refusal, refusal
+from imagehub.routing.capabilities import (
+    EVERYTHING,
+    SUBMIT_OPTIONS,
+    Honours,
+    Refusal,
+    refusal,
+)
 
 #: the provider kind (and route name) of the offline placeholder provider
 DEMO = "demo"
@@ -146,14 +152,23 @@ class Router:
         #: by model id: what would give a model without a route one (named in the 503)
         self._hints = dict(hints or {})
 
-    def routes(self, model: ModelSpec, params: Mapping[str, Any] | None = None) -> list[Route]:
+    def routes(
+        self,
+        model: ModelSpec,
+        params: Mapping[str, Any] | None = None,
+        *,
+        partial_images: int = 0,
+    ) -> list[Route]:
         """The model's routes by priority, shuffled by weight within a priority.
 
-        With `params` (a validated input), only the routes that honour every one of them.
+        With `params` (a validated input), only the routes that honour every one of them (and
+        stream the `partial_images` asked for).
         """
         routes = self._served_by(model)
         if params is not None:
-            routes = [r for r in routes if refusal(r.honours, model, params) is None]
+            routes = [
+                r for r in routes if refusal(r.honours, model, params, partial_images) is None
+            ]
         if len(routes) <= 1:
             return list(routes)
         # a weighted random order (Efraimidis-Spirakis): key u^(1/w), largest first
@@ -172,7 +187,9 @@ class Router:
         """Every route that serves the model, by priority (weights aside), the demo included."""
         return sorted(self._served_by(model), key=lambda r: r.priority)
 
-    def check(self, model: ModelSpec, params: Mapping[str, Any]) -> None:
+    def check(
+        self, model: ModelSpec, params: Mapping[str, Any], *, partial_images: int = 0
+    ) -> None:
         """Refuse a validated request no route can take: 503 without a route, else 422."""
         routes = self._served_by(model)
         if not routes:
@@ -180,7 +197,7 @@ class Router:
             raise ModelUnavailable(f"no route serves {model.id}: {hint}")
         refusals: list[tuple[Route, Refusal]] = []
         for route in routes:
-            found = refusal(route.honours, model, params)
+            found = refusal(route.honours, model, params, partial_images)
             if found is None:
                 return
             refusals.append((route, found))
@@ -221,7 +238,11 @@ def _unsupported(model: ModelSpec, refusals: list[tuple[Route, Refusal]]) -> Inv
     else:
         each = "; ".join(f"{route.name} does not support {r.what}" for route, r in refusals)
         message = f"no configured route for {model.id} can honour this request: {each}"
-    return InvalidInput.one(["input", first.param], message, "unsupported_by_routes")
+    # a submit option sits beside `input`, not in it
+    loc: list[str | int] = [first.param]
+    if first.param not in SUBMIT_OPTIONS:
+        loc = ["input", first.param]
+    return InvalidInput.one(loc, message, "unsupported_by_routes")
 
 
 @runtime_checkable

@@ -30,6 +30,15 @@ class TaskCreate(_Wire):
     metadata: dict[str, Any] | None = Field(
         None, description="Anything the client wants back, at most 4 KiB as JSON."
     )
+    partial_images: int = Field(
+        0,
+        ge=0,
+        le=3,
+        strict=True,
+        description="Partial images to stream while the image is drawn (0 to 3; gpt-image-2 on "
+        "OpenAI routes only): each is stored and announced as a `partial_image` event on "
+        "/events. A route that cannot stream them refuses the submit (422).",
+    )
 
 
 class ImageOut(_Out):
@@ -37,6 +46,16 @@ class ImageOut(_Out):
     content_type: str
     file_name: str
     file_size: int
+    width: int
+    height: int
+
+
+class PartialImageOut(_Out):
+    """A partial image the upstream streamed while drawing (`partial_images`)."""
+
+    index: int = Field(description="Its place among the attempt's partial images, from 0.")
+    url: str
+    content_type: str
     width: int
     height: int
 
@@ -97,6 +116,11 @@ class TaskOut(_Out):
     attempts: int
     usage: UsageOut | None = None
     metadata: dict[str, Any] | None
+    partial_images: int = Field(0, description="The partial images asked for at submit.")
+    partials: list[PartialImageOut] = Field(
+        default_factory=list,
+        description="The partial images stored so far by the running (or the succeeded) attempt.",
+    )
     created_at: str
     started_at: str | None
     finished_at: str | None

@@ -63,6 +63,13 @@ class TaskStore(Protocol):
         delivery pending, in the same transaction; both happen once per task.
         """
 
+    async def set_partials(self, task: Task) -> bool:
+        """Write a running task's partial images (`task.partials`) if its lease still holds.
+
+        Every claim, requeue, reap and cancel clears them (they belong to one attempt); `finish`
+        writes the task's own (a retry's or failure's empty ones, a success's kept).
+        """
+
     async def release(self, owner: str) -> int:
         """Hand `owner`'s running tasks back to the queue (graceful shutdown)."""
 

@@ -160,6 +160,7 @@ class MemoryStore:
                 lease_token=task.lease_token + 1,
                 attempts=task.attempts + 1,
                 started_at=task.started_at or now,
+                partials=(),
             )
             for task in due
         ]
@@ -201,10 +202,22 @@ class MemoryStore:
             run_after=task.run_after,
             lease_owner=None,
             lease_expires_at=None,
+            partials=task.partials,
         )
         self.journal.extend(journal(attempt))
         if task.ready:
             self._finished(task.id, cost_micros(task))
+        return True
+
+    async def set_partials(self, task: Task) -> bool:
+        current = self.tasks.get(task.id)
+        if (
+            current is None
+            or current.status != TaskStatus.RUNNING
+            or current.lease_token != task.lease_token
+        ):
+            return False
+        self._put(current, partials=task.partials)
         return True
 
     async def release(self, owner: str) -> int:
@@ -216,6 +229,7 @@ class MemoryStore:
                 lease_owner=None,
                 lease_expires_at=None,
                 run_after=utcnow(),
+                partials=(),
             )
         return len(held)
 
@@ -235,6 +249,7 @@ class MemoryStore:
                 run_after=now,
                 lease_owner=None,
                 lease_expires_at=None,
+                partials=(),
             )
             reaped.append(task)
             if spent:
@@ -252,6 +267,7 @@ class MemoryStore:
             lease_owner=None,
             lease_expires_at=None,
             error=tasks.CANCELED_ERROR,
+            partials=(),
         )
         self._finished(task_id, 0)
         return task

@@ -11,14 +11,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 from imagehub.store.connector import Row
-from imagehub.tasks import Attempt, Task, TaskFailure, TaskOutput, TaskStatus, Usage
+from imagehub.tasks import Attempt, PartialImage, Task, TaskFailure, TaskOutput, TaskStatus, Usage
 from imagehub.tenancy.types import ApiKey
 from imagehub.webhooks.types import Delivery, DeliveryAttempt, WebhookSecret
 
 TASK_COLUMNS = (
     "id, tenant_id, model, input, status, output, error, provider, warnings, attempts, "
     "max_attempts, metadata, webhook_url, idempotency_key, request_hash, usage, created_at, "
-    "started_at, finished_at, run_after, lease_owner, lease_expires_at, lease_token, traceparent"
+    "started_at, finished_at, run_after, lease_owner, lease_expires_at, lease_token, "
+    "traceparent, partial_images, partials"
 )
 KEY_COLUMNS = (
     "id, tenant_id, key_hash, prefix, name, admin, created_at, revoked_at, rpm_limit, "
@@ -88,7 +89,13 @@ def outcome_row(task: Task) -> dict[str, Any]:
         "usage": dumps(task.usage.to_dict() if task.usage else None),
         "finished_at": ts(task.finished_at),
         "run_after": ts(task.run_after),
+        "partials": partials_json(task),
     }
+
+
+def partials_json(task: Task) -> str:
+    """The one stored form of a task's partial images."""
+    return json.dumps([p.to_dict() for p in task.partials], separators=(",", ":"))
 
 
 def task_row(task: Task) -> dict[str, Any]:
@@ -108,6 +115,7 @@ def task_row(task: Task) -> dict[str, Any]:
         "lease_owner": task.lease_owner,
         "lease_expires_at": ts(task.lease_expires_at),
         "traceparent": task.traceparent,
+        "partial_images": task.partial_images,
     }
 
 
@@ -139,6 +147,8 @@ def task_from_row(row: Row) -> Task:
         lease_expires_at=dt(row[21]),
         lease_token=row[22],
         traceparent=row[23],
+        partial_images=row[24],
+        partials=tuple(PartialImage.from_dict(p) for p in json.loads(row[25])),
     )
 
 

@@ -129,6 +129,11 @@ _STEPS: list[str] = [
 """,
     # the W3C traceparent of a task's submit span: its worker and webhook spans join that trace
     "ALTER TABLE tasks ADD COLUMN traceparent TEXT",
+    # partial images: how many partial images a task asked for, and those of its running attempt
+    """
+    ALTER TABLE tasks ADD COLUMN partial_images INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE tasks ADD COLUMN partials TEXT NOT NULL DEFAULT '[]'
+""",
 ]
 
 #: the schema version this hub needs

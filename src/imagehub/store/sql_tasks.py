@@ -31,6 +31,7 @@ from imagehub.store.rows import (
     failure_json,
     insert,
     outcome_row,
+    partials_json,
     task_from_row,
     task_row,
 )
@@ -60,7 +61,7 @@ _CLAIM = f"""
     UPDATE tasks SET status = 'running', lease_owner = :owner,
         lease_expires_at = {{now}} + :lease_seconds,
         lease_token = lease_token + 1, attempts = attempts + 1,
-        started_at = COALESCE(started_at, {{now}})
+        started_at = COALESCE(started_at, {{now}}), partials = '[]'
     WHERE id IN (SELECT id FROM tasks WHERE status = 'queued' AND run_after <= {{now}}
                  ORDER BY run_after, created_at LIMIT :limit{{skip_locked}})
     RETURNING {TASK_COLUMNS}"""
@@ -70,23 +71,26 @@ _HEARTBEAT = """
 _FINISH = """
     UPDATE tasks SET status = :status, output = :output, error = :error, provider = :provider,
         warnings = :warnings, usage = :usage, finished_at = :finished_at, run_after = :run_after,
-        lease_owner = NULL, lease_expires_at = NULL
+        lease_owner = NULL, lease_expires_at = NULL, partials = :partials
+    WHERE id = :id AND lease_token = :lease_token AND status = 'running'"""
+_PARTIALS = """
+    UPDATE tasks SET partials = :partials
     WHERE id = :id AND lease_token = :lease_token AND status = 'running'"""
 _RELEASE = """
     UPDATE tasks SET status = 'queued', lease_owner = NULL, lease_expires_at = NULL,
-        run_after = {now}
+        run_after = {now}, partials = '[]'
     WHERE lease_owner = :owner AND status = 'running'"""
 _REAP = f"""
     UPDATE tasks SET
         status = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'queued' END,
         error = CASE WHEN attempts >= max_attempts THEN :error ELSE error END,
         finished_at = CASE WHEN attempts >= max_attempts THEN {{now}} ELSE NULL END,
-        run_after = {{now}}, lease_owner = NULL, lease_expires_at = NULL
+        run_after = {{now}}, lease_owner = NULL, lease_expires_at = NULL, partials = '[]'
     WHERE status = 'running' AND lease_expires_at < {{now}}
     RETURNING {TASK_COLUMNS}"""
 _CANCEL = """
     UPDATE tasks SET status = 'canceled', finished_at = {now}, lease_owner = NULL,
-        lease_expires_at = NULL, error = :error
+        lease_expires_at = NULL, error = :error, partials = '[]'
     WHERE id = :id AND tenant_id = :tenant_id AND status IN ('queued', 'running')"""
 _INSERT_ATTEMPT = insert("attempts", ATTEMPT_FIELDS)
 _ATTEMPTS = f"""
@@ -263,6 +267,10 @@ class SQLTasks:
             return True
 
         return await self.db.transaction(write)
+
+    async def set_partials(self, task: Task) -> bool:
+        args = {"id": task.id, "lease_token": task.lease_token, "partials": partials_json(task)}
+        return bool(await self.db.execute(_PARTIALS, args))
 
     async def release(self, owner: str) -> int:
         return await self.db.execute(_RELEASE, {"owner": owner})
