@@ -69,6 +69,20 @@ class TaskStore(Protocol):
     async def purge_output(self, task_id: str) -> None:
         """Drop a sync_mode task's inline images after they were read once."""
 
+    async def queue_position(self, task_id: str) -> int | None:
+        """How many queued tasks a claim would take before this one; None if it is not queued.
+
+        Claims are fair across tenants: each task gets a place in a virtual time when it is
+        submitted (`fair_place`), claims take the lowest places first, and a retry keeps its
+        place. The count is a range of one index, cheap however deep the queue.
+        """
+
+    async def set_priority(self, tenant_id: str, priority: float) -> None:
+        """Set a tenant's weight in the fair queue (1 by default) for its next submits."""
+
+    async def priority(self, tenant_id: str) -> float:
+        """A tenant's weight in the fair queue."""
+
 
 class KeyStore(Protocol):
     """API keys, the counters of their limits, and request rates."""
@@ -182,6 +196,16 @@ def new_delivery(task: Task, base_url: str) -> Delivery:
         base_url=base_url,
         created_at=task.created_at,
     )
+
+
+def fair_place(clock: float, last: float, weight: float) -> float:
+    """A submit's place in the fair queue (start-time fair queuing).
+
+    `clock` is the latest place claimed, `last` the tenant's previous place (0 before its
+    first). A tenant's tasks are 1/weight apart, and a tenant that was idle starts level with
+    the clock: neither behind the others' backlog nor ahead of it by its past idleness.
+    """
+    return max(clock, last) + 1.0 / weight
 
 
 def gcra(tat: float | None, now: float, per_minute: int) -> tuple[float | None, float]:

@@ -8,11 +8,18 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from imagehub import tasks
-from imagehub.store.base import cost_micros, decode_cursor, encode_cursor, gcra, new_delivery
+from imagehub.store.base import (
+    cost_micros,
+    decode_cursor,
+    encode_cursor,
+    fair_place,
+    gcra,
+    new_delivery,
+)
 from imagehub.tasks import DuplicateTask, Page, Task, TaskStatus, utcnow
 from imagehub.tenancy.types import ApiKey, OverLimit, Submission
 from imagehub.webhooks.types import Delivery, WebhookSecret
@@ -44,6 +51,10 @@ class MemoryStore:
         self.rates: dict[str, float] = {}
         self.deliveries: dict[str, Delivery] = {}
         self.secrets: list[WebhookSecret] = []
+        #: the fair queue: each task's place, each tenant's (weight, last place), the clock
+        self.places: dict[str, float] = {}
+        self.shares: dict[str, tuple[float, float]] = {}
+        self.clock = 0.0
 
     async def open(self) -> None:
         """Nothing to open, close or reach: the store is this object."""
@@ -66,6 +77,10 @@ class MemoryStore:
         if task.webhook_url is not None:
             delivery = new_delivery(task, submission.base_url if submission else "")
             self.deliveries[delivery.id] = delivery
+        weight, last = self.shares.get(task.tenant_id, (1.0, 0.0))
+        place = fair_place(self.clock, last, weight)
+        self.shares[task.tenant_id] = (weight, place)
+        self.places[task.id] = place
         self.tasks[task.id] = task
 
     async def get(self, task_id: str, tenant_id: str | None = None) -> Task | None:
@@ -96,8 +111,10 @@ class MemoryStore:
         now = utcnow()
         due = sorted(
             (t for t in self.tasks.values() if t.status == "queued" and t.run_after <= now),
-            key=lambda t: (t.run_after, t.created_at),
+            key=self._fair_order,
         )[:limit]
+        if due:
+            self.clock = max(self.clock, self.places[due[-1].id])
         claimed = [
             self._put(
                 task,
@@ -110,7 +127,27 @@ class MemoryStore:
             )
             for task in due
         ]
-        return sorted(claimed, key=lambda t: t.created_at)
+        return claimed
+
+    def _fair_order(self, task: Task) -> tuple[float, datetime]:
+        return self.places[task.id], task.created_at
+
+    async def queue_position(self, task_id: str) -> int | None:
+        task = self.tasks.get(task_id)
+        if task is None or task.status != TaskStatus.QUEUED:
+            return None
+        mine = self._fair_order(task)
+        return sum(
+            1
+            for t in self.tasks.values()
+            if t.status == TaskStatus.QUEUED and self._fair_order(t) < mine
+        )
+
+    async def set_priority(self, tenant_id: str, priority: float) -> None:
+        self.shares[tenant_id] = (priority, self.shares.get(tenant_id, (1.0, 0.0))[1])
+
+    async def priority(self, tenant_id: str) -> float:
+        return self.shares.get(tenant_id, (1.0, 0.0))[0]
 
     def _put(self, task: Task, **changes: Any) -> Task:
         task = dataclasses.replace(task, **changes)

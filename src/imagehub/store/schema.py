@@ -99,6 +99,19 @@ _STEPS: list[str] = [
         PRIMARY KEY (tenant_id, secret)
     )
 """,
+    # the fair queue: claims in order of a virtual start time (start-time fair queuing), each
+    # tenant's tasks 1/weight apart; tasks queued before this step keep their submit order
+    """
+    ALTER TABLE tasks ADD COLUMN fair_at {real} NOT NULL DEFAULT 0;
+    DROP INDEX tasks_queue;
+    CREATE INDEX tasks_fair ON tasks (fair_at, created_at) WHERE status = 'queued';
+    CREATE TABLE fair_shares (
+        tenant_id TEXT PRIMARY KEY,
+        weight {real} NOT NULL DEFAULT 1,
+        last_fair {real} NOT NULL DEFAULT 0
+    );
+    CREATE TABLE fair_clock (id INTEGER PRIMARY KEY, v {real} NOT NULL)
+""",
 ]
 
 #: the schema version this hub needs

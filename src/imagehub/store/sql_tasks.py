@@ -30,7 +30,7 @@ from imagehub.tenancy.types import Submission
 _SELECT = f"SELECT {TASK_COLUMNS} FROM tasks"
 #: a clash on the idempotency key inserts nothing and returns no row
 _INSERT = (
-    insert("tasks", TASK_FIELDS)
+    insert("tasks", [*TASK_FIELDS, "fair_at"])
     + """
     ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
     RETURNING id"""
@@ -41,8 +41,29 @@ _CLAIM = f"""
         lease_token = lease_token + 1, attempts = attempts + 1,
         started_at = COALESCE(started_at, {{now}})
     WHERE id IN (SELECT id FROM tasks WHERE status = 'queued' AND run_after <= {{now}}
-                 ORDER BY run_after, created_at LIMIT :limit{{skip_locked}})
-    RETURNING {TASK_COLUMNS}"""
+                 ORDER BY fair_at, created_at LIMIT :limit{{skip_locked}})
+    RETURNING {TASK_COLUMNS}, fair_at"""
+_CLOCK = "COALESCE((SELECT v FROM fair_clock WHERE id = 0), 0)"
+#: a submit's place in the fair queue (`base.fair_place`), kept as the tenant's last place;
+#: a tenant's first row has weight 1 and last place 0
+_FAIR_PLACE = f"""
+    INSERT INTO fair_shares (tenant_id, last_fair) VALUES (:tenant_id, {_CLOCK} + 1.0)
+    ON CONFLICT (tenant_id) DO UPDATE SET
+        last_fair = {{greatest}}(fair_shares.last_fair, {_CLOCK}) + 1.0 / fair_shares.weight
+    RETURNING last_fair"""
+#: the virtual clock only moves forward; a claim moves it to the latest place it took
+_FAIR_CLOCK = """
+    INSERT INTO fair_clock (id, v) VALUES (0, :v)
+    ON CONFLICT (id) DO UPDATE SET v = excluded.v WHERE fair_clock.v < excluded.v"""
+_SET_PRIORITY = """
+    INSERT INTO fair_shares (tenant_id, weight) VALUES (:tenant_id, :weight)
+    ON CONFLICT (tenant_id) DO UPDATE SET weight = :weight"""
+#: tasks queued ahead of one: a range of the fair queue's index
+_POSITION = """
+    SELECT (SELECT COUNT(*) FROM tasks AS ahead
+            WHERE ahead.status = 'queued' AND ahead.fair_at <= mine.fair_at
+                AND (ahead.fair_at < mine.fair_at OR ahead.created_at < mine.created_at))
+    FROM tasks AS mine WHERE mine.id = :id AND mine.status = 'queued'"""
 _HEARTBEAT = """
     UPDATE tasks SET lease_expires_at = {now} + :lease_seconds
     WHERE lease_owner = :owner AND status = 'running' RETURNING id"""
@@ -109,7 +130,9 @@ class SQLTasks:
 
     async def create(self, task: Task, submission: Submission | None = None) -> None:
         async def insert(tx: Executor) -> bool:
-            if await tx.fetch_one(_INSERT, task_row(task)) is None:
+            place = await tx.fetch_one(_FAIR_PLACE, {"tenant_id": task.tenant_id})
+            assert place is not None  # an upsert with RETURNING always returns its row
+            if await tx.fetch_one(_INSERT, {**task_row(task), "fair_at": place[0]}) is None:
                 return False
             await self._submitted(tx, task, submission)
             return True
@@ -157,7 +180,11 @@ class SQLTasks:
     async def claim(self, owner: str, limit: int, lease_seconds: float) -> list[Task]:
         args = {"owner": owner, "lease_seconds": lease_seconds, "limit": limit}
         rows = await self.db.fetch_all(_CLAIM, args)
-        return sorted((task_from_row(row) for row in rows), key=lambda t: t.created_at)
+        if not rows:
+            return []
+        rows.sort(key=lambda row: (row[-1], row[16]))  # fair order: place, then submit time
+        await self.db.execute(_FAIR_CLOCK, {"v": rows[-1][-1]})
+        return [task_from_row(row) for row in rows]
 
     async def heartbeat(self, owner: str, lease_seconds: float) -> set[str]:
         args = {"owner": owner, "lease_seconds": lease_seconds}
@@ -201,3 +228,16 @@ class SQLTasks:
 
     async def purge_output(self, task_id: str) -> None:
         await self.db.execute(_PURGE, {"id": task_id})
+
+    async def queue_position(self, task_id: str) -> int | None:
+        row = await self.db.fetch_one(_POSITION, {"id": task_id})
+        return None if row is None else int(row[0])
+
+    async def set_priority(self, tenant_id: str, priority: float) -> None:
+        await self.db.execute(_SET_PRIORITY, {"tenant_id": tenant_id, "weight": priority})
+
+    async def priority(self, tenant_id: str) -> float:
+        row = await self.db.fetch_one(
+            "SELECT weight FROM fair_shares WHERE tenant_id = :tenant_id", {"tenant_id": tenant_id}
+        )
+        return 1.0 if row is None else float(row[0])
