@@ -251,6 +251,42 @@ class Task:
 
 
 @dataclass(frozen=True, slots=True)
+class Attempt:
+    """One call of a route for a task: a row of the attempts journal.
+
+    A task's attempt may call several routes (failover): each call is one `Attempt`, all with
+    the task's attempt `number`.
+    """
+
+    task_id: str
+    tenant_id: str
+    #: the task's attempt this call belongs to (1-based)
+    number: int
+    model: str
+    #: the route's name: what `Task.provider` reports
+    route: str
+    #: the route's kind (gemini, vertex, openai, openrouter, openai_compatible, fal, demo)
+    provider: str
+    started_at: datetime
+    finished_at: datetime
+    #: "succeeded", or the code of the `TaskError` the call ended with
+    outcome: str
+    message: str = ""
+
+    @property
+    def seconds(self) -> float:
+        return (self.finished_at - self.started_at).total_seconds()
+
+    @property
+    def succeeded(self) -> bool:
+        return self.outcome == SUCCEEDED
+
+
+#: the outcome of a route call that returned images
+SUCCEEDED = "succeeded"
+
+
+@dataclass(frozen=True, slots=True)
 class Page:
     """One page of a tenant's tasks, newest first; `next_cursor` is None on the last."""
 

@@ -9,7 +9,7 @@ import random
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from imagehub import imaging
@@ -30,6 +30,8 @@ from imagehub.routing.router import Route, Router
 from imagehub.settings import Settings
 from imagehub.store import TaskStore
 from imagehub.tasks import (
+    SUCCEEDED,
+    Attempt,
     OutputImage,
     Task,
     TaskFailure,
@@ -83,8 +85,9 @@ class Worker:
         self.owner = new_id("wrk_")
         self.concurrency = settings.worker_concurrency
         self._running: dict[str, asyncio.Task[None]] = {}
-        #: outcomes a store outage kept from being written; the heartbeat writes them later
-        self._unwritten: dict[str, Task] = {}
+        #: outcomes (and their journal rows) a store outage kept from being written; the
+        #: heartbeat writes them later
+        self._unwritten: dict[str, tuple[Task, list[Attempt]]] = {}
         #: a claim and its runners' start, or a heartbeat and its look at what runs, at once
         self._claiming = asyncio.Lock()
         self._stopping = asyncio.Event()
@@ -194,11 +197,11 @@ class Worker:
 
     async def _write_unwritten(self, held: set[str]) -> None:
         """Write the outcomes an outage held back, still fenced by their lease token."""
-        for task_id, task in list(self._unwritten.items()):
+        for task_id, (task, calls) in list(self._unwritten.items()):
             written = False
             if task_id in held:
                 try:
-                    written = await self.store.finish(task)
+                    written = await self.store.finish(task, calls)
                 except Exception:
                     return  # still unreachable: the next heartbeat tries again
             del self._unwritten[task_id]
@@ -254,20 +257,21 @@ class Worker:
     # -- one attempt
 
     async def _run(self, task: Task) -> None:
+        calls: list[Attempt] = []
         try:
-            outcome = await self.attempt(task)
+            outcome = await self.attempt(task, calls)
         except asyncio.CancelledError:
             return
         except TaskError as exc:
-            await self._finish(self._failed(task, exc))
+            await self._finish(self._failed(task, exc), calls)
         except Exception as exc:
             if is_storage_fault(exc):
                 log.warning("task %s: storage fault (%s); back to the queue", task.id, exc)
-                await self._finish(self._failed(task, StorageFault()))
+                await self._finish(self._failed(task, StorageFault()), calls)
                 return
             log.exception("task %s failed inside the hub", task.id)
             error = InternalError(f"The hub failed while running the task ({type(exc).__name__}).")
-            await self._finish(self._failed(task, error))
+            await self._finish(self._failed(task, error), calls)
         else:
             await self._finish(
                 task.replace(
@@ -278,11 +282,15 @@ class Worker:
                     warnings=task.warnings + outcome.warnings,
                     error=None,
                     finished_at=utcnow(),
-                )
+                ),
+                calls,
             )
 
-    async def attempt(self, task: Task) -> Outcome:
-        """Run one attempt of a claimed task: inputs, provider, media."""
+    async def attempt(self, task: Task, calls: list[Attempt] | None = None) -> Outcome:
+        """Run one attempt of a claimed task: inputs, provider, media.
+
+        Each route call is appended to `calls` as it ends: the journal rows `finish` writes.
+        """
         model = self.catalog.get(task.model)
         if model is None:
             raise InternalError(f"model {task.model!r} is no longer in the catalog")
@@ -306,8 +314,12 @@ class Worker:
             )
             return route.provider.generate(request)
 
+        def observe(route: Route, started: datetime, error: BaseException | None) -> None:
+            if calls is not None:
+                calls.append(_call(task, route, started, error))
+
         # failover between the routes, in the failure policy's order
-        route, result = await self.policy.run(routes, generate)
+        route, result = await self.policy.run(routes, generate, observe)
         return await self._store_output(task, model, route, result)
 
     async def _inputs(self, task: Task) -> tuple[tuple[InputImage, ...], InputImage | None]:
@@ -407,10 +419,11 @@ class Worker:
             finished_at=utcnow(),
         )
 
-    async def _finish(self, task: Task) -> None:
-        written = await self._write_outcome(task)
+    async def _finish(self, task: Task, calls: list[Attempt] | None = None) -> None:
+        calls = calls or []
+        written = await self._write_outcome(task, calls)
         if written is None:
-            self._unwritten[task.id] = task
+            self._unwritten[task.id] = (task, calls)
             return
         self._written(task, written)
 
@@ -424,7 +437,7 @@ class Worker:
         else:  # metrics and webhooks listen for this on the notifier
             self.notifier.task_finished(task)
 
-    async def _write_outcome(self, task: Task) -> bool | None:
+    async def _write_outcome(self, task: Task, calls: list[Attempt]) -> bool | None:
         """`store.finish`, retried through a short store outage (the token keeps it safe).
 
         None when the store stayed unreachable for a while: the heartbeat, which keeps the lease
@@ -435,7 +448,7 @@ class Worker:
         delay = 0.1
         while True:
             try:
-                return await self.store.finish(task)
+                return await self.store.finish(task, calls)
             except Exception:
                 if loop.time() + delay > deadline:
                     log.warning("could not write the outcome of task %s; will retry", task.id)
@@ -443,6 +456,28 @@ class Worker:
                 log.warning("could not write the outcome of task %s yet; retrying", task.id)
             await asyncio.sleep(delay * random.uniform(0.8, 1.2))
             delay = min(delay * 2, 2.0)
+
+
+def _call(task: Task, route: Route, started: datetime, error: BaseException | None) -> Attempt:
+    """The journal row of one route call of a task's current attempt."""
+    if error is None:
+        outcome, message = SUCCEEDED, ""
+    elif isinstance(error, TaskError):
+        outcome, message = error.code, error.message
+    else:
+        outcome, message = InternalError.code, type(error).__name__
+    return Attempt(
+        task_id=task.id,
+        tenant_id=task.tenant_id,
+        number=task.attempts,
+        model=task.model,
+        route=route.name,
+        provider=route.kind or route.name,
+        started_at=started,
+        finished_at=utcnow(),
+        outcome=outcome,
+        message=message,
+    )
 
 
 def _tokens(result: GenerationResult) -> Tokens | None:

@@ -4,11 +4,12 @@ leased to it by a claim whose answer was lost goes back to the queue instead of 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 
 from imagehub.errors import Overloaded
 from imagehub.hub import Hub
 from imagehub.store import MemoryStore
-from imagehub.tasks import Task, TaskStatus
+from imagehub.tasks import Attempt, Task, TaskStatus
 from imagehub.testing import ScriptedProvider, memory_hub
 
 GUARD = 20.0
@@ -23,11 +24,11 @@ class FlakyStore(MemoryStore):
         self.lose_next_claim = False
         self.finish_calls = 0
 
-    async def finish(self, task: Task) -> bool:
+    async def finish(self, task: Task, attempt: Attempt | Sequence[Attempt] | None = None) -> bool:
         self.finish_calls += 1
         if self.down:
             raise Overloaded("The task store is unavailable; try again shortly.")
-        return await super().finish(task)
+        return await super().finish(task, attempt)
 
     async def claim(self, owner: str, limit: int, lease_seconds: float) -> list[Task]:
         claimed = await super().claim(owner, limit, lease_seconds)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
 from typing import TypeVar
 
 from imagehub.errors import (
@@ -33,6 +34,8 @@ from imagehub.routing.router import Route
 from imagehub.settings import Settings
 
 T = TypeVar("T")
+#: told of each route call: the route, when the call started, and the error it ended with
+Observer = Callable[[Route, datetime, BaseException | None], None]
 #: consecutive retryable failures after which a route cools down
 FAILURES_BEFORE_COOLDOWN = 3
 #: a route whose credentials or model id were refused cools down this many times longer
@@ -65,9 +68,15 @@ class FailurePolicy:
     # -- within an attempt
 
     async def run(
-        self, routes: Sequence[Route], call: Callable[[Route], Awaitable[T]]
+        self,
+        routes: Sequence[Route],
+        call: Callable[[Route], Awaitable[T]],
+        observe: Observer | None = None,
     ) -> tuple[Route, T]:
-        """Call the routes in turn until one succeeds or a failure must end the attempt."""
+        """Call the routes in turn until one succeeds or a failure must end the attempt.
+
+        `observe` is told of every route call as it ends (the attempts journal).
+        """
         remaining = self._usable(routes)
         if not remaining:
             raise UpstreamConfigError("no upstream route is configured for this model")
@@ -75,19 +84,28 @@ class FailurePolicy:
         while remaining:
             route = await _acquire(remaining)
             remaining.remove(route)
+            started = datetime.now(UTC)
             try:
                 result = await self._call(route, call)
             except TaskError as exc:
                 exc.route = exc.route or route.name
                 self._record(route, exc)
+                if observe is not None:
+                    observe(route, started, exc)
                 if not _may_fail_over(exc):
                     raise
                 errors.append(exc)
                 continue
+            except Exception as exc:
+                if observe is not None:
+                    observe(route, started, exc)
+                raise
             finally:
                 if route.limiter is not None:
                     route.limiter.release()
             route.health.succeeded()
+            if observe is not None:
+                observe(route, started, None)
             return route, result
         # prefer a retryable error: another attempt may still succeed
         raise next((e for e in reversed(errors) if e.retryable), errors[-1])

@@ -8,10 +8,11 @@ submit's task, key reservation and delivery are written in one transaction.
 from __future__ import annotations
 
 import base64
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol
 
-from imagehub.tasks import Page, Task, TaskStatus
+from imagehub.tasks import Attempt, Page, Task, TaskStatus
 from imagehub.tenancy.types import ApiKey, Submission
 from imagehub.webhooks.types import Delivery, WebhookSecret, delivery_id
 
@@ -46,11 +47,14 @@ class TaskStore(Protocol):
     async def heartbeat(self, owner: str, lease_seconds: float) -> set[str]:
         """Renew all of `owner`'s leases at once; return the ids it still holds."""
 
-    async def finish(self, task: Task) -> bool:
+    async def finish(self, task: Task, attempt: Attempt | Sequence[Attempt] | None = None) -> bool:
         """Write a running task's outcome (status, output/error, ...) if its lease still holds.
 
         `task.status` is the new status: succeeded, failed, or queued for a retry. Returns
         False when the lease was lost (the task was reaped, canceled or taken over).
+
+        `attempt`, the journal row(s) of this attempt's route calls, is written in the same
+        transaction, and only when the outcome is.
 
         Every change to a final status (here, in `cancel` and in `reap`) also settles the
         task's reservation at its `usage.cost_usd` (0 unless succeeded) and makes its waiting
@@ -68,6 +72,14 @@ class TaskStore(Protocol):
 
     async def purge_output(self, task_id: str) -> None:
         """Drop a sync_mode task's inline images after they were read once."""
+
+    async def attempts(self, task_id: str) -> list[Attempt]:
+        """The task's journal: every route call, in the order they were made."""
+
+    async def recent_attempts(
+        self, since: datetime, *, model: str | None = None, limit: int = 10_000
+    ) -> list[Attempt]:
+        """Route calls (of every tenant) finished at or after `since`, newest first."""
 
     async def queue_position(self, task_id: str) -> int | None:
         """How many queued tasks a claim would take before this one; None if it is not queued.
@@ -218,3 +230,12 @@ def gcra(tat: float | None, now: float, per_minute: int) -> tuple[float | None, 
     new_tat = max(tat if tat is not None else now, now) + interval
     wait = new_tat - 60.0 - now
     return (new_tat, 0.0) if wait <= 0 else (None, wait)
+
+
+def journal(attempt: Attempt | Sequence[Attempt] | None) -> list[Attempt]:
+    """`finish`'s journal argument as a list."""
+    if attempt is None:
+        return []
+    if isinstance(attempt, Attempt):
+        return [attempt]
+    return list(attempt)

@@ -7,7 +7,7 @@ transactions are.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -18,9 +18,10 @@ from imagehub.store.base import (
     encode_cursor,
     fair_place,
     gcra,
+    journal,
     new_delivery,
 )
-from imagehub.tasks import DuplicateTask, Page, Task, TaskStatus, utcnow
+from imagehub.tasks import Attempt, DuplicateTask, Page, Task, TaskStatus, utcnow
 from imagehub.tenancy.types import ApiKey, OverLimit, Submission
 from imagehub.webhooks.types import Delivery, WebhookSecret
 
@@ -51,6 +52,9 @@ class MemoryStore:
         self.rates: dict[str, float] = {}
         self.deliveries: dict[str, Delivery] = {}
         self.secrets: list[WebhookSecret] = []
+        #: the attempts journal, in the order written
+        self.journal: list[Attempt] = []
+
         #: the fair queue: each task's place, each tenant's (weight, last place), the clock
         self.places: dict[str, float] = {}
         self.shares: dict[str, tuple[float, float]] = {}
@@ -165,7 +169,7 @@ class MemoryStore:
         until = utcnow() + timedelta(seconds=lease_seconds)
         return {self._put(task, lease_expires_at=until).id for task in self._held(owner)}
 
-    async def finish(self, task: Task) -> bool:
+    async def finish(self, task: Task, attempt: Attempt | Sequence[Attempt] | None = None) -> bool:
         current = self.tasks.get(task.id)
         if (
             current is None
@@ -186,6 +190,7 @@ class MemoryStore:
             lease_owner=None,
             lease_expires_at=None,
         )
+        self.journal.extend(journal(attempt))
         if task.ready:
             self._finished(task.id, cost_micros(task))
         return True
@@ -243,6 +248,20 @@ class MemoryStore:
         task = self.tasks.get(task_id)
         if task is not None and task.output is not None:
             self._put(task, output=task.output.purge())
+
+    async def attempts(self, task_id: str) -> list[Attempt]:
+        mine = [a for a in self.journal if a.task_id == task_id]
+        return sorted(mine, key=lambda a: (a.started_at, a.finished_at))
+
+    async def recent_attempts(
+        self, since: datetime, *, model: str | None = None, limit: int = 10_000
+    ) -> list[Attempt]:
+        found = [
+            a
+            for a in self.journal
+            if a.finished_at >= since and (model is None or a.model == model)
+        ]
+        return sorted(found, key=lambda a: a.finished_at, reverse=True)[:limit]
 
     def _reserve(self, task_id: str, key_id: str, amount: int) -> None:
         """Check, then take a slot and `amount`: OverLimit leaves everything as it was."""

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from imagehub.store.connector import Row
-from imagehub.tasks import Task, TaskFailure, TaskOutput, TaskStatus, Usage
+from imagehub.tasks import Attempt, Task, TaskFailure, TaskOutput, TaskStatus, Usage
 from imagehub.tenancy.types import ApiKey
 from imagehub.webhooks.types import Delivery, DeliveryAttempt, WebhookSecret
 
@@ -29,11 +29,15 @@ DELIVERY_COLUMNS = (
     "created_at, lease_owner, lease_expires_at, lease_token"
 )
 SECRET_COLUMNS = "tenant_id, secret, created_at, expires_at"
+ATTEMPT_COLUMNS = (
+    "task_id, tenant_id, number, model, route, provider, started_at, finished_at, outcome, message"
+)
 
 TASK_FIELDS = TASK_COLUMNS.split(", ")
 KEY_FIELDS = KEY_COLUMNS.split(", ")
 DELIVERY_FIELDS = DELIVERY_COLUMNS.split(", ")
 SECRET_FIELDS = SECRET_COLUMNS.split(", ")
+ATTEMPT_FIELDS = ATTEMPT_COLUMNS.split(", ")
 
 
 def insert(table: str, fields: list[str]) -> str:
@@ -225,3 +229,33 @@ def secret_row(s: WebhookSecret) -> dict[str, Any]:
 
 def secret_from_row(row: Row) -> WebhookSecret:
     return WebhookSecret(row[0], row[1], _at(row[2]), dt(row[3]))
+
+
+def attempt_row(a: Attempt) -> dict[str, Any]:
+    return {
+        "task_id": a.task_id,
+        "tenant_id": a.tenant_id,
+        "number": a.number,
+        "model": a.model,
+        "route": a.route,
+        "provider": a.provider,
+        "started_at": ts(a.started_at),
+        "finished_at": ts(a.finished_at),
+        "outcome": a.outcome,
+        "message": a.message,
+    }
+
+
+def attempt_from_row(row: Row) -> Attempt:
+    return Attempt(
+        task_id=row[0],
+        tenant_id=row[1],
+        number=row[2],
+        model=row[3],
+        route=row[4],
+        provider=row[5],
+        started_at=_at(row[6]),
+        finished_at=_at(row[7]),
+        outcome=row[8],
+        message=row[9],
+    )

@@ -99,6 +99,32 @@ _STEPS: list[str] = [
         PRIMARY KEY (tenant_id, secret)
     )
 """,
+    # the attempts journal (one row per route call) and the routes' state, per process
+    """
+    CREATE TABLE attempts (
+        task_id TEXT NOT NULL,
+        tenant_id TEXT NOT NULL,
+        number INTEGER NOT NULL,
+        model TEXT NOT NULL,
+        route TEXT NOT NULL,
+        provider TEXT NOT NULL,
+        started_at {real} NOT NULL,
+        finished_at {real} NOT NULL,
+        outcome TEXT NOT NULL,
+        message TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX attempts_finished ON attempts (finished_at);
+    CREATE INDEX attempts_task ON attempts (task_id);
+    CREATE TABLE route_states (
+        process_id TEXT NOT NULL,
+        route TEXT NOT NULL,
+        model TEXT NOT NULL,
+        state TEXT NOT NULL,
+        updated_at {real} NOT NULL,
+        PRIMARY KEY (process_id, route, model)
+    );
+    CREATE INDEX route_states_updated ON route_states (updated_at)
+""",
     # the fair queue: claims in order of a virtual start time (start-time fair queuing), each
     # tenant's tasks 1/weight apart; tasks queued before this step keep their submit order
     """

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
-from imagehub.store.base import cost_micros, decode_cursor, encode_cursor, new_delivery
+from imagehub.store.base import cost_micros, decode_cursor, encode_cursor, journal, new_delivery
 from imagehub.store.connector import BaseConnector, Executor
 from imagehub.store.rows import (
+    ATTEMPT_COLUMNS,
+    ATTEMPT_FIELDS,
     TASK_COLUMNS,
     TASK_FIELDS,
+    attempt_from_row,
+    attempt_row,
     failure_json,
     insert,
     outcome_row,
@@ -20,6 +26,7 @@ from imagehub.store.sql_webhooks import activate, add_delivery
 from imagehub.tasks import (
     CANCELED_ERROR,
     LOST_WORKER_ERROR,
+    Attempt,
     DuplicateTask,
     Page,
     Task,
@@ -88,6 +95,10 @@ _CANCEL = """
     UPDATE tasks SET status = 'canceled', finished_at = {now}, lease_owner = NULL,
         lease_expires_at = NULL, error = :error
     WHERE id = :id AND tenant_id = :tenant_id AND status IN ('queued', 'running')"""
+_INSERT_ATTEMPT = insert("attempts", ATTEMPT_FIELDS)
+_ATTEMPTS = f"""
+    SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE task_id = :task_id
+    ORDER BY started_at, finished_at"""
 _PURGE = "UPDATE tasks SET output = {purged_output} WHERE id = :id AND output IS NOT NULL"
 
 
@@ -190,14 +201,18 @@ class SQLTasks:
         args = {"owner": owner, "lease_seconds": lease_seconds}
         return {row[0] for row in await self.db.fetch_all(_HEARTBEAT, args)}
 
-    async def finish(self, task: Task) -> bool:
-        if not task.ready:
+    async def finish(self, task: Task, attempt: Attempt | Sequence[Attempt] | None = None) -> bool:
+        calls = journal(attempt)
+        if not task.ready and not calls:
             return bool(await self.db.execute(_FINISH, outcome_row(task)))
 
         async def write(tx: Executor) -> bool:
             if not await tx.execute(_FINISH, outcome_row(task)):
                 return False
-            await finished(tx, task.id, cost_micros(task), task.webhook_url is not None)
+            for call in calls:
+                await tx.execute(_INSERT_ATTEMPT, attempt_row(call))
+            if task.ready:
+                await finished(tx, task.id, cost_micros(task), task.webhook_url is not None)
             return True
 
         return await self.db.transaction(write)
@@ -228,6 +243,25 @@ class SQLTasks:
 
     async def purge_output(self, task_id: str) -> None:
         await self.db.execute(_PURGE, {"id": task_id})
+
+    async def attempts(self, task_id: str) -> list[Attempt]:
+        rows = await self.db.fetch_all(_ATTEMPTS, {"task_id": task_id})
+        return [attempt_from_row(row) for row in rows]
+
+    async def recent_attempts(
+        self, since: datetime, *, model: str | None = None, limit: int = 10_000
+    ) -> list[Attempt]:
+        where = "finished_at >= :since"
+        args: dict[str, Any] = {"since": since.timestamp(), "limit": limit}
+        if model is not None:
+            where += " AND model = :model"
+            args["model"] = model
+        rows = await self.db.fetch_all(
+            f"SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE {where}"
+            " ORDER BY finished_at DESC LIMIT :limit",
+            args,
+        )
+        return [attempt_from_row(row) for row in rows]
 
     async def queue_position(self, task_id: str) -> int | None:
         row = await self.db.fetch_one(_POSITION, {"id": task_id})
