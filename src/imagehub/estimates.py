@@ -23,7 +23,6 @@ from datetime import datetime, timedelta
 
 from imagehub.tasks import Attempt, Task, TaskStatus, utcnow
 
-
 #: the journal's recent attempts since a time (`TaskStore.recent_attempts`)
 Journal = Callable[[datetime], Awaitable[Sequence[Attempt]]]
 #: how many queued tasks a claim would take before this one (`TaskStore.queue_position`)
@@ -45,8 +44,18 @@ class Estimate:
     queue_position: int | None = None
     #: queued or running: seconds until ready
     eta_seconds: float | None = None
-    #: running: 0..1 (below 1 until ready); ready: 1
+    #: running: 0..1, below 1; queued: 0
     progress: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """A task's progress at one moment of its event stream."""
+
+    task: Task
+    estimate: Estimate
+    #: seconds since the task was submitted
+    elapsed_seconds: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,7 +143,7 @@ class Estimator:
     async def estimate(self, task: Task) -> Estimate:
         if task.ready:
             self._expected.pop(task.id, None)
-            return Estimate(progress=1.0 if task.status == TaskStatus.SUCCEEDED else None)
+            return Estimate()  # `ready` says it all; a ready task reads the same everywhere
         latencies = await self.latencies()
         if task.status == TaskStatus.QUEUED:
             position = await self.positions(task.id)

@@ -10,6 +10,7 @@ import logging
 import os
 import tempfile
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from imagehub.errors import (
     InvalidInputImage,
     NotFound,
 )
+from imagehub.estimates import Estimate, Estimator, Progress
 from imagehub.media import LocalMedia, MediaStore, Presigning
 from imagehub.media.previews import Previews
 from imagehub.metrics import Metrics
@@ -30,7 +32,7 @@ from imagehub.outbound.fetch import Fetcher, check_refs
 from imagehub.routing.router import Router
 from imagehub.settings import Settings
 from imagehub.store import Store
-from imagehub.tasks import DuplicateTask, Page, Task, TaskStatus, new_id
+from imagehub.tasks import DuplicateTask, Page, Task, TaskStatus, new_id, utcnow
 from imagehub.tenancy.accounts import Accounts
 from imagehub.tenancy.keys import make_key
 from imagehub.tenancy.limits import over_limit
@@ -69,6 +71,7 @@ class Hub:
         accounts: Accounts,
         fetcher: Fetcher,
         previews: Previews,
+        estimator: Estimator,
         worker: Worker | None = None,
         webhooks: WebhookSender | None = None,
     ) -> None:
@@ -87,6 +90,8 @@ class Hub:
         self.policy = policy
         self.accounts = accounts
         self.fetcher = fetcher
+        #: queue position, progress and ETA of tasks, from the attempts journal
+        self.estimator = estimator
         #: runs tasks in this process (None: an API-only process)
         self.worker = worker
         #: sends webhooks wherever tasks are run
@@ -223,6 +228,10 @@ class Hub:
             raise NotFound(f"no task {task_id!r}")
         return await self._delivered(task)
 
+    async def estimate(self, task: Task) -> Estimate:
+        """Where the task is and when it should be ready (`imagehub.estimates`)."""
+        return await self.estimator.estimate(task)
+
     async def _delivered(self, task: Task) -> Task:
         """A sync_mode task's images are returned by the first read that sees them, then purged."""
         if task.output is not None and task.output.images and task.input.get("sync_mode"):
@@ -292,9 +301,14 @@ class Hub:
                         changed.wait(), min(remaining, self.settings.poll_seconds)
                     )
 
-    async def events(self, tenant_id: str, task_id: str) -> AsyncIterator[Task]:
-        """The task on every change, ending with the ready one."""
+    async def events(self, tenant_id: str, task_id: str) -> AsyncIterator[Task | Progress]:
+        """The task on every change, ending with the ready one; while it is queued or
+        running, its progress every `progress_seconds` (never going backwards)."""
+        loop = asyncio.get_running_loop()
+        every = self.settings.progress_seconds
         last: tuple[TaskStatus, int] | None = None
+        next_progress = loop.time() + every
+        furthest = 0.0
         while True:
             with self.notifier.watch(task_id) as changed:
                 task = await self.store.get(task_id, tenant_id)
@@ -305,8 +319,15 @@ class Hub:
                     yield await self._delivered(task) if task.ready else task
                 if task.ready:
                     return
+                if loop.time() >= next_progress:
+                    next_progress = loop.time() + every
+                    estimate = await self.estimate(task)
+                    furthest = max(furthest, estimate.progress or 0.0)
+                    elapsed = (utcnow() - task.created_at).total_seconds()
+                    yield Progress(task, replace(estimate, progress=furthest), round(elapsed, 1))
+                pause = min(self.settings.poll_seconds, max(next_progress - loop.time(), 0.0))
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(changed.wait(), self.settings.poll_seconds)
+                    await asyncio.wait_for(changed.wait(), pause)
 
     # -- files
 

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from imagehub.catalog import ModelSpec, Validator
+from imagehub.estimates import Estimate, Progress
 from imagehub.schemas import (
     GroundingOut,
     ImageOut,
@@ -15,6 +16,7 @@ from imagehub.schemas import (
     TaskErrorOut,
     TaskOut,
     TaskOutputOut,
+    TaskProgressOut,
     UsageOut,
 )
 from imagehub.tasks import Grounding, OutputImage, Task
@@ -52,7 +54,7 @@ def _grounding(grounding: Grounding | None) -> GroundingOut | None:
     )
 
 
-def task_out(task: Task, base_url: str) -> TaskOut:
+def task_out(task: Task, base_url: str, estimate: Estimate | None = None) -> TaskOut:
     output = None
     if task.output is not None:
         output = TaskOutputOut(
@@ -77,6 +79,21 @@ def task_out(task: Task, base_url: str) -> TaskOut:
         created_at=rfc3339(task.created_at) or "",
         started_at=rfc3339(task.started_at),
         finished_at=rfc3339(task.finished_at),
+        queue_position=estimate.queue_position if estimate else None,
+        eta_seconds=estimate.eta_seconds if estimate else None,
+        progress=estimate.progress if estimate else None,
+    )
+
+
+def progress_out(progress: Progress) -> TaskProgressOut:
+    estimate = progress.estimate
+    return TaskProgressOut(
+        task_id=progress.task.id,
+        status=progress.task.status.value,
+        queue_position=estimate.queue_position,
+        eta_seconds=estimate.eta_seconds,
+        progress=estimate.progress,
+        elapsed_seconds=progress.elapsed_seconds,
     )
 
 

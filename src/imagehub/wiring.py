@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from imagehub.catalog import Catalog, Validator
+from imagehub.estimates import Estimator
 from imagehub.hub import Hub
 from imagehub.media import MediaStore, open_media
 from imagehub.media.previews import Previews
@@ -88,6 +89,13 @@ def build_hub(
         accounts=accounts,
         fetcher=fetcher,
         previews=Previews(media),
+        estimator=Estimator(
+            store.recent_attempts,
+            store.queue_position,
+            window_seconds=settings.estimate_window_seconds,
+            refresh_seconds=settings.estimate_refresh_seconds,
+            default_seconds=settings.estimate_default_seconds,
+        ),
         worker=worker,
         webhooks=webhooks,
     )

@@ -20,7 +20,8 @@ LAYERS: list[set[str]] = [
     {"schemas", "settings"},  # the HTTP shapes; the one reader of the environment
     {"errors"},  # one tree of errors (names `schemas.TaskOut` for typing only)
     {"tasks", "catalog", "imaging", "client"},  # the domain; image bytes; the SDK
-    {"tenancy.types", "webhooks.types"},  # the domain values of keys and deliveries (see TYPES)
+    # the domain values of keys and deliveries (see TYPES); estimates of tasks from the journal
+    {"tenancy.types", "webhooks.types", "estimates"},
     {"store", "media", "providers", "render", "wakeups", "metrics"},  # behind protocols
     {"routing", "outbound", "tenancy"},  # routes over providers; outbound HTTP; keys and limits
     {"webhooks"},  # signed deliveries, written with a task's finish

@@ -8,7 +8,17 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from imagehub.api import files, keys, models, openai_images, ops, page, tasks, webhooks
+from imagehub.api import (
+    files,
+    keys,
+    models,
+    openai_images,
+    ops,
+    page,
+    tasks,
+    tenants,
+    webhooks,
+)
 from imagehub.api.errors import BodyLimit, HostRequired, NoNulBytes, install_error_handlers
 from imagehub.hub import Hub
 from imagehub.settings import Settings
@@ -44,6 +54,6 @@ def create_app(settings: Settings | None = None, *, hub: Hub | None = None) -> F
     )
     app.add_middleware(NoNulBytes)
     app.add_middleware(HostRequired)
-    for module in (tasks, models, files, ops, openai_images, page, keys, webhooks):
+    for module in (tasks, models, files, ops, openai_images, page, keys, tenants, webhooks):
         app.include_router(module.endpoints)
     return app

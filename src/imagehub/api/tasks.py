@@ -12,9 +12,10 @@ from fastapi.responses import StreamingResponse
 
 from imagehub.api.deps import AccountsDep, BaseUrlDep, CallerDep, CursorQuery, HubDep
 from imagehub.api.errors import body_schema, parse_body
+from imagehub.estimates import Progress
 from imagehub.hub import Hub
-from imagehub.render import task_out
-from imagehub.schemas import ErrorBody, TaskCreate, TaskList, TaskOut
+from imagehub.render import progress_out, task_out
+from imagehub.schemas import ErrorBody, TaskCreate, TaskList, TaskOut, TaskProgressOut
 from imagehub.schemas.tasks import TaskStatusName
 from imagehub.tasks import Task
 from imagehub.tenancy.types import ApiKey
@@ -67,7 +68,7 @@ async def submit_task(
             release()
     response.status_code = 200 if task.ready or not created else 202
     response.headers["Location"] = f"/hub/v1/tasks/{task.id}"
-    return task_out(task, base_url)
+    return task_out(task, base_url, await hub.estimate(task))
 
 
 async def _submit(
@@ -120,7 +121,7 @@ async def get_task(
             release()
     else:
         task = await hub.get(caller.tenant_id, task_id)
-    return task_out(task, base_url)
+    return task_out(task, base_url, await hub.estimate(task))
 
 
 @endpoints.post("/{task_id}/cancel", response_model=TaskOut, responses=_ERRORS)
@@ -139,7 +140,8 @@ async def cancel_task(
 async def task_events(
     task_id: str, hub: HubDep, accounts: AccountsDep, caller: CallerDep, base_url: BaseUrlDep
 ) -> StreamingResponse:
-    """Server-sent events: the task on every change, ending after the ready one."""
+    """Server-sent events: the task on every change (`task`), ending after the ready one
+    (`done`); while it is queued or running, a `progress` event every second or so."""
     release = accounts.streams.open(caller.id)
     stream = hub.events(caller.tenant_id, task_id)
     try:
@@ -150,15 +152,28 @@ async def task_events(
 
     async def frames() -> AsyncIterator[str]:
         try:
-            yield _frame(task_out(first, base_url))
-            async for task in stream:
-                yield _frame(task_out(task, base_url))
+            yield await _task_frame(hub, first, base_url)
+            async for item in stream:
+                if isinstance(item, Progress):
+                    yield _progress_frame(progress_out(item))
+                else:
+                    yield await _task_frame(hub, item, base_url)
         finally:  # the stream ended, or the client went away
             release()
 
     return StreamingResponse(
         frames(), media_type="text/event-stream", headers={"Cache-Control": "no-store"}
     )
+
+
+async def _task_frame(hub: Hub, task: Task | Progress, base_url: str) -> str:
+    assert isinstance(task, Task)  # a stream starts with the task itself
+    return _frame(task_out(task, base_url, await hub.estimate(task)))
+
+
+def _progress_frame(progress: TaskProgressOut) -> str:
+    data = json.dumps(progress.model_dump(), separators=(",", ":"))
+    return f"event: progress\ndata: {data}\n\n"
 
 
 def _frame(task: TaskOut) -> str:

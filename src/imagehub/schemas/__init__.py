@@ -29,6 +29,7 @@ from imagehub.schemas.tasks import (
     TaskList,
     TaskOut,
     TaskOutputOut,
+    TaskProgressOut,
     TaskStatusName,
     UsageOut,
 )
@@ -67,6 +68,7 @@ __all__ = [
     "TaskList",
     "TaskOut",
     "TaskOutputOut",
+    "TaskProgressOut",
     "TaskStatusName",
     "UsageOut",
     "WebhookSecretOut",
