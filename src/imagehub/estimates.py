@@ -3,7 +3,7 @@
 The estimates come from the attempts journal (each attempt's model, route, outcome and
 seconds), read at most every few seconds per process: the journal is in the store, so every
 process of a hub (on PostgreSQL, or one SQLite file) learns from every worker's attempts, and a
-`GET` of a task costs one index count (its queue position) and no more.
+`GET` of a task costs one statement more: its place and a count, bounded, of the tasks ahead.
 
 Progress is never measured, only estimated: the time a running task has run against the
 typical time of its model's recent successful attempts. It grows with the elapsed time only,
@@ -13,6 +13,7 @@ and stays below 1 until the task is ready.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import math
 import statistics
 import time
@@ -20,13 +21,23 @@ from collections import OrderedDict, defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from imagehub.tasks import Attempt, Task, TaskStatus, utcnow
 
 #: the journal's recent attempts since a time (`TaskStore.recent_attempts`)
 Journal = Callable[[datetime], Awaitable[Sequence[Attempt]]]
-#: how many queued tasks a claim would take before this one (`TaskStore.queue_position`)
-Positions = Callable[[str], Awaitable[int | None]]
+
+
+class Queue(Protocol):
+    """What the estimates read of the fair queue (`TaskStore`)."""
+
+    async def queue_place(
+        self, task_id: str, at_most: int | None = None
+    ) -> tuple[float, float, int] | None: ...
+
+    async def queue_places(self, limit: int) -> list[tuple[float, float]]: ...
+
 
 #: progress climbs in proportion to the elapsed time up to this share of the typical time,
 #: then slows towards CEILING, never reaching it: a slow attempt does not look finished
@@ -34,6 +45,11 @@ _LINEAR = 0.9
 _CEILING = 0.99
 #: the ids of running tasks whose expected time is kept, so their progress never goes back
 _FROZEN = 10_000
+#: positions up to this are counted exactly, in the store, at each read (a short index range);
+#: further back, a task's place is looked up in a per-process copy of the queue's places
+NEAR = 256
+#: the longest copy of the queue's places a process keeps: deeper tasks read as this deep
+SNAPSHOT_LIMIT = 100_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +117,7 @@ class Estimator:
     def __init__(
         self,
         journal: Journal,
-        positions: Positions,
+        queue: Queue,
         *,
         window_seconds: float = 900.0,
         refresh_seconds: float = 5.0,
@@ -109,7 +125,7 @@ class Estimator:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.journal = journal
-        self.positions = positions
+        self.queue = queue
         self.window_seconds = window_seconds
         self.refresh_seconds = refresh_seconds
         #: what a model without recent successes is expected to take
@@ -118,6 +134,9 @@ class Estimator:
         self._latencies = Latencies()
         self._read_at: float | None = None
         self._lock = asyncio.Lock()
+        self._places: list[tuple[float, float]] = []
+        self._places_at: float | None = None
+        self._places_lock = asyncio.Lock()
         #: running task id -> (attempt, expected seconds) fixed at its first estimate
         self._expected: OrderedDict[str, tuple[int, float]] = OrderedDict()
 
@@ -133,9 +152,25 @@ class Estimator:
                 self._read_at = self.clock()
         return self._latencies
 
-    def _fresh(self) -> bool:
-        read_at = self._read_at
+    def _fresh(self, *, places: bool = False) -> bool:
+        read_at = self._places_at if places else self._read_at
         return read_at is not None and self.clock() - read_at < self.refresh_seconds
+
+    async def position(self, task_id: str) -> int | None:
+        """Tasks ahead of a queued one: exact near the head of the queue, where it changes
+        fast and is watched; from a copy at most `refresh_seconds` old further back."""
+        found = await self.queue.queue_place(task_id, NEAR)
+        if found is None:
+            return None
+        place, near = found[:2], found[2]
+        if near < NEAR:
+            return near
+        if not self._fresh(places=True):
+            async with self._places_lock:
+                if not self._fresh(places=True):
+                    self._places = await self.queue.queue_places(SNAPSHOT_LIMIT)
+                    self._places_at = self.clock()
+        return max(NEAR, bisect.bisect_left(self._places, place))
 
     def typical_seconds(self, latencies: Latencies, model: str) -> float:
         return latencies.by_model.get(model, self.default_seconds)
@@ -146,7 +181,7 @@ class Estimator:
             return Estimate()  # `ready` says it all; a ready task reads the same everywhere
         latencies = await self.latencies()
         if task.status == TaskStatus.QUEUED:
-            position = await self.positions(task.id)
+            position = await self.position(task.id)
             if position is None:  # claimed (or finished) since it was read
                 return Estimate()
             return Estimate(

@@ -91,7 +91,7 @@ def build_hub(
         previews=Previews(media),
         estimator=Estimator(
             store.recent_attempts,
-            store.queue_position,
+            store,
             window_seconds=settings.estimate_window_seconds,
             refresh_seconds=settings.estimate_refresh_seconds,
             default_seconds=settings.estimate_default_seconds,

@@ -428,6 +428,24 @@ async def test_queue_position_of_unknown_canceled_and_finished_tasks_is_none(sto
     assert await store.queue_position(a[2].id) == 0
 
 
+async def test_queue_place_counts_up_to_its_cap_and_places_come_in_claim_order(store):
+    a = await create_all(store, [make_task(tenant="tenant-a", offset=i) for i in range(4)])
+    [b] = await create_all(store, [make_task(tenant="tenant-b", offset=10)])
+    place = await store.queue_place(a[3].id)
+    assert place is not None and place[2] == 4
+    capped = await store.queue_place(a[3].id, 2)
+    assert capped == (*place[:2], 2)
+    assert await store.queue_place("t_unknown") is None
+    places = await store.queue_places(10)
+    assert places == sorted(places) and len(places) == 5
+    assert await store.queue_places(2) == places[:2]
+    b_place = await store.queue_place(b.id)
+    assert b_place is not None and places[1] == b_place[:2]  # ties a's first, and is newer
+    await store.claim("w1", 1, 60)
+    assert await store.queue_place(a[0].id) is None
+    assert await store.queue_places(10) == places[1:]
+
+
 async def test_a_late_burst_cannot_pass_a_waiting_task(store):
     [b] = await create_all(store, [make_task(tenant="tenant-b")])
     await create_all(store, [make_task(tenant="tenant-a", offset=1 + i) for i in range(50)])

@@ -89,6 +89,15 @@ class TaskStore(Protocol):
         place. The count is a range of one index, cheap however deep the queue.
         """
 
+    async def queue_place(
+        self, task_id: str, at_most: int | None = None
+    ) -> tuple[float, float, int] | None:
+        """A queued task's (place, submit time, tasks ahead): claims take the lowest places
+        first; the tasks ahead are counted up to `at_most` at most. None if not queued."""
+
+    async def queue_places(self, limit: int) -> list[tuple[float, float]]:
+        """The (place, submit time) of the first `limit` queued tasks, in claim order."""
+
     async def set_priority(self, tenant_id: str, priority: float) -> None:
         """Set a tenant's weight in the fair queue (1 by default) for its next submits."""
 

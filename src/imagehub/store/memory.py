@@ -137,15 +137,28 @@ class MemoryStore:
         return self.places[task.id], task.created_at
 
     async def queue_position(self, task_id: str) -> int | None:
+        place = await self.queue_place(task_id)
+        return None if place is None else place[2]
+
+    async def queue_place(
+        self, task_id: str, at_most: int | None = None
+    ) -> tuple[float, float, int] | None:
         task = self.tasks.get(task_id)
         if task is None or task.status != TaskStatus.QUEUED:
             return None
-        mine = self._fair_order(task)
-        return sum(
-            1
+        mine = (self.places[task.id], task.created_at.timestamp())
+        ahead = sum(1 for queued in self._queued_places() if queued < mine)
+        return *mine, ahead if at_most is None else min(ahead, at_most)
+
+    async def queue_places(self, limit: int) -> list[tuple[float, float]]:
+        return sorted(self._queued_places())[:limit]
+
+    def _queued_places(self) -> list[tuple[float, float]]:
+        return [
+            (self.places[t.id], t.created_at.timestamp())
             for t in self.tasks.values()
-            if t.status == TaskStatus.QUEUED and self._fair_order(t) < mine
-        )
+            if t.status == TaskStatus.QUEUED
+        ]
 
     async def set_priority(self, tenant_id: str, priority: float) -> None:
         self.shares[tenant_id] = (priority, self.shares.get(tenant_id, (1.0, 0.0))[1])

@@ -65,12 +65,20 @@ _FAIR_CLOCK = """
 _SET_PRIORITY = """
     INSERT INTO fair_shares (tenant_id, weight) VALUES (:tenant_id, :weight)
     ON CONFLICT (tenant_id) DO UPDATE SET weight = :weight"""
-#: tasks queued ahead of one: a range of the fair queue's index
-_POSITION = """
-    SELECT (SELECT COUNT(*) FROM tasks AS ahead
+#: a queued task's place and the tasks a claim takes before it: a range of the fair queue's
+#: index, counted up to :at_most at most
+_PLACE = """
+    SELECT mine.fair_at, mine.created_at, (SELECT COUNT(*) FROM (
+            SELECT 1 FROM tasks AS ahead
             WHERE ahead.status = 'queued' AND ahead.fair_at <= mine.fair_at
-                AND (ahead.fair_at < mine.fair_at OR ahead.created_at < mine.created_at))
+                AND (ahead.fair_at < mine.fair_at OR ahead.created_at < mine.created_at)
+            LIMIT :at_most) AS ahead)
     FROM tasks AS mine WHERE mine.id = :id AND mine.status = 'queued'"""
+_PLACES = """
+    SELECT fair_at, created_at FROM tasks WHERE status = 'queued'
+    ORDER BY fair_at, created_at LIMIT :limit"""
+#: "no limit" to a count: more tasks than a queue holds
+_ALL = 2**62
 _HEARTBEAT = """
     UPDATE tasks SET lease_expires_at = {now} + :lease_seconds
     WHERE lease_owner = :owner AND status = 'running' RETURNING id"""
@@ -264,8 +272,18 @@ class SQLTasks:
         return [attempt_from_row(row) for row in rows]
 
     async def queue_position(self, task_id: str) -> int | None:
-        row = await self.db.fetch_one(_POSITION, {"id": task_id})
-        return None if row is None else int(row[0])
+        place = await self.queue_place(task_id)
+        return None if place is None else place[2]
+
+    async def queue_place(
+        self, task_id: str, at_most: int | None = None
+    ) -> tuple[float, float, int] | None:
+        row = await self.db.fetch_one(_PLACE, {"id": task_id, "at_most": at_most or _ALL})
+        return None if row is None else (float(row[0]), float(row[1]), int(row[2]))
+
+    async def queue_places(self, limit: int) -> list[tuple[float, float]]:
+        rows = await self.db.fetch_all(_PLACES, {"limit": limit})
+        return [(float(row[0]), float(row[1])) for row in rows]
 
     async def set_priority(self, tenant_id: str, priority: float) -> None:
         await self.db.execute(_SET_PRIORITY, {"tenant_id": tenant_id, "weight": priority})
