@@ -52,6 +52,13 @@ NEAR = 256
 SNAPSHOT_LIMIT = 100_000
 
 
+class Unread:
+    """A position not read yet (None is read: not queued)."""
+
+
+UNREAD = Unread()
+
+
 @dataclass(frozen=True, slots=True)
 class Estimate:
     """A task's place and time to go; None where it does not apply or is not known."""
@@ -175,13 +182,15 @@ class Estimator:
     def typical_seconds(self, latencies: Latencies, model: str) -> float:
         return latencies.by_model.get(model, self.default_seconds)
 
-    async def estimate(self, task: Task) -> Estimate:
+    async def estimate(self, task: Task, position: int | Unread | None = UNREAD) -> Estimate:
+        """The task's estimate; `position`, when given, is its position read with it."""
         if task.ready:
             self._expected.pop(task.id, None)
             return Estimate()  # `ready` says it all; a ready task reads the same everywhere
         latencies = await self.latencies()
         if task.status == TaskStatus.QUEUED:
-            position = await self.position(task.id)
+            if isinstance(position, Unread):
+                position = await self.position(task.id)
             if position is None:  # claimed (or finished) since it was read
                 return Estimate()
             return Estimate(

@@ -232,6 +232,18 @@ class Hub:
         """Where the task is and when it should be ready (`imagehub.estimates`)."""
         return await self.estimator.estimate(task)
 
+    async def get_estimated(self, tenant_id: str, task_id: str) -> tuple[Task, Estimate]:
+        """`get` and `estimate`, the task and its queue position read at once (not one after
+        the other: on PostgreSQL each is a round trip)."""
+        task, position = await asyncio.gather(
+            self.get(tenant_id, task_id), self.estimator.position(task_id), return_exceptions=True
+        )
+        if isinstance(task, BaseException):  # NotFound: the position read is dropped unseen
+            raise task
+        if isinstance(position, BaseException):
+            raise position
+        return task, await self.estimator.estimate(task, position)
+
     async def _delivered(self, task: Task) -> Task:
         """A sync_mode task's images are returned by the first read that sees them, then purged."""
         if task.output is not None and task.output.images and task.input.get("sync_mode"):

@@ -120,7 +120,8 @@ async def get_task(
         finally:
             release()
     else:
-        task = await hub.get(caller.tenant_id, task_id)
+        task, estimate = await hub.get_estimated(caller.tenant_id, task_id)
+        return task_out(task, base_url, estimate)
     return task_out(task, base_url, await hub.estimate(task))
 
 
