@@ -32,7 +32,8 @@ def settings_page() -> str:
     from imagehub.settings import Settings
 
     rows = [
-        f"| `IMAGEHUB_{name.upper()}` | {_default(field)} | {_cell(field.description or '')} |"
+        f"| `{env_name(name, field.validation_alias)}` | {_default(field)} "
+        f"| {_cell(field.description or '')} |"
         for name, field in Settings.model_fields.items()
     ]
     return "\n".join(
@@ -42,6 +43,8 @@ def settings_page() -> str:
             "Every setting comes from an `IMAGEHUB_*` environment variable through one typed",
             "`Settings` object (`src/imagehub/settings.py`); `imagehub serve --host --port",
             "--data-dir` override the first three. This page is generated from that class.",
+            "Tracing is configured by OpenTelemetry's own `OTEL_*` variables; the rows below",
+            "name the ones that turn it on (see [Observability](observability.md)).",
             "",
             "| variable | default | meaning |",
             "|---|---|---|",
@@ -52,6 +55,11 @@ def settings_page() -> str:
             "",
         ]
     )
+
+
+def env_name(name: str, alias: object) -> str:
+    """A setting's environment variable: `IMAGEHUB_<NAME>`, or its own (the `OTEL_*` ones)."""
+    return alias if isinstance(alias, str) else f"IMAGEHUB_{name.upper()}"
 
 
 def errors_page() -> str:

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-# fixtures of the real services (PostgreSQL, Redis, S3) the scale-out tests use
-pytest_plugins = ["tests.services", "tests.webhook_receiver"]
+# fixtures of the real services (PostgreSQL, Redis, S3) the scale-out tests use; loopback
+# receivers of webhooks and of OTLP traces
+pytest_plugins = ["tests.services", "tests.webhook_receiver", "tests.otlp_receiver"]
 
 TESTS = Path(__file__).parent
 #: layers of real processes and browsers: `-m "not slow"` leaves them out

@@ -113,6 +113,14 @@ class LastAdminKey(ClientError):
     status = 409
 
 
+class NotRetryable(ClientError):
+    """This delivery cannot be retried now: it succeeded, its task is not finished, or it is
+    being sent at this moment."""
+
+    code = "not_retryable"
+    status = 409
+
+
 class PayloadTooLarge(ClientError):
     """The request body is too large."""
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import json
 import logging
@@ -14,7 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from imagehub import imaging
+from imagehub import imaging, logs
 from imagehub.catalog import Catalog, ModelSpec, Validator
 from imagehub.errors import (
     AlreadyFinished,
@@ -30,6 +31,7 @@ from imagehub.metrics import Metrics
 from imagehub.outbound.address import AddressPolicy
 from imagehub.outbound.fetch import Fetcher, check_refs
 from imagehub.routing.router import Router
+from imagehub.routing.states import RouteStatePublisher
 from imagehub.settings import Settings
 from imagehub.store import Store
 from imagehub.tasks import DuplicateTask, Page, Task, TaskStatus, new_id, utcnow
@@ -38,6 +40,7 @@ from imagehub.tenancy.keys import make_key
 from imagehub.tenancy.limits import over_limit
 from imagehub.tenancy.pricing import Pricing
 from imagehub.tenancy.types import ApiKey, OverLimit, Submission
+from imagehub.tracing import TASK_ID, Tracing
 from imagehub.wakeups.notifier import Notifier
 from imagehub.webhooks.sender import WebhookSender, check_webhook_url
 from imagehub.webhooks.types import Delivery
@@ -74,6 +77,8 @@ class Hub:
         estimator: Estimator,
         worker: Worker | None = None,
         webhooks: WebhookSender | None = None,
+        route_states: RouteStatePublisher | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -96,8 +101,13 @@ class Hub:
         self.worker = worker
         #: sends webhooks wherever tasks are run
         self.webhooks = webhooks
+        #: shares this process's route health where tasks are run
+        self.route_states = route_states
+        #: spans of requests, submits, attempts and deliveries (a no-op unless OTEL_* asks)
+        self.tracing = tracing or Tracing()
         self._worker_runner: asyncio.Task[None] | None = None
         self._webhook_runner: asyncio.Task[None] | None = None
+        self._states_runner: asyncio.Task[None] | None = None
 
     # -- lifecycle
 
@@ -109,6 +119,10 @@ class Hub:
             self._worker_runner = asyncio.create_task(self.worker.run(), name="imagehub-worker")
         if self.webhooks is not None:
             self._webhook_runner = asyncio.create_task(self.webhooks.run(), name="imagehub-hooks")
+        if self.route_states is not None:
+            self._states_runner = asyncio.create_task(
+                self.route_states.run(), name="imagehub-route-states"
+            )
 
     async def stop(self) -> None:
         if self.worker is not None and self._worker_runner is not None:
@@ -117,12 +131,16 @@ class Hub:
         if self.webhooks is not None and self._webhook_runner is not None:
             self.webhooks.stop()
             await self._webhook_runner
+        if self.route_states is not None and self._states_runner is not None:
+            await self.route_states.stop()
+            await self._states_runner
         await self.accounts.aclose()
         for provider in self.router.providers():
             await provider.aclose()
         await self.fetcher.aclose()
         await self.notifier.close()
         await self.store.close()
+        await asyncio.to_thread(self.tracing.shutdown)  # the spans still buffered go out
 
     async def ensure_admin_key(self) -> str | None:
         """Store the configured admin key, or create one if the store has none.
@@ -203,7 +221,17 @@ class Hub:
             idempotency_key=idempotency_key,
             request_hash=fingerprint,
         )
-        amount = self._price(model, valid.params) if key else 0
+        logs.task_id.set(task.id)  # the rest of the request's log lines name the task
+        with self.tracing.span("imagehub.submit", {TASK_ID: task.id, "imagehub.model": model}):
+            # the worker's and the webhook's spans continue this one, in their own processes
+            traceparent = self.tracing.traceparent()
+            if traceparent is not None:
+                task = dataclasses.replace(task, traceparent=traceparent)
+            return await self._create(task, key, base_url)
+
+    async def _create(self, task: Task, key: ApiKey | None, base_url: str) -> tuple[Task, bool]:
+        model, fingerprint = task.model, task.request_hash
+        amount = self._price(model, task.input) if key else 0
         submission = Submission(key.id if key else None, amount, base_url)
         try:
             await self.store.create(task, submission)
@@ -294,24 +322,31 @@ class Hub:
         self.notifier.task_finished(task)  # its watchers, metrics and webhook
         return task
 
-    async def wait(self, tenant_id: str, task_id: str, seconds: float) -> Task:
-        """The task once ready, or as it is after `seconds`."""
+    async def wait(
+        self, tenant_id: str, task_id: str, seconds: float, *, known: Task | None = None
+    ) -> Task:
+        """The task once ready, or as it is after `seconds`.
+
+        `known` is the task as just stored or read (a submit's), with no await since: the wait
+        starts from it instead of reading it again.
+        """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + min(max(seconds, 0.0), MAX_WAIT_SECONDS)
+        task = known if known is not None and known.tenant_id == tenant_id else None
         while True:
             # only a change to ready ends the wait: no re-read when a worker starts the task
             with self.notifier.watch(task_id, ready_only=True) as changed:
-                task = await self.store.get(task_id, tenant_id)
                 if task is None:
-                    raise NotFound(f"no task {task_id!r}")
+                    task = await self.store.get(task_id, tenant_id)
+                    if task is None:
+                        raise NotFound(f"no task {task_id!r}")
                 remaining = deadline - loop.time()
                 if task.ready or remaining <= 0:
                     return await self._delivered(task)
                 # the poll covers changes made by other processes
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(
-                        changed.wait(), min(remaining, self.settings.poll_seconds)
-                    )
+                await _woken(changed, min(remaining, self.settings.poll_seconds))
+                # finished in this process: the wake-up carries the task; otherwise read it
+                task = changed.task
 
     async def events(self, tenant_id: str, task_id: str) -> AsyncIterator[Task | Progress]:
         """The task on every change, ending with the ready one; while it is queued or
@@ -321,11 +356,13 @@ class Hub:
         last: tuple[TaskStatus, int] | None = None
         next_progress = loop.time() + every
         furthest = 0.0
+        task: Task | None = None
         while True:
             with self.notifier.watch(task_id) as changed:
-                task = await self.store.get(task_id, tenant_id)
                 if task is None:
-                    raise NotFound(f"no task {task_id!r}")
+                    task = await self.store.get(task_id, tenant_id)
+                    if task is None:
+                        raise NotFound(f"no task {task_id!r}")
                 if (task.status, task.attempts) != last:
                     last = (task.status, task.attempts)
                     yield await self._delivered(task) if task.ready else task
@@ -338,8 +375,8 @@ class Hub:
                     elapsed = (utcnow() - task.created_at).total_seconds()
                     yield Progress(task, replace(estimate, progress=furthest), round(elapsed, 1))
                 pause = min(self.settings.poll_seconds, max(next_progress - loop.time(), 0.0))
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(changed.wait(), pause)
+                await _woken(changed, pause)
+                task = changed.task
 
     # -- files
 
@@ -399,8 +436,9 @@ class Hub:
 
     # -- operations
 
-    def metrics_text(self) -> bytes:
-        """The Prometheus exposition of this process's metrics."""
+    async def metrics_text(self) -> bytes:
+        """The Prometheus exposition of this process's metrics, and of the queue's."""
+        await self.metrics.refresh(self.store)
         return self.metrics.render()
 
     async def ready(self) -> dict[str, bool | None]:
@@ -430,6 +468,13 @@ class Hub:
         except (OSError, TimeoutError):
             return False
         return True
+
+
+async def _woken(event: asyncio.Event, seconds: float) -> None:
+    """Until `event` is set, or `seconds` pass (`asyncio.timeout`: no task per wait)."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            await event.wait()
 
 
 def _probe_write(folder: Path) -> None:

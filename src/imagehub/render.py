@@ -19,6 +19,7 @@ from imagehub.schemas import (
     TaskProgressOut,
     UsageOut,
 )
+from imagehub.schemas.models import RoutePriceOut
 from imagehub.tasks import Grounding, OutputImage, Task
 
 
@@ -97,8 +98,14 @@ def progress_out(progress: Progress) -> TaskProgressOut:
     )
 
 
-def model_out(spec: ModelSpec, validator: Validator, providers: Sequence[str] = ()) -> ModelOut:
-    """A model as the API shows it; `providers`: the names of the routes that serve it."""
+def model_out(
+    spec: ModelSpec,
+    validator: Validator,
+    providers: Sequence[str] = (),
+    price: Sequence[RoutePriceOut] = (),
+) -> ModelOut:
+    """A model as the API shows it; `providers`: the names of the routes that serve it, and
+    `price` what an image costs on each."""
     return ModelOut(
         id=spec.id,
         name=spec.name,
@@ -122,4 +129,5 @@ def model_out(spec: ModelSpec, validator: Validator, providers: Sequence[str] = 
         example={"model": spec.id, "input": spec.example},
         available=bool(providers),
         providers=list(providers),
+        price=list(price),
     )

@@ -39,6 +39,13 @@ class Settings(BaseSettings):
         "it if it was revoked). Unset and no key stored yet: the first start creates one and "
         "prints it once.",
     )
+    workers: int = Field(
+        1,
+        description="Processes `imagehub serve` runs on its one port, each serving the API and "
+        "running a worker (`--workers`); more than 1 uses more than one CPU core.",
+        ge=1,
+        le=64,
+    )
     worker_concurrency: int = Field(64, description="Tasks one worker process runs at once.", ge=1)
     lease_seconds: float = Field(
         30.0,
@@ -142,6 +149,14 @@ class Settings(BaseSettings):
         "when `IMAGEHUB_REDIS_URL` is set, else PostgreSQL LISTEN/NOTIFY on a PostgreSQL "
         "store, else in-process only. A jittered poll backs every choice up.",
     )
+    wakeup_batch_seconds: float = Field(
+        0.005,
+        description="How long a process gathers wake-ups before sending them to the other "
+        "processes as one message (one NOTIFY): fewer commits under load, for at most this "
+        "much delay to a waiter in another process. 0 sends each batch at once.",
+        ge=0,
+        le=1,
+    )
     wakeup_channel: str = Field(
         "imagehub",
         description="The LISTEN/NOTIFY or Redis pub/sub channel; hubs sharing one Redis need "
@@ -219,6 +234,14 @@ class Settings(BaseSettings):
         description="How long a failing route is skipped while another route can serve the model.",
         ge=0,
     )
+    route_state_seconds: float = Field(
+        5.0,
+        description="How often a process that runs tasks writes its routes' state (health, "
+        "cool-down, calls in flight) to the database, for the admin routes of every process; "
+        "it also writes at once when a route starts or stops cooling down.",
+        gt=0,
+        le=10,
+    )
     retry_max_delay_seconds: float = Field(
         300.0,
         description="Longest wait before a retry; an upstream asking to wait longer fails the "
@@ -271,6 +294,62 @@ class Settings(BaseSettings):
     keep_alive_seconds: int = Field(
         5, description="How long `imagehub serve` keeps an idle connection open.", ge=1
     )
+
+    # -- observability: logs, metrics, traces (see docs/observability.md)
+
+    log_format: Literal["text", "json"] = Field(
+        "text",
+        description="`json`: every log line of `imagehub serve` and `imagehub worker` "
+        "(uvicorn's access log included) is one JSON object with `request_id`, `task_id`, "
+        "`tenant`, `route` and `trace_id` where they apply; `text`: plain lines.",
+    )
+    metrics_port: int | None = Field(
+        None,
+        description="Port `imagehub worker` serves Prometheus `/metrics` on (at "
+        "`IMAGEHUB_HOST`); unset: none. `imagehub serve` always serves `/metrics`.",
+        ge=1,
+        le=65535,
+    )
+    trace_prompts: bool = Field(
+        False,
+        description="Put each task's prompt on its upstream spans (`imagehub.prompt`). Off: "
+        "spans carry no prompt; they never carry a key.",
+    )
+    # the OpenTelemetry SDK's own variables: tracing is on when one of them asks for it
+    otel_sdk_disabled: bool = Field(
+        False,
+        validation_alias="OTEL_SDK_DISABLED",
+        description="`true` turns tracing off whatever else is set (OpenTelemetry's variable).",
+    )
+    otel_traces_exporter: str | None = Field(
+        None,
+        validation_alias="OTEL_TRACES_EXPORTER",
+        description="`otlp` (OTLP over HTTP/protobuf) or `console` turns tracing on; `none` or "
+        "unset leaves it off unless an OTLP endpoint is set. Needs the `otel` extra.",
+    )
+    otel_exporter_otlp_endpoint: str | None = Field(
+        None,
+        validation_alias="OTEL_EXPORTER_OTLP_ENDPOINT",
+        description="OTLP/HTTP collector base URL (`/v1/traces` is appended); setting it turns "
+        "tracing on. The SDK reads the other `OTEL_*` variables (headers, service name, "
+        "sampler, batch sizes) itself.",
+    )
+    otel_exporter_otlp_traces_endpoint: str | None = Field(
+        None,
+        validation_alias="OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        description="The full OTLP/HTTP traces URL, instead of the base URL above; setting it "
+        "turns tracing on.",
+    )
+
+    @property
+    def tracing_on(self) -> bool:
+        """Whether the OTEL_* variables ask for traces."""
+        if self.otel_sdk_disabled:
+            return False
+        exporter = (self.otel_traces_exporter or "").strip().lower()
+        if exporter:
+            return exporter != "none"
+        return bool(self.otel_exporter_otlp_endpoint or self.otel_exporter_otlp_traces_endpoint)
 
     @property
     def store_url(self) -> str:

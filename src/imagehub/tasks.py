@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-import secrets
+import os
 import string
+import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -59,10 +60,41 @@ def utcnow() -> datetime:
 _ALPHABET = string.ascii_letters + string.digits
 
 
+class _RandomBytes:
+    """The OS's random bytes, read in bulk and each handed out once.
+
+    `os.urandom` lets go of the GIL for its system call and must then wait to take it back
+    from whichever thread holds it (a SQLite or file-writing thread): on a busy event loop that
+    wait, not the call, is the cost. One read serves 128 ids; a forked child starts afresh.
+    """
+
+    CHUNK = 32 * 128
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._buffer = b""
+        self._offset = 0
+        os.register_at_fork(after_in_child=self._forget)
+
+    def _forget(self) -> None:
+        self._buffer, self._offset = b"", 0
+
+    def take(self, size: int) -> bytes:
+        with self._lock:
+            if self._offset + size > len(self._buffer):
+                self._buffer, self._offset = os.urandom(max(self.CHUNK, size)), 0
+            start = self._offset
+            self._offset += size
+            return self._buffer[start : self._offset]
+
+
+_random = _RandomBytes()
+
+
 def new_id(prefix: str) -> str:
     """An id with 130 random bits: 22 base-62 characters after the prefix."""
-    # one read of 256 random bits, not 22 (each secrets.choice reads the OS's random source)
-    number = int.from_bytes(secrets.token_bytes(32), "big")
+    # 256 random bits at once, not 22 draws (each secrets.choice reads the OS's random source)
+    number = int.from_bytes(_random.take(32), "big")
     chars = []
     for _ in range(22):
         number, digit = divmod(number, 62)
@@ -239,6 +271,8 @@ class Task:
     lease_expires_at: datetime | None = None
     #: fencing token: grows on every claim; every write of an attempt is guarded by it
     lease_token: int = 0
+    #: W3C traceparent of the submit span: the worker's and webhook's spans join its trace
+    traceparent: str | None = None
 
     @property
     def ready(self) -> bool:
@@ -292,6 +326,20 @@ class Page:
 
     tasks: list[Task]
     next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class QueueStats:
+    """What the queue holds now, for the metrics: read from the store at scrape time."""
+
+    #: (model, status) -> tasks, for the statuses a task leaves (queued, running)
+    tasks: dict[tuple[str, str], int]
+    #: model -> seconds the longest-waiting due queued task has waited
+    oldest_queued: dict[str, float]
+    #: webhook deliveries pending (due or waiting for a retry)
+    webhooks_pending: int
+    #: seconds the longest-due pending delivery has waited (0 when none is due)
+    webhooks_oldest_due: float
 
 
 class DuplicateTask(Exception):

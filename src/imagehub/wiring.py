@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import socket
+
+from imagehub.admin import Admin
 from imagehub.catalog import Catalog, Validator
 from imagehub.estimates import Estimator
 from imagehub.hub import Hub
@@ -13,13 +16,15 @@ from imagehub.outbound.client import SafeClient
 from imagehub.outbound.fetch import Fetcher
 from imagehub.routing.config import build_router
 from imagehub.routing.router import Router
+from imagehub.routing.states import RouteStatePublisher
 from imagehub.settings import Settings
 from imagehub.store import Store, open_store
 from imagehub.tenancy.accounts import Accounts
 from imagehub.tenancy.limits import RedisRates
 from imagehub.tenancy.pricing import Pricing
+from imagehub.tracing import Tracing, open_tracing
 from imagehub.wakeups.notifier import Notifier
-from imagehub.wakeups.shared import open_notifier
+from imagehub.wakeups.shared import SharedNotifier, open_notifier
 from imagehub.webhooks.sender import WebhookSender
 from imagehub.worker import Worker
 
@@ -35,19 +40,23 @@ def build_hub(
     store: Store | None = None,
     media: MediaStore | None = None,
     notifier: Notifier | None = None,
+    tracing: Tracing | None = None,
+    relay: socket.socket | None = None,
 ) -> Hub:
     """The hub the settings describe; a backend given here replaces the configured one.
 
     With `run_worker`, the process also runs tasks and sends webhooks (else it only serves
-    the API, and other processes do the work).
+    the API, and other processes do the work). `relay` is a `serve --workers N` child's
+    channel to its siblings, for wake-ups where the store has none (SQLite).
     """
     catalog = catalog or Catalog.load()
     router = router or build_router(settings, catalog)
     store = store or _open_store(settings)
     media = media or open_media(settings)
-    notifier = notifier or open_notifier(settings)
+    notifier = notifier or open_notifier(settings, relay)
     pricing = Pricing.load(catalog)
-    metrics = Metrics()
+    metrics = _metrics(catalog, router)
+    tracing = tracing or open_tracing(settings)
     #: every URL a client hands the hub is fetched through this one (images, webhooks)
     policy = AddressPolicy.parse(settings.fetch_allow_private)
     client = SafeClient(policy)
@@ -62,7 +71,9 @@ def build_hub(
     notifier.on_finished(metrics.finished)
     worker: Worker | None = None
     webhooks: WebhookSender | None = None
+    route_states: RouteStatePublisher | None = None
     if run_worker:
+        route_states = RouteStatePublisher(store, router, settings.route_state_seconds)
         worker = Worker(
             settings=settings,
             store=store,
@@ -72,9 +83,20 @@ def build_hub(
             notifier=notifier,
             fetcher=fetcher,
             pricing=pricing,
+            tracing=tracing,
+            metrics=metrics,
         )
-        webhooks = WebhookSender(settings=settings, store=store, accounts=accounts, client=client)
+        webhooks = WebhookSender(
+            settings=settings,
+            store=store,
+            accounts=accounts,
+            client=client,
+            tracing=tracing,
+            metrics=metrics,
+        )
         notifier.on_finished(webhooks.task_finished)
+        if isinstance(notifier, SharedNotifier):  # other workers need no hint for these
+            notifier.claims_here = worker.has_room
     return Hub(
         settings=settings,
         store=store,
@@ -98,7 +120,21 @@ def build_hub(
         ),
         worker=worker,
         webhooks=webhooks,
+        route_states=route_states,
+        tracing=tracing,
     )
+
+
+def _metrics(catalog: Catalog, router: Router) -> Metrics:
+    """Metrics whose labels take only the configured models, routes and providers."""
+    routes = [route for routes in router.configured().values() for route in routes]
+    names = {route.name for route in routes}
+    kinds = {route.kind or "none" for route in routes}
+    fallback = router.fallback
+    if fallback is not None:  # the demo, or a test's stand-in, serving the models without routes
+        names.add(fallback.name)
+        kinds.add(str(getattr(fallback, "kind", "")) or "none")
+    return Metrics(models=[model.id for model in catalog], routes=names, providers=kinds)
 
 
 def _open_store(settings: Settings) -> Store:
@@ -108,3 +144,9 @@ def _open_store(settings: Settings) -> Store:
         migrate_on_open=settings.migrate_on_start,
         wait_seconds=settings.database_wait_seconds,
     )
+
+
+def build_admin(hub: Hub) -> Admin:
+    """The operator's view over the hub's store and routes (the admin routes)."""
+    nudge = hub.webhooks.nudge if hub.webhooks is not None else None
+    return Admin(hub.store, hub.router, nudge)

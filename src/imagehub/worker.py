@@ -6,13 +6,14 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from imagehub import imaging
+from imagehub import imaging, logs
 from imagehub.catalog import Catalog, ModelSpec
 from imagehub.errors import (
     InternalError,
@@ -23,6 +24,7 @@ from imagehub.errors import (
     is_storage_fault,
 )
 from imagehub.media import MediaStore
+from imagehub.metrics import Metrics
 from imagehub.outbound.fetch import Fetcher
 from imagehub.providers import GenerationRequest, GenerationResult, InputImage
 from imagehub.routing.policy import FailurePolicy
@@ -42,6 +44,7 @@ from imagehub.tasks import (
     utcnow,
 )
 from imagehub.tenancy.pricing import Pricing, Tokens
+from imagehub.tracing import NO_SPAN, TASK_ID, Span, Tracing, Value
 from imagehub.wakeups.notifier import Notifier
 
 log = logging.getLogger("imagehub.worker")
@@ -72,6 +75,8 @@ class Worker:
         notifier: Notifier,
         fetcher: Fetcher,
         pricing: Pricing,
+        tracing: Tracing | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -81,6 +86,8 @@ class Worker:
         self.notifier = notifier
         self.fetcher = fetcher
         self.pricing = pricing
+        self.tracing = tracing or Tracing()
+        self.metrics = metrics
         self.policy = FailurePolicy.from_settings(settings)
         self.owner = new_id("wrk_")
         self.concurrency = settings.worker_concurrency
@@ -138,6 +145,10 @@ class Worker:
     def running(self) -> int:
         return len(self._running)
 
+    def has_room(self) -> bool:
+        """Whether this worker's dispatch loop takes a task queued now (it is woken in process)."""
+        return not self._stopping.is_set() and len(self._running) < self.concurrency
+
     async def _dispatch_loop(self) -> None:
         while not self._stopping.is_set():
             free = self.concurrency - len(self._running)
@@ -154,7 +165,7 @@ class Worker:
                         self._start(task)
             if claimed and len(claimed) == free:
                 await self._wait_for_slot()
-            elif not claimed:
+            else:  # fewer than asked: nothing else is due, a claim now would find nothing
                 await self.notifier.wait_queued(self._poll_delay())
 
     async def _wait_for_slot(self) -> None:
@@ -172,9 +183,11 @@ class Worker:
         self._running[task.id] = runner
 
         def done(_: asyncio.Task[None]) -> None:
+            full = len(self._running) >= self.concurrency
             self._running.pop(task.id, None)
             self._slot_freed.set()
-            self.notifier.nudge()
+            if full:  # only a full worker left tasks in the queue; else a claim finds nothing
+                self.notifier.nudge()
 
         runner.add_done_callback(done)
 
@@ -257,18 +270,43 @@ class Worker:
     # -- one attempt
 
     async def _run(self, task: Task) -> None:
+        """One attempt, in the task's trace (its submit's) and with its id on every log line."""
+        parent = task.traceparent
+        attributes: dict[str, Value] = {
+            TASK_ID: task.id,
+            "imagehub.model": task.model,
+            "imagehub.attempt": task.attempts,
+        }
+        # the wait since the task became due: beside the attempt in the submit's trace (or
+        # inside the attempt, for a task submitted while tracing was off)
+        waited = max(task.created_at, task.run_after)
+        with (
+            logs.about(task_id=task.id),
+            self.tracing.span("imagehub.attempt", attributes, parent=parent) as span,
+        ):
+            with self.tracing.span(
+                "imagehub.queue_wait", {TASK_ID: task.id}, parent=parent, start=waited
+            ):
+                pass
+            await self._run_attempt(task, span)
+
+    async def _run_attempt(self, task: Task, span: Span) -> None:
         calls: list[Attempt] = []
         try:
             outcome = await self.attempt(task, calls)
         except asyncio.CancelledError:
+            span.fail("canceled")
             return
         except TaskError as exc:
+            span.fail(exc.code)
             await self._finish(self._failed(task, exc), calls)
         except Exception as exc:
             if is_storage_fault(exc):
+                span.fail(StorageFault.code)
                 log.warning("task %s: storage fault (%s); back to the queue", task.id, exc)
                 await self._finish(self._failed(task, StorageFault()), calls)
                 return
+            span.fail(InternalError.code)
             log.exception("task %s failed inside the hub", task.id)
             error = InternalError(f"The hub failed while running the task ({type(exc).__name__}).")
             await self._finish(self._failed(task, error), calls)
@@ -303,7 +341,7 @@ class Worker:
             )
         images, mask = await self._inputs(task)
 
-        def generate(route: Route) -> Awaitable[GenerationResult]:
+        async def generate(route: Route) -> GenerationResult:
             request = GenerationRequest(
                 model=model,
                 params=task.input,
@@ -312,15 +350,47 @@ class Worker:
                 upstream_model=route.upstream_model,
                 fetcher=self.fetcher,
             )
-            return route.provider.generate(request)
+            with logs.about(route=route.name), self._upstream_span(task, route) as span:
+                try:
+                    result = await route.provider.generate(request)
+                except TaskError as exc:
+                    span.set("imagehub.status_class", exc.code)
+                    span.fail(exc.code)
+                    raise
+                span.set("imagehub.status_class", "ok")
+                span.set("imagehub.bytes", sum(len(image.data) for image in result.images))
+                return result
 
         def observe(route: Route, started: datetime, error: BaseException | None) -> None:
+            row = _call(task, route, started, error)
             if calls is not None:
-                calls.append(_call(task, route, started, error))
+                calls.append(row)
+            if self.metrics is not None:
+                self.metrics.upstream(
+                    route=route.name,
+                    provider=route.kind or "none",
+                    model=model.id,
+                    outcome="ok" if row.succeeded else row.outcome,
+                    seconds=row.seconds,
+                )
 
         # failover between the routes, in the failure policy's order
         route, result = await self.policy.run(routes, generate, observe)
         return await self._store_output(task, model, route, result)
+
+    def _upstream_span(self, task: Task, route: Route) -> AbstractContextManager[Span]:
+        if not self.tracing.enabled:
+            return NO_SPAN
+        attributes: dict[str, str | int] = {
+            TASK_ID: task.id,
+            "imagehub.model": task.model,
+            "imagehub.route": route.name,
+            "imagehub.provider": route.kind or "none",
+            "imagehub.upstream_model": route.upstream_model,
+        }
+        if self.settings.trace_prompts and isinstance(task.input.get("prompt"), str):
+            attributes["imagehub.prompt"] = task.input["prompt"]
+        return self.tracing.span("imagehub.upstream", attributes, kind="client")
 
     async def _inputs(self, task: Task) -> tuple[tuple[InputImage, ...], InputImage | None]:
         if "image_urls" not in task.input and "mask_url" not in task.input:
@@ -381,7 +451,11 @@ class Worker:
                 uri = await self._cpu(imaging.data_uri, ctype, data)
                 image = OutputImage(ctype, name, len(data), width, height, data_uri=uri)
             else:
-                file_id = await self.media.put(data, ctype)
+                with self.tracing.span(
+                    "imagehub.media_write",
+                    {TASK_ID: task.id, "imagehub.bytes": len(data), "imagehub.content_type": ctype},
+                ):
+                    file_id = await self.media.put(data, ctype)
                 image = OutputImage(ctype, name, len(data), width, height, file_id=file_id)
             images.append(image)
         cost = self.pricing.settle(
@@ -431,11 +505,18 @@ class Worker:
         if not written:
             log.info("task %s: lease lost before finishing; outcome dropped", task.id)
             return
+        log.info(
+            "task %s: %s after attempt %d (%s)",
+            task.id,
+            task.status.value,
+            task.attempts,
+            task.provider or (task.error.code if task.error else "-"),
+        )
         if task.status == TaskStatus.QUEUED:
             self.notifier.task_changed(task.id)
             self.notifier.task_queued()
-        else:  # metrics and webhooks listen for this on the notifier
-            self.notifier.task_finished(task)
+        else:  # metrics, webhooks and waiters take it from the notifier, as it is now stored
+            self.notifier.task_finished(task.replace(lease_owner=None, lease_expires_at=None))
 
     async def _write_outcome(self, task: Task, calls: list[Attempt]) -> bool | None:
         """`store.finish`, retried through a short store outage (the token keeps it safe).

@@ -44,7 +44,10 @@ def test_the_chinese_page_reads_in_the_seeds_words(zh_page: Page, api: httpx.Cli
     # the table's headings are Chinese; names, values and examples are the API's
     card = tab.locator("#model-nano-banana-2")
     card.locator(":scope > summary").click()
-    expect(card.locator("thead")).to_contain_text("参数")
+    expect(card.locator("table.params thead")).to_contain_text("参数")
+    # the price table too: the route's name as configured, its words Chinese
+    expect(card.locator("table.prices thead")).to_contain_text("路由")
+    expect(card.locator("table.prices tbody")).to_contain_text("免费(离线占位图)")
     expect(card.locator("tr[data-param=aspect_ratio] .chip").first).to_have_text("auto")
     expect(card.locator("tr[data-param=prompt] .desc")).to_have_text(
         "用平实的语言描述图片要呈现的内容。"

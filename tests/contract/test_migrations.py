@@ -13,7 +13,7 @@ from imagehub.store import SQLiteStore, migrate
 from imagehub.store import sqlite as sqlite_backend
 from imagehub.store.postgres import MIGRATIONS as PG_MIGRATIONS
 from imagehub.store.postgres import PostgresStore, SchemaOutdated
-from imagehub.store.rows import TASK_COLUMNS, TASK_FIELDS, task_row
+from imagehub.store.rows import TASK_FIELDS, task_row
 from imagehub.tasks import Task, new_id
 
 
@@ -21,8 +21,13 @@ def a_task() -> Task:
     return Task(id=new_id("tsk_"), tenant_id="t1", model="nano-banana", input={"prompt": "old"})
 
 
+#: the task columns of the first release (later steps append theirs)
+FIRST_FIELDS = TASK_FIELDS[:23]
+FIRST_COLUMNS = ", ".join(FIRST_FIELDS)
+
+
 def as_row(task: Task) -> tuple[object, ...]:
-    return tuple(task_row(task)[f] for f in TASK_FIELDS)
+    return tuple(task_row(task)[f] for f in FIRST_FIELDS)
 
 
 # -- SQLite
@@ -33,7 +38,9 @@ def first_sqlite_schema(path: Path, task: Task) -> None:
     conn = sqlite3.connect(path)
     conn.executescript(sqlite_backend.MIGRATIONS[0])
     conn.execute("PRAGMA user_version = 1")
-    conn.execute(f"INSERT INTO tasks ({TASK_COLUMNS}) VALUES ({', '.join('?' * 23)})", as_row(task))
+    conn.execute(
+        f"INSERT INTO tasks ({FIRST_COLUMNS}) VALUES ({', '.join('?' * 23)})", as_row(task)
+    )
     conn.commit()
     conn.close()
 
@@ -54,6 +61,7 @@ async def test_sqlite_upgrades_a_first_release_database_in_place(tmp_path: Path)
     try:
         got = await store.get(task.id)
         assert got is not None and got.input == {"prompt": "old"}
+        assert got.traceparent is None  # a column a later step added, empty on old rows
     finally:
         await store.close()
     version, indexes = sqlite_version(path)
@@ -78,7 +86,7 @@ def first_pg_schema(url: str, task: Task) -> None:
         )
         conn.execute("INSERT INTO schema_version (version) VALUES (1)")
         conn.execute(
-            f"INSERT INTO tasks ({TASK_COLUMNS}) VALUES ({', '.join(['%s'] * 23)})",
+            f"INSERT INTO tasks ({FIRST_COLUMNS}) VALUES ({', '.join(['%s'] * 23)})",
             as_row(task),
         )
 

@@ -292,6 +292,7 @@ def _full_task(moment: datetime) -> Task:
         lease_owner="worker-7",
         lease_expires_at=at + timedelta(seconds=30, microseconds=7),
         lease_token=9,
+        traceparent="00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
     )
 
 

@@ -18,6 +18,7 @@ from imagehub.tasks import (
     DuplicateTask,
     Grounding,
     OutputImage,
+    QueueStats,
     Source,
     Task,
     TaskFailure,
@@ -1114,3 +1115,42 @@ async def test_grounding_round_trips_and_survives_a_purge(store):
 def test_an_output_without_grounding_is_stored_as_before():
     assert set(output().to_dict()) == {"images", "description", "purged"}
     assert TaskOutput.from_dict({"images": [], "description": "x"}).grounding is None
+
+
+# ---------------------------------------------------------------- the queue's figures
+
+
+async def test_queue_stats_count_live_tasks_by_model_and_the_oldest_due_wait(store):
+    assert await store.queue_stats() == QueueStats({}, {}, 0, 0.0)
+    later = utcnow() + timedelta(hours=1)  # queued for a retry, not due: no wait yet
+    await create_all(
+        store,
+        [
+            make_task(offset=0),
+            make_task(offset=1),
+            make_task(model="gpt-image-2", run_after=later),
+            make_task(webhook_url="https://example.com/h", offset=2),
+        ],
+    )
+    [running] = await store.claim("w1", 1, 60)
+    assert running.model == "nano-banana"
+    stats = await store.queue_stats()
+    assert stats.tasks == {
+        ("nano-banana", "queued"): 2,
+        ("nano-banana", "running"): 1,
+        ("gpt-image-2", "queued"): 1,
+    }
+    # every nano-banana task became due at BASE (an hour before this module was imported)
+    assert set(stats.oldest_queued) == {"nano-banana"}
+    waited = (utcnow() - BASE).total_seconds()
+    assert waited - 60 < stats.oldest_queued["nano-banana"] <= waited
+    # the delivery waits for its task: not pending yet
+    assert (stats.webhooks_pending, stats.webhooks_oldest_due) == (0, 0.0)
+
+
+async def test_queue_stats_count_pending_webhooks_and_how_long_the_oldest_waited(store):
+    await due_delivery(store)
+    stats = await store.queue_stats()
+    assert stats.webhooks_pending == 1
+    assert 0 <= stats.webhooks_oldest_due < 60
+    assert stats.tasks == {}, "its task finished"

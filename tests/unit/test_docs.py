@@ -7,7 +7,7 @@ import re
 import tomllib
 from pathlib import Path
 
-from docs_hooks import errors_page, model_pages, pages, settings_page
+from docs_hooks import env_name, errors_page, model_pages, pages, settings_page
 
 from imagehub.catalog import Catalog
 from imagehub.errors import HTTP_ERRORS, TASK_ERRORS
@@ -35,11 +35,9 @@ def doc(name: str) -> str:
 def test_every_setting_is_in_the_generated_settings_page_with_its_description():
     page = settings_page()
     for name, field in Settings.model_fields.items():
-        row = next(
-            (line for line in page.splitlines() if line.startswith(f"| `IMAGEHUB_{name.upper()}`")),
-            None,
-        )
-        assert row is not None, f"IMAGEHUB_{name.upper()} is not documented"
+        env = env_name(name, field.validation_alias)
+        row = next((line for line in page.splitlines() if line.startswith(f"| `{env}`")), None)
+        assert row is not None, f"{env} is not documented"
         assert field.description and field.description.replace("|", "\\|") in row
 
 

@@ -18,15 +18,15 @@ SRC = Path(imagehub.__file__).parent
 #: bottom → top; a package (or top-level module) of imagehub imports only from layers below
 LAYERS: list[set[str]] = [
     {"schemas", "settings"},  # the HTTP shapes; the one reader of the environment
-    {"errors"},  # one tree of errors (names `schemas.TaskOut` for typing only)
-    {"tasks", "catalog", "imaging", "client"},  # the domain; image bytes; the SDK
+    {"errors", "tracing"},  # one tree of errors (names `schemas.TaskOut` for typing only); spans
+    {"tasks", "catalog", "imaging", "client", "logs"},  # the domain; image bytes; the SDK; logs
     # the domain values of keys and deliveries (see TYPES); estimates of tasks from the journal
     {"tenancy.types", "webhooks.types", "estimates"},
     {"store", "media", "providers", "render", "wakeups", "metrics"},  # behind protocols
     {"routing", "outbound", "tenancy"},  # routes over providers; outbound HTTP; keys and limits
     {"webhooks"},  # signed deliveries, written with a task's finish
     {"worker"},  # claim → route → provider → media → finish
-    {"hub"},  # the façade
+    {"hub", "admin"},  # the façade; the operator's view across tenants
     {"wiring"},  # the one place a hub is put together (`build_hub`)
     {"api"},  # the HTTP border
     {"cli", "testing"},  # entry points; fakes for users' tests

@@ -168,3 +168,22 @@ def test_a_purged_output_keeps_all_but_its_images():
     task = Task(id="tsk_1", tenant_id="t", model="nano-banana", input={}, output=output)
     body = json.loads(task_body(task, "http://hub"))
     assert body["output"]["images"] == [] and body["output"]["grounding"]["queries"] == ["q"]
+
+
+def test_a_forked_process_draws_other_ids_than_its_parent():
+    """Random bytes are read in bulk: a child must not hand out the parent's unused ones."""
+    import os
+
+    new_id("t_")  # the parent holds unused random bytes now
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its next ids, to the parent
+        os.write(write, " ".join(new_id("t_") for _ in range(3)).encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    child = os.read(read, 4096).decode().split()
+    os.close(read)
+    parent = [new_id("t_") for _ in range(3)]
+    assert len(child) == 3
+    assert not set(child) & set(parent)

@@ -78,7 +78,7 @@ async def test_metrics_count_a_task_the_worker_finished_through_the_notifier():
     finally:
         await hub.stop()
     assert done.status == TaskStatus.SUCCEEDED
-    text = hub.metrics_text().decode()
+    text = (await hub.metrics_text()).decode()
     assert 'imagehub_tasks_finished_total{model="nano-banana",provider="scripted"' in text
 
 

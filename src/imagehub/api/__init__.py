@@ -9,6 +9,8 @@ from typing import Any
 from fastapi import FastAPI
 
 from imagehub.api import (
+    admin,
+    console,
     files,
     keys,
     models,
@@ -20,9 +22,11 @@ from imagehub.api import (
     webhooks,
 )
 from imagehub.api.errors import BodyLimit, HostRequired, NoNulBytes, install_error_handlers
+from imagehub.api.observe import Observe
+from imagehub.api.responses import JSONBody
 from imagehub.hub import Hub
 from imagehub.settings import Settings
-from imagehub.wiring import build_hub
+from imagehub.wiring import build_admin, build_hub
 
 __all__ = ["create_app"]
 
@@ -32,7 +36,12 @@ def create_app(settings: Settings | None = None, *, hub: Hub | None = None) -> F
     settings = settings or (hub.settings if hub else Settings())
     the_hub = hub or build_hub(settings)
     # what the endpoints depend on (imagehub.api.deps): the hub, and the tenancy it holds
-    state = {"hub": the_hub, "accounts": the_hub.accounts, "settings": settings}
+    state = {
+        "hub": the_hub,
+        "accounts": the_hub.accounts,
+        "settings": settings,
+        "admin": build_admin(the_hub),
+    }
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
@@ -47,6 +56,7 @@ def create_app(settings: Settings | None = None, *, hub: Hub | None = None) -> F
         version="0.1.0",
         summary="One asynchronous task API in front of hosted image models.",
         lifespan=lifespan,
+        default_response_class=JSONBody,
     )
     install_error_handlers(app)
     app.add_middleware(
@@ -54,6 +64,9 @@ def create_app(settings: Settings | None = None, *, hub: Hub | None = None) -> F
     )
     app.add_middleware(NoNulBytes)
     app.add_middleware(HostRequired)
-    for module in (tasks, models, files, ops, openai_images, page, keys, tenants, webhooks):
+    # outermost: every answer, a refusal of the middlewares above included, has its id
+    app.add_middleware(Observe, tracing=the_hub.tracing)
+    routers = (tasks, models, files, ops, openai_images, page, console, keys, tenants, webhooks)
+    for module in (*routers, admin):
         app.include_router(module.endpoints)
     return app

@@ -263,10 +263,14 @@ class BodyLimit:
         await self.app(scope, limited, send)
 
     async def _receive(self, receive: Receive, deadline: float) -> Message:
-        """The next body message; a 408 once the body's deadline passes."""
-        left = deadline - asyncio.get_running_loop().time()
+        """The next body message; a 408 once the body's deadline passes.
+
+        `asyncio.timeout_at`, not `wait_for`: no task made per receive, and a body already
+        read (the usual case) comes back without a suspension.
+        """
         try:
-            return await asyncio.wait_for(receive(), max(left, 0.001))
+            async with asyncio.timeout_at(deadline):
+                return await receive()
         except TimeoutError:
             raise HTTPException(
                 408,

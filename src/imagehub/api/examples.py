@@ -8,9 +8,17 @@ environment variable, never from the page.
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from imagehub.catalog import Catalog, ModelSpec, Validator, output_size
 from imagehub.client.examples import python_example as sdk_example
+from imagehub.render import task_out
+from imagehub.tasks import OutputImage, Task, TaskOutput, TaskStatus, Usage
+
+#: the example response's task and file ids: shaped as real ones, plainly examples
+EXAMPLE_TASK_ID = "t_Example0Task0Id000000000"
+EXAMPLE_TIME = datetime(2026, 11, 29, 12, 0, 0, tzinfo=UTC)
 
 KEY_VARIABLE = "IMAGEHUB_API_KEY"
 
@@ -171,3 +179,48 @@ def upload_example(base_url: str) -> str:
         "  -F file=@photo.png\n"
         '# answers {"file_id": "f_...", "url": "..."}: put that url in image_urls\n'
     )
+
+
+def example_response(
+    base_url: str,
+    catalog: Catalog,
+    validator: Validator,
+    spec: ModelSpec,
+    charged: tuple[str, float] | None = None,
+) -> str:
+    """A finished task of the model's example request, as `GET /hub/v1/tasks/{id}` answers.
+
+    The input is the example with every default applied, the images are of the size that
+    input asks for; `charged` is the route that would serve it and what it would cost there.
+    """
+    params = validator.validate(spec.id, spec.example).params
+    width, height = output_size(catalog, spec, params)
+    fmt = str(params.get("output_format", "png"))
+    extension = {"jpeg": "jpg"}.get(fmt, fmt)
+    images = tuple(
+        OutputImage(
+            content_type=f"image/{fmt}",
+            file_name=f"{EXAMPLE_TASK_ID}-{i}.{extension}",
+            file_size=1_482_915 + 7919 * i,
+            width=width,
+            height=height,
+            file_id=f"f_Example0File0Id00000000{i}.{extension}",
+        )
+        for i in range(int(params.get("num_images", 1)))
+    )
+    route, cost = charged if charged is not None else ("gemini", 0.0)
+    task = Task(
+        id=EXAMPLE_TASK_ID,
+        tenant_id="",
+        model=spec.id,
+        input=params,
+        status=TaskStatus.SUCCEEDED,
+        output=TaskOutput(images=images),
+        provider=route,
+        attempts=1,
+        usage=Usage(cost_usd=cost, basis="per_image"),
+        created_at=EXAMPLE_TIME,
+        started_at=EXAMPLE_TIME + timedelta(milliseconds=180),
+        finished_at=EXAMPLE_TIME + timedelta(seconds=14, milliseconds=620),
+    )
+    return _json(task_out(task, base_url).model_dump(mode="json"))

@@ -10,6 +10,7 @@ from imagehub.api.deps import AccountsDep, AdminDep, CallerDep
 from imagehub.api.errors import body_schema, parse_body
 from imagehub.render import rfc3339
 from imagehub.schemas import ErrorBody
+from imagehub.schemas.admin import TenantList, TenantOut
 from imagehub.schemas.keys import (
     KeyCreate,
     KeyCreated,
@@ -96,9 +97,25 @@ async def list_keys(
     accounts: AccountsDep,
     admin: AdminDep,
     tenant_id: Annotated[str | None, Query(max_length=64)] = None,
+    q: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=100,
+            description="Only keys whose name, prefix or tenant contains this (any case).",
+        ),
+    ] = None,
 ) -> KeyList:
     """Every key, or a tenant's, revoked ones included, oldest first (admin)."""
-    return KeyList(data=[key_out(k) for k in await accounts.list_keys(tenant_id)])
+    found = await accounts.list_keys(tenant_id)
+    if q is not None:
+        needle = q.casefold()
+        found = [
+            k
+            for k in found
+            if any(needle in text.casefold() for text in (k.name, k.prefix, k.tenant_id))
+        ]
+    return KeyList(data=[key_out(k) for k in found])
 
 
 @endpoints.get("/hub/v1/admin/keys/{key_id}", response_model=KeyOut, responses=_ERRORS)
@@ -132,3 +149,40 @@ async def revoke_key(key_id: str, accounts: AccountsDep, admin: AdminDep) -> Key
 
     The last active admin key cannot be revoked (409 last_admin_key)."""
     return key_out(await accounts.revoke(key_id))
+
+
+@endpoints.get("/hub/v1/admin/tenants", response_model=TenantList, responses=_ERRORS)
+async def list_tenants(
+    accounts: AccountsDep,
+    admin: AdminDep,
+    q: Annotated[
+        str | None,
+        Query(min_length=1, max_length=100, description="Only tenants whose id contains this."),
+    ] = None,
+) -> TenantList:
+    """Every tenant (admin): its keys, tasks in flight and spend, summed over its keys."""
+    tenants: dict[str, list[ApiKey]] = {}
+    for key in await accounts.list_keys(None):
+        tenants.setdefault(key.tenant_id, []).append(key)
+    needle = q.casefold() if q is not None else ""
+    return TenantList(
+        data=[
+            _tenant(tenant_id, keys)
+            for tenant_id, keys in sorted(tenants.items())
+            if needle in tenant_id.casefold()
+        ]
+    )
+
+
+def _tenant(tenant_id: str, keys: list[ApiKey]) -> TenantOut:
+    active = [k for k in keys if k.revoked_at is None]
+    return TenantOut(
+        tenant_id=tenant_id,
+        keys=len(keys),
+        active_keys=len(active),
+        admin_keys=sum(k.admin for k in active),
+        active_tasks=sum(k.active_tasks for k in keys),
+        reserved_usd=sum(k.reserved_micros for k in keys) / 1e6,
+        spent_usd=sum(k.spent_micros for k in keys) / 1e6,
+        created_at=rfc3339(min(k.created_at for k in keys)) or "",
+    )

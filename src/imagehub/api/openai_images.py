@@ -28,6 +28,7 @@ from imagehub.api.errors import (
     storage_unavailable,
     validation_error,
 )
+from imagehub.api.responses import JSONBody
 from imagehub.errors import (
     HubError,
     InvalidInput,
@@ -211,15 +212,17 @@ async def _answer(
 ) -> Response:
     """Wait for the task, then answer with its images (or its error) in OpenAI's shape."""
     headers = {"x-imagehub-task-id": task.id}
+    known: Task | None = task  # as the submit stored it, no await since
     while not task.ready:
-        task = await hub.wait(task.tenant_id, task.id, _WAIT_SLICE_SECONDS)
+        task = await hub.wait(task.tenant_id, task.id, _WAIT_SLICE_SECONDS, known=known)
+        known = None
         if not task.ready and await request.is_disconnected():
             return Response(status_code=499, headers=headers)  # nobody is listening any more
     if task.status != TaskStatus.SUCCEEDED:
         status, body = openai_wire.task_error(task)
-        return JSONResponse(body, status_code=status, headers={**headers, **_NO_RETRY})
+        return JSONBody(body, status_code=status, headers={**headers, **_NO_RETRY})
     data = [await _image(hub, image.file_id, response_format, base_url) for image in _files(task)]
-    return JSONResponse(openai_wire.images_response(task, data), headers=headers)
+    return JSONBody(openai_wire.images_response(task, data), headers=headers)
 
 
 def _files(task: Task) -> list[OutputImage]:

@@ -37,4 +37,4 @@ async def readyz(hub: HubDep) -> JSONResponse:
 @endpoints.get("/metrics", response_class=Response)
 async def metrics(hub: HubDep) -> Response:
     """Prometheus text."""
-    return Response(hub.metrics_text(), media_type=CONTENT_TYPE_LATEST)
+    return Response(await hub.metrics_text(), media_type=CONTENT_TYPE_LATEST)

@@ -21,8 +21,10 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from imagehub.api import examples, i18n
 from imagehub.api.deps import BaseUrlDep, HubDep
 from imagehub.api.i18n import N_
+from imagehub.api.prices import example_charge, route_prices, usd
 from imagehub.catalog import Catalog, ModelSpec, ParamSpec, Validator
 from imagehub.errors import NotFound
+from imagehub.schemas.models import RoutePriceOut
 
 endpoints = APIRouter(include_in_schema=False)
 
@@ -52,9 +54,11 @@ class Asset:
 
 @functools.cache
 def _assets() -> dict[str, Asset]:
-    """Every file of the static folder, read once; its version is a hash of its bytes."""
+    """Every file of the static folder and its vendor/ folder (third-party libraries, each with
+    its licence), read once; its version is a hash of its bytes."""
     assets = {}
-    for entry in resources.files("imagehub.api").joinpath("static").iterdir():
+    static = resources.files("imagehub.api").joinpath("static")
+    for entry in [*static.iterdir(), *static.joinpath("vendor").iterdir()]:
         extension = entry.name.rsplit(".", 1)[-1]
         if entry.is_file() and extension in _TYPES:
             body = entry.read_bytes()
@@ -144,16 +148,56 @@ def _served(serving: Mapping[str, Sequence[str]] | None, model_id: str) -> Seque
     return None if serving is None else serving.get(model_id, ())
 
 
+def price_row(price: RoutePriceOut, gettext: Gettext) -> dict[str, str]:
+    """One route's price as the page's price table shows it, in the page's language."""
+    free = price.max_usd_per_image == 0 and price.basis == "per_image"
+    span = {"low": usd(price.min_usd_per_image), "high": usd(price.max_usd_per_image)}
+    if free:
+        spread = gettext("free (offline placeholder)")
+    elif price.varies_by == "resolution":
+        spread = gettext("%(low)s to %(high)s by resolution") % span
+    elif price.varies_by == "size":
+        spread = gettext("%(low)s to %(high)s by size and quality") % span
+    else:
+        spread = gettext("one price")
+    notes = []
+    if price.web_search_usd:
+        notes.append(
+            gettext("web search adds %(usd)s per image") % {"usd": usd(price.web_search_usd)}
+        )
+    if price.token_rates is not None:
+        notes.append(
+            gettext(
+                "charged by the tokens the upstream reports: %(usd)s per million image "
+                "output tokens; the price per image is what a submit reserves"
+            )
+            % {"usd": usd(price.token_rates.image_out)}
+        )
+    return {
+        "route": price.route,
+        "provider": price.provider,
+        "per_image": usd(price.usd_per_image),
+        "spread": spread,
+        "notes": gettext("; ").join(notes),
+    }
+
+
 def _card(
     spec: ModelSpec,
     validator: Validator,
     base_url: str,
     providers: Sequence[str] | None,
     gettext: Gettext,
+    prices: Sequence[RoutePriceOut] = (),
+    response: str = "",
 ) -> dict[str, Any]:
     return {
         #: None: not known (the page rendered without a hub's routes)
         "providers": None if providers is None else list(providers),
+        "prices": [price_row(p, gettext) for p in prices],
+        "price_from": usd(min(p.usd_per_image for p in prices)) if prices else "",
+        #: a finished task of this model, as `GET /hub/v1/tasks/{id}` answers (JSON)
+        "response": response,
         "spec": spec,
         "description": gettext(spec.description),
         "anchor": html_id(spec.id),
@@ -199,14 +243,26 @@ def page_context(
     base_url: str,
     serving: Mapping[str, Sequence[str]] | None = None,
     language: str = i18n.DEFAULT,
+    prices: Mapping[str, Sequence[RoutePriceOut]] | None = None,
+    charged: Mapping[str, tuple[str, float]] | None = None,
 ) -> dict[str, Any]:
-    """The page's template context; `serving`: by model id, the names of its routes in order."""
+    """The page's template context; `serving`: by model id, the names of its routes in order,
+    `prices` what an image costs on each, and `charged` the route and cost of the model's
+    example request (for its example response)."""
     gettext = i18n.translations(language).gettext
+    prices = prices or {}
+    charged = charged or {}
     tabs = []
     for capability, label in TABS.items():
         cards = [
             _card(
-                m, validator, base_url, None if serving is None else serving.get(m.id, ()), gettext
+                m,
+                validator,
+                base_url,
+                None if serving is None else serving.get(m.id, ()),
+                gettext,
+                prices.get(m.id, ()),
+                examples.example_response(base_url, catalog, validator, m, charged.get(m.id)),
             )
             for m in catalog
             if m.capability == capability
@@ -242,7 +298,9 @@ async def reference_page(request: Request, hub: HubDep, base_url: BaseUrlDep) ->
         request.headers.get("accept-language"),
     )
     serving = {m.id: [r.name for r in hub.router.serving(m)] for m in hub.catalog}
-    context = page_context(hub.catalog, hub.validator, base_url, serving, language)
+    prices = {m.id: route_prices(hub, m) for m in hub.catalog}
+    charged = {m.id: example_charge(hub, m) for m in hub.catalog if hub.router.serving(m)}
+    context = page_context(hub.catalog, hub.validator, base_url, serving, language, prices, charged)
     html = _environment(language).get_template("index.html").render(context)
     headers = {
         "Content-Security-Policy": CSP,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import AsyncIterator
 from typing import Annotated
@@ -12,6 +11,7 @@ from fastapi.responses import StreamingResponse
 
 from imagehub.api.deps import AccountsDep, BaseUrlDep, CallerDep, CursorQuery, HubDep
 from imagehub.api.errors import body_schema, parse_body
+from imagehub.api.responses import json_bytes
 from imagehub.estimates import Progress
 from imagehub.hub import Hub
 from imagehub.render import progress_out, task_out
@@ -62,7 +62,8 @@ async def submit_task(
     try:
         task, created = await _submit(hub, caller, body, idempotency_key, base_url)
         if wait:
-            task = await hub.wait(caller.tenant_id, task.id, float(wait.group(1)))
+            # no await since the submit: the wait starts from the task it stored
+            task = await hub.wait(caller.tenant_id, task.id, float(wait.group(1)), known=task)
     finally:
         if release is not None:
             release()
@@ -173,11 +174,11 @@ async def _task_frame(hub: Hub, task: Task | Progress, base_url: str) -> str:
 
 
 def _progress_frame(progress: TaskProgressOut) -> str:
-    data = json.dumps(progress.model_dump(), separators=(",", ":"))
+    data = json_bytes(progress.model_dump(), ascii_only=True).decode("ascii")
     return f"event: progress\ndata: {data}\n\n"
 
 
 def _frame(task: TaskOut) -> str:
     event = "done" if task.ready else "task"
-    data = json.dumps(task.model_dump(), separators=(",", ":"))
+    data = json_bytes(task.model_dump(), ascii_only=True).decode("ascii")
     return f"event: {event}\nid: {task.status}-{task.attempts}\ndata: {data}\n\n"

@@ -54,6 +54,13 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--data-dir", type=Path, help="SQLite and media folder (./imagehub-data)")
     serve.add_argument("--no-worker", action="store_true", help="serve the API only")
     serve.add_argument("--log-level", default="info", help="debug, info, warning or error")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        help="processes on the port, each the API and a worker (default 1; see docs/scale-out)",
+    )
+    # a child of `serve --workers N`: its listening socket and wake-up relay, as fds
+    serve.add_argument("--child", help=argparse.SUPPRESS)
     serve.set_defaults(run=_serve)
     routes = commands.add_parser("routes", help="list the upstream routes of every model")
     routes.add_argument(
@@ -87,6 +94,8 @@ def _settings(args: argparse.Namespace) -> Settings:
     }
     if getattr(args, "concurrency", None) is not None:
         overrides["worker_concurrency"] = args.concurrency
+    if getattr(args, "workers", None) is not None:
+        overrides["workers"] = args.workers
     return Settings(**overrides)
 
 
@@ -102,10 +111,16 @@ def _serve(args: argparse.Namespace) -> int:
         print("    python -m pip install 'imagehub[server]'", file=sys.stderr)
         return 2
 
-    _logging(args.log_level)
+    from imagehub.logs import uvicorn_log_config
     from imagehub.routing.config import RoutesConfigError, log_routes
 
     settings = _settings(args)
+    if args.child:
+        return _serve_child(args, settings)
+    if settings.workers > 1 and settings.store_url == "memory://":
+        print("error: --workers needs a store the processes share, not memory://", file=sys.stderr)
+        return 2
+    _logging(args.log_level, settings)
     busy = _port_in_use(settings.host, settings.port)
     if busy:  # before any side effect: no database made, no admin key printed for nothing
         print(f"error: {busy}", file=sys.stderr)
@@ -124,15 +139,59 @@ def _serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
             flush=True,
         )
+    if settings.workers > 1:
+        return _serve_processes(args, settings)
     app = create_app(settings, hub=hub)
     uvicorn.run(
         app,
         host=settings.host,
         port=settings.port,
         log_level=args.log_level,
+        log_config=uvicorn_log_config(settings.log_format),
         timeout_graceful_shutdown=int(settings.shutdown_grace_seconds) + 5,
         **uvicorn_options(settings),
     )
+    return 0
+
+
+def _serve_processes(args: argparse.Namespace, settings: Settings) -> int:
+    """Run `settings.workers` children on the port (`cli.processes`), bootstrap done."""
+    from imagehub.cli.processes import Supervisor, listening_socket
+
+    sockets = [listening_socket(settings.host, settings.port) for _ in range(settings.workers)]
+    forwarded = ["--host", settings.host, "--port", str(settings.port)]
+    forwarded += ["--data-dir", str(settings.data_dir), "--log-level", args.log_level]
+    if args.no_worker:
+        forwarded.append("--no-worker")
+
+    def command(listen_fd: int, relay_fd: int) -> list[str]:
+        child = ["--child", f"{listen_fd},{relay_fd}"]
+        return [sys.executable, "-m", "imagehub.cli", "serve", *forwarded, *child]
+
+    postgres = settings.store_url.startswith(("postgresql://", "postgres://"))
+    supervisor = Supervisor(
+        command,
+        sockets,
+        relay=not postgres and not settings.redis_url,
+        stop_seconds=settings.shutdown_grace_seconds + 5,
+    )
+    return asyncio.run(supervisor.run())
+
+
+def _serve_child(args: argparse.Namespace, settings: Settings) -> int:
+    """One process of `serve --workers N`: the API and a worker on the parent's socket."""
+    from imagehub.api import create_app
+    from imagehub.cli.server import serve_child
+    from imagehub.wiring import build_hub
+
+    # the parent migrated: children only check the schema (SQLite finds nothing to do)
+    settings = settings.model_copy(update={"migrate_on_start": False})
+    _logging(args.log_level, settings)
+    listen_fd, relay_fd = (int(fd) for fd in args.child.split(","))
+    sock = socket.socket(fileno=listen_fd)
+    relay = socket.socket(fileno=relay_fd) if relay_fd >= 0 else None
+    hub = build_hub(settings, run_worker=not args.no_worker, relay=relay)
+    serve_child(create_app(settings, hub=hub), settings, args.log_level, sock)
     return 0
 
 
@@ -158,27 +217,27 @@ def _port_in_use(host: str, port: int) -> str | None:
 
 
 def _worker(args: argparse.Namespace) -> int:
-    from imagehub.cli.worker import run_worker_process
+    from imagehub.cli.worker import run_on_uvloop, run_worker_process
     from imagehub.routing.config import RoutesConfigError, log_routes
     from imagehub.wiring import build_hub
 
-    _logging(args.log_level)
+    settings = _settings(args)
+    _logging(args.log_level, settings)
     try:
-        hub = build_hub(_settings(args))
+        hub = build_hub(settings)
     except RoutesConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     log_routes(hub.router, hub.catalog, logging.getLogger("imagehub"))
-    asyncio.run(run_worker_process(hub))
+    run_on_uvloop(run_worker_process(hub))
     return 0
 
 
-def _logging(level: str) -> None:
+def _logging(level: str, settings: Settings) -> None:
+    from imagehub import logs
     from imagehub.outbound.client import quiet_url_logs
 
-    logging.basicConfig(
-        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logs.configure(level, settings.log_format)
     quiet_url_logs()
 
 

@@ -11,10 +11,13 @@ their own deadline in the app (`api.errors.BodyLimit`), idle keep-alive connecti
 from __future__ import annotations
 
 import asyncio
+import socket
 from typing import Any
 
+import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from imagehub.cli.worker import run_on_uvloop
 from imagehub.settings import Settings
 
 _HEAD_TOO_LARGE = b"Request line and headers too large"
@@ -28,6 +31,33 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
         "timeout_keep_alive": settings.keep_alive_seconds,
         "h11_max_incomplete_event_size": settings.max_header_bytes,
     }
+
+
+def serve_child(app: Any, settings: Settings, log_level: str, sock: socket.socket) -> None:
+    """Serve `app` on a listening socket the `serve --workers N` parent handed down."""
+    from imagehub.cli.processes import watch_parent
+    from imagehub.logs import uvicorn_log_config
+
+    config = uvicorn.Config(
+        app,
+        log_level=log_level,
+        log_config=uvicorn_log_config(settings.log_format),
+        timeout_graceful_shutdown=int(settings.shutdown_grace_seconds) + 5,
+        **uvicorn_options(settings),
+    )
+    server = uvicorn.Server(config)
+
+    def stop() -> None:
+        server.should_exit = True
+
+    async def main() -> None:
+        watcher = asyncio.create_task(watch_parent(stop))
+        try:
+            await server.serve(sockets=[sock])
+        finally:
+            watcher.cancel()
+
+    run_on_uvloop(main())
 
 
 def guarded_protocol(max_head_bytes: int, head_timeout: float) -> type[GuardedHttpToolsProtocol]:

@@ -9,12 +9,29 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+from wsgiref.simple_server import WSGIServer
+
+from prometheus_client import start_http_server
 
 from imagehub.hub import Hub
 
 log = logging.getLogger("imagehub.worker")
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+T = TypeVar("T")
+
+
+def run_on_uvloop(main: Coroutine[Any, Any, T]) -> T:
+    """`asyncio.run(main)` on uvloop, as uvicorn runs `serve` (plain asyncio without it)."""
+    try:
+        import uvloop
+    except ImportError:  # uvloop is optional (uvicorn[standard] brings it)
+        return asyncio.run(main)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(main)
 
 
 async def run_worker_process(hub: Hub) -> None:
@@ -38,6 +55,7 @@ async def run_worker_process(hub: Hub) -> None:
 
     for signum in STOP_SIGNALS:
         loop.add_signal_handler(signum, on_signal)
+    exporter = _serve_metrics(hub)
     try:
         await hub.start()
         log.info("worker %s running, up to %d tasks at once", worker.owner, worker.concurrency)
@@ -46,4 +64,16 @@ async def run_worker_process(hub: Hub) -> None:
     finally:
         for signum in STOP_SIGNALS:
             loop.remove_signal_handler(signum)
+        if exporter is not None:
+            exporter.shutdown()
     log.info("worker %s stopped", worker.owner)
+
+
+def _serve_metrics(hub: Hub) -> WSGIServer | None:
+    """Prometheus `/metrics` of this process on `IMAGEHUB_METRICS_PORT`, if set."""
+    port = hub.settings.metrics_port
+    if port is None:
+        return None
+    server, _ = start_http_server(port, addr=hub.settings.host, registry=hub.metrics.registry)
+    log.info("metrics on http://%s:%d/metrics", hub.settings.host, port)
+    return server

@@ -85,6 +85,7 @@ class FailurePolicy:
             route = await _acquire(remaining)
             remaining.remove(route)
             started = datetime.now(UTC)
+            route.health.in_flight += 1
             try:
                 result = await self._call(route, call)
             except TaskError as exc:
@@ -101,6 +102,7 @@ class FailurePolicy:
                     observe(route, started, exc)
                 raise
             finally:
+                route.health.in_flight -= 1
                 if route.limiter is not None:
                     route.limiter.release()
             route.health.succeeded()

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -41,6 +41,10 @@ class Health:
         #: the cool-down was asked for by the upstream (429 with a delay): do not call it early
         self.rate_limited = False
         self.last_error = ""
+        #: calls of the route running now in this process
+        self.in_flight = 0
+        #: told when the route starts or stops cooling down (the route state publisher)
+        self.on_change: Callable[[], None] | None = None
 
     def cooling(self, now: float | None = None) -> bool:
         return self.remaining(now) > 0
@@ -53,6 +57,7 @@ class Health:
         if until > self.cooling_until:
             self.cooling_until = until
             self.rate_limited = rate_limited
+            self._changed()
         self.last_error = reason
 
     def failed(self, reason: str) -> int:
@@ -61,9 +66,16 @@ class Health:
         return self.failures
 
     def succeeded(self) -> None:
+        was_cooling = self.cooling_until > 0.0
         self.failures = 0
         self.cooling_until = 0.0
         self.rate_limited = False
+        if was_cooling:
+            self._changed()
+
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            self.on_change()
 
 
 class Limiter:
@@ -173,6 +185,12 @@ class Router:
                 return
             refusals.append((route, found))
         raise _unsupported(model, refusals)
+
+    def in_use(self) -> list[tuple[str, Route]]:
+        """Every (model id, route) this process has: the configured ones, and the demo
+        fallback's once it served a model."""
+        pairs = [(model, r) for model, routes in self._routes.items() for r in routes]
+        return pairs + list(self._fallback_routes.items())
 
     def configured(self) -> dict[str, list[Route]]:
         """Every configured route by model id (the demo fallback not included)."""

@@ -8,11 +8,13 @@ submit's task, key reservation and delivery are written in one transaction.
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Literal, Protocol
 
-from imagehub.tasks import Attempt, Page, Task, TaskStatus
+from imagehub.tasks import Attempt, Page, QueueStats, Task, TaskStatus
 from imagehub.tenancy.types import ApiKey, Submission
 from imagehub.webhooks.types import Delivery, WebhookSecret, delivery_id
 
@@ -104,6 +106,12 @@ class TaskStore(Protocol):
     async def priority(self, tenant_id: str) -> float:
         """A tenant's weight in the fair queue."""
 
+    async def queue_stats(self) -> QueueStats:
+        """Queued and running tasks by model, the oldest due wait, the webhook backlog.
+
+        Read at metrics scrape time: it must stay cheap on a long history.
+        """
+
 
 class KeyStore(Protocol):
     """API keys, the counters of their limits, and request rates."""
@@ -173,8 +181,118 @@ class DeliveryStore(Protocol):
         """Add `secret`; the tenant's other secrets expire after `overlap_seconds`."""
 
 
-class Store(TaskStore, KeyStore, DeliveryStore, Protocol):
-    """A whole backend: the three stores over one database, opened and closed together."""
+@dataclass(frozen=True, slots=True)
+class RouteState:
+    """What one process last said of one of its routes (for one model)."""
+
+    process_id: str
+    route: str
+    model: str
+    #: healthy, cooling_until, rate_limited, in_flight, max_concurrency, last_error...
+    state: dict[str, Any]
+    updated_at: datetime
+
+
+class RouteStateStore(Protocol):
+    """Each process's view of its routes, shared so any process can show them all."""
+
+    async def publish_route_states(self, process_id: str, states: Sequence[RouteState]) -> None:
+        """Replace `process_id`'s rows with `states`; drop every process's long-stale rows."""
+
+    async def route_states(self, since: datetime) -> list[RouteState]:
+        """The rows of every process updated at or after `since`."""
+
+
+@dataclass(frozen=True, slots=True)
+class TaskFilter:
+    """Which tasks of every tenant an operator looks at; None is any."""
+
+    tenant_id: str | None = None
+    model: str | None = None
+    status: TaskStatus | None = None
+    #: the route that ran it (`Task.provider`)
+    provider: str | None = None
+    #: created at or after
+    since: datetime | None = None
+    #: created before
+    until: datetime | None = None
+
+
+#: delivery filters: a state, or "failing" (failed, or pending after a failed attempt)
+DeliveryFilter = Literal["waiting", "pending", "succeeded", "failed", "failing"]
+
+
+@dataclass(frozen=True, slots=True)
+class UsageRow:
+    """What a usage report needs of a task, read without the rest of it."""
+
+    created_at: float
+    finished_at: float | None
+    status: str
+    model: str
+    tenant_id: str
+    provider: str | None
+    #: what it cost (0 unless it succeeded)
+    cost_usd: float
+    #: the images it made
+    images: int
+
+
+def usage_row(
+    created_at: float,
+    finished_at: float | None,
+    status: str,
+    model: str,
+    tenant_id: str,
+    provider: str | None,
+    usage: str | None,
+    output: str | None,
+    input: str,
+) -> UsageRow:
+    """A usage row from a task's stored columns; only a succeeded task's JSON is read."""
+    cost, images = 0.0, 0
+    if status == TaskStatus.SUCCEEDED.value:
+        cost = float(json.loads(usage).get("cost_usd", 0.0)) if usage else 0.0
+        if output:
+            # the stored form is compact JSON: one "content_type" per image, no need to parse
+            images = output.count('"content_type":')
+            if images == 0 and json.loads(output).get("purged"):  # a sync_mode output, read
+                images = int(json.loads(input).get("num_images", 1))
+    return UsageRow(created_at, finished_at, status, model, tenant_id, provider, cost, images)
+
+
+class OperatorStore(Protocol):
+    """What an operator reads across tenants, and the one thing it changes: a retry."""
+
+    async def find_tasks(
+        self, where: TaskFilter, *, limit: int = 50, cursor: str | None = None
+    ) -> Page:
+        """Every tenant's tasks that match, newest first."""
+
+    async def usage_rows(self, since: datetime, until: datetime, limit: int) -> list[UsageRow]:
+        """The tasks created in [since, until), newest first, at most `limit`."""
+
+    async def find_deliveries(
+        self,
+        *,
+        tenant_id: str | None = None,
+        state: DeliveryFilter | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> tuple[list[Delivery], str | None]:
+        """Every tenant's deliveries that match, newest first, and the next page's cursor."""
+
+    async def get_delivery_by_id(self, delivery_id: str) -> Delivery | None: ...
+
+    async def retry_delivery(self, delivery_id: str) -> Delivery | None:
+        """Make a pending or failed delivery that no sender holds due now; None if it is not.
+
+        Its lease token grows, so a sender whose lease had expired writes nothing.
+        """
+
+
+class Store(TaskStore, KeyStore, DeliveryStore, RouteStateStore, OperatorStore, Protocol):
+    """A whole backend: the stores over one database, opened and closed together."""
 
     async def open(self) -> None: ...
 

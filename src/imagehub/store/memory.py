@@ -7,12 +7,17 @@ transactions are.
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from imagehub import tasks
 from imagehub.store.base import (
+    DeliveryFilter,
+    RouteState,
+    TaskFilter,
+    UsageRow,
     cost_micros,
     decode_cursor,
     encode_cursor,
@@ -20,8 +25,9 @@ from imagehub.store.base import (
     gcra,
     journal,
     new_delivery,
+    usage_row,
 )
-from imagehub.tasks import Attempt, DuplicateTask, Page, Task, TaskStatus, utcnow
+from imagehub.tasks import Attempt, DuplicateTask, Page, QueueStats, Task, TaskStatus, utcnow
 from imagehub.tenancy.types import ApiKey, OverLimit, Submission
 from imagehub.webhooks.types import Delivery, WebhookSecret
 
@@ -54,6 +60,8 @@ class MemoryStore:
         self.secrets: list[WebhookSecret] = []
         #: the attempts journal, in the order written
         self.journal: list[Attempt] = []
+        #: (process id, route, model) -> its last published state
+        self.route_rows: dict[tuple[str, str, str], RouteState] = {}
 
         #: the fair queue: each task's place, each tenant's (weight, last place), the clock
         self.places: dict[str, float] = {}
@@ -110,6 +118,42 @@ class MemoryStore:
             and (status is None or t.status == status)
         )
         return Page(*_newest_first(mine, cursor, limit))
+
+    async def find_tasks(
+        self, where: TaskFilter, *, limit: int = 50, cursor: str | None = None
+    ) -> Page:
+        found = (
+            t
+            for t in self.tasks.values()
+            if (where.tenant_id is None or t.tenant_id == where.tenant_id)
+            and (where.model is None or t.model == where.model)
+            and (where.status is None or t.status == where.status)
+            and (where.provider is None or t.provider == where.provider)
+            and (where.since is None or t.created_at >= where.since)
+            and (where.until is None or t.created_at < where.until)
+        )
+        return Page(*_newest_first(found, cursor, limit))
+
+    async def usage_rows(self, since: datetime, until: datetime, limit: int) -> list[UsageRow]:
+        found = sorted(
+            (t for t in self.tasks.values() if since <= t.created_at < until),
+            key=lambda t: (t.created_at, t.id),
+            reverse=True,
+        )[:limit]
+        return [
+            usage_row(
+                t.created_at.timestamp(),
+                t.finished_at.timestamp() if t.finished_at else None,
+                t.status.value,
+                t.model,
+                t.tenant_id,
+                t.provider,
+                json.dumps(t.usage.to_dict()) if t.usage else None,
+                json.dumps(t.output.to_dict(), separators=(",", ":")) if t.output else None,
+                json.dumps(t.input),
+            )
+            for t in found
+        ]
 
     async def claim(self, owner: str, limit: int, lease_seconds: float) -> list[Task]:
         now = utcnow()
@@ -276,6 +320,38 @@ class MemoryStore:
         ]
         return sorted(found, key=lambda a: a.finished_at, reverse=True)[:limit]
 
+    async def publish_route_states(self, process_id: str, states: Sequence[RouteState]) -> None:
+        for key in [k for k in self.route_rows if k[0] == process_id]:
+            del self.route_rows[key]
+        for state in states:
+            self.route_rows[(process_id, state.route, state.model)] = dataclasses.replace(
+                state, process_id=process_id
+            )
+
+    async def route_states(self, since: datetime) -> list[RouteState]:
+        rows = [r for r in self.route_rows.values() if r.updated_at >= since]
+        return sorted(rows, key=lambda r: (r.route, r.model, r.process_id))
+
+    async def queue_stats(self) -> QueueStats:
+        now = utcnow().timestamp()
+        counts: dict[tuple[str, str], int] = {}
+        oldest: dict[str, float] = {}
+        for task in self.tasks.values():
+            if task.status not in (TaskStatus.QUEUED, TaskStatus.RUNNING):
+                continue
+            key = (task.model, task.status.value)
+            counts[key] = counts.get(key, 0) + 1
+            waited = now - task.run_after.timestamp()
+            if task.status == TaskStatus.QUEUED and waited >= 0:
+                oldest[task.model] = max(oldest.get(task.model, 0.0), waited)
+        pending = [d for d in self.deliveries.values() if d.state == "pending"]
+        due = [
+            now - d.next_attempt_at.timestamp()
+            for d in pending
+            if d.next_attempt_at is not None and d.next_attempt_at.timestamp() <= now
+        ]
+        return QueueStats(counts, oldest, len(pending), max(due, default=0.0))
+
     def _reserve(self, task_id: str, key_id: str, amount: int) -> None:
         """Check, then take a slot and `amount`: OverLimit leaves everything as it was."""
         key = self._by_id(key_id)
@@ -424,6 +500,43 @@ class MemoryStore:
         mine = self._where(self.deliveries.values(), tenant_id=tenant_id)
         return _newest_first(mine, cursor, limit)
 
+    async def find_deliveries(
+        self,
+        *,
+        tenant_id: str | None = None,
+        state: DeliveryFilter | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> tuple[list[Delivery], str | None]:
+        found = (
+            d
+            for d in self.deliveries.values()
+            if (tenant_id is None or d.tenant_id == tenant_id)
+            and (state is None or _matches(d, state))
+        )
+        return _newest_first(found, cursor, limit)
+
+    async def get_delivery_by_id(self, delivery_id: str) -> Delivery | None:
+        return self.deliveries.get(delivery_id)
+
+    async def retry_delivery(self, delivery_id: str) -> Delivery | None:
+        d = self.deliveries.get(delivery_id)
+        now = utcnow()
+        if d is None or d.state not in ("pending", "failed"):
+            return None
+        if d.lease_expires_at is not None and d.lease_expires_at >= now:
+            return None
+        d = dataclasses.replace(
+            d,
+            state="pending",
+            next_attempt_at=now,
+            lease_owner=None,
+            lease_expires_at=None,
+            lease_token=d.lease_token + 1,
+        )
+        self.deliveries[d.id] = d
+        return d
+
     @staticmethod
     def _where(items: Iterable[Delivery], **fields: str) -> list[Delivery]:
         return [i for i in items if all(getattr(i, k) == v for k, v in fields.items())]
@@ -468,3 +581,9 @@ def _due(d: Delivery, now: float) -> bool:
         and d.next_attempt_at.timestamp() <= now
         and (lease is None or lease.timestamp() < now)
     )
+
+
+def _matches(d: Delivery, state: DeliveryFilter) -> bool:
+    if state == "failing":
+        return d.state == "failed" or (d.state == "pending" and d.attempts > 0)
+    return d.state == state

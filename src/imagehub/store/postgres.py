@@ -2,16 +2,36 @@
 
 Claims take due rows with `FOR UPDATE SKIP LOCKED`, so concurrent workers never wait on each
 other nor take the same task. Every statement runs on its own pooled connection in autocommit
-and gives it back at once: no connection is held across an upstream call. Lease times use the
-database clock, so workers on machines with drifting clocks agree on when a lease expires.
+and gives it back at once: no connection is held across an upstream call. A task costs three
+commits: its submit (one transaction: the task, its key's reservation, its delivery), its
+claim, its finish (one transaction: the outcome, the spend, the delivery). Reads are single
+autocommit statements (no BEGIN/COMMIT round trips). Lease times use the database clock, so
+workers on machines with drifting clocks agree on when a lease expires.
 
-A connection broken by a database restart is found by the statement that uses it (no check on
-every checkout): the pool drops it and the statement runs again on another, at most once per
-pooled connection; a database that stays unreachable is `Overloaded` (503).
+No check runs on a checkout (psycopg_pool's `check` is off: it would cost a round trip per
+statement). A connection broken meanwhile (a database restart, a terminated backend) is found
+by the statement that uses it: the pool then checks its idle connections (dropping the broken
+ones, opening new ones) and the statement runs once more. That retry is safe because a
+statement that may have run on the broken connection either is idempotent or is fenced:
+
+- reads, `heartbeat`, `release`, `purge_output`, key revoke/restore/limits: idempotent;
+- `finish` of a retry (not final) and `finish_delivery`: fenced by the lease token, a second
+  run changes nothing (the worker then hears "lease lost" for a write that was made);
+- `claim` and `claim_deliveries`: rows a lost first run leased are not lost: the worker's
+  heartbeat finds tasks it holds but does not run and hands them back; a delivery's lease
+  expires and it is claimed again;
+- `add_key`: a second run fails on the key's unique id (the caller sees an error for a key
+  that was stored; keys are added by hand, rarely);
+- `rate_hit`: a second run counts the request twice (errs towards limiting);
+- transactions (submit, finish to a final status, cancel, reap, secrets): only their BEGIN is
+  retried, before anything ran; a connection lost after it is the caller's `Overloaded`.
+
+A database that stays unreachable is `Overloaded` (503).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from contextlib import AsyncExitStack
@@ -78,6 +98,7 @@ class PostgresConnector:
             max_size=self.pool_size,
             kwargs={"autocommit": True},
             timeout=self.wait_seconds,
+            check=None,  # no round trip per checkout: see the module's docstring
             open=False,
         )
         await pool.open(wait=True, timeout=30.0)
@@ -96,14 +117,14 @@ class PostgresConnector:
     async def _on_connection(
         self, fn: Callable[[Conn, AsyncExitStack], Awaitable[T]], keep: AsyncExitStack
     ) -> T:
-        """`fn` on a pooled connection, again on another if that one was broken.
+        """`fn` on a pooled connection; once more on another if that one was broken.
 
         `fn` may enter contexts on the connection's stack; `keep` holds them (and the
         connection) once `fn` succeeded. An unreachable database becomes `Overloaded` (503).
         """
         pool = self._pool
         assert pool is not None, "store is not open"
-        for attempt in range(self.pool_size + 1):
+        for retry in (False, True):
             async with AsyncExitStack() as stack:
                 conn: Conn | None = None
                 try:
@@ -112,12 +133,17 @@ class PostgresConnector:
                 except PoolTimeout as exc:
                     raise _unavailable(exc) from exc
                 except psycopg.OperationalError as exc:
-                    if conn is None or not conn.broken or attempt == self.pool_size:
+                    if conn is None or not conn.broken or retry:
                         raise _unavailable(exc) from exc
-                    log.info("statement retried on another connection: %s", exc)
-                    continue
-                keep.push_async_exit(stack.pop_all())
-                return result
+                    broken = exc
+                else:
+                    keep.push_async_exit(stack.pop_all())
+                    return result
+            # the broken connection is back in the pool, which drops it; its idle siblings
+            # may be broken too (a restart breaks them all): the pool checks them first
+            log.info("statement retried after a broken connection: %s", broken)
+            with contextlib.suppress(Exception):
+                await pool.check()
         raise AssertionError("unreachable")
 
     async def _once(self, fn: Callable[[_Statements], Awaitable[T]]) -> T:

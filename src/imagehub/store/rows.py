@@ -18,7 +18,7 @@ from imagehub.webhooks.types import Delivery, DeliveryAttempt, WebhookSecret
 TASK_COLUMNS = (
     "id, tenant_id, model, input, status, output, error, provider, warnings, attempts, "
     "max_attempts, metadata, webhook_url, idempotency_key, request_hash, usage, created_at, "
-    "started_at, finished_at, run_after, lease_owner, lease_expires_at, lease_token"
+    "started_at, finished_at, run_after, lease_owner, lease_expires_at, lease_token, traceparent"
 )
 KEY_COLUMNS = (
     "id, tenant_id, key_hash, prefix, name, admin, created_at, revoked_at, rpm_limit, "
@@ -107,6 +107,7 @@ def task_row(task: Task) -> dict[str, Any]:
         "started_at": ts(task.started_at),
         "lease_owner": task.lease_owner,
         "lease_expires_at": ts(task.lease_expires_at),
+        "traceparent": task.traceparent,
     }
 
 
@@ -137,6 +138,7 @@ def task_from_row(row: Row) -> Task:
         lease_owner=row[20],
         lease_expires_at=dt(row[21]),
         lease_token=row[22],
+        traceparent=row[23],
     )
 
 

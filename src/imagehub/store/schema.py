@@ -123,8 +123,12 @@ _STEPS: list[str] = [
         updated_at {real} NOT NULL,
         PRIMARY KEY (process_id, route, model)
     );
-    CREATE INDEX route_states_updated ON route_states (updated_at)
+    CREATE INDEX route_states_updated ON route_states (updated_at);
+    CREATE INDEX tasks_created ON tasks (created_at DESC, id DESC);
+    CREATE INDEX webhook_deliveries_created ON webhook_deliveries (created_at DESC, id DESC)
 """,
+    # the W3C traceparent of a task's submit span: its worker and webhook spans join that trace
+    "ALTER TABLE tasks ADD COLUMN traceparent TEXT",
     # the fair queue: claims in order of a virtual start time (start-time fair queuing), each
     # tenant's tasks 1/weight apart; tasks queued before this step keep their submit order
     """

@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from imagehub.store.base import cost_micros, decode_cursor, encode_cursor, journal, new_delivery
+from imagehub.store.base import (
+    RouteState,
+    TaskFilter,
+    UsageRow,
+    cost_micros,
+    decode_cursor,
+    encode_cursor,
+    journal,
+    new_delivery,
+    usage_row,
+)
 from imagehub.store.connector import BaseConnector, Executor
 from imagehub.store.rows import (
     ATTEMPT_COLUMNS,
@@ -15,6 +26,8 @@ from imagehub.store.rows import (
     TASK_FIELDS,
     attempt_from_row,
     attempt_row,
+    dt,
+    dumps,
     failure_json,
     insert,
     outcome_row,
@@ -29,6 +42,7 @@ from imagehub.tasks import (
     Attempt,
     DuplicateTask,
     Page,
+    QueueStats,
     Task,
     TaskStatus,
 )
@@ -107,6 +121,23 @@ _INSERT_ATTEMPT = insert("attempts", ATTEMPT_FIELDS)
 _ATTEMPTS = f"""
     SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE task_id = :task_id
     ORDER BY started_at, finished_at"""
+_PUBLISH_ROUTE = """
+    INSERT INTO route_states (process_id, route, model, state, updated_at)
+    VALUES (:process_id, :route, :model, :state, :updated_at)
+    ON CONFLICT (process_id, route, model)
+    DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at"""
+#: a process's rows older than this are dropped (it stopped long ago)
+ROUTE_STATE_KEEP_SECONDS = 3600.0
+#: each half reads one partial index (tasks_fair, tasks_leases): cheap however long the history
+_QUEUE = """
+    SELECT model, 'queued', COUNT(*),
+        {now} - MIN(CASE WHEN run_after <= {now} THEN run_after END)
+    FROM tasks WHERE status = 'queued' GROUP BY model
+    UNION ALL
+    SELECT model, 'running', COUNT(*), NULL FROM tasks WHERE status = 'running' GROUP BY model"""
+_BACKLOG = """
+    SELECT COUNT(*), {now} - MIN(CASE WHEN next_attempt_at <= {now} THEN next_attempt_at END)
+    FROM webhook_deliveries WHERE state = 'pending'"""
 _PURGE = "UPDATE tasks SET output = {purged_output} WHERE id = :id AND output IS NOT NULL"
 
 
@@ -140,6 +171,31 @@ def history_query(
         where.append("(created_at < :created OR (created_at = :created AND id < :last_id))")
     clauses = " AND ".join(where)
     return f"{_SELECT} WHERE {clauses} ORDER BY created_at DESC, id DESC LIMIT :limit", args
+
+
+def find_query(where: TaskFilter, cursor: str | None, limit: int) -> tuple[str, dict[str, Any]]:
+    """An operator's SELECT of every tenant's tasks: one row more than `limit`."""
+    clauses: list[str] = []
+    args: dict[str, Any] = {"limit": limit + 1}
+    for name in ("tenant_id", "model", "provider"):
+        value = getattr(where, name)
+        if value is not None:
+            clauses.append(f"{name} = :{name}")
+            args[name] = value
+    if where.status is not None:
+        clauses.append("status = :status")
+        args["status"] = where.status.value
+    if where.since is not None:
+        clauses.append("created_at >= :since")
+        args["since"] = where.since.timestamp()
+    if where.until is not None:
+        clauses.append("created_at < :until")
+        args["until"] = where.until.timestamp()
+    if cursor is not None:
+        args["created"], args["last_id"] = decode_cursor(cursor)
+        clauses.append("(created_at < :created OR (created_at = :created AND id < :last_id))")
+    filtered = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+    return f"{_SELECT}{filtered} ORDER BY created_at DESC, id DESC LIMIT :limit", args
 
 
 class SQLTasks:
@@ -195,6 +251,24 @@ class SQLTasks:
         tasks = [task_from_row(row) for row in rows[:limit]]
         more = len(rows) > limit
         return Page(tasks, encode_cursor(tasks[-1].created_at, tasks[-1].id) if more else None)
+
+    async def find_tasks(
+        self, where: TaskFilter, *, limit: int = 50, cursor: str | None = None
+    ) -> Page:
+        query, args = find_query(where, cursor, limit)
+        rows = await self.db.fetch_all(query, args)
+        tasks = [task_from_row(row) for row in rows[:limit]]
+        more = len(rows) > limit
+        return Page(tasks, encode_cursor(tasks[-1].created_at, tasks[-1].id) if more else None)
+
+    async def usage_rows(self, since: datetime, until: datetime, limit: int) -> list[UsageRow]:
+        rows = await self.db.fetch_all(
+            "SELECT created_at, finished_at, status, model, tenant_id, provider, usage, output,"
+            " input FROM tasks WHERE created_at >= :since AND created_at < :until"
+            " ORDER BY created_at DESC, id DESC LIMIT :limit",
+            {"since": since.timestamp(), "until": until.timestamp(), "limit": limit},
+        )
+        return [usage_row(*row) for row in rows]
 
     async def claim(self, owner: str, limit: int, lease_seconds: float) -> list[Task]:
         args = {"owner": owner, "lease_seconds": lease_seconds, "limit": limit}
@@ -293,3 +367,53 @@ class SQLTasks:
             "SELECT weight FROM fair_shares WHERE tenant_id = :tenant_id", {"tenant_id": tenant_id}
         )
         return 1.0 if row is None else float(row[0])
+
+    # -- route states (`RouteStateStore`)
+
+    async def publish_route_states(self, process_id: str, states: Sequence[RouteState]) -> None:
+        async def write(tx: Executor) -> None:
+            now = max((s.updated_at.timestamp() for s in states), default=0.0)
+            await tx.execute(
+                "DELETE FROM route_states WHERE process_id = :process_id OR updated_at < :stale",
+                {"process_id": process_id, "stale": now - ROUTE_STATE_KEEP_SECONDS},
+            )
+            for state in states:
+                await tx.execute(
+                    _PUBLISH_ROUTE,
+                    {
+                        "process_id": process_id,
+                        "route": state.route,
+                        "model": state.model,
+                        "state": dumps(state.state),
+                        "updated_at": state.updated_at.timestamp(),
+                    },
+                )
+
+        await self.db.transaction(write)
+
+    async def route_states(self, since: datetime) -> list[RouteState]:
+        rows = await self.db.fetch_all(
+            "SELECT process_id, route, model, state, updated_at FROM route_states"
+            " WHERE updated_at >= :since ORDER BY route, model, process_id",
+            {"since": since.timestamp()},
+        )
+        return [
+            RouteState(row[0], row[1], row[2], json.loads(row[3]), _when(row[4])) for row in rows
+        ]
+
+    async def queue_stats(self) -> QueueStats:
+        tasks: dict[tuple[str, str], int] = {}
+        oldest: dict[str, float] = {}
+        for model, status, count, waited in await self.db.fetch_all(_QUEUE):
+            tasks[(model, status)] = count
+            if waited is not None:
+                oldest[model] = max(0.0, float(waited))
+        backlog = await self.db.fetch_one(_BACKLOG)
+        pending, due = (backlog[0], backlog[1]) if backlog else (0, None)
+        return QueueStats(tasks, oldest, pending, max(0.0, float(due or 0.0)))
+
+
+def _when(value: float) -> datetime:
+    when = dt(value)
+    assert when is not None
+    return when

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from imagehub.store.base import decode_cursor, encode_cursor
+from imagehub.store.base import DeliveryFilter, decode_cursor, encode_cursor
 from imagehub.store.connector import BaseConnector, Executor
 from imagehub.store.rows import (
     DELIVERY_COLUMNS,
@@ -42,6 +42,17 @@ _FINISH = """
         history = :history, lease_owner = NULL, lease_expires_at = NULL
     WHERE id = :id AND lease_token = :lease_token AND lease_owner = :lease_owner
         AND state = 'pending'"""
+_RETRY = f"""
+    UPDATE webhook_deliveries SET state = 'pending', next_attempt_at = {{now}},
+        lease_owner = NULL, lease_expires_at = NULL, lease_token = lease_token + 1
+    WHERE id = :id AND state IN ('pending', 'failed')
+        AND (lease_expires_at IS NULL OR lease_expires_at < {{now}})
+    RETURNING {DELIVERY_COLUMNS}"""
+#: what each delivery filter selects
+_STATES = {
+    "failing": "(state = 'failed' OR (state = 'pending' AND attempts > 0))",
+    **{s: f"state = '{s}'" for s in ("waiting", "pending", "succeeded", "failed")},
+}
 _SECRETS = f"""
     SELECT {SECRET_COLUMNS} FROM webhook_secrets
     WHERE tenant_id = :tenant_id AND (expires_at IS NULL OR expires_at > {{now}})
@@ -102,6 +113,39 @@ class SQLWebhooks:
         found = [delivery_from_row(row) for row in rows[:limit]]
         more = len(rows) > limit
         return found, encode_cursor(found[-1].created_at, found[-1].id) if more else None
+
+    async def find_deliveries(
+        self,
+        *,
+        tenant_id: str | None = None,
+        state: DeliveryFilter | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> tuple[list[Delivery], str | None]:
+        clauses: list[str] = []
+        args: dict[str, Any] = {"limit": limit + 1}
+        if tenant_id is not None:
+            clauses.append("tenant_id = :tenant_id")
+            args["tenant_id"] = tenant_id
+        if state is not None:
+            clauses.append(_STATES[state])
+        if cursor is not None:
+            args["created"], args["last_id"] = decode_cursor(cursor)
+            clauses.append("(created_at < :created OR (created_at = :created AND id < :last_id))")
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        query = f"{_SELECT}{where} ORDER BY created_at DESC, id DESC LIMIT :limit"
+        rows = await self.db.fetch_all(query, args)
+        found = [delivery_from_row(row) for row in rows[:limit]]
+        more = len(rows) > limit
+        return found, encode_cursor(found[-1].created_at, found[-1].id) if more else None
+
+    async def get_delivery_by_id(self, delivery_id: str) -> Delivery | None:
+        row = await self.db.fetch_one(_SELECT + " WHERE id = :id", {"id": delivery_id})
+        return delivery_from_row(row) if row else None
+
+    async def retry_delivery(self, delivery_id: str) -> Delivery | None:
+        row = await self.db.fetch_one(_RETRY, {"id": delivery_id})
+        return delivery_from_row(row) if row else None
 
     async def webhook_secrets(self, tenant_id: str) -> list[WebhookSecret]:
         rows = await self.db.fetch_all(_SECRETS, {"tenant_id": tenant_id})

@@ -1,19 +1,30 @@
 """SQLite: the embedded default (WAL, one writer connection on its own thread).
 
 Writes go through a single thread and connection (as datasette does): SQLite has one writer
-anyway, so a claim's `UPDATE ... RETURNING` needs no row locks, and a transaction runs whole
-on that thread, in one hop. Reads (SELECTs outside a transaction) run on a small pool of their
-own connections. Lease times are the `now` passed with each statement.
+anyway, so a claim's `UPDATE ... RETURNING` needs no row locks. The writer commits in groups:
+it takes every write queued since its last commit, runs them in one `BEGIN IMMEDIATE ..
+COMMIT`, each transaction inside its own savepoint (so one that fails is undone alone), and
+only after the COMMIT hands all their results back to the event loop in one wake-up. A hop to
+the writer and a commit cost more than the statements themselves; under load a batch holds many
+tasks' writes.
+
+Point reads (`fetch_one` of a SELECT) run on the event loop's own connection: in WAL mode a
+reader never waits for the writer, and a hop would cost more than the read. Larger reads run on
+a small pool of reader threads. Lease times are the `now` passed with each statement.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
+import queue
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -26,12 +37,15 @@ T = TypeVar("T")
 
 MIGRATIONS = migrations(SQLITE)
 
+#: past this many writes a batch takes no more turns' writes: bounds the first one's wait
+MAX_BATCH = 256
+
 
 class _Transaction:
     """The statements of one transaction, run at once on the writer thread's connection.
 
     Its methods never suspend, so a transaction function awaiting only them completes in one
-    `send` (see `_drive`): the whole transaction is one hop to the writer thread.
+    `send` (see `_drive`): the whole transaction runs on the writer thread, in one hop.
     """
 
     def __init__(self, connector: SQLiteConnector, conn: sqlite3.Connection) -> None:
@@ -62,21 +76,55 @@ def _drive(step: Coroutine[Any, Any, T]) -> T:
     raise RuntimeError("a SQLite transaction awaited something other than its statements")
 
 
+@dataclass(eq=False)
+class _Write:
+    """A write waiting for the writer thread, and where its result goes."""
+
+    run: Callable[[sqlite3.Connection], Any]
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future[Any]
+    #: several statements: a savepoint makes them one within a group's transaction
+    several: bool = False
+    #: runs by itself, outside any transaction (schema steps, closing)
+    alone: bool = False
+    outcome: Any = None
+    failure: BaseException | None = None
+
+
+class _GroupLost(Exception):
+    """The group's transaction was undone or could not commit: its writes run one by one."""
+
+
+def _settle(writes: list[_Write]) -> None:
+    """On the loop: hand each write its result (a waiter that gave up takes none)."""
+    for write in writes:
+        if write.future.done():
+            continue
+        if write.failure is not None:
+            write.future.set_exception(write.failure)
+        else:
+            write.future.set_result(write.outcome)
+
+
 class SQLiteConnector:
     dialect = SQLITE
 
     def __init__(self, path: Path | str) -> None:
         self.path = str(path)
-        self._writer = ThreadPoolExecutor(1)
+        self._queue: queue.SimpleQueue[list[_Write] | None] = queue.SimpleQueue()
+        #: writes made during this turn of the event loop, handed over at its end
+        self._pending: list[_Write] = []
+        self._writer: threading.Thread | None = None
         self._readers = ThreadPoolExecutor(1)
         self._local = threading.local()
         self._write_conn: sqlite3.Connection | None = None
+        self._loop_conn: sqlite3.Connection | None = None
         self._reader_conns: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
 
-    def _connect(self) -> sqlite3.Connection:
+    def _connect(self, busy_timeout_ms: int = 10000) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA busy_timeout = 10000")
+        conn.execute(f"PRAGMA busy_timeout = {busy_timeout_ms}")
         _enable_wal(conn)
         # NORMAL in WAL mode: a power loss may drop the last commits, a process crash never
         conn.execute("PRAGMA synchronous = NORMAL")
@@ -90,10 +138,124 @@ class SQLiteConnector:
                 self._reader_conns.append(conn)
         return conn
 
+    # -- the writer thread
+
+    def _submit(
+        self, run: Callable[[sqlite3.Connection], T], *, several: bool = False, alone: bool = False
+    ) -> asyncio.Future[T]:
+        assert self._writer is not None, "store is not open"
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        if not self._pending:
+            # the writes of this turn of the loop go over together, once it ends: waking the
+            # writer thread makes it take the GIL, which the loop must then wait to take back
+            loop.call_soon(self._hand_over)
+        self._pending.append(_Write(run, loop, future, several=several, alone=alone))
+        return future
+
+    def _hand_over(self) -> None:
+        pending, self._pending = self._pending, []
+        self._queue.put(pending)
+
     async def on_writer(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        conn = self._write_conn
-        assert conn is not None, "store is not open"
-        return await asyncio.get_running_loop().run_in_executor(self._writer, fn, conn)
+        """`fn` on the writer thread's connection, by itself and outside any transaction."""
+        return await self._submit(fn, alone=True)
+
+    def _write_loop(self, conn: sqlite3.Connection) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            batch, stop = first, False
+            while len(batch) < MAX_BATCH:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    stop = True
+                    break
+                batch += more
+            try:
+                self._write_batch(conn, batch)
+            except BaseException as exc:  # the thread must answer every waiter, whatever broke
+                for write in batch:
+                    write.failure = exc
+            self._answer(batch)
+            if stop:
+                return
+
+    def _write_batch(self, conn: sqlite3.Connection, batch: list[_Write]) -> None:
+        """Each run of writes between `alone` ones as one group; the `alone` ones by themselves."""
+        group: list[_Write] = []
+        for write in batch:
+            if write.alone:
+                self._commit_group(conn, group)
+                group = []
+                _attempt(write, lambda w=write: w.run(conn))
+            else:
+                group.append(write)
+        self._commit_group(conn, group)
+
+    def _commit_group(self, conn: sqlite3.Connection, group: list[_Write]) -> None:
+        if len(group) == 1:
+            self._commit_one(conn, group[0])
+            return
+        if not group:
+            return
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except Exception as exc:  # the file stayed locked by another process: all fail alike
+            for write in group:
+                write.failure = exc
+            return
+        try:
+            for write in group:
+                _in_savepoint(conn, write) if write.several else _attempt(write, write.run, conn)
+                # SQLite undoes the whole transaction on some errors (disk full, I/O, busy)
+                if not conn.in_transaction:
+                    raise _GroupLost()
+            conn.execute("COMMIT")
+        except Exception:
+            # nothing of the group was kept: each write again on its own, so that a write that
+            # cannot commit fails alone and every other one is still reported only once stored
+            if conn.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+            for write in group:
+                write.failure = write.outcome = None
+                self._commit_one(conn, write)
+
+    @staticmethod
+    def _commit_one(conn: sqlite3.Connection, write: _Write) -> None:
+        if not write.several:  # one statement: SQLite commits it by itself
+            _attempt(write, write.run, conn)
+            return
+
+        def whole(conn: sqlite3.Connection) -> Any:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                result = write.run(conn)
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+            return result
+
+        _attempt(write, whole, conn)
+
+    @staticmethod
+    def _answer(batch: list[_Write]) -> None:
+        """One wake-up per event loop for the whole batch."""
+        by_loop: dict[asyncio.AbstractEventLoop, list[_Write]] = {}
+        for write in batch:
+            by_loop.setdefault(write.loop, []).append(write)
+        for loop, writes in by_loop.items():
+            with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
+                loop.call_soon_threadsafe(_settle, writes)
+
+    # -- statements
 
     def statement(
         self, sql: str, params: Params, result: Callable[[sqlite3.Cursor], T]
@@ -108,51 +270,88 @@ class SQLiteConnector:
         if sql.lstrip().startswith("SELECT"):
             loop = asyncio.get_running_loop()
             return await loop.run_in_executor(self._readers, lambda: run(self._reader()))
-        return await self.on_writer(run)
+        return await self._submit(run)
 
     async def execute(self, sql: str, params: Params = NO_PARAMS) -> int:
         return await self._run(sql, params, lambda cur: cur.rowcount)
 
     async def fetch_one(self, sql: str, params: Params = NO_PARAMS) -> Row | None:
+        conn = self._loop_conn
+        if conn is not None and sql.lstrip().startswith("SELECT"):
+            run = self.statement(sql, params, lambda cur: cur.fetchone())
+            try:
+                row: Row | None = run(conn)
+                return row
+            except sqlite3.OperationalError as exc:
+                # the loop's connection never waits (no busy timeout): a reader thread does
+                if exc.sqlite_errorcode not in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+                    raise
         return await self._run(sql, params, lambda cur: cur.fetchone())
 
     async def fetch_all(self, sql: str, params: Params = NO_PARAMS) -> list[Row]:
         return await self._run(sql, params, lambda cur: cur.fetchall())
 
     async def transaction(self, fn: Callable[[Executor], Coroutine[Any, Any, T]]) -> T:
-        def run(conn: sqlite3.Connection) -> T:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                result = _drive(fn(_Transaction(self, conn)))
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
-            return result
+        """`fn` whole on the writer thread, within the writer's next group commit.
 
-        return await self.on_writer(run)
+        `fn` may run more than once (a group that cannot commit runs again write by write):
+        only the statements of its last run are kept, so it must have no other effects.
+        """
+        return await self._submit(lambda conn: _drive(fn(_Transaction(self, conn))), several=True)
+
+    # -- lifecycle
 
     async def open(self, *, migrate: bool = True) -> None:
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self._writer = ThreadPoolExecutor(1, thread_name_prefix="imagehub-sqlite-writer")
         self._readers = ThreadPoolExecutor(2, thread_name_prefix="imagehub-sqlite-reader")
         self._local = threading.local()
         self._reader_conns = []
+        self._queue = queue.SimpleQueue()
+        self._pending = []
         loop = asyncio.get_running_loop()
-        self._write_conn = await loop.run_in_executor(self._writer, self._connect)
+        self._write_conn = conn = await loop.run_in_executor(self._readers, self._connect)
+        self._writer = threading.Thread(
+            target=self._write_loop, args=(conn,), name="imagehub-sqlite-writer", daemon=True
+        )
+        self._writer.start()
         await self.migrate()  # SQLite always migrates on open: the file is the hub's own
+        self._loop_conn = self._connect(busy_timeout_ms=0)
 
     async def migrate(self) -> int:
         return await self.on_writer(migrate)
 
     async def close(self) -> None:
-        if self._write_conn is not None:
-            await self.on_writer(lambda conn: conn.close())
+        if self._loop_conn is not None:
+            self._loop_conn.close()
+            self._loop_conn = None
+        if self._writer is not None:
+            conn = self._write_conn
+            if conn is not None:
+                await self.on_writer(lambda _: conn.close())
+            self._queue.put(None)
+            self._writer.join()  # it has nothing left but the stop: a moment
+            self._writer = None
             self._write_conn = None
-        for conn in self._reader_conns:
-            conn.close()
-        self._writer.shutdown(wait=True)
+        for reader in self._reader_conns:
+            reader.close()
         self._readers.shutdown(wait=True)
+
+
+def _attempt(write: _Write, run: Callable[..., Any], *args: Any) -> None:
+    try:
+        write.outcome = run(*args)
+    except Exception as exc:
+        write.failure = exc
+
+
+def _in_savepoint(conn: sqlite3.Connection, write: _Write) -> None:
+    """A write of several statements within a group: undone alone if it fails."""
+    conn.execute("SAVEPOINT write")
+    _attempt(write, write.run, conn)
+    if write.failure is not None and conn.in_transaction:
+        conn.execute("ROLLBACK TO write")
+    if conn.in_transaction:
+        conn.execute("RELEASE write")
 
 
 class SQLiteStore(SQLStore):
@@ -194,4 +393,6 @@ def migrate(conn: sqlite3.Connection) -> int:
                 conn.execute("ROLLBACK")
             if conn.execute("PRAGMA user_version").fetchone()[0] < number:
                 raise
+            continue
+        logging.getLogger("imagehub.store").info("database schema upgraded to version %d", number)
     return len(MIGRATIONS)

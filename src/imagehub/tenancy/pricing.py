@@ -8,12 +8,13 @@ tokens (OpenAI). The prices themselves are data (`catalog/prices.toml`), each wi
 
 from __future__ import annotations
 
+import functools
 import math
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -85,6 +86,23 @@ class Cost:
         return self.micros / 1_000_000
 
 
+@dataclass(frozen=True, slots=True)
+class PriceCard:
+    """What a model costs per image on a kind of route, as a model page shows it."""
+
+    #: each image at the model's default parameters
+    usd_per_image: float
+    #: the cheapest and dearest image over the sizes or resolutions the price book lists
+    min_usd: float
+    max_usd: float
+    #: what the price varies by: "resolution", "size" (and quality), or "" (one price)
+    varies_by: Literal["", "resolution", "size"]
+    #: added per image when web search is on (0: nothing, or not listed)
+    web_search_usd: float
+    #: the upstream's token rates where a task settles on the tokens it reports
+    tokens: TokenRates | None
+
+
 class Pricing:
     """Reserves at submit and settles at finish, from one price book."""
 
@@ -114,6 +132,31 @@ class Pricing:
         table = self._book.tables.get(self._book.kinds.get(kind, ""), {})
         found = table.get(spec.family) or table.get(ANY_FAMILY)
         return found or self._fallback.get(spec.family) or self._fallback[ANY_FAMILY]
+
+    def card(self, kind: str, spec: ModelSpec) -> PriceCard:
+        """The model's price per image on a kind of route: at its defaults, and its range."""
+        price = self.price(kind, spec)
+        defaults = {p.name: p.default for p in spec.params if p.default is not None}
+        each = price.image(defaults, *output_size(self.catalog, spec, defaults))
+        varies_by: Literal["", "resolution", "size"] = ""
+        values = [each]
+        if price.sizes:
+            varies_by = "size"
+            values = [usd for by_quality in price.sizes.values() for usd in by_quality.values()]
+        elif price.resolution:
+            offered = spec.param("resolution")
+            names = offered.values if offered is not None and offered.values else ()
+            listed = [usd for name, usd in price.resolution.items() if name in names]
+            if len(set(listed)) > 1:
+                varies_by, values = "resolution", listed
+        return PriceCard(
+            usd_per_image=each,
+            min_usd=min(values),
+            max_usd=max(values),
+            varies_by=varies_by,
+            web_search_usd=price.web_search if spec.param("enable_web_search") else 0.0,
+            tokens=price.tokens,
+        )
 
     def quote(self, kind: str, spec: ModelSpec, params: Mapping[str, Any]) -> int:
         """The most a route of this kind can charge for the task, in micro-USD."""
@@ -167,6 +210,12 @@ def _micros(usd: float) -> int:
 
 def nearest_size(sizes: list[str], width: int, height: int) -> str:
     """The "WxH" closest in pixel count and in shape; a tie goes to the larger size."""
+    # asked on every submit and finish, of a few price tables and output sizes: remembered
+    return _nearest_size(tuple(sizes), width, height)
+
+
+@functools.lru_cache(maxsize=4096)
+def _nearest_size(sizes: tuple[str, ...], width: int, height: int) -> str:
 
     def key(size: str) -> tuple[float, int]:
         w, h = (int(side) for side in size.split("x"))

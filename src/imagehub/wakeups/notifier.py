@@ -22,13 +22,25 @@ from imagehub.tasks import Task
 FinishedListener = Callable[[Task], None]
 
 
+class Watch(asyncio.Event):
+    """Set on the next change of a task; carries the task when this process finished it.
+
+    A waiter woken by `task_finished` takes `task` and needs no read of the store; one woken by
+    any other change (or by another process) sees None and reads it.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.task: Task | None = None
+
+
 class Notifier:
     """In-process wake-ups on asyncio events."""
 
     def __init__(self) -> None:
-        self._watchers: defaultdict[str, set[asyncio.Event]] = defaultdict(set)
+        self._watchers: defaultdict[str, set[Watch]] = defaultdict(set)
         #: watchers that only care about a task becoming ready
-        self._ready_watchers: defaultdict[str, set[asyncio.Event]] = defaultdict(set)
+        self._ready_watchers: defaultdict[str, set[Watch]] = defaultdict(set)
         self._queued = asyncio.Event()
         self._finished: list[FinishedListener] = []
 
@@ -41,12 +53,12 @@ class Notifier:
                 event.set()
 
     @contextmanager
-    def watch(self, task_id: str, *, ready_only: bool = False) -> Iterator[asyncio.Event]:
+    def watch(self, task_id: str, *, ready_only: bool = False) -> Iterator[Watch]:
         """An event set on the next change of the task; subscribe before reading the store.
 
         With `ready_only`, changes announced as not making the task ready are skipped.
         """
-        event = asyncio.Event()
+        event = Watch()
         table = self._ready_watchers if ready_only else self._watchers
         watchers = table[task_id]
         watchers.add(event)
@@ -62,7 +74,11 @@ class Notifier:
         self._finished.append(listener)
 
     def task_finished(self, task: Task) -> None:
-        """The task reached its final status here: wake its watchers and tell the listeners."""
+        """The task reached its final status here (as stored): wake its watchers with it, and
+        tell the listeners."""
+        for table in (self._watchers, self._ready_watchers):
+            for event in table.get(task.id, ()):
+                event.task = task
         self.task_changed(task.id)
         for listener in self._finished:
             listener(task)

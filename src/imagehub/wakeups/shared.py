@@ -13,6 +13,7 @@ import contextlib
 import logging
 import random
 import secrets
+import socket
 from collections.abc import Callable
 from typing import Protocol
 
@@ -42,13 +43,19 @@ class Broadcast(Protocol):
 class SharedNotifier(Notifier):
     """In-process wake-ups, plus the same hints published to and received from other processes.
 
-    Hints raised while a publish is under way are batched into the next one, so a busy process
-    sends few messages (at most one per batch, never one per waiter).
+    Hints are batched: the first one of a batch waits `batch_seconds` for others (and hints
+    raised while a publish is under way go into the next), so a busy process sends one message
+    (one NOTIFY, one commit) per batch, never one per task or per waiter. A "queued" hint is
+    only sent when this process's worker will not take the task itself (`claims_here`): other
+    workers would only race it to the claim, each with a claim that finds nothing.
     """
 
-    def __init__(self, broadcast: Broadcast) -> None:
+    def __init__(self, broadcast: Broadcast, *, batch_seconds: float = 0.0) -> None:
         super().__init__()
         self.broadcast = broadcast
+        self.batch_seconds = batch_seconds
+        #: whether this process's worker claims a newly queued task itself (set by the wiring)
+        self.claims_here: Callable[[], bool] = lambda: False
         self.sender = secrets.token_hex(6)
         self._changed: set[str] = set()
         self._queued_hint = False
@@ -63,8 +70,9 @@ class SharedNotifier(Notifier):
 
     def task_queued(self) -> None:
         super().task_queued()
-        self._queued_hint = True
-        self._pending.set()
+        if not self.claims_here():
+            self._queued_hint = True
+            self._pending.set()
 
     async def start(self) -> None:
         await self.broadcast.start(self._receive, self.wake_all)
@@ -82,6 +90,8 @@ class SharedNotifier(Notifier):
     async def _publish_loop(self) -> None:
         while True:
             await self._pending.wait()
+            if self.batch_seconds > 0:
+                await asyncio.sleep(self.batch_seconds)
             try:
                 await self._publish_pending()
             except Exception as exc:
@@ -126,10 +136,15 @@ def decode(message: str) -> tuple[str, bool, list[str]]:
     return sender, flag == "q", changed
 
 
-def open_notifier(settings: Settings) -> Notifier:
-    """The notifier the settings describe: see `Settings.wakeups`."""
+def open_notifier(settings: Settings, relay: socket.socket | None = None) -> Notifier:
+    """The notifier the settings describe: see `Settings.wakeups`.
+
+    `relay` is a child's channel to the other processes of its `serve --workers N`: used
+    where the settings choose no engine (`auto` on SQLite), which would leave them in-process.
+    """
     choice = settings.wakeups
     postgres = settings.store_url.startswith(("postgresql://", "postgres://"))
+    batch = settings.wakeup_batch_seconds
     if choice == "auto":
         choice = "redis" if settings.redis_url else "postgres" if postgres else "off"
     if choice == "redis":
@@ -137,11 +152,17 @@ def open_notifier(settings: Settings) -> Notifier:
             raise ValueError("IMAGEHUB_WAKEUPS=redis needs IMAGEHUB_REDIS_URL")
         from imagehub.wakeups.redis import RedisBroadcast
 
-        return SharedNotifier(RedisBroadcast(settings.redis_url, settings.wakeup_channel))
+        redis = RedisBroadcast(settings.redis_url, settings.wakeup_channel)
+        return SharedNotifier(redis, batch_seconds=batch)
     if choice == "postgres":
         if not postgres:
             raise ValueError("IMAGEHUB_WAKEUPS=postgres needs a postgresql:// database URL")
         from imagehub.wakeups.postgres import PostgresBroadcast
 
-        return SharedNotifier(PostgresBroadcast(settings.store_url, settings.wakeup_channel))
+        pg = PostgresBroadcast(settings.store_url, settings.wakeup_channel)
+        return SharedNotifier(pg, batch_seconds=batch)
+    if relay is not None and settings.wakeups == "auto":
+        from imagehub.wakeups.local import LocalBroadcast
+
+        return SharedNotifier(LocalBroadcast(relay), batch_seconds=batch)
     return Notifier()

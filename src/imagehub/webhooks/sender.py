@@ -24,9 +24,11 @@ import json
 import logging
 import random
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 
+from imagehub import logs
 from imagehub.errors import InvalidInput, parse_retry_after
+from imagehub.metrics import Metrics
 from imagehub.outbound.address import AddressPolicy
 from imagehub.outbound.client import FetchError, Refused, SafeClient, check_target
 from imagehub.render import task_out
@@ -34,6 +36,7 @@ from imagehub.settings import Settings
 from imagehub.store import Store
 from imagehub.tasks import Task, new_id, utcnow
 from imagehub.tenancy.accounts import Accounts
+from imagehub.tracing import TASK_ID, Tracing, Value, trace_id_of
 from imagehub.webhooks.types import Delivery, DeliveryAttempt, DeliveryState
 
 log = logging.getLogger("imagehub.webhooks.sender")
@@ -79,12 +82,21 @@ class WebhookSender:
     """Leases due deliveries and sends them, up to CONCURRENCY at once, in this process."""
 
     def __init__(
-        self, *, settings: Settings, store: Store, accounts: Accounts, client: SafeClient
+        self,
+        *,
+        settings: Settings,
+        store: Store,
+        accounts: Accounts,
+        client: SafeClient,
+        tracing: Tracing | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
         self.accounts = accounts
         self.client = client
+        self.tracing = tracing or Tracing()
+        self.metrics = metrics
         self.owner = new_id("whk_")
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
@@ -149,6 +161,11 @@ class WebhookSender:
         await asyncio.gather(*self._running, return_exceptions=True)
 
     async def _deliver(self, delivery: Delivery) -> None:
+        # `attempt` names the trace once it has read the task: for this delivery's lines only
+        with logs.about(task_id=delivery.task_id, trace_id=None):
+            await self._deliver_logged(delivery)
+
+    async def _deliver_logged(self, delivery: Delivery) -> None:
         try:
             outcome = await self.attempt(delivery)
         except Exception:
@@ -160,6 +177,9 @@ class WebhookSender:
         except Exception:
             log.warning("could not record webhook %s; its lease will expire", delivery.id)
             return
+        if written and self.metrics is not None:
+            retried = outcome.state == "pending"
+            self.metrics.webhook("retry" if retried else outcome.state)
         if written:
             log.info(
                 "webhook %s for task %s: attempt %d, %s",
@@ -176,8 +196,26 @@ class WebhookSender:
         if task is None:
             gone = DeliveryAttempt(started, None, "the task no longer exists")
             return self._ended(delivery, gone, "failed")
+        # the delivery's later log lines, after its span, name the task's trace
+        logs.trace_id.set(trace_id_of(task.traceparent))
         secrets = [s.secret for s in await self.accounts.webhook_secrets(delivery.tenant_id)]
         body = task_body(task, delivery.base_url or (self.settings.public_url or "").rstrip("/"))
+        attributes: dict[str, Value] = {TASK_ID: task.id, "imagehub.attempt": delivery.attempts}
+        with self.tracing.span(
+            "imagehub.webhook", attributes, parent=task.traceparent, kind="client"
+        ) as span:
+            outcome = await self._send(delivery, secrets, body, started)
+            last = outcome.history[-1] if outcome.history else None
+            if last is not None and last.status is not None:
+                span.set("http.response.status_code", last.status)
+            span.set("imagehub.outcome", "retry" if outcome.state == "pending" else outcome.state)
+            if outcome.state != "succeeded":
+                span.fail("webhook_failed")
+            return outcome
+
+    async def _send(
+        self, delivery: Delivery, secrets: list[str], body: bytes, started: datetime
+    ) -> Delivery:
         timestamp = int(time.time())
         headers = {
             "Content-Type": "application/json",

@@ -1,0 +1,144 @@
+"""SQL statements, commits and writer hand-offs per task on the SQLite store, counted exactly.
+
+Runs the API in this process (no sockets: httpx's ASGI transport, the real worker, a SQLite
+file in a temp folder, every model served by `imagehub.testing.ScriptedProvider` after
+`--delay`), sends `--tasks` tasks through each path at each concurrency, and counts what the
+SQLite connections ran with a `sqlite3` trace callback on every connection the hub opens:
+
+    .venv/bin/python bench/sqlcount.py --tasks 400 --concurrency 1 32
+
+Counts are per completed task, after a warm-up; statements are split into data statements
+(SELECT / INSERT / UPDATE ...) and transaction control (BEGIN / COMMIT / SAVEPOINT / RELEASE /
+ROLLBACK), and by the thread that ran them (the event loop's, the writer's, the readers').
+Works on any checkout of the hub (run it with `PYTHONPATH=<other checkout>/src`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sqlite3
+import tempfile
+import threading
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import httpx
+from asgi_lifespan import LifespanManager
+from pydantic import SecretStr
+
+from imagehub.api import create_app
+from imagehub.routing import Router
+from imagehub.settings import Settings
+from imagehub.testing import ScriptedProvider
+from imagehub.wiring import build_hub
+
+KEY = "ih_sqlcount"
+CONTROL = ("BEGIN", "COMMIT", "SAVEPOINT", "RELEASE", "ROLLBACK", "END")
+PATHS = {
+    "native": ("/hub/v1/tasks", {"model": "gpt-image-2", "input": {"prompt": "bench"}}),
+    "openai": ("/v1/images/generations", {"model": "gpt-image-2", "prompt": "bench"}),
+}
+
+
+class Tally:
+    """Statements seen by the trace callbacks, by kind and by thread."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.counts: Counter[str] = Counter()
+
+    def __call__(self, sql: str) -> None:
+        words = sql.lstrip().split(None, 1)
+        verb = words[0].upper() if words else "?"
+        if verb.startswith("PRAGMA"):
+            return  # connection setup, not per task
+        thread = threading.current_thread().name
+        where = "loop" if thread == "MainThread" else thread.rstrip("_0123456789")
+        with self.lock:
+            self.counts["all"] += 1
+            self.counts["control" if verb in CONTROL else "data"] += 1
+            if verb == "COMMIT":
+                self.counts["commits"] += 1
+            self.counts[f"on {where}"] += 1
+
+    def reset(self) -> None:
+        with self.lock:
+            self.counts.clear()
+
+
+def traced(tally: Tally) -> Any:
+    real = sqlite3.connect
+
+    def connect(*args: Any, **kwargs: Any) -> sqlite3.Connection:
+        conn = real(*args, **kwargs)
+        conn.set_trace_callback(tally)
+        return conn
+
+    return connect
+
+
+class _Forget(list[Any]):
+    def append(self, item: Any) -> None:
+        pass
+
+
+async def run(path: str, concurrency: int, tasks: int, delay: float) -> dict[str, Any]:
+    tally = Tally()
+    sqlite3.connect = traced(tally)  # type: ignore[assignment]
+    with tempfile.TemporaryDirectory(prefix="imagehub-sqlcount-") as tmp:
+        settings = Settings(data_dir=Path(tmp), admin_key=SecretStr(KEY), demo=False)
+        provider = ScriptedProvider(delay=delay, requests=_Forget())
+        hub = build_hub(settings, router=Router({}, fallback=provider))
+        await hub.bootstrap()
+        app = create_app(settings, hub=hub)
+        url, body = PATHS[path]
+        headers = {"Authorization": f"Bearer {KEY}", "Prefer": "wait=30"}
+        async with LifespanManager(app) as managed:
+            transport = httpx.ASGITransport(app=managed.app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://hub") as client:
+
+                async def one() -> None:
+                    answer = await client.post(url, json=body, headers=headers)
+                    if answer.status_code != 200:
+                        raise RuntimeError(f"{answer.status_code}: {answer.text[:200]}")
+
+                async def clients(count: int) -> None:
+                    left = iter(range(count))
+
+                    async def client_loop() -> None:
+                        for _ in left:
+                            await one()
+
+                    await asyncio.gather(*(client_loop() for _ in range(concurrency)))
+
+                await clients(max(20, concurrency * 2))  # warm-up: key cache, first claims
+                await asyncio.sleep(0.2)
+                tally.reset()
+                await clients(tasks)
+                await asyncio.sleep(0.2)  # the last finishes' writes
+                counts = dict(tally.counts)
+    return {
+        "path": path,
+        "concurrency": concurrency,
+        "tasks": tasks,
+        **{name: round(value / tasks, 2) for name, value in sorted(counts.items())},
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--tasks", type=int, default=400)
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 32])
+    parser.add_argument("--path", choices=sorted(PATHS), nargs="+", default=sorted(PATHS))
+    parser.add_argument("--delay", type=float, default=0.05, help="provider delay, seconds")
+    args = parser.parse_args(argv)
+    for path in args.path:
+        for concurrency in args.concurrency:
+            print(json.dumps(asyncio.run(run(path, concurrency, args.tasks, args.delay))))
+
+
+if __name__ == "__main__":
+    main()

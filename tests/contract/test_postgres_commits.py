@@ -1,0 +1,123 @@
+"""What a task costs PostgreSQL: its commits, counted by a hook on the store's statements; and a
+statement on a connection the database dropped, run once more on a fresh one."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from imagehub.routing import Router
+from imagehub.settings import Settings
+from imagehub.store.connector import Executor, Params
+from imagehub.store.postgres import PostgresConnector, PostgresStore
+from imagehub.tasks import TaskStatus, utcnow
+from imagehub.tenancy.keys import make_key
+from imagehub.testing import ScriptedProvider
+from imagehub.wiring import build_hub
+from tests.contract.test_store import make_task
+
+TASKS = 12
+_WRITES = ("INSERT", "UPDATE", "DELETE")
+
+
+class Commits:
+    """Counts the commits a connector makes: its transactions, and autocommit statements
+    (each its own transaction), split into those that write and those that only read."""
+
+    def __init__(self, db: PostgresConnector) -> None:
+        self.counts: Counter[str] = Counter()
+        self.on = False
+        for name in ("execute", "fetch_one", "fetch_all"):
+            setattr(db, name, self._statement(getattr(db, name)))
+        db.transaction = self._transaction(db.transaction)  # type: ignore[method-assign]
+
+    def _statement(self, run: Callable[..., Coroutine[Any, Any, Any]]) -> Any:
+        async def counted(sql: str, params: Params | None = None) -> Any:
+            if self.on:
+                write = sql.lstrip().upper().startswith(_WRITES)
+                self.counts["write" if write else "read"] += 1
+            return await (run(sql) if params is None else run(sql, params))
+
+        return counted
+
+    def _transaction(self, run: Callable[..., Coroutine[Any, Any, Any]]) -> Any:
+        async def counted(fn: Callable[[Executor], Coroutine[Any, Any, Any]]) -> Any:
+            result = await run(fn)
+            if self.on:
+                self.counts["transaction"] += 1
+            return result
+
+        return counted
+
+
+async def test_a_task_costs_three_commits(tmp_path: Path, postgres_url: str):
+    settings = Settings(
+        database_url=postgres_url,
+        data_dir=tmp_path,
+        wakeups="off",  # the notifier's own commits are batched; this counts the store's
+        poll_seconds=60,  # no idle claims: the in-process wake-ups drive the worker
+        database_pool_size=3,
+    )
+    router = Router({}, fallback=ScriptedProvider())
+    hub = build_hub(settings, router=router)
+    commits = Commits(hub.store.db)  # type: ignore[attr-defined]
+    hub.route_states = None  # published on a timer, not per task: not what this counts
+    await hub.start()
+    try:
+        _, key = make_key(name="bench", admin=True)
+        await hub.store.add_key(key)
+        commits.on = True
+        for n in range(TASKS):  # one after the other: no claim takes two tasks at once
+            task, _ = await hub.submit(
+                key.tenant_id, "nano-banana", {"prompt": f"a lighthouse {n}"}, key=key
+            )
+            done = await hub.wait(key.tenant_id, task.id, 20)
+            assert done.status == TaskStatus.SUCCEEDED
+        commits.on = False
+    finally:
+        await hub.stop()
+    counts = commits.counts
+    # submit and finish: one transaction each (the task, the reservation, the spend)
+    assert counts["transaction"] == 2 * TASKS
+    # the claim: the only write outside them
+    assert counts["write"] == TASKS
+    assert (counts["transaction"] + counts["write"]) / TASKS <= 3
+
+
+def _terminate_pool_backends(url: str) -> int:
+    """End the pool's sessions on the test's own database (never anyone else's)."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+            "AND backend_type = 'client backend'"
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+async def test_a_fenced_write_on_a_dropped_connection_runs_once_more(
+    postgres_url: str, caplog: Any
+):
+    store = PostgresStore(postgres_url, pool_size=1)
+    await store.open()
+    try:
+        await store.create(make_task())
+        (task,) = await store.claim("w1", 1, 30)
+        assert _terminate_pool_backends(postgres_url) == 1
+        retry = task.replace(status=TaskStatus.QUEUED, run_after=utcnow())
+        with caplog.at_level(logging.INFO, logger="imagehub.store"):
+            # the write fails on the dead session; the pool replaces it; it runs again
+            assert await store.finish(retry)
+        retried = [r for r in caplog.records if "retried" in r.getMessage()]
+        assert len(retried) == 1
+        again = await store.get(task.id)
+        assert again is not None and again.status == TaskStatus.QUEUED
+        # the lease token fences a second run of the same write: it changes nothing
+        assert not await store.finish(retry)
+    finally:
+        await store.close()

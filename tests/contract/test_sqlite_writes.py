@@ -1,0 +1,260 @@
+"""SQLite's group commit: the writes queued while the writer is busy share one transaction,
+yet each keeps its own outcome, its order, and is reported only once committed; and a waiter
+takes a task finished in this process from its wake-up instead of reading it again.
+
+Statements are counted with a `sqlite3` trace callback, never timed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import SecretStr
+
+from imagehub.hub import Hub
+from imagehub.routing import Router
+from imagehub.settings import Settings
+from imagehub.store.connector import Executor
+from imagehub.store.sqlite import SQLiteConnector
+from imagehub.testing import ScriptedProvider
+from imagehub.wiring import build_hub
+
+SCHEMA = [
+    "CREATE TABLE parent (id INTEGER PRIMARY KEY)",
+    "CREATE TABLE item (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, parent_id INTEGER"
+    " REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED)",
+]
+
+
+class Trace:
+    """Every statement the hub's SQLite connections run, with the thread that ran it."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.seen: list[tuple[str, str]] = []
+
+    def callback(self, sql: str) -> None:
+        with self.lock:
+            self.seen.append((threading.current_thread().name, " ".join(sql.split())))
+
+    def since(self, mark: int) -> list[tuple[str, str]]:
+        with self.lock:
+            return self.seen[mark:]
+
+    def mark(self) -> int:
+        with self.lock:
+            return len(self.seen)
+
+
+@pytest.fixture
+def trace(monkeypatch: pytest.MonkeyPatch) -> Trace:
+    found = Trace()
+    real = sqlite3.connect
+
+    def connect(*args: Any, **kwargs: Any) -> sqlite3.Connection:
+        conn = real(*args, **kwargs)
+        conn.set_trace_callback(found.callback)
+        return conn
+
+    monkeypatch.setattr(sqlite3, "connect", connect)
+    return found
+
+
+@pytest.fixture
+async def connector(tmp_path: Path, trace: Trace) -> AsyncIterator[SQLiteConnector]:
+    db = SQLiteConnector(tmp_path / "hub.db")
+    await db.open()
+    await db.on_writer(lambda conn: conn.execute("PRAGMA foreign_keys = ON"))
+    for statement in SCHEMA:
+        await db.execute(statement)
+    try:
+        yield db
+    finally:
+        await db.close()
+
+
+async def _held(db: SQLiteConnector) -> tuple[threading.Event, asyncio.Future[Any]]:
+    """Hold the writer thread until the returned event is set: writes queue up meanwhile."""
+    entered, release = threading.Event(), threading.Event()
+
+    def hold(_: sqlite3.Connection) -> None:
+        entered.set()
+        release.wait(5)
+
+    held = asyncio.ensure_future(db.on_writer(hold))
+    await asyncio.to_thread(entered.wait, 5)
+    assert entered.is_set()
+    return release, held
+
+
+def _insert(name: str, *, then_fail: bool = False) -> Callable[[Executor], Any]:
+    async def write(tx: Executor) -> str:
+        await tx.execute("INSERT INTO item (name) VALUES (:name)", {"name": name})
+        await tx.execute("INSERT INTO item (name) VALUES (:name)", {"name": name + "-2"})
+        if then_fail:
+            raise ValueError(f"{name} changed its mind")
+        return name
+
+    return write
+
+
+async def _names(db: SQLiteConnector) -> list[str]:
+    return [row[0] for row in await db.fetch_all("SELECT name FROM item ORDER BY id")]
+
+
+def _commits(statements: list[tuple[str, str]]) -> int:
+    return sum(1 for _, sql in statements if sql.upper().startswith("COMMIT"))
+
+
+async def test_writes_queued_together_commit_once_and_a_failing_one_is_undone_alone(
+    connector: SQLiteConnector, trace: Trace
+) -> None:
+    release, held = await _held(connector)
+    mark = trace.mark()
+    writes = asyncio.gather(
+        connector.transaction(_insert("a")),
+        connector.transaction(_insert("b", then_fail=True)),
+        connector.execute("INSERT INTO item (name) VALUES ('c')"),
+        # a constraint error in a single statement: only that statement is undone
+        connector.execute("INSERT INTO item (name) VALUES ('a')"),
+        connector.transaction(_insert("d")),
+        return_exceptions=True,
+    )
+    await asyncio.sleep(0.05)  # every write is queued behind the held writer
+    release.set()
+    a, b, c, duplicate, d = await writes
+    await held
+    assert (a, c, d) == ("a", 1, "d")
+    assert isinstance(b, ValueError)
+    assert isinstance(duplicate, sqlite3.IntegrityError)
+    statements = trace.since(mark)
+    assert _commits(statements) == 1, "the five writes were one batch: one commit"
+    assert {thread for thread, _ in statements} == {"imagehub-sqlite-writer"}
+    assert await _names(connector) == ["a", "a-2", "c", "d", "d-2"]
+
+
+async def test_writes_of_one_batch_apply_in_the_order_they_were_queued(
+    connector: SQLiteConnector,
+) -> None:
+    release, held = await _held(connector)
+    names = [f"n{i}" for i in range(40)]
+    writes = asyncio.gather(
+        *(connector.execute("INSERT INTO item (name) VALUES (:n)", {"n": n}) for n in names)
+    )
+    renamed = asyncio.ensure_future(
+        connector.execute("UPDATE item SET name = 'last' WHERE name = 'n39'")
+    )
+    await asyncio.sleep(0.05)
+    release.set()
+    await writes
+    assert await renamed == 1, "the update ran after the insert queued before it"
+    await held
+    assert await _names(connector) == [*names[:-1], "last"]
+
+
+async def test_a_write_is_reported_only_once_committed_and_a_group_that_cannot_commit_is_split(
+    connector: SQLiteConnector, tmp_path: Path, trace: Trace
+) -> None:
+    """A foreign key checked at COMMIT fails the group's commit: nothing of the group was
+    reported yet; each write then commits alone, and only the offending one fails."""
+    other = sqlite3.connect(tmp_path / "hub.db")  # another process's view of the file
+    seen_by_other: dict[str, list[str]] = {}
+
+    async def then_look(name: str, write: asyncio.Future[Any]) -> Any:
+        result = await write
+        rows = other.execute("SELECT name FROM item ORDER BY id").fetchall()
+        seen_by_other[name] = [row[0] for row in rows]
+        return result
+
+    try:
+        release, held = await _held(connector)
+        mark = trace.mark()
+        writes = asyncio.gather(
+            then_look("a", asyncio.ensure_future(connector.transaction(_insert("a")))),
+            then_look(
+                "orphan",
+                asyncio.ensure_future(
+                    connector.execute("INSERT INTO item (name, parent_id) VALUES ('x', 99)")
+                ),
+            ),
+            then_look("c", asyncio.ensure_future(connector.transaction(_insert("c")))),
+            return_exceptions=True,
+        )
+        await asyncio.sleep(0.05)
+        release.set()
+        a, orphan, c = await writes
+        await held
+        assert (a, c) == ("a", "c")
+        assert isinstance(orphan, sqlite3.IntegrityError)
+        # when a write's caller hears of it, every other connection already sees it
+        assert "a" in seen_by_other["a"] and "c" in seen_by_other["c"]
+        assert await _names(connector) == ["a", "a-2", "c", "c-2"]
+        statements = [sql.upper() for _, sql in trace.since(mark)]
+        assert statements.count("ROLLBACK") >= 1, "the group's transaction was rolled back"
+    finally:
+        other.close()
+
+
+async def test_point_reads_run_on_the_event_loop_without_a_hop(
+    connector: SQLiteConnector, trace: Trace
+) -> None:
+    await connector.execute("INSERT INTO item (name) VALUES ('a')")
+    mark = trace.mark()
+    assert await connector.fetch_one("SELECT name FROM item WHERE id = 1") == ("a",)
+    assert trace.since(mark) == [
+        (threading.current_thread().name, "SELECT name FROM item WHERE id = 1")
+    ]
+
+
+# ---------------------------------------------------------------- the wait path
+
+
+@pytest.fixture
+async def hub(tmp_path: Path, trace: Trace) -> AsyncIterator[Hub]:
+    settings = Settings(data_dir=tmp_path, admin_key=SecretStr("ih_test"), demo=False)
+    the_hub = build_hub(settings, router=Router({}, fallback=ScriptedProvider(delay=0.05)))
+    await the_hub.start()
+    try:
+        yield the_hub
+    finally:
+        await the_hub.stop()
+
+
+def _task_reads(statements: list[tuple[str, str]]) -> int:
+    return sum(1 for _, sql in statements if sql.startswith("SELECT") and "FROM tasks" in sql)
+
+
+async def test_a_wait_from_the_submitted_task_reads_nothing_it_is_handed_the_finished_task(
+    hub: Hub, trace: Trace
+) -> None:
+    task, _ = await hub.submit("tenant-a", "gpt-image-2", {"prompt": "a fox"})
+    mark = trace.mark()
+    done = await hub.wait("tenant-a", task.id, 10, known=task)
+    assert done.status == "succeeded"
+    assert _task_reads(trace.since(mark)) == 0
+    # what the wake-up carried is the task as stored
+    assert done == await hub.store.get(task.id)
+
+
+async def test_a_wait_without_the_task_reads_it_once(hub: Hub, trace: Trace) -> None:
+    task, _ = await hub.submit("tenant-a", "gpt-image-2", {"prompt": "a fox"})
+    mark = trace.mark()
+    done = await hub.wait("tenant-a", task.id, 10)
+    assert done.status == "succeeded"
+    assert _task_reads(trace.since(mark)) == 1
+
+
+async def test_a_wait_with_another_tenants_task_reads_it_and_finds_nothing(
+    hub: Hub, trace: Trace
+) -> None:
+    from imagehub.errors import NotFound
+
+    task, _ = await hub.submit("tenant-a", "gpt-image-2", {"prompt": "a fox"})
+    with pytest.raises(NotFound):
+        await hub.wait("tenant-b", task.id, 1, known=task)
