@@ -340,9 +340,11 @@ def new_delivery(task: Task, base_url: str) -> Delivery:
 def fair_place(clock: float, last: float, weight: float) -> float:
     """A submit's place in the fair queue (start-time fair queuing).
 
-    `clock` is the latest place claimed, `last` the tenant's previous place (0 before its
-    first). A tenant's tasks are 1/weight apart, and a tenant that was idle starts level with
-    the clock: neither behind the others' backlog nor ahead of it by its past idleness.
+    `clock` is the queue's virtual time, read, never kept: one before the place at its head
+    (the lowest of the due tasks), or when none is due the latest place any tenant took (all
+    were claimed); `last` is the tenant's previous place (0 before its first). A tenant's
+    tasks are 1/weight apart, and a tenant that was idle starts level with the clock: neither
+    behind the others' backlog nor ahead of it by its past idleness.
     """
     return max(clock, last) + 1.0 / weight
 

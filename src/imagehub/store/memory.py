@@ -63,10 +63,9 @@ class MemoryStore:
         #: (process id, route, model) -> its last published state
         self.route_rows: dict[tuple[str, str, str], RouteState] = {}
 
-        #: the fair queue: each task's place, each tenant's (weight, last place), the clock
+        #: the fair queue: each task's place, each tenant's (weight, last place)
         self.places: dict[str, float] = {}
         self.shares: dict[str, tuple[float, float]] = {}
-        self.clock = 0.0
 
     async def open(self) -> None:
         """Nothing to open, close or reach: the store is this object."""
@@ -90,7 +89,7 @@ class MemoryStore:
             delivery = new_delivery(task, submission.base_url if submission else "")
             self.deliveries[delivery.id] = delivery
         weight, last = self.shares.get(task.tenant_id, (1.0, 0.0))
-        place = fair_place(self.clock, last, weight)
+        place = fair_place(self._clock(), last, weight)
         self.shares[task.tenant_id] = (weight, place)
         self.places[task.id] = place
         self.tasks[task.id] = task
@@ -161,8 +160,6 @@ class MemoryStore:
             (t for t in self.tasks.values() if t.status == "queued" and t.run_after <= now),
             key=self._fair_order,
         )[:limit]
-        if due:
-            self.clock = max(self.clock, self.places[due[-1].id])
         claimed = [
             self._put(
                 task,
@@ -176,6 +173,18 @@ class MemoryStore:
             for task in due
         ]
         return claimed
+
+    def _clock(self) -> float:
+        """The queue's virtual clock (`fair_place`)."""
+        now = utcnow()
+        due = [
+            self.places[t.id]
+            for t in self.tasks.values()
+            if t.status == TaskStatus.QUEUED and t.run_after <= now
+        ]
+        if due:
+            return min(due) - 1.0
+        return max((last for _, last in self.shares.values()), default=0.0)
 
     def _fair_order(self, task: Task) -> tuple[float, datetime]:
         return self.places[task.id], task.created_at

@@ -139,8 +139,7 @@ _STEPS: list[str] = [
         tenant_id TEXT PRIMARY KEY,
         weight {real} NOT NULL DEFAULT 1,
         last_fair {real} NOT NULL DEFAULT 0
-    );
-    CREATE TABLE fair_clock (id INTEGER PRIMARY KEY, v {real} NOT NULL)
+    )
 """,
 ]
 

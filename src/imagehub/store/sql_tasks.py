@@ -64,7 +64,11 @@ _CLAIM = f"""
     WHERE id IN (SELECT id FROM tasks WHERE status = 'queued' AND run_after <= {{now}}
                  ORDER BY fair_at, created_at LIMIT :limit{{skip_locked}})
     RETURNING {TASK_COLUMNS}, fair_at"""
-_CLOCK = "COALESCE((SELECT v FROM fair_clock WHERE id = 0), 0)"
+#: the queue's virtual clock (`base.fair_place`): read, never written, so a claim writes no more
+_CLOCK = """COALESCE(
+        (SELECT fair_at - 1 FROM tasks WHERE status = 'queued' AND run_after <= {now}
+         ORDER BY fair_at LIMIT 1),
+        (SELECT MAX(last_fair) FROM fair_shares), 0)"""
 #: a submit's place in the fair queue (`base.fair_place`), kept as the tenant's last place;
 #: a tenant's first row has weight 1 and last place 0
 _FAIR_PLACE = f"""
@@ -72,10 +76,6 @@ _FAIR_PLACE = f"""
     ON CONFLICT (tenant_id) DO UPDATE SET
         last_fair = {{greatest}}(fair_shares.last_fair, {_CLOCK}) + 1.0 / fair_shares.weight
     RETURNING last_fair"""
-#: the virtual clock only moves forward; a claim moves it to the latest place it took
-_FAIR_CLOCK = """
-    INSERT INTO fair_clock (id, v) VALUES (0, :v)
-    ON CONFLICT (id) DO UPDATE SET v = excluded.v WHERE fair_clock.v < excluded.v"""
 _SET_PRIORITY = """
     INSERT INTO fair_shares (tenant_id, weight) VALUES (:tenant_id, :weight)
     ON CONFLICT (tenant_id) DO UPDATE SET weight = :weight"""
@@ -273,10 +273,7 @@ class SQLTasks:
     async def claim(self, owner: str, limit: int, lease_seconds: float) -> list[Task]:
         args = {"owner": owner, "lease_seconds": lease_seconds, "limit": limit}
         rows = await self.db.fetch_all(_CLAIM, args)
-        if not rows:
-            return []
         rows.sort(key=lambda row: (row[-1], row[16]))  # fair order: place, then submit time
-        await self.db.execute(_FAIR_CLOCK, {"v": rows[-1][-1]})
         return [task_from_row(row) for row in rows]
 
     async def heartbeat(self, owner: str, lease_seconds: float) -> set[str]:
