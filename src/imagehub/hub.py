@@ -11,6 +11,7 @@ import logging
 import os
 import tempfile
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from imagehub.errors import (
     InvalidInputImage,
     NotFound,
 )
+from imagehub.estimates import Estimate, Estimator, Progress
 from imagehub.imagework import ImageWork
 from imagehub.media import LocalMedia, MediaStore, Presigning
 from imagehub.media.previews import Previews
@@ -33,7 +35,7 @@ from imagehub.routing.router import Router
 from imagehub.routing.states import RouteStatePublisher
 from imagehub.settings import Settings
 from imagehub.store import Store
-from imagehub.tasks import MAX_PARTIAL_IMAGES, DuplicateTask, Page, Task, TaskStatus, new_id
+from imagehub.tasks import MAX_PARTIAL_IMAGES, DuplicateTask, Page, Task, TaskStatus, new_id, utcnow
 from imagehub.tenancy.accounts import Accounts
 from imagehub.tenancy.keys import make_key
 from imagehub.tenancy.limits import over_limit
@@ -74,6 +76,7 @@ class Hub:
         fetcher: Fetcher,
         previews: Previews,
         work: ImageWork,
+        estimator: Estimator,
         worker: Worker | None = None,
         webhooks: WebhookSender | None = None,
         route_states: RouteStatePublisher | None = None,
@@ -96,6 +99,8 @@ class Hub:
         self.policy = policy
         self.accounts = accounts
         self.fetcher = fetcher
+        #: queue position, progress and ETA of tasks, from the attempts journal
+        self.estimator = estimator
         #: runs tasks in this process (None: an API-only process)
         self.worker = worker
         #: sends webhooks wherever tasks are run
@@ -260,6 +265,22 @@ class Hub:
             raise NotFound(f"no task {task_id!r}")
         return await self._delivered(task)
 
+    async def estimate(self, task: Task) -> Estimate:
+        """Where the task is and when it should be ready (`imagehub.estimates`)."""
+        return await self.estimator.estimate(task)
+
+    async def get_estimated(self, tenant_id: str, task_id: str) -> tuple[Task, Estimate]:
+        """`get` and `estimate`, the task and its queue position read at once (not one after
+        the other: on PostgreSQL each is a round trip)."""
+        task, position = await asyncio.gather(
+            self.get(tenant_id, task_id), self.estimator.position(task_id), return_exceptions=True
+        )
+        if isinstance(task, BaseException):  # NotFound: the position read is dropped unseen
+            raise task
+        if isinstance(position, BaseException):
+            raise position
+        return task, await self.estimator.estimate(task, position)
+
     async def _delivered(self, task: Task) -> Task:
         """A sync_mode task's images are returned by the first read that sees them, then purged."""
         if task.output is not None and task.output.images and task.input.get("sync_mode"):
@@ -336,9 +357,15 @@ class Hub:
                 # finished in this process: the wake-up carries the task; otherwise read it
                 task = changed.task
 
-    async def events(self, tenant_id: str, task_id: str) -> AsyncIterator[Task]:
-        """The task on every change (a partial image stored included), ending with the ready one."""
+    async def events(self, tenant_id: str, task_id: str) -> AsyncIterator[Task | Progress]:
+        """The task on every change (a partial image stored included), ending with the ready
+        one; while it is queued or running, its progress every `progress_seconds` (never going
+        backwards)."""
+        loop = asyncio.get_running_loop()
+        every = self.settings.progress_seconds
         last: tuple[TaskStatus, int, tuple[str, ...]] | None = None
+        next_progress = loop.time() + every
+        furthest = 0.0
         task: Task | None = None
         while True:
             with self.notifier.watch(task_id) as changed:
@@ -353,7 +380,14 @@ class Hub:
                     yield await self._delivered(task) if task.ready else task
                 if task.ready:
                     return
-                await _woken(changed, self.settings.poll_seconds)
+                if loop.time() >= next_progress:
+                    next_progress = loop.time() + every
+                    estimate = await self.estimate(task)
+                    furthest = max(furthest, estimate.progress or 0.0)
+                    elapsed = (utcnow() - task.created_at).total_seconds()
+                    yield Progress(task, replace(estimate, progress=furthest), round(elapsed, 1))
+                pause = min(self.settings.poll_seconds, max(next_progress - loop.time(), 0.0))
+                await _woken(changed, pause)
                 task = changed.task
 
     # -- files

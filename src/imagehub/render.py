@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from imagehub.catalog import ModelSpec, Validator
+from imagehub.estimates import Estimate, Progress
 from imagehub.schemas import (
     GroundingOut,
     ImageOut,
@@ -16,6 +17,7 @@ from imagehub.schemas import (
     TaskErrorOut,
     TaskOut,
     TaskOutputOut,
+    TaskProgressOut,
     UsageOut,
 )
 from imagehub.schemas.models import RoutePriceOut
@@ -64,7 +66,7 @@ def _grounding(grounding: Grounding | None) -> GroundingOut | None:
     )
 
 
-def task_out(task: Task, base_url: str) -> TaskOut:
+def task_out(task: Task, base_url: str, estimate: Estimate | None = None) -> TaskOut:
     output = None
     if task.output is not None:
         output = TaskOutputOut(
@@ -91,6 +93,21 @@ def task_out(task: Task, base_url: str) -> TaskOut:
         created_at=rfc3339(task.created_at) or "",
         started_at=rfc3339(task.started_at),
         finished_at=rfc3339(task.finished_at),
+        queue_position=estimate.queue_position if estimate else None,
+        eta_seconds=estimate.eta_seconds if estimate else None,
+        progress=estimate.progress if estimate else None,
+    )
+
+
+def progress_out(progress: Progress) -> TaskProgressOut:
+    estimate = progress.estimate
+    return TaskProgressOut(
+        task_id=progress.task.id,
+        status=progress.task.status.value,
+        queue_position=estimate.queue_position,
+        eta_seconds=estimate.eta_seconds,
+        progress=estimate.progress,
+        elapsed_seconds=progress.elapsed_seconds,
     )
 
 

@@ -60,6 +60,30 @@ class Settings(BaseSettings):
         gt=0,
     )
     max_attempts: int = Field(3, description="Attempts a task gets before it fails.", ge=1)
+    progress_seconds: float = Field(
+        1.0,
+        description="Seconds between two `progress` events of a task's event stream while it "
+        "is queued or running.",
+        gt=0,
+    )
+    estimate_window_seconds: float = Field(
+        900.0,
+        description="How far back the attempts journal is read for the typical time of each "
+        "model and the rate tasks finish at (progress and ETA estimates).",
+        gt=0,
+    )
+    estimate_refresh_seconds: float = Field(
+        5.0,
+        description="How long a process keeps its reading of the attempts journal before "
+        "reading it again for estimates.",
+        ge=0,
+    )
+    estimate_default_seconds: float = Field(
+        30.0,
+        description="What a task of a model without a recent successful attempt is expected "
+        "to take, for progress and ETA.",
+        gt=0,
+    )
     retry_base_seconds: float = Field(
         1.0, description="First retry delay; doubles per attempt, with jitter.", ge=0
     )

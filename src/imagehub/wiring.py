@@ -6,6 +6,7 @@ import socket
 
 from imagehub.admin import Admin
 from imagehub.catalog import Catalog, Validator
+from imagehub.estimates import Estimator
 from imagehub.hub import Hub
 from imagehub.imagework import ImageWork
 from imagehub.media import MediaStore, open_media
@@ -117,6 +118,13 @@ def build_hub(
         fetcher=fetcher,
         previews=Previews(media, work=work),
         work=work,
+        estimator=Estimator(
+            store.recent_attempts,
+            store,
+            window_seconds=settings.estimate_window_seconds,
+            refresh_seconds=settings.estimate_refresh_seconds,
+            default_seconds=settings.estimate_default_seconds,
+        ),
         worker=worker,
         webhooks=webhooks,
         route_states=route_states,

@@ -289,13 +289,14 @@ def test_cli_timeout_then_cancel_then_failed(idle_hub: Server):
     assert waited.returncode == 1 and "canceled" in waited.stderr
 
 
-def test_cli_shows_a_live_status_line_on_a_terminal(idle_hub: Server):
-    """stderr is a pseudo-terminal: the line shows the task, its status and the time."""
+def test_cli_shows_a_live_progress_bar_on_a_terminal(idle_hub: Server):
+    """stdout and stderr are a pseudo-terminal: the bar shows the task, its place in the queue
+    and its ETA, and is cleared before the error."""
     main, child = pty.openpty()
     proc = subprocess.Popen(
         [sys.executable, "-m", "imagehub.cli", "generate", "x", "--timeout", "1"],
         env=client_env(idle_hub),
-        stdout=subprocess.DEVNULL,
+        stdout=child,
         stderr=child,
     )
     os.close(child)
@@ -310,11 +311,12 @@ def test_cli_shows_a_live_status_line_on_a_terminal(idle_hub: Server):
         seen += chunk
     assert proc.wait(30) == 7
     os.close(main)
-    frames = re.findall(r"\r\x1b\[2K. (tsk_\w+) nano-banana-2 queued  (\d+\.\d)s", seen.decode())
-    assert frames and len({task_id for task_id, _ in frames}) == 1
-    elapsed = [float(seconds) for _, seconds in frames]
-    assert elapsed == sorted(elapsed) and elapsed[-1] > elapsed[0], "the time goes on"
-    assert "\r\x1b[2Kimagehub: task " in seen.decode(), "the line is cleared before the error"
+    text = seen.decode()
+    bars = re.findall(r"(tsk_\w+) queued, (\d+) ahead", text)
+    assert bars and len({task_id for task_id, _ in bars}) == 1
+    assert "ETA ~" in text or int(bars[0][1]) > 0  # first in line: the default time
+    assert "imagehub: task " in text
+    assert text.rindex(" ahead") < text.index("imagehub: task "), "cleared before the error"
 
 
 # -- the OpenAI client

@@ -162,6 +162,7 @@ def test_an_undocumented_method_is_405_with_every_method_of_the_path(hub: Server
     document = httpx.get(hub.url + "/openapi.json").json()
     ids = {"key_id": "key_x", "task_id": "tsk_x", "model_id": "nano-banana", "file_id": "f_x"}
     ids["webhook_id"] = "msg_x"
+    ids["tenant_id"] = "tenant-x"
     with hub.client() as client:
         for path, item in document["paths"].items():
             documented = {m.upper() for m in item} & {"GET", "POST", "PATCH", "PUT", "DELETE"}

@@ -282,12 +282,12 @@ async def test_claim_respects_the_limit(store):
     assert sizes == [2, 2, 1, 0]
 
 
-async def test_claim_is_fifo_by_created_at(store):
+async def test_a_tenants_claims_are_fifo_by_submit(store):
     tasks = [make_task(offset=i) for i in range(4)]
-    # inserted out of order, all due since the same instant
-    await create_all(store, [tasks[2], tasks[0], tasks[3], tasks[1]])
-    assert ids(await store.claim("w1", 2, 60)) == ids(tasks[:2])
-    assert ids(await store.claim("w1", 2, 60)) == ids(tasks[2:])
+    submitted = [tasks[2], tasks[0], tasks[3], tasks[1]]
+    await create_all(store, submitted)
+    assert ids(await store.claim("w1", 2, 60)) == ids(submitted[:2])
+    assert ids(await store.claim("w1", 2, 60)) == ids(submitted[2:])
 
 
 async def test_claim_leases_the_task_to_the_owner(store):
@@ -377,6 +377,144 @@ async def test_a_retry_reap_or_cancel_drops_the_attempts_partial_images(store):
     for task in tasks:
         got = await store.get(task.id)
         assert got is not None and got.partials == (), got.status
+
+
+# ---------------------------------------------------------------- the fair queue
+
+
+async def claim_one_by_one(store: Store, count: int) -> list[Task]:
+    claimed = []
+    for _ in range(count):
+        claimed += await store.claim("w1", 1, 60)
+    return claimed
+
+
+def tenants(tasks: list[Task]) -> str:
+    return "".join(t.tenant_id[-1] for t in tasks)
+
+
+async def test_claims_interleave_tenants_each_oldest_in_turn(store):
+    a = await create_all(store, [make_task(tenant="tenant-a", offset=i) for i in range(6)])
+    b = await create_all(store, [make_task(tenant="tenant-b", offset=10 + i) for i in range(2)])
+    claimed = await claim_one_by_one(store, 8)
+    assert tenants(claimed) == "ababaaaa"
+    assert ids([t for t in claimed if t.tenant_id == "tenant-a"]) == ids(a)
+    assert ids([t for t in claimed if t.tenant_id == "tenant-b"]) == ids(b)
+
+
+async def test_a_batch_claim_takes_the_same_fair_order(store):
+    await create_all(store, [make_task(tenant="tenant-a", offset=i) for i in range(4)])
+    await create_all(store, [make_task(tenant="tenant-b", offset=10 + i) for i in range(4)])
+    assert tenants(await store.claim("w1", 4, 60)) == "abab"
+
+
+async def test_a_tenant_idle_until_now_starts_level_with_the_queue_not_ahead(store):
+    await create_all(store, [make_task(tenant="tenant-a", offset=i) for i in range(10)])
+    assert tenants(await claim_one_by_one(store, 5)) == "aaaaa"
+    # b's first place is after the last claimed one: it alternates with a, no catching up
+    await create_all(store, [make_task(tenant="tenant-b", offset=20 + i) for i in range(4)])
+    assert tenants(await claim_one_by_one(store, 6)) == "ababab"
+
+
+async def test_a_tenant_weighted_two_gets_two_claims_for_one(store):
+    assert await store.priority("tenant-b") == 1.0
+    await store.set_priority("tenant-b", 2.0)
+    assert await store.priority("tenant-b") == 2.0
+    assert await store.priority("tenant-a") == 1.0
+    await create_all(store, [make_task(tenant="tenant-a", offset=i) for i in range(6)])
+    await create_all(store, [make_task(tenant="tenant-b", offset=10 + i) for i in range(8)])
+    # places: b 0.5, 1, 1.5, 2, ...; a 1, 2, 3, ...; a tie goes to the older task
+    assert tenants(await claim_one_by_one(store, 9)) == "babbabbab"
+
+
+async def test_a_priority_change_keeps_the_tenants_last_place(store):
+    await create_all(store, [make_task(tenant="tenant-a", offset=i) for i in range(3)])
+    await store.set_priority("tenant-a", 4.0)
+    await store.set_priority("tenant-a", 0.5)
+    assert await store.priority("tenant-a") == 0.5
+    await create_all(store, [make_task(tenant="tenant-b", offset=10)])
+    # a's three places were taken at weight 1: b's first place (1) ties with a's first
+    assert tenants(await claim_one_by_one(store, 4)) == "abaa"
+
+
+async def test_a_retry_keeps_its_place_ahead_of_later_submits(store):
+    await create_all(store, [make_task(tenant="tenant-a", offset=i) for i in range(3)])
+    [first] = await store.claim("w1", 1, 60)
+    retry = first.replace(
+        status=TaskStatus.QUEUED, error=TaskFailure("upstream_timeout", "slow", True)
+    )
+    assert await store.finish(retry) is True
+    await create_all(store, [make_task(tenant="tenant-b", offset=10)])
+    [again] = await store.claim("w2", 1, 60)
+    assert again.id == first.id
+    assert (again.attempts, again.lease_token, again.lease_owner) == (2, 2, "w2")
+
+
+async def test_a_released_task_keeps_its_place(store):
+    a = await create_all(store, [make_task(tenant="tenant-a", offset=i) for i in range(2)])
+    await store.claim("w1", 1, 60)
+    await store.release("w1")
+    assert await store.queue_position(a[0].id) == 0
+    assert await store.queue_position(a[1].id) == 1
+
+
+async def test_queue_position_counts_the_tasks_a_claim_would_take_first(store):
+    a = await create_all(store, [make_task(tenant="tenant-a", offset=i) for i in range(5)])
+    [b] = await create_all(store, [make_task(tenant="tenant-b", offset=10)])
+    assert [await store.queue_position(t.id) for t in a] == [0, 2, 3, 4, 5]
+    assert await store.queue_position(b.id) == 1
+    [first] = await store.claim("w1", 1, 60)
+    assert await store.queue_position(first.id) is None  # running: not queued
+    assert await store.queue_position(b.id) == 0
+    [second] = await store.claim("w1", 1, 60)
+    assert second.id == b.id
+
+
+async def test_queue_position_of_unknown_canceled_and_finished_tasks_is_none(store):
+    a = await create_all(store, [make_task(offset=i) for i in range(3)])
+    assert await store.queue_position("t_unknown") is None
+    await store.cancel(a[1].id, "tenant-a")
+    assert await store.queue_position(a[1].id) is None
+    assert await store.queue_position(a[2].id) == 1
+    [claimed] = await store.claim("w1", 1, 60)
+    done = claimed.replace(status=TaskStatus.SUCCEEDED, output=output(), finished_at=utcnow())
+    assert await store.finish(done) is True
+    assert await store.queue_position(claimed.id) is None
+    assert await store.queue_position(a[2].id) == 0
+
+
+async def test_queue_place_counts_up_to_its_cap_and_places_come_in_claim_order(store):
+    a = await create_all(store, [make_task(tenant="tenant-a", offset=i) for i in range(4)])
+    [b] = await create_all(store, [make_task(tenant="tenant-b", offset=10)])
+    place = await store.queue_place(a[3].id)
+    assert place is not None and place[2] == 4
+    capped = await store.queue_place(a[3].id, 2)
+    assert capped == (*place[:2], 2)
+    assert await store.queue_place("t_unknown") is None
+    places = await store.queue_places(10)
+    assert places == sorted(places) and len(places) == 5
+    assert await store.queue_places(2) == places[:2]
+    b_place = await store.queue_place(b.id)
+    assert b_place is not None and places[1] == b_place[:2]  # ties a's first, and is newer
+    await store.claim("w1", 1, 60)
+    assert await store.queue_place(a[0].id) is None
+    assert await store.queue_places(10) == places[1:]
+
+
+async def test_a_late_burst_cannot_pass_a_waiting_task(store):
+    [b] = await create_all(store, [make_task(tenant="tenant-b")])
+    await create_all(store, [make_task(tenant="tenant-a", offset=1 + i) for i in range(50)])
+    assert await store.queue_position(b.id) == 0
+    assert (await store.claim("w1", 1, 60))[0].id == b.id
+
+
+async def test_a_single_task_after_a_burst_is_claimed_within_a_few(store):
+    await create_all(store, [make_task(tenant="tenant-a", offset=i) for i in range(200)])
+    await claim_one_by_one(store, 3)
+    [b] = await create_all(store, [make_task(tenant="tenant-b", offset=500)])
+    assert await store.queue_position(b.id) == 1
+    claimed = await claim_one_by_one(store, 2)
+    assert b.id in ids(claimed)
 
 
 # ---------------------------------------------------------------- heartbeat

@@ -20,7 +20,8 @@ LAYERS: list[set[str]] = [
     {"schemas", "settings"},  # the HTTP shapes; the one reader of the environment
     {"errors", "tracing"},  # one tree of errors (names `schemas.TaskOut` for typing only); spans
     {"tasks", "catalog", "imaging", "client", "logs"},  # the domain; image bytes; the SDK; logs
-    {"tenancy.types", "webhooks.types"},  # the domain values of keys and deliveries (see TYPES)
+    # the domain values of keys and deliveries (see TYPES); estimates of tasks from the journal
+    {"tenancy.types", "webhooks.types", "estimates"},
     {"imagework"},  # image work in worker processes, for providers, media and the worker
     {"store", "media", "providers", "render", "wakeups", "metrics"},  # behind protocols
     {"routing", "outbound", "tenancy"},  # routes over providers; outbound HTTP; keys and limits

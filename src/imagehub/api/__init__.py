@@ -18,6 +18,7 @@ from imagehub.api import (
     ops,
     page,
     tasks,
+    tenants,
     webhooks,
 )
 from imagehub.api.errors import BodyLimit, HostRequired, NoNulBytes, install_error_handlers
@@ -65,7 +66,7 @@ def create_app(settings: Settings | None = None, *, hub: Hub | None = None) -> F
     app.add_middleware(HostRequired)
     # outermost: every answer, a refusal of the middlewares above included, has its id
     app.add_middleware(Observe, tracing=the_hub.tracing)
-    routers = (tasks, models, files, ops, openai_images, page, console, keys, webhooks, admin)
-    for module in routers:
+    routers = (tasks, models, files, ops, openai_images, page, console, keys, tenants, webhooks)
+    for module in (*routers, admin):
         app.include_router(module.endpoints)
     return app

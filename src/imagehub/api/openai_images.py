@@ -33,6 +33,7 @@ from imagehub.errors import (
     InvalidInput,
     PayloadTooLarge,
 )
+from imagehub.estimates import Progress
 from imagehub.hub import Hub
 from imagehub.imaging import b64_bytes
 from imagehub.render import file_url
@@ -201,6 +202,8 @@ async def _events(hub: Hub, task: Task, body: openai_wire.ImagesRequest) -> Asyn
     edit = bool(task.input.get("image_urls"))
     sent: set[str] = set()
     async for current in hub.events(task.tenant_id, task.id):
+        if isinstance(current, Progress):  # OpenAI's stream has no such event
+            continue
         for partial in current.partials:
             if partial.file_id in sent:
                 continue

@@ -12,9 +12,17 @@ from fastapi.responses import StreamingResponse
 from imagehub.api.deps import AccountsDep, BaseUrlDep, CallerDep, CursorQuery, HubDep
 from imagehub.api.errors import body_schema, parse_body
 from imagehub.api.responses import json_bytes
+from imagehub.estimates import Progress
 from imagehub.hub import Hub
-from imagehub.render import partial_out, task_out
-from imagehub.schemas import ErrorBody, PartialImageOut, TaskCreate, TaskList, TaskOut
+from imagehub.render import partial_out, progress_out, task_out
+from imagehub.schemas import (
+    ErrorBody,
+    PartialImageOut,
+    TaskCreate,
+    TaskList,
+    TaskOut,
+    TaskProgressOut,
+)
 from imagehub.schemas.tasks import TaskStatusName
 from imagehub.tasks import Task
 from imagehub.tenancy.types import ApiKey
@@ -68,7 +76,7 @@ async def submit_task(
             release()
     response.status_code = 200 if task.ready or not created else 202
     response.headers["Location"] = f"/hub/v1/tasks/{task.id}"
-    return task_out(task, base_url)
+    return task_out(task, base_url, await hub.estimate(task))
 
 
 async def _submit(
@@ -121,8 +129,9 @@ async def get_task(
         finally:
             release()
     else:
-        task = await hub.get(caller.tenant_id, task_id)
-    return task_out(task, base_url)
+        task, estimate = await hub.get_estimated(caller.tenant_id, task_id)
+        return task_out(task, base_url, estimate)
+    return task_out(task, base_url, await hub.estimate(task))
 
 
 @endpoints.post("/{task_id}/cancel", response_model=TaskOut, responses=_ERRORS)
@@ -141,7 +150,8 @@ async def cancel_task(
 async def task_events(
     task_id: str, hub: HubDep, accounts: AccountsDep, caller: CallerDep, base_url: BaseUrlDep
 ) -> StreamingResponse:
-    """Server-sent events: the task on every change, ending after the ready one; a
+    """Server-sent events: the task on every change (`task`), ending after the ready one
+    (`done`); while it is queued or running, a `progress` event every second or so; a
     `partial_image` event for each partial image stored (submits with `partial_images`)."""
     release = accounts.streams.open(caller.id)
     stream = hub.events(caller.tenant_id, task_id)
@@ -155,14 +165,17 @@ async def task_events(
         announced: set[str] = set()
         last: tuple[str, int] | None = None
         try:
-            async for task in _prepend(first, stream):
-                for partial in task.partials:  # before the task frame: a ready one ends it
+            async for item in _prepend(first, stream):
+                if isinstance(item, Progress):
+                    yield _progress_frame(progress_out(item))
+                    continue
+                for partial in item.partials:  # before the task frame: a ready one ends it
                     if partial.file_id not in announced:
                         announced.add(partial.file_id)
-                        yield _partial_frame(task, partial_out(partial, base_url))
-                if (task.status, task.attempts) != last:  # not again for a partial image alone
-                    last = (task.status, task.attempts)
-                    yield _frame(task_out(task, base_url))
+                        yield _partial_frame(item, partial_out(partial, base_url))
+                if (item.status, item.attempts) != last:  # not again for a partial image alone
+                    last = (item.status, item.attempts)
+                    yield _frame(task_out(item, base_url, await hub.estimate(item)))
         finally:  # the stream ended, or the client went away
             release()
 
@@ -171,16 +184,23 @@ async def task_events(
     )
 
 
-async def _prepend(first: Task, rest: AsyncIterator[Task]) -> AsyncIterator[Task]:
+async def _prepend(
+    first: Task | Progress, rest: AsyncIterator[Task | Progress]
+) -> AsyncIterator[Task | Progress]:
     yield first
-    async for task in rest:
-        yield task
+    async for item in rest:
+        yield item
 
 
 def _partial_frame(task: Task, partial: PartialImageOut) -> str:
     data = json_bytes({"task_id": task.id, **partial.model_dump()}, ascii_only=True).decode()
     frame_id = f"{task.status}-{task.attempts}-p{partial.index}"
     return f"event: partial_image\nid: {frame_id}\ndata: {data}\n\n"
+
+
+def _progress_frame(progress: TaskProgressOut) -> str:
+    data = json_bytes(progress.model_dump(), ascii_only=True).decode("ascii")
+    return f"event: progress\ndata: {data}\n\n"
 
 
 def _frame(task: TaskOut) -> str:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from imagehub.cli.display import (
-    StatusLine,
+    ProgressBar,
     error,
     model_header,
     print_json,
@@ -33,8 +33,6 @@ from imagehub.errors import (
 )
 from imagehub.schemas import ModelOut, TaskOut
 
-#: while a status line is shown, the longest a long-poll holds before it is refreshed
-_STATUS_POLL_SECONDS = 2.0
 _URL_PREFIXES = ("http://", "https://", "data:")
 
 
@@ -157,22 +155,19 @@ def _run(args: argparse.Namespace, client: Client, model_id: str, params: dict[s
         else:
             print(task.task_id)
         return Exit.OK
-    return _finish(client, _wait(client, task, args.timeout), args.json, args.output)
+    return _finish(client, _wait(client, task, args.timeout, args.json), args.json, args.output)
 
 
-def _wait(client: Client, task: TaskOut, timeout: float | None) -> TaskOut:
-    """Long-poll until ready, with the status line on a terminal."""
-    deadline = wire.Deadline(timeout)
-    line = StatusLine()
-    line.show(task)  # before the first frame: the line never shows empty
+def _wait(client: Client, task: TaskOut, timeout: float | None, as_json: bool) -> TaskOut:
+    """Long-poll until ready, with the progress bar on a terminal."""
+    bar = ProgressBar(quiet=as_json)
     try:
-        with line:
-            while not task.ready:
-                if deadline.passed():
-                    raise WaitTimeout(task)
-                longest = _STATUS_POLL_SECONDS if line.live else wire.LONG_POLL_SECONDS
-                task = client.get(task.task_id, wait=min(deadline.hold(), longest))
-                line.show(task)
+        with bar:
+            bar.show(task)  # before the first poll: the bar never shows empty
+            if not task.ready:
+                task = client.wait(
+                    task.task_id, timeout, on_progress=bar.show if bar.live else None
+                )
     except KeyboardInterrupt:
         error(f"{task.task_id} keeps running; 'imagehub tasks cancel {task.task_id}' stops it")
         raise
@@ -227,7 +222,7 @@ def tasks_cancel(args: argparse.Namespace, client: Client) -> int:
 
 
 def tasks_wait(args: argparse.Namespace, client: Client) -> int:
-    task = _wait(client, client.get(args.task_id), args.timeout)
+    task = _wait(client, client.get(args.task_id), args.timeout, args.json)
     return _finish(client, task, args.json, args.output)
 
 

@@ -1,42 +1,60 @@
-"""What the client commands show: the live status line, tables, JSON, and errors."""
+"""What the client commands show: the live progress bar, tables, JSON, and errors."""
 
 from __future__ import annotations
 
-import itertools
 import json
 import shutil
 import sys
 import textwrap
-import threading
-import time
 from collections.abc import Sequence
 from types import TracebackType
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from pydantic import BaseModel
 
 from imagehub.schemas import ModelOut, TaskOut
 
-_SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
-_TICK_SECONDS = 0.1
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
 
 
-class StatusLine:
-    """`⠹ tsk_… running  4.2s` redrawn on stderr while a task runs, only on a terminal."""
+class ProgressBar:
+    """A live bar on stderr while a task waits: status, queue position, progress, elapsed time
+    and ETA, drawn with rich. Quiet unless stdout and stderr are both terminals (output piped
+    or captured stays clean), and with --json."""
 
-    def __init__(self, stream: TextIO | None = None) -> None:
+    def __init__(
+        self, *, quiet: bool = False, stream: TextIO | None = None, out: TextIO | None = None
+    ) -> None:
         self.stream = stream or sys.stderr
-        self.live = self.stream.isatty()
-        self._text = ""
-        self._started = time.monotonic()
-        self._stop = threading.Event()
-        self._drawer: threading.Thread | None = None
+        out = out or sys.stdout
+        self.live = not quiet and self.stream.isatty() and out.isatty()
+        self._bar: Progress | None = None
+        self._row: TaskID | None = None
 
-    def __enter__(self) -> StatusLine:
-        self._started = time.monotonic()
+    def __enter__(self) -> ProgressBar:
         if self.live:
-            self._drawer = threading.Thread(target=self._draw_loop, daemon=True)
-            self._drawer.start()
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                Progress,
+                SpinnerColumn,
+                TextColumn,
+                TimeElapsedColumn,
+            )
+
+            self._bar = Progress(
+                SpinnerColumn(),
+                TextColumn("{task.description}"),
+                BarColumn(),
+                TextColumn("{task.percentage:>3.0f}%"),
+                TimeElapsedColumn(),
+                TextColumn("{task.fields[eta]}"),
+                console=Console(file=self.stream),
+                transient=True,  # the bar leaves no trace once the task is ready
+            )
+            self._bar.start()
+            self._row = self._bar.add_task("", total=1.0, eta="")
         return self
 
     def __exit__(
@@ -45,23 +63,28 @@ class StatusLine:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._stop.set()
-        if self._drawer is not None:
-            self._drawer.join()
-            self.stream.write("\r\x1b[2K")
-            self.stream.flush()
+        if self._bar is not None:
+            self._bar.stop()
 
     def show(self, task: TaskOut) -> None:
-        attempt = f" (attempt {task.attempts})" if task.attempts > 1 else ""
-        self._text = f"{task.task_id} {task.model} {task.status}{attempt}"
+        if self._bar is None or self._row is None:
+            return
+        self._bar.update(
+            self._row,
+            description=describe(task),
+            completed=task.progress or 0.0,
+            eta=f"ETA ~{task.eta_seconds:.0f}s" if task.eta_seconds is not None else "",
+        )
 
-    def _draw_loop(self) -> None:
-        for frame in itertools.cycle(_SPINNER):
-            elapsed = time.monotonic() - self._started
-            self.stream.write(f"\r\x1b[2K{frame} {self._text}  {elapsed:.1f}s")
-            self.stream.flush()
-            if self._stop.wait(_TICK_SECONDS):
-                return
+
+def describe(task: TaskOut) -> str:
+    """`tsk_… queued, 3 ahead` / `tsk_… running (attempt 2)`: the bar's words."""
+    text = f"{task.task_id} {task.status}"
+    if task.queue_position is not None:
+        text += f", {task.queue_position} ahead"
+    if task.attempts > 1:
+        text += f" (attempt {task.attempts})"
+    return text
 
 
 def print_json(value: BaseModel | list[Any] | dict[str, Any], *, indent: int | None = 2) -> None:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import builtins
-from collections.abc import AsyncIterator
+import inspect
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
@@ -101,21 +102,28 @@ class AsyncClient:
         webhook_url: str | None = None,
         metadata: dict[str, Any] | None = None,
         idempotency_key: str | None = None,
+        on_progress: Callable[[TaskOut], Awaitable[None] | None] | None = None,
         **params: Any,
     ) -> TaskOut:
-        """Submit and wait: the succeeded task, or TaskFailed, or WaitTimeout after `timeout`."""
+        """Submit and wait: the succeeded task, or TaskFailed, or WaitTimeout after `timeout`.
+
+        `on_progress` is called with the task about every second while it is queued or
+        running (its `queue_position`, `eta_seconds` and `progress`).
+        """
         deadline = wire.Deadline(timeout)
+        progress = wire.Progress(on_progress)
         call = wire.submit(
             model,
             params,
             idempotency_key=idempotency_key or wire.new_key(),
             webhook_url=webhook_url,
             metadata=metadata,
-            wait=deadline.hold(),
+            # followed: the submit answers at once, so that the first call comes at once
+            wait=0.0 if on_progress else deadline.hold(),
         )
         task = await self._send(call)
         if not task.ready:
-            task = await self.wait(task.task_id, deadline.left())
+            task = await self._follow(task, deadline, progress)
         return wire.settle(task, raise_on_failure=True)
 
     async def get(self, task_id: str, *, wait: float = 0.0) -> TaskOut:
@@ -129,15 +137,32 @@ class AsyncClient:
         timeout: float | None = wire.DEFAULT_WAIT_SECONDS,  # noqa: ASYNC109
         *,
         raise_on_failure: bool = False,
+        on_progress: Callable[[TaskOut], Awaitable[None] | None] | None = None,
     ) -> TaskOut:
-        """The task once ready, by long-polling; WaitTimeout after `timeout` seconds."""
+        """The task once ready, by long-polling; WaitTimeout after `timeout` seconds.
+
+        `on_progress` is called with the task about every second until it is ready: its
+        `queue_position` while queued, its `progress` (never going backwards) while running,
+        and `eta_seconds`.
+        """
         deadline = wire.Deadline(timeout)
-        while True:
-            task = await self._send(wire.get(task_id, deadline.hold()))
-            if task.ready:
-                return wire.settle(task, raise_on_failure)
+        progress = wire.Progress(on_progress)
+        task = await self._send(wire.get(task_id, progress.hold(deadline)))
+        return wire.settle(await self._follow(task, deadline, progress), raise_on_failure)
+
+    async def _follow(
+        self, task: TaskOut, deadline: wire.Deadline, progress: wire.Progress
+    ) -> TaskOut:
+        """Long-poll `task` until ready (WaitTimeout when the deadline passes), telling
+        `progress` of every read until then."""
+        while not task.ready:
+            called = progress.seen(task)
+            if inspect.isawaitable(called):
+                await called
             if deadline.passed():
                 raise WaitTimeout(task)
+            task = await self._send(wire.get(task.task_id, progress.hold(deadline)))
+        return task
 
     async def cancel(self, task_id: str) -> TaskOut:
         """Cancel a queued or running task; AlreadyFinished when it is ready."""

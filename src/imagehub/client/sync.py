@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import builtins
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
@@ -100,21 +100,28 @@ class Client:
         webhook_url: str | None = None,
         metadata: dict[str, Any] | None = None,
         idempotency_key: str | None = None,
+        on_progress: Callable[[TaskOut], None] | None = None,
         **params: Any,
     ) -> TaskOut:
-        """Submit and wait: the succeeded task, or TaskFailed, or WaitTimeout after `timeout`."""
+        """Submit and wait: the succeeded task, or TaskFailed, or WaitTimeout after `timeout`.
+
+        `on_progress` is called with the task about every second while it is queued or
+        running (its `queue_position`, `eta_seconds` and `progress`).
+        """
         deadline = wire.Deadline(timeout)
+        progress = wire.Progress(on_progress)
         call = wire.submit(
             model,
             params,
             idempotency_key=idempotency_key or wire.new_key(),
             webhook_url=webhook_url,
             metadata=metadata,
-            wait=deadline.hold(),
+            # followed: the submit answers at once, so that the first call comes at once
+            wait=0.0 if on_progress else deadline.hold(),
         )
         task = self._send(call)
         if not task.ready:
-            task = self.wait(task.task_id, deadline.left())
+            task = self._follow(task, deadline, progress)
         return wire.settle(task, raise_on_failure=True)
 
     def get(self, task_id: str, *, wait: float = 0.0) -> TaskOut:
@@ -127,15 +134,28 @@ class Client:
         timeout: float | None = wire.DEFAULT_WAIT_SECONDS,
         *,
         raise_on_failure: bool = False,
+        on_progress: Callable[[TaskOut], None] | None = None,
     ) -> TaskOut:
-        """The task once ready, by long-polling; WaitTimeout after `timeout` seconds."""
+        """The task once ready, by long-polling; WaitTimeout after `timeout` seconds.
+
+        `on_progress` is called with the task about every second until it is ready: its
+        `queue_position` while queued, its `progress` (never going backwards) while running,
+        and `eta_seconds`.
+        """
         deadline = wire.Deadline(timeout)
-        while True:
-            task = self._send(wire.get(task_id, deadline.hold()))
-            if task.ready:
-                return wire.settle(task, raise_on_failure)
+        progress = wire.Progress(on_progress)
+        task = self._send(wire.get(task_id, progress.hold(deadline)))
+        return wire.settle(self._follow(task, deadline, progress), raise_on_failure)
+
+    def _follow(self, task: TaskOut, deadline: wire.Deadline, progress: wire.Progress) -> TaskOut:
+        """Long-poll `task` until ready (WaitTimeout when the deadline passes), telling
+        `progress` of every read until then."""
+        while not task.ready:
+            progress.seen(task)
             if deadline.passed():
                 raise WaitTimeout(task)
+            task = self._send(wire.get(task.task_id, progress.hold(deadline)))
+        return task
 
     def cancel(self, task_id: str) -> TaskOut:
         """Cancel a queued or running task; AlreadyFinished when it is ready."""

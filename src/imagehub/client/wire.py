@@ -278,6 +278,36 @@ def data_uri_bytes(url: str) -> bytes | None:
         raise ValueError("the data URI is not valid base64") from None
 
 
+#: how long one long-poll holds when the caller follows the task's progress
+PROGRESS_POLL_SECONDS = 1.0
+
+
+class Progress:
+    """Hands each read of a waited task to an `on_progress` callback.
+
+    Progress is an estimate the hub may revise (another process, a new reading of the
+    journal): the callback sees it never going backwards.
+    """
+
+    def __init__(self, callback: Callable[[TaskOut], object] | None) -> None:
+        self.callback = callback
+        self._furthest = 0.0
+
+    def hold(self, deadline: Deadline) -> float:
+        """The next long-poll: short enough for a steady rate of callbacks when there is one."""
+        held = deadline.hold()
+        return held if self.callback is None else min(held, PROGRESS_POLL_SECONDS)
+
+    def seen(self, task: TaskOut) -> object:
+        """The callback's result for a task not ready yet (None without a callback)."""
+        if self.callback is None or task.ready:
+            return None
+        if task.progress is not None:
+            self._furthest = max(self._furthest, task.progress)
+            task = task.model_copy(update={"progress": self._furthest})
+        return self.callback(task)
+
+
 class Deadline:
     """A wait budget: how long the next long-poll may hold, and whether time is up."""
 

@@ -30,6 +30,7 @@ from imagehub.schemas.tasks import (
     TaskList,
     TaskOut,
     TaskOutputOut,
+    TaskProgressOut,
     TaskStatusName,
     UsageOut,
 )
@@ -69,6 +70,7 @@ __all__ = [
     "TaskList",
     "TaskOut",
     "TaskOutputOut",
+    "TaskProgressOut",
     "TaskStatusName",
     "UsageOut",
     "WebhookSecretOut",

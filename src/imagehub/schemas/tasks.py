@@ -124,6 +124,32 @@ class TaskOut(_Out):
     created_at: str
     started_at: str | None
     finished_at: str | None
+    queue_position: int | None = Field(
+        None,
+        description="While queued: how many tasks will be claimed before this one (the queue "
+        "is fair across tenants). Only on a single task (GET, submit, events), not in lists.",
+    )
+    eta_seconds: float | None = Field(
+        None,
+        description="While queued or running: the estimated seconds until ready, from the "
+        "recent attempts of this model; null when there is nothing to estimate from.",
+    )
+    progress: float | None = Field(
+        None,
+        description="While running: an estimate from 0 to 1 of how far along the task is "
+        "(below 1: a task is done when `ready`); 0 while queued; null once ready.",
+    )
+
+
+class TaskProgressOut(_Out):
+    """The `progress` event of a task's event stream."""
+
+    task_id: str
+    status: TaskStatusName
+    queue_position: int | None
+    eta_seconds: float | None
+    progress: float | None
+    elapsed_seconds: float = Field(description="Seconds since the task was submitted.")
 
 
 class TaskList(_Out):

@@ -90,6 +90,29 @@ class TaskStore(Protocol):
     ) -> list[Attempt]:
         """Route calls (of every tenant) finished at or after `since`, newest first."""
 
+    async def queue_position(self, task_id: str) -> int | None:
+        """How many queued tasks a claim would take before this one; None if it is not queued.
+
+        Claims are fair across tenants: each task gets a place in a virtual time when it is
+        submitted (`fair_place`), claims take the lowest places first, and a retry keeps its
+        place. The count is a range of one index, cheap however deep the queue.
+        """
+
+    async def queue_place(
+        self, task_id: str, at_most: int | None = None
+    ) -> tuple[float, float, int] | None:
+        """A queued task's (place, submit time, tasks ahead): claims take the lowest places
+        first; the tasks ahead are counted up to `at_most` at most. None if not queued."""
+
+    async def queue_places(self, limit: int) -> list[tuple[float, float]]:
+        """The (place, submit time) of the first `limit` queued tasks, in claim order."""
+
+    async def set_priority(self, tenant_id: str, priority: float) -> None:
+        """Set a tenant's weight in the fair queue (1 by default) for its next submits."""
+
+    async def priority(self, tenant_id: str) -> float:
+        """A tenant's weight in the fair queue."""
+
     async def queue_stats(self) -> QueueStats:
         """Queued and running tasks by model, the oldest due wait, the webhook backlog.
 
@@ -319,6 +342,18 @@ def new_delivery(task: Task, base_url: str) -> Delivery:
         base_url=base_url,
         created_at=task.created_at,
     )
+
+
+def fair_place(clock: float, last: float, weight: float) -> float:
+    """A submit's place in the fair queue (start-time fair queuing).
+
+    `clock` is the queue's virtual time, read, never kept: one before the place at its head
+    (the lowest of the due tasks), or when none is due the latest place any tenant took (all
+    were claimed); `last` is the tenant's previous place (0 before its first). A tenant's
+    tasks are 1/weight apart, and a tenant that was idle starts level with the clock: neither
+    behind the others' backlog nor ahead of it by its past idleness.
+    """
+    return max(clock, last) + 1.0 / weight
 
 
 def gcra(tat: float | None, now: float, per_minute: int) -> tuple[float | None, float]:

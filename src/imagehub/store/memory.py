@@ -21,6 +21,7 @@ from imagehub.store.base import (
     cost_micros,
     decode_cursor,
     encode_cursor,
+    fair_place,
     gcra,
     journal,
     new_delivery,
@@ -62,6 +63,10 @@ class MemoryStore:
         #: (process id, route, model) -> its last published state
         self.route_rows: dict[tuple[str, str, str], RouteState] = {}
 
+        #: the fair queue: each task's place, each tenant's (weight, last place)
+        self.places: dict[str, float] = {}
+        self.shares: dict[str, tuple[float, float]] = {}
+
     async def open(self) -> None:
         """Nothing to open, close or reach: the store is this object."""
 
@@ -83,6 +88,10 @@ class MemoryStore:
         if task.webhook_url is not None:
             delivery = new_delivery(task, submission.base_url if submission else "")
             self.deliveries[delivery.id] = delivery
+        weight, last = self.shares.get(task.tenant_id, (1.0, 0.0))
+        place = fair_place(self._clock(), last, weight)
+        self.shares[task.tenant_id] = (weight, place)
+        self.places[task.id] = place
         self.tasks[task.id] = task
 
     async def get(self, task_id: str, tenant_id: str | None = None) -> Task | None:
@@ -149,7 +158,7 @@ class MemoryStore:
         now = utcnow()
         due = sorted(
             (t for t in self.tasks.values() if t.status == "queued" and t.run_after <= now),
-            key=lambda t: (t.run_after, t.created_at),
+            key=self._fair_order,
         )[:limit]
         claimed = [
             self._put(
@@ -164,7 +173,52 @@ class MemoryStore:
             )
             for task in due
         ]
-        return sorted(claimed, key=lambda t: t.created_at)
+        return claimed
+
+    def _clock(self) -> float:
+        """The queue's virtual clock (`fair_place`)."""
+        now = utcnow()
+        due = [
+            self.places[t.id]
+            for t in self.tasks.values()
+            if t.status == TaskStatus.QUEUED and t.run_after <= now
+        ]
+        if due:
+            return min(due) - 1.0
+        return max((last for _, last in self.shares.values()), default=0.0)
+
+    def _fair_order(self, task: Task) -> tuple[float, datetime]:
+        return self.places[task.id], task.created_at
+
+    async def queue_position(self, task_id: str) -> int | None:
+        place = await self.queue_place(task_id)
+        return None if place is None else place[2]
+
+    async def queue_place(
+        self, task_id: str, at_most: int | None = None
+    ) -> tuple[float, float, int] | None:
+        task = self.tasks.get(task_id)
+        if task is None or task.status != TaskStatus.QUEUED:
+            return None
+        mine = (self.places[task.id], task.created_at.timestamp())
+        ahead = sum(1 for queued in self._queued_places() if queued < mine)
+        return *mine, ahead if at_most is None else min(ahead, at_most)
+
+    async def queue_places(self, limit: int) -> list[tuple[float, float]]:
+        return sorted(self._queued_places())[:limit]
+
+    def _queued_places(self) -> list[tuple[float, float]]:
+        return [
+            (self.places[t.id], t.created_at.timestamp())
+            for t in self.tasks.values()
+            if t.status == TaskStatus.QUEUED
+        ]
+
+    async def set_priority(self, tenant_id: str, priority: float) -> None:
+        self.shares[tenant_id] = (priority, self.shares.get(tenant_id, (1.0, 0.0))[1])
+
+    async def priority(self, tenant_id: str) -> float:
+        return self.shares.get(tenant_id, (1.0, 0.0))[0]
 
     def _put(self, task: Task, **changes: Any) -> Task:
         task = dataclasses.replace(task, **changes)

@@ -134,6 +134,18 @@ _STEPS: list[str] = [
     ALTER TABLE tasks ADD COLUMN partial_images INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE tasks ADD COLUMN partials TEXT NOT NULL DEFAULT '[]'
 """,
+    # the fair queue: claims in order of a virtual start time (start-time fair queuing), each
+    # tenant's tasks 1/weight apart; tasks queued before this step keep their submit order
+    """
+    ALTER TABLE tasks ADD COLUMN fair_at {real} NOT NULL DEFAULT 0;
+    DROP INDEX tasks_queue;
+    CREATE INDEX tasks_fair ON tasks (fair_at, created_at) WHERE status = 'queued';
+    CREATE TABLE fair_shares (
+        tenant_id TEXT PRIMARY KEY,
+        weight {real} NOT NULL DEFAULT 1,
+        last_fair {real} NOT NULL DEFAULT 0
+    )
+""",
 ]
 
 #: the schema version this hub needs

@@ -52,7 +52,7 @@ from imagehub.tenancy.types import Submission
 _SELECT = f"SELECT {TASK_COLUMNS} FROM tasks"
 #: a clash on the idempotency key inserts nothing and returns no row
 _INSERT = (
-    insert("tasks", TASK_FIELDS)
+    insert("tasks", [*TASK_FIELDS, "fair_at"])
     + """
     ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
     RETURNING id"""
@@ -63,8 +63,37 @@ _CLAIM = f"""
         lease_token = lease_token + 1, attempts = attempts + 1,
         started_at = COALESCE(started_at, {{now}}), partials = '[]'
     WHERE id IN (SELECT id FROM tasks WHERE status = 'queued' AND run_after <= {{now}}
-                 ORDER BY run_after, created_at LIMIT :limit{{skip_locked}})
-    RETURNING {TASK_COLUMNS}"""
+                 ORDER BY fair_at, created_at LIMIT :limit{{skip_locked}})
+    RETURNING {TASK_COLUMNS}, fair_at"""
+#: the queue's virtual clock (`base.fair_place`): read, never written, so a claim writes no more
+_CLOCK = """COALESCE(
+        (SELECT fair_at - 1 FROM tasks WHERE status = 'queued' AND run_after <= {now}
+         ORDER BY fair_at LIMIT 1),
+        (SELECT MAX(last_fair) FROM fair_shares), 0)"""
+#: a submit's place in the fair queue (`base.fair_place`), kept as the tenant's last place;
+#: a tenant's first row has weight 1 and last place 0
+_FAIR_PLACE = f"""
+    INSERT INTO fair_shares (tenant_id, last_fair) VALUES (:tenant_id, {_CLOCK} + 1.0)
+    ON CONFLICT (tenant_id) DO UPDATE SET
+        last_fair = {{greatest}}(fair_shares.last_fair, {_CLOCK}) + 1.0 / fair_shares.weight
+    RETURNING last_fair"""
+_SET_PRIORITY = """
+    INSERT INTO fair_shares (tenant_id, weight) VALUES (:tenant_id, :weight)
+    ON CONFLICT (tenant_id) DO UPDATE SET weight = :weight"""
+#: a queued task's place and the tasks a claim takes before it: a range of the fair queue's
+#: index, counted up to :at_most at most
+_PLACE = """
+    SELECT mine.fair_at, mine.created_at, (SELECT COUNT(*) FROM (
+            SELECT 1 FROM tasks AS ahead
+            WHERE ahead.status = 'queued' AND ahead.fair_at <= mine.fair_at
+                AND (ahead.fair_at < mine.fair_at OR ahead.created_at < mine.created_at)
+            LIMIT :at_most) AS ahead)
+    FROM tasks AS mine WHERE mine.id = :id AND mine.status = 'queued'"""
+_PLACES = """
+    SELECT fair_at, created_at FROM tasks WHERE status = 'queued'
+    ORDER BY fair_at, created_at LIMIT :limit"""
+#: "no limit" to a count: more tasks than a queue holds
+_ALL = 2**62
 _HEARTBEAT = """
     UPDATE tasks SET lease_expires_at = {now} + :lease_seconds
     WHERE lease_owner = :owner AND status = 'running' RETURNING id"""
@@ -103,7 +132,7 @@ _PUBLISH_ROUTE = """
     DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at"""
 #: a process's rows older than this are dropped (it stopped long ago)
 ROUTE_STATE_KEEP_SECONDS = 3600.0
-#: each half reads one partial index (tasks_queue, tasks_leases): cheap however long the history
+#: each half reads one partial index (tasks_fair, tasks_leases): cheap however long the history
 _QUEUE = """
     SELECT model, 'queued', COUNT(*),
         {now} - MIN(CASE WHEN run_after <= {now} THEN run_after END)
@@ -180,7 +209,9 @@ class SQLTasks:
 
     async def create(self, task: Task, submission: Submission | None = None) -> None:
         async def insert(tx: Executor) -> bool:
-            if await tx.fetch_one(_INSERT, task_row(task)) is None:
+            place = await tx.fetch_one(_FAIR_PLACE, {"tenant_id": task.tenant_id})
+            assert place is not None  # an upsert with RETURNING always returns its row
+            if await tx.fetch_one(_INSERT, {**task_row(task), "fair_at": place[0]}) is None:
                 return False
             await self._submitted(tx, task, submission)
             return True
@@ -246,7 +277,8 @@ class SQLTasks:
     async def claim(self, owner: str, limit: int, lease_seconds: float) -> list[Task]:
         args = {"owner": owner, "lease_seconds": lease_seconds, "limit": limit}
         rows = await self.db.fetch_all(_CLAIM, args)
-        return sorted((task_from_row(row) for row in rows), key=lambda t: t.created_at)
+        rows.sort(key=lambda row: (row[-1], row[16]))  # fair order: place, then submit time
+        return [task_from_row(row) for row in rows]
 
     async def heartbeat(self, owner: str, lease_seconds: float) -> set[str]:
         args = {"owner": owner, "lease_seconds": lease_seconds}
@@ -317,6 +349,29 @@ class SQLTasks:
             args,
         )
         return [attempt_from_row(row) for row in rows]
+
+    async def queue_position(self, task_id: str) -> int | None:
+        place = await self.queue_place(task_id)
+        return None if place is None else place[2]
+
+    async def queue_place(
+        self, task_id: str, at_most: int | None = None
+    ) -> tuple[float, float, int] | None:
+        row = await self.db.fetch_one(_PLACE, {"id": task_id, "at_most": at_most or _ALL})
+        return None if row is None else (float(row[0]), float(row[1]), int(row[2]))
+
+    async def queue_places(self, limit: int) -> list[tuple[float, float]]:
+        rows = await self.db.fetch_all(_PLACES, {"limit": limit})
+        return [(float(row[0]), float(row[1])) for row in rows]
+
+    async def set_priority(self, tenant_id: str, priority: float) -> None:
+        await self.db.execute(_SET_PRIORITY, {"tenant_id": tenant_id, "weight": priority})
+
+    async def priority(self, tenant_id: str) -> float:
+        row = await self.db.fetch_one(
+            "SELECT weight FROM fair_shares WHERE tenant_id = :tenant_id", {"tenant_id": tenant_id}
+        )
+        return 1.0 if row is None else float(row[0])
 
     # -- route states (`RouteStateStore`)
 

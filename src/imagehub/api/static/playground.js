@@ -6,7 +6,7 @@ import { announce } from "./copy.js";
 import { _ } from "./i18n.js";
 import { ModelForm } from "./form.js";
 import {
-  badge, el, errorBox, formatCost, formatTime, progress, statusName, taskOutput,
+  badge, el, errorBox, formatCost, formatTime, progress, progressBar, statusName, taskOutput,
 } from "./render.js";
 
 const $ = (id) => document.getElementById(id);
@@ -157,8 +157,20 @@ export class Playground {
     const line = el("div", { class: "status-line" }, badge(task.status),
       el("code", { text: task.task_id }), el("span", { class: "task-meta", text: task.model }));
     const meta = el("p", { class: "task-meta", text: describe(task) });
-    this.showStatus(line, progress(task.status), meta);
+    const waiting = task.ready ? null : progressBar(this.furthest(task));
+    this.showStatus(line, progress(task.status), waiting, meta);
     if (task.ready) $("pg-output").replaceChildren(...taskOutput(task));
+  }
+
+  // a `progress` event: the bar moves, never back (estimates may be revised)
+  showProgress(info) {
+    $("pg-progress")?.replaceWith(progressBar(this.furthest(info)));
+  }
+
+  furthest(info) {
+    this.reached = Math.max(this.reached || 0, info.progress || 0);
+    const elapsed = info.elapsed_seconds ?? (Date.now() - Date.parse(info.created_at)) / 1000;
+    return { ...info, progress: this.reached, elapsed_seconds: Math.max(elapsed, 0) };
   }
 
   addCancel(task) {
@@ -183,11 +195,16 @@ export class Playground {
     const controller = new AbortController();
     this.watching = controller;
     $("pg-output").replaceChildren();
+    this.reached = 0;
     let task = first;
     this.render(task);
     this.addCancel(task);
     try {
       for await (const event of taskEvents(task.task_id, controller.signal)) {
+        if (event.type === "progress") {
+          this.showProgress(event.data);
+          continue;
+        }
         task = event.data;
         this.render(task);
         this.addCancel(task);

@@ -96,6 +96,25 @@ export function progress(status) {
   return list;
 }
 
+// Where a waiting task is: a bar of its progress, its place in the queue, the time it has
+// waited and the time left (a `progress` event, or the task itself; null where unknown).
+export function progressBar(info) {
+  const bar = el("progress", { class: "task-bar", max: "1", "aria-label": _("Progress") });
+  bar.value = info.progress ?? 0;
+  const parts = [];
+  if (info.queue_position !== null && info.queue_position !== undefined) {
+    parts.push(_("{count} ahead in the queue", { count: info.queue_position }));
+  }
+  if (info.elapsed_seconds !== null && info.elapsed_seconds !== undefined) {
+    parts.push(_("{seconds} s elapsed", { seconds: Math.round(info.elapsed_seconds) }));
+  }
+  if (info.eta_seconds !== null && info.eta_seconds !== undefined) {
+    parts.push(_("about {seconds} s left", { seconds: Math.round(info.eta_seconds) }));
+  }
+  const text = el("span", { class: "task-meta task-bar-text", text: parts.join(" · ") });
+  return el("div", { class: "task-progress", id: "pg-progress" }, bar, text);
+}
+
 export function taskOutput(task) {
   const parts = [];
   if (task.error) parts.push(errorBox(task.error));
