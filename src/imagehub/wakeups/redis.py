@@ -30,6 +30,7 @@ class RedisBroadcast:
             client_name=f"imagehub-{channel}",
         )
         self._listener: asyncio.Task[None] | None = None
+        self._closing = False
 
     async def start(self, on_message: Callable[[str], None], on_gap: Callable[[], None]) -> None:
         self._listener = asyncio.create_task(
@@ -43,15 +44,18 @@ class RedisBroadcast:
             await pipe.execute()
 
     async def close(self) -> None:
-        if self._listener is not None:
-            self._listener.cancel()
-            await asyncio.gather(self._listener, return_exceptions=True)
-            self._listener = None
+        self._closing = True
+        listener, self._listener = self._listener, None
+        # redis-py can swallow a cancellation that lands inside `get_message`'s own timeout, and
+        # the listener then waits on: cancel until it has ended (the flag ends its loops)
+        while listener is not None and not listener.done():
+            listener.cancel()
+            await asyncio.wait({listener}, timeout=0.5)
         await self._client.aclose()
 
     async def _listen(self, on_message: Callable[[str], None], on_gap: Callable[[], None]) -> None:
         delay, connected_before = 0.2, False
-        while True:
+        while not self._closing:
             pubsub = self._client.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(self.channel)
@@ -59,7 +63,7 @@ class RedisBroadcast:
                 if connected_before:
                     on_gap()
                 connected_before, delay = True, 0.2
-                while True:
+                while not self._closing:
                     message = await pubsub.get_message(timeout=30.0)
                     if message is not None and message["type"] == "message":
                         on_message(message["data"])
