@@ -6,8 +6,15 @@ process of a hub (on PostgreSQL, or one SQLite file) learns from every worker's 
 `GET` of a task costs one statement more: its place and a count, bounded, of the tasks ahead.
 
 Progress is never measured, only estimated: the time a running task has run against the
-typical time of its model's recent successful attempts. It grows with the elapsed time only,
-and stays below 1 until the task is ready.
+typical time of recent successful attempts like it. "Like it" narrows as far as the journal has
+samples for (`MIN_SAMPLES`): the same model and latency shape (`shape_of`: a 4K image takes
+longer than a 1K one) on the same route, then the same model and shape on any route, then the
+same model, then `default_seconds`. It grows with the elapsed time only, and stays below 1 until
+the task is ready.
+
+The route narrows nothing today: the worker records a task's route (`Task.provider`) only when
+it finishes, so a queued or running task's route is not known while it is estimated, and its
+estimate comes from its model and shape.
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ from collections import OrderedDict, defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
 
 from imagehub.tasks import Attempt, Task, TaskStatus, utcnow
 
@@ -50,6 +57,47 @@ _FROZEN = 10_000
 NEAR = 256
 #: the longest copy of the queue's places a process keeps: deeper tasks read as this deep
 SNAPSHOT_LIMIT = 100_000
+
+
+#: the input parameters that change how long a generation takes (from catalog/models.toml): the
+#: image's size (`resolution` on the Nano Banana models, `image_size` and `quality` on GPT Image
+#: 2), how many images, and the extra work before drawing (reasoning, web search)
+SHAPE_PARAMS = (
+    "enable_web_search",
+    "image_size",
+    "num_images",
+    "quality",
+    "resolution",
+    "thinking_level",
+)
+_Key = TypeVar("_Key")
+
+#: the successful attempts a (model, shape) or (model, shape, route) group needs before its
+#: median is trusted over the wider group's
+MIN_SAMPLES = 3
+
+
+def shape_of(task_input: dict[str, Any]) -> str:
+    """The latency shape of a task's input: its `SHAPE_PARAMS` values, by name, as
+    `name=value;...` (e.g. `num_images=2;quality=high;resolution=4K`); "" when it has none.
+
+    The input is the normalized one (defaults applied), so equal requests have equal shapes.
+    """
+    parts = []
+    for name in SHAPE_PARAMS:
+        value = task_input.get(name)
+        if value is None:
+            continue
+        parts.append(f"{name}={_shape_value(value)}")
+    return ";".join(parts)
+
+
+def _shape_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict):  # a custom image size: {"width": W, "height": H}
+        return f"{value.get('width')}x{value.get('height')}"
+    return str(value)
 
 
 class Unread:
@@ -83,29 +131,60 @@ class Progress:
 
 @dataclass(frozen=True, slots=True)
 class Latencies:
-    """One reading of the journal: typical seconds per model and route, and the throughput."""
+    """One reading of the journal: typical seconds per model, shape and route, and the
+    throughput."""
 
-    #: median seconds of a successful attempt, per model (all routes) and per (model, route)
+    #: median seconds of a successful attempt, per model (every shape and route)
     by_model: dict[str, float] = field(default_factory=dict)
-    by_route: dict[tuple[str, str], float] = field(default_factory=dict)
+    #: the same per (model, shape) and per (model, shape, route), for groups of at least
+    #: `MIN_SAMPLES` successes only
+    by_shape: dict[tuple[str, str], float] = field(default_factory=dict)
+    by_route: dict[tuple[str, str, str], float] = field(default_factory=dict)
     #: attempts finished per second over the window, every model: how fast the queue moves
     throughput: float = 0.0
 
     @classmethod
-    def of(cls, attempts: Sequence[Attempt], window_seconds: float) -> Latencies:
+    def of(
+        cls, attempts: Sequence[Attempt], window_seconds: float, min_samples: int = MIN_SAMPLES
+    ) -> Latencies:
         per_model: defaultdict[str, list[float]] = defaultdict(list)
-        per_route: defaultdict[tuple[str, str], list[float]] = defaultdict(list)
+        per_shape: defaultdict[tuple[str, str], list[float]] = defaultdict(list)
+        per_route: defaultdict[tuple[str, str, str], list[float]] = defaultdict(list)
         finished = 0
         for attempt in attempts:
             finished += 1
             if attempt.succeeded:
-                per_model[attempt.model].append(attempt.seconds)
-                per_route[(attempt.model, attempt.route)].append(attempt.seconds)
+                seconds = attempt.seconds
+                per_model[attempt.model].append(seconds)
+                per_shape[(attempt.model, attempt.shape)].append(seconds)
+                per_route[(attempt.model, attempt.shape, attempt.route)].append(seconds)
         return cls(
             by_model={m: statistics.median(s) for m, s in per_model.items()},
-            by_route={r: statistics.median(s) for r, s in per_route.items()},
+            by_shape={
+                k: statistics.median(s) for k, s in per_shape.items() if len(s) >= min_samples
+            },
+            by_route={
+                k: statistics.median(s) for k, s in per_route.items() if len(s) >= min_samples
+            },
             throughput=finished / window_seconds,
         )
+
+    def typical(self, model: str, shape: str, route: str | None = None) -> float | None:
+        """Median seconds of the narrowest trusted group: (model, shape, route) when the route
+        is known, (model, shape), then model; None without a success of the model."""
+        if route is not None:
+            found = self.by_route.get((model, shape, route))
+            if found is not None:
+                return found
+        found = self.by_shape.get((model, shape))
+        if found is not None:
+            return found
+        return self.by_model.get(model)
+
+
+def _medians(groups: dict[_Key, list[float]], min_samples: int) -> dict[_Key, float]:
+    """The median of each group of at least `min_samples` values."""
+    return {k: statistics.median(s) for k, s in groups.items() if len(s) >= min_samples}
 
 
 def progress_at(elapsed: float, expected: float) -> float:
@@ -179,8 +258,11 @@ class Estimator:
                     self._places_at = self.clock()
         return max(NEAR, bisect.bisect_left(self._places, place))
 
-    def typical_seconds(self, latencies: Latencies, model: str) -> float:
-        return latencies.by_model.get(model, self.default_seconds)
+    def typical_seconds(
+        self, latencies: Latencies, model: str, shape: str = "", route: str | None = None
+    ) -> float:
+        found = latencies.typical(model, shape, route)
+        return self.default_seconds if found is None else found
 
     async def estimate(self, task: Task, position: int | Unread | None = UNREAD) -> Estimate:
         """The task's estimate; `position`, when given, is its position read with it."""
@@ -195,10 +277,12 @@ class Estimator:
                 return Estimate()
             return Estimate(
                 queue_position=position,
-                eta_seconds=self._queued_eta(latencies, task.model, position),
+                eta_seconds=self._queued_eta(latencies, task, position),
                 progress=0.0,
             )
-        expected = self._frozen(task, self.typical_seconds(latencies, task.model))
+        # no route: the worker records it only at the finish (see the module's docstring)
+        own = self.typical_seconds(latencies, task.model, shape_of(task.input))
+        expected = self._frozen(task, own)
         started = task.started_at or utcnow()
         elapsed = max(0.0, (utcnow() - started).total_seconds())
         return Estimate(
@@ -206,8 +290,8 @@ class Estimator:
             progress=round(progress_at(elapsed, expected), 4),
         )
 
-    def _queued_eta(self, latencies: Latencies, model: str, position: int) -> float | None:
-        own = self.typical_seconds(latencies, model)
+    def _queued_eta(self, latencies: Latencies, task: Task, position: int) -> float | None:
+        own = self.typical_seconds(latencies, task.model, shape_of(task.input))
         if position == 0:
             return round(own, 1)
         if latencies.throughput <= 0:

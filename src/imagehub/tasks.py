@@ -333,6 +333,8 @@ class Attempt:
     #: "succeeded", or the code of the `TaskError` the call ended with
     outcome: str
     message: str = ""
+    #: the task's latency shape (`estimates.shape_of`): the parameters that change its time
+    shape: str = ""
 
     @property
     def seconds(self) -> float:

@@ -24,6 +24,7 @@ from imagehub.errors import (
     UpstreamConfigError,
     is_storage_fault,
 )
+from imagehub.estimates import shape_of
 from imagehub.imagework import ImageWork
 from imagehub.media import MediaStore
 from imagehub.metrics import Metrics
@@ -629,6 +630,7 @@ def _call(task: Task, route: Route, started: datetime, error: BaseException | No
         finished_at=utcnow(),
         outcome=outcome,
         message=message,
+        shape=shape_of(task.input),
     )
 
 

@@ -11,6 +11,7 @@ from datetime import timedelta
 import httpx
 import pytest
 
+from imagehub.estimates import shape_of
 from imagehub.hub import Hub
 from imagehub.store import MemoryStore
 from imagehub.tasks import Attempt, utcnow
@@ -32,8 +33,9 @@ async def idle(idle_hub: Hub) -> AsyncIterator[httpx.AsyncClient]:
         yield c
 
 
-def journal(hub: Hub, model: str, seconds: float, count: int) -> None:
-    """`count` successful attempts of `model`, each `seconds` long, finished just now."""
+def journal(hub: Hub, model: str, seconds: float, count: int, shape: str = "") -> None:
+    """`count` successful attempts of `model` (of latency `shape`), each `seconds` long,
+    finished just now."""
     assert isinstance(hub.store, MemoryStore)
     end = utcnow()
     hub.store.journal.extend(
@@ -47,13 +49,14 @@ def journal(hub: Hub, model: str, seconds: float, count: int) -> None:
             started_at=end - timedelta(seconds=seconds),
             finished_at=end,
             outcome="succeeded",
+            shape=shape,
         )
         for i in range(count)
     )
 
 
-async def submit(client: httpx.AsyncClient, **headers: str) -> dict:
-    answer = await client.post("/hub/v1/tasks", json=NB, headers=headers)
+async def submit(client: httpx.AsyncClient, body: dict = NB, **headers: str) -> dict:
+    answer = await client.post("/hub/v1/tasks", json=body, headers=headers)
     assert answer.status_code == 202, answer.text
     return answer.json()
 
@@ -84,6 +87,28 @@ async def test_the_eta_of_a_queued_task_comes_from_the_journal(idle, idle_hub):
     journal(idle_hub, "gpt-image-2", 100.0, 0)
     tasks = [await submit(idle) for _ in range(3)]
     assert [(await read(idle, t))["eta_seconds"] for t in tasks] == [10.0, 20.0, 30.0]
+
+
+async def test_one_model_at_two_resolutions_has_two_etas_from_the_journal(idle, idle_hub):
+    def at(resolution: str) -> dict:
+        return {"model": "nano-banana-2", "input": {"prompt": "a fox", "resolution": resolution}}
+
+    big = await submit(idle, at("4K"))
+    default = idle_hub.settings.estimate_default_seconds
+    assert (await read(idle, big))["eta_seconds"] == default  # no journal yet
+    # the journal's rows carry the shape of the tasks' normalized input, as the worker writes it
+    journal(idle_hub, "nano-banana-2", 40.0, 3, shape_of(big["input"]))
+    assert (await read(idle, big))["eta_seconds"] == 40.0
+    assert (await idle.post(f"/hub/v1/tasks/{big['task_id']}/cancel")).status_code == 200
+    small = await submit(idle, at("1K"))
+    assert shape_of(small["input"]) != shape_of(big["input"])
+    assert (await read(idle, small))["eta_seconds"] == 40.0  # its shape unknown: the model's
+    journal(idle_hub, "nano-banana-2", 10.0, 3, shape_of(small["input"]))
+    assert (await read(idle, small))["eta_seconds"] == 10.0
+    # a third shape: the model's median over both (25), behind one task at 6 a window (900 s)
+    other = await submit(idle, at("2K"))
+    assert (await read(idle, other))["queue_position"] == 1
+    assert (await read(idle, other))["eta_seconds"] == 900 / 6 + 25.0
 
 
 async def test_another_tenants_single_task_waits_behind_few_of_a_burst(idle, idle_hub):

@@ -59,6 +59,17 @@ async def test_finish_writes_its_attempt_and_attempts_reads_it_back(store):
     assert back.number == 1
 
 
+async def test_the_latency_shape_round_trips_and_old_rows_read_as_no_shape(store):
+    task = await claimed(store)
+    shaped = call(task, "vertex", ago=2, outcome="upstream_timeout", shape="resolution=4K")
+    plain = call(task, "gemini")
+    done = task.replace(status=TaskStatus.SUCCEEDED, output=output(), finished_at=utcnow())
+    assert await store.finish(done, [shaped, plain])
+    assert [a.shape for a in await store.attempts(task.id)] == ["resolution=4K", ""]
+    recent = await store.recent_attempts(utcnow() - timedelta(minutes=1))
+    assert {(a.route, a.shape) for a in recent} == {("vertex", "resolution=4K"), ("gemini", "")}
+
+
 async def test_a_failover_writes_every_route_call_in_order(store):
     task = await claimed(store)
     first = call(task, "gemini", ago=5, outcome="upstream_timeout", message="slow")

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from imagehub.estimates import NEAR, Estimator, Latencies, progress_at
+from imagehub.catalog import Catalog
+from imagehub.estimates import NEAR, SHAPE_PARAMS, Estimator, Latencies, progress_at, shape_of
 from imagehub.tasks import Attempt, Task, TaskStatus, utcnow
 
 
-def attempt(model: str, seconds: float, outcome: str = "succeeded", route: str = "r") -> Attempt:
+def attempt(
+    model: str, seconds: float, outcome: str = "succeeded", route: str = "r", shape: str = ""
+) -> Attempt:
     end = utcnow()
     return Attempt(
         task_id="t",
@@ -20,6 +23,7 @@ def attempt(model: str, seconds: float, outcome: str = "succeeded", route: str =
         started_at=end - timedelta(seconds=seconds),
         finished_at=end,
         outcome=outcome,
+        shape=shape,
     )
 
 
@@ -43,8 +47,77 @@ def test_latencies_are_medians_of_successes_and_the_rate_counts_every_finish():
         window_seconds=50,
     )
     assert latencies.by_model == {"m": 20.0, "n": 4.0}
-    assert latencies.by_route == {("m", "r"): 20.0, ("m", "s"): 20.0, ("n", "r"): 4.0}
+    assert latencies.by_shape == {("m", ""): 20.0}  # 3 successes: "n" has too few
+    assert latencies.by_route == {}  # no (model, shape, route) has 3 successes
     assert latencies.throughput == 5 / 50
+
+
+def test_the_shape_is_the_latency_parameters_by_name_whatever_their_order():
+    assert shape_of({"prompt": "a", "resolution": "4K", "num_images": 2, "seed": 7}) == (
+        "num_images=2;resolution=4K"
+    )
+    assert shape_of({"resolution": "4K", "num_images": 2}) == shape_of(
+        {"num_images": 2, "resolution": "4K"}
+    )
+    assert shape_of({"quality": "low", "image_size": {"width": 1024, "height": 1536}}) == (
+        "image_size=1024x1536;quality=low"
+    )
+    assert shape_of({"enable_web_search": True, "thinking_level": None}) == "enable_web_search=true"
+    assert shape_of({"prompt": "a lighthouse"}) == ""
+    assert shape_of({"resolution": "1K"}) != shape_of({"resolution": "2K"})
+
+
+def test_every_shape_parameter_is_a_catalog_parameter_and_the_size_ones_are_in():
+    taken = {p.name for model in Catalog.load() for p in model.params}
+    assert set(SHAPE_PARAMS) <= taken
+    assert {"resolution", "quality", "image_size", "num_images"} <= set(SHAPE_PARAMS)
+
+
+def test_the_typical_time_narrows_to_the_shape_and_route_only_with_enough_samples():
+    big, small = "resolution=4K", "resolution=1K"
+    rows = [attempt("m", 40, shape=big, route="a") for _ in range(3)]
+    rows += [attempt("m", 80, shape=big, route="b") for _ in range(2)]
+    rows += [attempt("m", 10, shape=small, route="a") for _ in range(2)]
+    latencies = Latencies.of(rows, window_seconds=900)
+    estimator = Estimator(no_journal, Queue(1), default_seconds=30)
+    # (model, shape, route) with 3 samples
+    assert estimator.typical_seconds(latencies, "m", big, "a") == 40
+    # route "b" has 2 samples only: its shape's median over every route (40, 40, 40, 80, 80)
+    assert estimator.typical_seconds(latencies, "m", big, "b") == 40
+    assert estimator.typical_seconds(latencies, "m", big) == 40
+    # the 1K shape has 2 samples only: the model's median over every shape and route
+    assert estimator.typical_seconds(latencies, "m", small, "a") == 40
+    assert estimator.typical_seconds(latencies, "m", "never=seen") == 40
+    # a model without a success: the default
+    assert estimator.typical_seconds(latencies, "other", big, "a") == 30
+    rows += [attempt("m", 10, shape=small, route="a")]  # the third 1K sample: trusted now
+    assert estimator.typical_seconds(Latencies.of(rows, 900), "m", small) == 10
+
+
+async def test_two_running_tasks_of_one_model_and_other_shapes_expect_other_times():
+    rows = [attempt("m", 40, shape="resolution=4K") for _ in range(3)]
+    rows += [attempt("m", 10, shape="resolution=1K") for _ in range(3)]
+
+    async def journal(since: object) -> list[Attempt]:
+        return rows
+
+    estimator = Estimator(journal, Queue(1))
+    started = utcnow() - timedelta(seconds=5)
+    running = Task(
+        id="big",
+        tenant_id="x",
+        model="m",
+        input={"resolution": "4K"},
+        status=TaskStatus.RUNNING,
+        attempts=1,
+        started_at=started,
+    )
+    big = await estimator.estimate(running)
+    small = await estimator.estimate(running.replace(id="small", input={"resolution": "1K"}))
+    assert big.progress is not None and small.progress is not None
+    assert abs(big.progress - 5 / 40) < 0.02 and abs(small.progress - 5 / 10) < 0.05
+    assert big.eta_seconds is not None and small.eta_seconds is not None
+    assert big.eta_seconds > small.eta_seconds
 
 
 class Queue:

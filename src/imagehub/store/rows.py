@@ -31,7 +31,8 @@ DELIVERY_COLUMNS = (
 )
 SECRET_COLUMNS = "tenant_id, secret, created_at, expires_at"
 ATTEMPT_COLUMNS = (
-    "task_id, tenant_id, number, model, route, provider, started_at, finished_at, outcome, message"
+    "task_id, tenant_id, number, model, route, provider, started_at, finished_at, outcome, "
+    "message, shape"
 )
 
 TASK_FIELDS = TASK_COLUMNS.split(", ")
@@ -255,6 +256,7 @@ def attempt_row(a: Attempt) -> dict[str, Any]:
         "finished_at": ts(a.finished_at),
         "outcome": a.outcome,
         "message": a.message,
+        "shape": a.shape,
     }
 
 
@@ -270,4 +272,5 @@ def attempt_from_row(row: Row) -> Attempt:
         finished_at=_at(row[7]),
         outcome=row[8],
         message=row[9],
+        shape=row[10],
     )

@@ -146,6 +146,8 @@ _STEPS: list[str] = [
         last_fair {real} NOT NULL DEFAULT 0
     )
 """,
+    # the latency shape of each journal row (estimates.shape_of): ETAs per model and shape
+    "ALTER TABLE attempts ADD COLUMN shape TEXT NOT NULL DEFAULT ''",
 ]
 
 #: the schema version this hub needs
