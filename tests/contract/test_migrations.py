@@ -68,6 +68,31 @@ async def test_sqlite_upgrades_a_first_release_database_in_place(tmp_path: Path)
     assert "tasks_owner" in indexes
 
 
+async def test_sqlite_journal_rows_from_before_the_shape_step_read_as_no_shape(tmp_path: Path):
+    path = tmp_path / "imagehub.db"
+    steps = sqlite_backend.MIGRATIONS
+    [before] = [n for n, step in enumerate(steps) if "attempts ADD COLUMN shape" in step]
+    conn = sqlite3.connect(path)
+    for step in steps[:before]:  # the schema just before the step that adds the shape
+        conn.executescript(step)
+    conn.execute(f"PRAGMA user_version = {before}")
+    conn.execute(
+        "INSERT INTO attempts (task_id, tenant_id, number, model, route, provider, started_at, "
+        "finished_at, outcome) VALUES ('tsk_old', 't1', 1, 'nano-banana', 'r', 'demo', 1.0, 3.5, "
+        "'succeeded')"
+    )
+    conn.commit()
+    conn.close()
+    store = SQLiteStore(path)
+    await store.open()
+    try:
+        [old] = await store.attempts("tsk_old")
+    finally:
+        await store.close()
+    assert (old.shape, old.seconds, old.route) == ("", 2.5, "r")
+    assert sqlite_version(path)[0] == len(steps)
+
+
 # -- PostgreSQL
 
 
