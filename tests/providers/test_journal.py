@@ -34,6 +34,8 @@ async def test_a_failover_journals_each_route_call_of_the_attempt(
     ]
     assert all(c.task_id == task.id and c.tenant_id == TENANT for c in calls)
     assert all(c.model == "nano-banana" and c.seconds >= 0 for c in calls)
+    # the latency shape of the normalized input: nano-banana's only one is num_images
+    assert [c.shape for c in calls] == ["num_images=1", "num_images=1"]
     assert "overloaded" in calls[0].message
     assert calls[0].finished_at <= calls[1].started_at
 
