@@ -70,8 +70,6 @@ SHAPE_PARAMS = (
     "resolution",
     "thinking_level",
 )
-_Key = TypeVar("_Key")
-
 #: the successful attempts a (model, shape) or (model, shape, route) group needs before its
 #: median is trusted over the wider group's
 MIN_SAMPLES = 3
@@ -160,12 +158,8 @@ class Latencies:
                 per_route[(attempt.model, attempt.shape, attempt.route)].append(seconds)
         return cls(
             by_model={m: statistics.median(s) for m, s in per_model.items()},
-            by_shape={
-                k: statistics.median(s) for k, s in per_shape.items() if len(s) >= min_samples
-            },
-            by_route={
-                k: statistics.median(s) for k, s in per_route.items() if len(s) >= min_samples
-            },
+            by_shape=_medians(per_shape, min_samples),
+            by_route=_medians(per_route, min_samples),
             throughput=finished / window_seconds,
         )
 
@@ -180,6 +174,9 @@ class Latencies:
         if found is not None:
             return found
         return self.by_model.get(model)
+
+
+_Key = TypeVar("_Key")
 
 
 def _medians(groups: dict[_Key, list[float]], min_samples: int) -> dict[_Key, float]:
