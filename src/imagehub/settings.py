@@ -69,7 +69,7 @@ class Settings(BaseSettings):
     estimate_window_seconds: float = Field(
         900.0,
         description="How far back the attempts journal is read for the typical time of each "
-        "model and the rate tasks finish at (progress and ETA estimates).",
+        "model and latency shape and the rate tasks finish at (progress and ETA estimates).",
         gt=0,
     )
     estimate_refresh_seconds: float = Field(
