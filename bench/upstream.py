@@ -439,7 +439,8 @@ async def _submit_all(port: int, auth: dict[str, str], count: int) -> list[str]:
             ids.append(task["task_id"])
         conn.close()
 
-    await asyncio.gather(*(client() for _ in range(64)))
+    # 16 long-polls at once: a key may hold 32 (IMAGEHUB_MAX_STREAMS_PER_KEY)
+    await asyncio.gather(*(client() for _ in range(16)))
     return ids
 
 
@@ -487,7 +488,8 @@ async def _collect(port: int, auth: dict[str, str], ids: list[str]) -> int:
             succeeded += task["status"] == "succeeded"
         conn.close()
 
-    await asyncio.gather(*(client() for _ in range(64)))
+    # 16 long-polls at once: a key may hold 32 (IMAGEHUB_MAX_STREAMS_PER_KEY)
+    await asyncio.gather(*(client() for _ in range(16)))
     return succeeded
 
 
