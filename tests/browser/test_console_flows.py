@@ -57,19 +57,6 @@ def server(tmp_path_factory: pytest.TempPathFactory, gemini: FakeUpstream) -> It
     hub.stop()
 
 
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    import threading
-
-    r = Receiver()
-    thread = threading.Thread(target=r.httpd.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    yield r
-    r.release()
-    r.httpd.shutdown()
-    r.httpd.server_close()
-
-
 def submit(api: httpx.Client, model: str, **extra: Any) -> str:
     answer = api.post("/hub/v1/tasks", json={"model": model, "input": {"prompt": "a fox"}, **extra})
     assert answer.status_code in (200, 201, 202), answer.text

@@ -8,23 +8,7 @@ import pytest
 
 from imagehub.cli.display import ProgressBar, describe
 from imagehub.schemas import TaskOut
-
-TASK = {
-    "task_id": "tsk_1",
-    "model": "nano-banana",
-    "status": "queued",
-    "ready": False,
-    "input": {"prompt": "x"},
-    "output": None,
-    "error": None,
-    "provider": None,
-    "warnings": [],
-    "attempts": 0,
-    "metadata": None,
-    "created_at": "2026-01-01T00:00:00.000Z",
-    "started_at": None,
-    "finished_at": None,
-}
+from tests.sdk.test_client_unit import TASK
 
 
 class Terminal(io.StringIO):
