@@ -92,14 +92,22 @@ _random = _RandomBytes()
 
 
 def new_id(prefix: str) -> str:
-    """An id with 130 random bits: 22 base-62 characters after the prefix."""
-    # 256 random bits at once, not 22 draws (each secrets.choice reads the OS's random source)
-    number = int.from_bytes(_random.take(32), "big")
-    chars = []
-    for _ in range(22):
-        number, digit = divmod(number, 62)
-        chars.append(_ALPHABET[digit])
-    return prefix + "".join(chars)
+    """An id with 131 random bits: 22 base-62 characters after the prefix."""
+    while True:
+        # each byte under 248 (4 x 62) is one character, uniformly; the few others are dropped
+        chars = _random.take(32).translate(_BASE62, _OVER)
+        if len(chars) >= _ID_CHARS:
+            return prefix + chars[:_ID_CHARS].decode("ascii")
+
+
+def random_hex(size: int) -> str:
+    """`size` random bytes as hex, from the same bulk reads as the ids."""
+    return _random.take(size).hex()
+
+
+_ID_CHARS = 22
+_BASE62 = bytes(ord(_ALPHABET[b % 62]) for b in range(248)) + bytes(8)
+_OVER = bytes(range(248, 256))
 
 
 @dataclass(frozen=True, slots=True)

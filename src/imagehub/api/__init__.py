@@ -22,6 +22,7 @@ from imagehub.api import (
     webhooks,
 )
 from imagehub.api.errors import BodyLimit, HostRequired, NoNulBytes, install_error_handlers
+from imagehub.api.hot import HotRoutes
 from imagehub.api.observe import Observe
 from imagehub.api.responses import JSONBody
 from imagehub.hub import Hub
@@ -59,6 +60,8 @@ def create_app(settings: Settings | None = None, *, hub: Hub | None = None) -> F
         default_response_class=JSONBody,
     )
     install_error_handlers(app)
+    # innermost: the hot routes see the body limits and request ids of every other route
+    app.add_middleware(HotRoutes, routes=(*tasks.hot, *openai_images.hot))
     app.add_middleware(
         BodyLimit, max_bytes=settings.max_body_bytes, timeout=settings.body_timeout_seconds
     )

@@ -15,7 +15,7 @@ from imagehub.settings import Settings
 from imagehub.tenancy.accounts import Accounts
 from imagehub.tenancy.types import ApiKey
 
-_bearer = HTTPBearer(auto_error=False, description="An imagehub API key.")
+bearer = HTTPBearer(auto_error=False, description="An imagehub API key.")
 
 
 # async on purpose: FastAPI runs a plain `def` dependency in a worker thread, a hop per request
@@ -48,7 +48,7 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 # resolves costs tens of microseconds on the event loop, per request
 async def get_caller(
     request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> ApiKey:
     if credentials is None or not credentials.credentials:
         raise Unauthorized()

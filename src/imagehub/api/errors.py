@@ -7,7 +7,7 @@ import json
 import logging
 import re
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 from fastapi import FastAPI, Request
@@ -214,15 +214,28 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(body, status_code=500)
 
 
-def install_error_handlers(app: FastAPI) -> None:
-    app.add_exception_handler(HubError, _hub_error)
-    app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(HTTPException, _http_error)
+_HANDLERS: dict[type[Exception], Callable[[Request, Exception], Awaitable[Response]]] = {
+    HubError: _hub_error,
+    RequestValidationError: _validation_error,
+    HTTPException: _http_error,
     # storage errors by class: a handler for `Exception` itself answers, then re-raises
-    app.add_exception_handler(OSError, _storage_error)
-    app.add_exception_handler(sqlite3.Error, _storage_error)
-    app.add_exception_handler(ClientDisconnect, _disconnected)
-    app.add_exception_handler(Exception, _unexpected)
+    OSError: _storage_error,
+    sqlite3.Error: _storage_error,
+    ClientDisconnect: _disconnected,
+    Exception: _unexpected,
+}
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    for kind, handler in _HANDLERS.items():
+        app.add_exception_handler(kind, handler)
+
+
+async def answer_error(request: Request, exc: Exception) -> Response:
+    """The answer the handlers above give `exc` (the nearest class's), for the routes that
+    FastAPI does not run (`imagehub.api.hot`)."""
+    handler = next(_HANDLERS[kind] for kind in type(exc).__mro__ if kind in _HANDLERS)
+    return await handler(request, exc)
 
 
 class BodyLimit:

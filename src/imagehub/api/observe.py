@@ -8,10 +8,10 @@ continues the client's W3C `traceparent` when it sends one.
 from __future__ import annotations
 
 import re
-import secrets
 from typing import TYPE_CHECKING
 
 from imagehub import logs
+from imagehub.tasks import random_hex
 from imagehub.tracing import Span, Tracing
 
 if TYPE_CHECKING:
@@ -25,7 +25,7 @@ def request_id(value: bytes | None) -> str:
     """The client's id when it is sane, else a new one (32 hex digits)."""
     if value is not None and _SANE.fullmatch(value):
         return value.decode("ascii")
-    return secrets.token_hex(16)
+    return random_hex(16)
 
 
 class Observe:

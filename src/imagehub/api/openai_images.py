@@ -14,12 +14,13 @@ from fastapi import APIRouter, Header, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.routing import APIRoute
+from pydantic import TypeAdapter
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 from starlette.types import Receive, Scope, Send
 
 from imagehub.api import openai_wire
-from imagehub.api.deps import BaseUrlDep, CallerDep, HubDep
+from imagehub.api.deps import BaseUrlDep, CallerDep, HubDep, bearer, get_base_url, get_caller
 from imagehub.api.errors import (
     body_schema,
     parse_body,
@@ -27,6 +28,7 @@ from imagehub.api.errors import (
     storage_unavailable,
     validation_error,
 )
+from imagehub.api.hot import HotRoute, checked
 from imagehub.api.responses import JSONBody
 from imagehub.errors import (
     HubError,
@@ -58,22 +60,27 @@ class OpenAIEndpoint(APIRoute):
         async def answer(request: Request) -> Response:
             try:
                 return await handler(request)
-            except HubError as exc:
-                return _error(exc)
-            except RequestValidationError as exc:  # a header or query FastAPI checked
-                return _error(validation_error(exc))
-            except HTTPException as exc:  # a body over the size cap, a malformed form
-                if exc.status_code == 413:
-                    return _error(PayloadTooLarge(str(exc.detail)))
-                return _error(InvalidInput.one(["body"], str(exc.detail), "malformed"))
             except Exception as exc:
-                if error := storage_unavailable(request, exc):
-                    return _error(error)
-                log.exception("unhandled error on %s %s", request.method, request.url.path)
-                body = openai_wire.error_body("The hub failed to answer.", "server_error", None)
-                return JSONResponse(body, status_code=500)
+                return await openai_error(request, exc)
 
         return answer
+
+
+async def openai_error(request: Request, exc: Exception) -> Response:
+    """Any error of these routes, in OpenAI's error shape."""
+    if isinstance(exc, HubError):
+        return _error(exc)
+    if isinstance(exc, RequestValidationError):  # a header or query FastAPI checked
+        return _error(validation_error(exc))
+    if isinstance(exc, HTTPException):  # a body over the size cap, a malformed form
+        if exc.status_code == 413:
+            return _error(PayloadTooLarge(str(exc.detail)))
+        return _error(InvalidInput.one(["body"], str(exc.detail), "malformed"))
+    if error := storage_unavailable(request, exc):
+        return _error(error)
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    body = openai_wire.error_body("The hub failed to answer.", "server_error", None)
+    return JSONResponse(body, status_code=500)
 
 
 endpoints = APIRouter(prefix="/v1/images", tags=["OpenAI-compatible"], route_class=OpenAIEndpoint)
@@ -292,6 +299,23 @@ class PartsResponse(Response):
 
 def _files(task: Task) -> list[OutputImage]:
     return list(task.output.images) if task.output else []
+
+
+async def _hot_generations(request: Request) -> Response:
+    """`create_image` as `imagehub.api.hot` runs it: its dependencies resolved here."""
+    caller = await get_caller(request, await bearer(request))
+    key = request.headers.get("idempotency-key")
+    return await create_image(
+        request,
+        request.state.hub,
+        caller,
+        await get_base_url(request),
+        idempotency_key=checked(_IDEMPOTENCY_KEY, key, ("header", "Idempotency-Key")),
+    )
+
+
+_IDEMPOTENCY_KEY: TypeAdapter[str | None] = TypeAdapter(IdempotencyHeader)
+hot = (HotRoute("POST", "/v1/images/generations", _hot_generations, openai_error),)
 
 
 def _error(exc: HubError) -> JSONResponse:

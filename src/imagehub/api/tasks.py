@@ -8,9 +8,20 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
+from pydantic import TypeAdapter
 
-from imagehub.api.deps import AccountsDep, BaseUrlDep, CallerDep, CursorQuery, HubDep
-from imagehub.api.errors import body_schema, parse_body
+from imagehub.api.deps import (
+    AccountsDep,
+    BaseUrlDep,
+    CallerDep,
+    CursorQuery,
+    HubDep,
+    bearer,
+    get_base_url,
+    get_caller,
+)
+from imagehub.api.errors import answer_error, body_schema, parse_body
+from imagehub.api.hot import HotRoute, checked, model_response, sub_response
 from imagehub.api.responses import json_bytes
 from imagehub.estimates import Progress
 from imagehub.hub import Hub
@@ -37,6 +48,7 @@ _ERRORS: dict[int | str, dict[str, object]] = {
 WaitQuery = Annotated[
     float, Query(ge=0, le=60, description="Long-poll: hold the answer up to this many seconds.")
 ]
+IdempotencyKey = Annotated[str | None, Header(max_length=255)]
 
 
 @endpoints.post(
@@ -59,7 +71,7 @@ async def submit_task(
     caller: CallerDep,
     base_url: BaseUrlDep,
     prefer: Annotated[str | None, Header(description="wait=N (N <= 60) holds the answer")] = None,
-    idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> TaskOut:
     """Validate and queue a task; 202 with the task, or 200 when replayed or ready."""
     body = parse_body(await request.body(), TaskCreate)
@@ -207,3 +219,46 @@ def _frame(task: TaskOut) -> str:
     event = "done" if task.ready else "task"
     data = json_bytes(task.model_dump(), ascii_only=True).decode("ascii")
     return f"event: {event}\nid: {task.status}-{task.attempts}\ndata: {data}\n\n"
+
+
+# -- the hot routes (`imagehub.api.hot`): the endpoints above, their dependencies resolved here
+
+_IDEMPOTENCY_KEY: TypeAdapter[str | None] = TypeAdapter(IdempotencyKey)
+_WAIT: TypeAdapter[float] = TypeAdapter(WaitQuery)
+
+
+async def _hot_submit(request: Request) -> Response:
+    caller = await get_caller(request, await bearer(request))
+    key = request.headers.get("idempotency-key")
+    response = sub_response()
+    task = await submit_task(
+        request,
+        response,
+        request.state.hub,
+        request.state.accounts,
+        caller,
+        await get_base_url(request),
+        prefer=request.headers.get("prefer"),
+        idempotency_key=checked(_IDEMPOTENCY_KEY, key, ("header", "idempotency-key")),
+    )
+    return model_response(task, response, 202)
+
+
+async def _hot_get(request: Request) -> Response:
+    caller = await get_caller(request, await bearer(request))
+    wait = request.query_params.get("wait")
+    task = await get_task(
+        request.path_params["task_id"],
+        request.state.hub,
+        request.state.accounts,
+        caller,
+        await get_base_url(request),
+        wait=0 if wait is None else checked(_WAIT, wait, ("query", "wait")),
+    )
+    return model_response(task, sub_response(), 200)
+
+
+hot = (
+    HotRoute("POST", "/hub/v1/tasks", _hot_submit, answer_error),
+    HotRoute("GET", "/hub/v1/tasks/{task_id}", _hot_get, answer_error),
+)

@@ -56,6 +56,10 @@ class Answer:
     content: bytes
 
 
+#: request bodies up to this size are sent as bytes (see `UpstreamHTTP.request`)
+_INLINE_BODY_BYTES = 64 * 1024
+
+
 class UpstreamHTTP:
     """One pooled HTTP client session for one route, with its errors classified.
 
@@ -116,8 +120,10 @@ class UpstreamHTTP:
         if files is not None or data is not None:
             body = _form(data or {}, files or [])
         elif json_body is not None:
-            # a stream, not bytes: aiohttp writes large bytes in one go, holding the event loop
-            body = BytesIO(orjson.dumps(json_body))
+            raw = orjson.dumps(json_body)
+            # a large body as a stream: aiohttp writes bytes in one go, holding the event loop;
+            # a small one as bytes, sent with the headers in one write
+            body = raw if len(raw) <= _INLINE_BODY_BYTES else BytesIO(raw)
             headers = {**(headers or {}), "Content-Type": "application/json"}
         try:
             async with self._client().request(
