@@ -282,6 +282,13 @@ async def test_the_write_ahead_log_is_checkpointed_on_the_writer_thread(
     await connector.execute("INSERT INTO item (name) VALUES ('last')")  # after the last one
     checkpoints = [thread for thread, sql in trace.since(mark) if "wal_checkpoint" in sql]
     assert checkpoints and set(checkpoints) == {"imagehub-sqlite-writer"}
+    # the writer thread's connection still commits (a checkpoint left no statement running)
+    release, held = await _held(connector)
+    write = asyncio.ensure_future(connector.transaction(_insert("after")))
+    await asyncio.sleep(0.02)
+    release.set()
+    assert await write == "after"
+    await held
 
 
 # ---------------------------------------------------------------- the wait path

@@ -199,7 +199,7 @@ class SQLiteConnector:
         """Queue a checkpoint of the write-ahead log for the writer thread (the loop's
         connection makes none itself: one can take milliseconds)."""
         checkpoint = self._submit(
-            lambda conn: conn.execute("PRAGMA wal_checkpoint(PASSIVE)"), alone=True
+            lambda conn: conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall(), alone=True
         )
         checkpoint.add_done_callback(lambda done: done.exception())  # a failed one: no matter
 
