@@ -282,12 +282,20 @@ async def test_the_write_ahead_log_is_checkpointed_on_the_writer_thread(
     await connector.execute("INSERT INTO item (name) VALUES ('last')")  # after the last one
     checkpoints = [thread for thread, sql in trace.since(mark) if "wal_checkpoint" in sql]
     assert checkpoints and set(checkpoints) == {"imagehub-sqlite-writer"}
-    # the writer thread's connection still commits (a checkpoint left no statement running)
+
+
+async def test_a_checkpoint_leaves_no_statement_running_on_the_writer_thread(
+    connector: SQLiteConnector, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A transaction in the same batch as a checkpoint, after it, still commits."""
     release, held = await _held(connector)
-    write = asyncio.ensure_future(connector.transaction(_insert("after")))
+    monkeypatch.setattr("imagehub.store.sqlite.CHECKPOINT_EVERY", 1)
+    before = asyncio.ensure_future(connector.transaction(_insert("before")))
+    await asyncio.sleep(0.02)  # handed over, and a checkpoint queued after it
+    after = asyncio.ensure_future(connector.transaction(_insert("after")))
     await asyncio.sleep(0.02)
     release.set()
-    assert await write == "after"
+    assert (await before, await after) == ("before", "after")
     await held
 
 
