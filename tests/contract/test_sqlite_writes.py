@@ -212,6 +212,93 @@ async def test_point_reads_run_on_the_event_loop_without_a_hop(
     ]
 
 
+async def test_at_rest_a_turns_writes_run_on_the_loop_in_one_transaction(
+    connector: SQLiteConnector, trace: Trace
+) -> None:
+    mark = trace.mark()
+    a, failed, c = await asyncio.gather(
+        connector.transaction(_insert("a")),
+        connector.transaction(_insert("b", then_fail=True)),
+        connector.execute("INSERT INTO item (name) VALUES ('c')"),
+        return_exceptions=True,
+    )
+    assert (a, c) == ("a", 1)
+    assert isinstance(failed, ValueError)
+    statements = trace.since(mark)
+    assert {thread for thread, _ in statements} == {threading.current_thread().name}
+    assert _commits(statements) == 1
+    assert await _names(connector) == ["a", "a-2", "c"]
+
+
+async def test_a_write_lock_held_elsewhere_is_waited_for_on_the_writer_thread_not_the_loop(
+    connector: SQLiteConnector, tmp_path: Path, trace: Trace
+) -> None:
+    other = sqlite3.connect(tmp_path / "hub.db", isolation_level=None)  # another process
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        mark = trace.mark()
+        write = asyncio.ensure_future(connector.execute("INSERT INTO item (name) VALUES ('w')"))
+        ticks = 0
+        while not write.done() and ticks < 10:  # the loop runs on while the write waits
+            await asyncio.sleep(0.01)
+            ticks += 1
+        assert not write.done() and ticks == 10
+        other.execute("COMMIT")
+        assert await write == 1
+        inserts = [thread for thread, sql in trace.since(mark) if sql.startswith("INSERT")]
+        assert inserts == ["imagehub-sqlite-writer"]
+    finally:
+        other.close()
+    # the writer thread has answered: the next writes run on the loop again
+    mark = trace.mark()
+    await connector.execute("INSERT INTO item (name) VALUES ('x')")
+    assert {thread for thread, _ in trace.since(mark)} == {threading.current_thread().name}
+
+
+async def test_writes_never_overtake_those_still_on_the_writer_thread(
+    connector: SQLiteConnector,
+) -> None:
+    release, held = await _held(connector)
+    first = asyncio.ensure_future(connector.execute("INSERT INTO item (name) VALUES ('one')"))
+    await asyncio.sleep(0.02)  # its own turn: handed to the (held) writer thread
+    second = asyncio.ensure_future(
+        connector.execute("UPDATE item SET name = 'two' WHERE name = 'one'")
+    )
+    await asyncio.sleep(0.02)
+    assert not second.done(), "the update waits for the insert before it"
+    release.set()
+    assert (await first, await second) == (1, 1)
+    await held
+    assert await _names(connector) == ["two"]
+
+
+async def test_the_write_ahead_log_is_checkpointed_on_the_writer_thread(
+    connector: SQLiteConnector, trace: Trace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("imagehub.store.sqlite.CHECKPOINT_EVERY", 4)
+    mark = trace.mark()
+    for i in range(12):
+        await connector.execute("INSERT INTO item (name) VALUES (:n)", {"n": f"n{i}"})
+    await connector.execute("INSERT INTO item (name) VALUES ('last')")  # after the last one
+    checkpoints = [thread for thread, sql in trace.since(mark) if "wal_checkpoint" in sql]
+    assert checkpoints and set(checkpoints) == {"imagehub-sqlite-writer"}
+
+
+async def test_a_checkpoint_leaves_no_statement_running_on_the_writer_thread(
+    connector: SQLiteConnector, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A transaction in the same batch as a checkpoint, after it, still commits."""
+    release, held = await _held(connector)
+    monkeypatch.setattr("imagehub.store.sqlite.CHECKPOINT_EVERY", 1)
+    before = asyncio.ensure_future(connector.transaction(_insert("before")))
+    await asyncio.sleep(0.02)  # handed over, and a checkpoint queued after it
+    after = asyncio.ensure_future(connector.transaction(_insert("after")))
+    await asyncio.sleep(0.02)
+    release.set()
+    assert (await before, await after) == ("before", "after")
+    await held
+
+
 # ---------------------------------------------------------------- the wait path
 
 
