@@ -34,15 +34,19 @@ class InputImage:
     height: int
 
 
+#: base64 text as an upstream sent it: a str its JSON parser made, or a view of the bytes read
+Base64 = str | memoryview
+
+
 @dataclass(frozen=True, slots=True)
 class GeneratedImage:
     """Bytes as the provider returned them; the worker transcodes and measures them."""
 
     data: bytes
     content_type: str
-    #: the upstream's own base64 of `data`, when it sent base64: a `data:` URI reuses it
-    #: rather than encoding megabytes again
-    base64: str | memoryview | None = None
+    #: the upstream's own base64 of `data`, when it sent base64: a `data:` URI (or a `b64_json`
+    #: answer) reuses it rather than encoding megabytes again
+    base64: Base64 | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +108,11 @@ def b64(data: bytes) -> str:
 def b64_bytes(data: bytes) -> bytes:
     """Base64 as bytes, for bodies built as bytes (no str made of megabytes on the way)."""
     return pybase64.b64encode(data)
+
+
+def base64_bytes(text: Base64) -> bytes | memoryview:
+    """An upstream's base64 as bytes for a body: a view of the bytes read stays one."""
+    return text.encode("ascii") if isinstance(text, str) else text
 
 
 def b64_length(size: int) -> int:

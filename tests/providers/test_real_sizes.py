@@ -164,16 +164,12 @@ async def api(upstream: FakeUpstream) -> AsyncIterator[tuple[Hub, httpx.AsyncCli
             yield hub, client
 
 
-async def test_b64_json_answers_splice_the_stored_bytes(api, no_encoding, monkeypatch):
+async def test_b64_json_answers_splice_the_upstreams_own_base64(api, no_encoding, monkeypatch):
+    """The task finished in this process while the answer waited: the upstream's base64 is
+    sent as it came, neither the files read back nor anything encoded."""
     hub, client = api
-    spliced: list[int] = []
-    real = imaging.b64_bytes
-
-    def counting(data: bytes) -> bytes:
-        spliced.append(len(data))
-        return real(data)
-
-    monkeypatch.setattr("imagehub.api.openai_wire.b64_bytes", counting)
+    encoded: list[int] = []
+    monkeypatch.setattr(imaging, "b64_bytes", lambda data: encoded.append(len(data)) or b"")
     response = await client.post(
         "/v1/images/generations",
         json={"model": "gpt-image-2", "prompt": "big", "n": 2, "response_format": "b64_json"},
@@ -183,8 +179,36 @@ async def test_b64_json_answers_splice_the_stored_bytes(api, no_encoding, monkey
     body = orjson.loads(response.content)
     assert [base64.b64decode(d["b64_json"]) for d in body["data"]] == [PNG_4K, PNG_4K]
     assert body["size"] == "3840x2160" and body["output_format"] == "png"
-    assert spliced == [len(PNG_4K), len(PNG_4K)]  # one base64 encoding per image, no more
-    assert not hub.work.calls
+    assert encoded == [] and not hub.work.calls
+
+
+async def test_a_replayed_b64_json_answer_encodes_the_stored_files(
+    api, upstream, no_encoding, monkeypatch
+):
+    """No upstream answer at hand (the task finished before this request): the stored files
+    are read and encoded, once per image."""
+    _, client = api
+    encoded: list[int] = []
+    real = imaging.b64_bytes
+
+    def counting(data: bytes) -> bytes:
+        encoded.append(len(data))
+        return real(data)
+
+    monkeypatch.setattr(imaging, "b64_bytes", counting)
+    request = {"model": "gpt-image-2", "prompt": "big", "n": 2, "response_format": "b64_json"}
+    first = await client.post(
+        "/v1/images/generations", json=request, headers={"Idempotency-Key": "k1"}
+    )
+    assert first.status_code == 200 and encoded == []
+    again = await client.post(
+        "/v1/images/generations", json=request, headers={"Idempotency-Key": "k1"}
+    )
+    assert again.status_code == 200, again.text
+    assert again.headers["x-imagehub-task-id"] == first.headers["x-imagehub-task-id"]
+    assert again.content == first.content
+    assert encoded == [len(PNG_4K), len(PNG_4K)]
+    assert len(upstream.seen) == 1
 
 
 async def test_native_sync_mode_answer_carries_the_upstreams_base64(api, no_encoding):
