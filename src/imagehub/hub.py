@@ -358,14 +358,15 @@ class Hub:
                     if task is None:
                         raise NotFound(f"no task {task_id!r}")
                 remaining = deadline - loop.time()
-                if task.ready or remaining <= 0:
-                    return await self._delivered(task)
-                # the poll covers changes made by other processes
-                await _woken(changed, min(remaining, self.settings.poll_seconds))
-                # finished in this process: the wake-up carries the task; otherwise read it
-                task = changed.task
-                if base64 is not None:
+                if not task.ready and remaining > 0:
+                    # the poll covers changes made by other processes
+                    await _woken(changed, min(remaining, self.settings.poll_seconds))
+                    # finished in this process: the wake-up carries the task; else read it
+                    task = changed.task
+                if base64 is not None:  # also when it finished here while it was read
                     base64.update(changed.base64)
+                if task is not None and (task.ready or remaining <= 0):
+                    return await self._delivered(task)
 
     async def events(self, tenant_id: str, task_id: str) -> AsyncIterator[Task | Progress]:
         """The task on every change (a partial image stored included), ending with the ready

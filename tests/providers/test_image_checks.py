@@ -137,7 +137,7 @@ BIG = _image("PNG", (600, 400))  # base64 long enough to be cut out of the JSON
 
 async def test_lifted_base64_decodes_from_the_bytes_read():
     text = base64.b64encode(BIG)
-    body = bytearray(b'{"data": [{"b64_json" : "' + text + b'"}], "usage": {}}')
+    body = b'{"data": [{"b64_json" : "' + text + b'"}], "usage": {}}'
     payload = _lifted(body)
     assert isinstance(payload, memoryview)  # a view of the bytes read, no str made
     image = await decode_b64_image(payload, "route")

@@ -236,7 +236,7 @@ class FalProvider(HTTPProvider):
             raise UpstreamUnavailable(
                 f"{self.name}'s result image could not be downloaded (HTTP {response.status_code})"
             )
-        data = bytes(response.content)  # read capped: bytes already, not copied
+        data = response.content
         ctype = await asyncio.to_thread(check_image, data, self.name)
         return GeneratedImage(data=data, content_type=ctype)
 

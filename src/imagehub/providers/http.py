@@ -42,8 +42,6 @@ from imagehub.providers.sse import Event, EventDecoder
 _DETAIL_CHARS = 300
 _CONNECT_SECONDS = 10.0
 _CHUNK_BYTES = 256 * 1024
-#: answers from this size on are read into one buffer, without aiohttp's joins
-_WHOLE_BYTES = 256 * 1024
 #: (field name, (file name, bytes, content type)) of a multipart body
 Files = list[tuple[str, tuple[str, bytes, str]]]
 
@@ -55,8 +53,7 @@ class Answer:
     status_code: int
     #: case-insensitive
     headers: Mapping[str, str]
-    #: a large answer is read into one buffer (see `_read_whole`)
-    content: bytes | bytearray
+    content: bytes
 
 
 class UpstreamHTTP:
@@ -126,7 +123,6 @@ class UpstreamHTTP:
             async with self._client().request(
                 method, url, headers=headers, data=body, allow_redirects=False
             ) as response:
-                content: bytes | bytearray
                 if max_bytes is None:
                     content = await _read_whole(response)
                 else:
@@ -286,23 +282,15 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-async def _read_whole(response: aiohttp.ClientResponse) -> bytes | bytearray:
-    """The whole answer; a large one with its length announced is copied once, chunk by chunk,
-    into a buffer of that length.
+async def _read_whole(response: aiohttp.ClientResponse) -> bytes:
+    """The whole answer, its chunks joined once.
 
-    `response.read()` copies a megabytes-long body twice more: it joins the chunks that arrived
-    together, then all of them (for a 4K image's 14.5 MB of base64, ~8 ms of CPU).
+    `response.read()` joins them twice: first the chunks that arrived together, then all of
+    them (for a 4K image's 14.5 MB of base64, some 4 ms of CPU more).
     """
-    length = response.content_length
-    if length is None or length < _WHOLE_BYTES or response.headers.get("Content-Encoding"):
-        return await response.read()  # small, or compressed (the length is not the body's)
-    body = bytearray(length)
-    size = 0
-    async for chunk, _ in response.content.iter_chunks():
-        body[size : size + len(chunk)] = chunk
-        size += len(chunk)
-    del body[size:]  # aiohttp raises on a body shorter than announced; never left unfilled
-    return body
+    if response.headers.get("Content-Encoding"):  # aiohttp inflates it: read() knows how best
+        return await response.read()
+    return b"".join([chunk async for chunk, _ in response.content.iter_chunks()])
 
 
 def _form(fields: Mapping[str, str], files: Files) -> aiohttp.FormData:

@@ -35,9 +35,7 @@ _SPACE = b" \t\r\n"
 _BACKSLASH = ord("\\")
 
 
-def lift_base64(
-    content: bytes | bytearray, key: bytes
-) -> tuple[bytes | bytearray, list[memoryview]]:
+def lift_base64(content: bytes, key: bytes) -> tuple[bytes, list[memoryview]]:
     """An upstream's JSON with each long string under `key` (a base64 image) cut out and
     replaced by a stand-in ("@0", "@1"...), and the cut strings, as views of `content`.
 
@@ -47,7 +45,7 @@ def lift_base64(
     megabytes: a string that holds one fails the strict decoding, and is then unescaped.
     """
     quoted = b'"' + key + b'"'
-    pieces: list[bytes | bytearray] = []
+    pieces: list[bytes] = []
     lifted: list[memoryview] = []
     view = memoryview(content)
     done = 0
@@ -67,7 +65,7 @@ def lift_base64(
     return b"".join(pieces), lifted
 
 
-def _string_after(content: bytes | bytearray, pos: int) -> tuple[int, int] | None:
+def _string_after(content: bytes, pos: int) -> tuple[int, int] | None:
     """Where the JSON string value after a key (from `pos`: spaces, ":", spaces) starts and
     ends, quotes excluded; None when it is not a string, or one with a quote escaped inside."""
     while pos < len(content) and content[pos] in _SPACE:
