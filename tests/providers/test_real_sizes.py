@@ -7,6 +7,7 @@ worker's calls, a spy on the encoders), never on timings.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import random
 from collections.abc import AsyncIterator
@@ -143,6 +144,28 @@ def import_pid() -> int:
     import os
 
     return os.getpid()
+
+
+async def test_the_upstreams_base64_is_kept_only_for_a_waiter_here(upstream, make_hub, monkeypatch):
+    """A finished task's wake-up carries the upstream's base64 only when someone in this
+    process waits for it: otherwise the upstream's answer is not held a moment longer."""
+    upstream.handler = _answering(PNG_2_4MB)
+    hub = await make_hub(**provider_settings("openai", upstream, "/v1"))
+    carried: list[dict[str, bytes]] = []
+    finished = asyncio.Event()
+    real = hub.notifier.task_finished
+
+    def spy(task: Any, base64: Any = None) -> None:
+        carried.append({file_id: bytes(text) for file_id, text in (base64 or {}).items()})
+        real(task, *([base64] if base64 is not None else []))
+        finished.set()
+
+    monkeypatch.setattr(hub.notifier, "task_finished", spy)
+    await hub.submit(TENANT, "gpt-image-2", {"prompt": "nobody waits"})
+    await asyncio.wait_for(finished.wait(), 30)
+    waited = await run_task(hub, "gpt-image-2", {"prompt": "a waiter"})
+    [image] = waited.output.images
+    assert carried == [{}, {image.file_id: base64.b64encode(PNG_2_4MB)}]
 
 
 # ---------------------------------------------------------------- through the HTTP API
