@@ -7,6 +7,9 @@ Two scenarios, each with its own processes on 127.0.0.1 (this process is the loa
           LiteLLM's proxy are each sent the same OpenAI request, `--tasks` of them at
           `--concurrency`. Reported: CPU per task and per MB of image (utime + stime of the
           server's whole process tree, read from /proc before and after), tasks/s, p50.
+          `--apis openai,tasks` also sends the hub the same task through `POST /hub/v1/tasks`
+          held with `Prefer: wait` (its answer links the file). One answer of each target is
+          read whole first: it must carry the image.
   steps   CPU of each step of the answer path for one image, old way and new way, in this
           process (`time.process_time`, median of `--tasks` repetitions).
   queue   `imagehub serve` with only the offline demo provider (1024x1024 PNGs); `--queued`
@@ -132,8 +135,15 @@ class Client:
         self._streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
 
     async def call(
-        self, method: str, path: str, body: Any = None, extra: dict[str, str] | None = None
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        extra: dict[str, str] | None = None,
+        *,
+        whole: bool = False,
     ) -> tuple[int, int, bytes]:
+        """Status, body length, and the body when small (or `whole`)."""
         if self._streams is None:
             self._streams = await asyncio.open_connection(HOST, self.port, limit=2**20)
         reader, writer = self._streams
@@ -151,7 +161,7 @@ class Client:
             ),
             0,
         )
-        raw = await reader.readexactly(length) if length < 65536 else b""
+        raw = await reader.readexactly(length) if length < 65536 or whole else b""
         if not raw:
             await reader.readexactly(length)
         return int(head.split(" ", 2)[1]), length, raw
@@ -235,12 +245,25 @@ def start_litellm(args: argparse.Namespace, fake_port: int, workdir: Path, log: 
 # ---------------------------------------------------------------- sizes
 
 
+#: the two ways into the hub: OpenAI's route (`b64_json` answers), and the native one held with
+#: `Prefer: wait` (the answer links the stored file); LiteLLM has the first only
+APIS: dict[str, tuple[str, dict[str, Any], dict[str, str]]] = {
+    "openai": ("/v1/images/generations", OPENAI_BODY, {}),
+    "tasks": (
+        "/hub/v1/tasks",
+        {"model": "gpt-image-2", "input": {"prompt": "bench"}},
+        {"Prefer": "wait=60"},
+    ),
+}
+
+
 async def _closed_loop(
-    port: int, headers: dict[str, str], count: int, concurrency: int
+    port: int, headers: dict[str, str], count: int, concurrency: int, api: str = "openai"
 ) -> tuple[list[float], int]:
     latencies: list[float] = []
     left = count
     size = 0
+    path, body, extra = APIS[api]
 
     async def one_client() -> None:
         nonlocal left, size
@@ -249,9 +272,7 @@ async def _closed_loop(
             while left > 0:
                 left -= 1
                 started = time.perf_counter()
-                status, length, raw = await client.call(
-                    "POST", "/v1/images/generations", OPENAI_BODY
-                )
+                status, length, raw = await client.call("POST", path, body, extra)
                 if status != 200:
                     raise RuntimeError(f"HTTP {status}: {raw[:300]!r}")
                 latencies.append(time.perf_counter() - started)
@@ -263,26 +284,47 @@ async def _closed_loop(
     return latencies, size
 
 
+async def answers_the_image(port: int, headers: dict[str, str], image: bytes) -> None:
+    """One `b64_json` answer read whole: it must carry the upstream's image, byte for byte."""
+    client = Client(port, headers)
+    try:
+        status, _, raw = await client.call(
+            "POST", "/v1/images/generations", OPENAI_BODY, whole=True
+        )
+    finally:
+        client.close()
+    if status != 200 or base64.b64decode(json.loads(raw)["data"][0]["b64_json"]) != image:
+        raise RuntimeError(f"the answer does not carry the image (HTTP {status})")
+
+
 async def measure(
-    target: Proc, headers: dict[str, str], args: argparse.Namespace, name: str, image: int
+    target: Proc,
+    headers: dict[str, str],
+    args: argparse.Namespace,
+    name: str,
+    image: bytes,
+    api: str = "openai",
 ) -> dict[str, Any]:
-    await _closed_loop(target.port, headers, args.warmup, args.concurrency)
+    await answers_the_image(target.port, headers, image)
+    await _closed_loop(target.port, headers, args.warmup, args.concurrency, api)
     cpu = tree_cpu(target.process.pid)
     started = time.perf_counter()
-    latencies, answer = await _closed_loop(target.port, headers, args.tasks, args.concurrency)
+    latencies, answer = await _closed_loop(target.port, headers, args.tasks, args.concurrency, api)
     wall = time.perf_counter() - started
     used = tree_cpu(target.process.pid) - cpu
     per_task = used / len(latencies) * 1000
+    image_mb = len(image) / 1e6
     return {
         "scenario": "sizes",
         "target": target.name,
+        "api": api,
         "payload": name,
-        "image_mb": round(image / 1e6, 2),
+        "image_mb": round(image_mb, 2),
         "answer_mb": round(answer / 1e6, 2),
         "tasks": len(latencies),
         "concurrency": args.concurrency,
         "cpu_ms_per_task": round(per_task, 2),
-        "cpu_ms_per_mb": round(per_task / (image / 1e6), 2),
+        "cpu_ms_per_mb": round(per_task / image_mb, 2),
         "tasks_per_s": round(len(latencies) / wall, 1),
         "p50_ms": round(statistics.median(latencies) * 1000, 1),
         "load_at_start": args.load,
@@ -315,17 +357,17 @@ async def sizes(args: argparse.Namespace, workdir: Path, log: Path) -> list[dict
             )
             procs.append(hub)
             await _healthy(hub.port, "/healthz", 60, hub.process)
-            rows.append(
-                await measure(hub, {"Authorization": f"Bearer {HUB_KEY}"}, args, name, len(image))
-            )
-            print(json.dumps(rows[-1]), flush=True)
+            for api in args.apis.split(","):
+                auth = {"Authorization": f"Bearer {HUB_KEY}"}
+                rows.append(await measure(hub, auth, args, name, image, api))
+                print(json.dumps(rows[-1]), flush=True)
             hub.stop()
             if not args.skip_litellm:
                 litellm = start_litellm(args, fake_port, workdir, log)
                 procs.append(litellm)
                 await _healthy(litellm.port, "/health/liveliness", 180, litellm.process)
                 auth = {"Authorization": f"Bearer {LITELLM_KEY}"}
-                rows.append(await measure(litellm, auth, args, name, len(image)))
+                rows.append(await measure(litellm, auth, args, name, image))
                 print(json.dumps(rows[-1]), flush=True)
         finally:
             for proc in procs:
@@ -481,6 +523,9 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
         cmd.add_argument("--litellm", help="the litellm executable")
         cmd.add_argument("--skip-litellm", action="store_true")
         cmd.add_argument("--payloads", default="2.4MB,4K")
+        cmd.add_argument(
+            "--apis", default="openai", help="the hub's ways in: openai (b64_json), tasks (wait)"
+        )
         cmd.add_argument("--tasks", type=int, default=80)
         cmd.add_argument("--warmup", type=int, default=16)
         cmd.add_argument("--concurrency", type=int, default=8)

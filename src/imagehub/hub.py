@@ -10,7 +10,7 @@ import json
 import logging
 import os
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -332,12 +332,20 @@ class Hub:
         return task
 
     async def wait(
-        self, tenant_id: str, task_id: str, seconds: float, *, known: Task | None = None
+        self,
+        tenant_id: str,
+        task_id: str,
+        seconds: float,
+        *,
+        known: Task | None = None,
+        base64: dict[str, imaging.Base64] | None = None,
     ) -> Task:
         """The task once ready, or as it is after `seconds`.
 
         `known` is the task as just stored or read (a submit's), with no await since: the wait
-        starts from it instead of reading it again.
+        starts from it instead of reading it again. `base64`, when given, receives the
+        upstream's own base64 of the task's files when it finished in this process during the
+        wait (see `file_base64`).
         """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + min(max(seconds, 0.0), MAX_WAIT_SECONDS)
@@ -350,12 +358,15 @@ class Hub:
                     if task is None:
                         raise NotFound(f"no task {task_id!r}")
                 remaining = deadline - loop.time()
-                if task.ready or remaining <= 0:
+                if not task.ready and remaining > 0:
+                    # the poll covers changes made by other processes
+                    await _woken(changed, min(remaining, self.settings.poll_seconds))
+                    # finished in this process: the wake-up carries the task; else read it
+                    task = changed.task
+                if base64 is not None:  # also when it finished here while it was read
+                    base64.update(changed.base64)
+                if task is not None and (task.ready or remaining <= 0):
                     return await self._delivered(task)
-                # the poll covers changes made by other processes
-                await _woken(changed, min(remaining, self.settings.poll_seconds))
-                # finished in this process: the wake-up carries the task; otherwise read it
-                task = changed.task
 
     async def events(self, tenant_id: str, task_id: str) -> AsyncIterator[Task | Progress]:
         """The task on every change (a partial image stored included), ending with the ready
@@ -415,6 +426,16 @@ class Hub:
         if data is None:
             raise NotFound("no such file")
         return data
+
+    async def file_base64(
+        self, file_id: str, base64: Mapping[str, imaging.Base64]
+    ) -> bytes | memoryview:
+        """A stored image as base64: the upstream's own (from `wait`) when at hand, rather than
+        the file read back and encoded (megabytes: ~7 ms of CPU for a 4K PNG)."""
+        known = base64.get(file_id)
+        if known is not None:
+            return imaging.base64_bytes(known)
+        return imaging.b64_bytes(await self.file(file_id))
 
     async def preview(self, file_id: str, width: int) -> bytes:
         """A stored image resized to `width` pixels (a WebP), for lists of thumbnails."""

@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import math
 import re
+import struct
 import threading
 import warnings
 from collections.abc import AsyncIterator
@@ -34,15 +35,19 @@ class InputImage:
     height: int
 
 
+#: base64 text as an upstream sent it: a str its JSON parser made, or a view of the bytes read
+Base64 = str | memoryview
+
+
 @dataclass(frozen=True, slots=True)
 class GeneratedImage:
     """Bytes as the provider returned them; the worker transcodes and measures them."""
 
     data: bytes
     content_type: str
-    #: the upstream's own base64 of `data`, when it sent base64: a `data:` URI reuses it
-    #: rather than encoding megabytes again
-    base64: str | memoryview | None = None
+    #: the upstream's own base64 of `data`, when it sent base64: a `data:` URI (or a `b64_json`
+    #: answer) reuses it rather than encoding megabytes again
+    base64: Base64 | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +109,11 @@ def b64(data: bytes) -> str:
 def b64_bytes(data: bytes) -> bytes:
     """Base64 as bytes, for bodies built as bytes (no str made of megabytes on the way)."""
     return pybase64.b64encode(data)
+
+
+def base64_bytes(text: Base64) -> bytes | memoryview:
+    """An upstream's base64 as bytes for a body: a view of the bytes read stays one."""
+    return text.encode("ascii") if isinstance(text, str) else text
 
 
 def b64_length(size: int) -> int:
@@ -411,11 +421,15 @@ def image_end(data: bytes) -> int | None:
     return None
 
 
+#: a PNG chunk's length and type, read in place (no slices: a 4K PNG in libpng's 8 KB chunks
+#: has some 1,300 of them, walked in 0.35 ms rather than 0.8)
+_PNG_CHUNK = struct.Struct(">I4s")
+
+
 def _png_end(data: bytes) -> int | None:
     pos = 8
     while pos + 12 <= len(data):
-        length = int.from_bytes(data[pos : pos + 4], "big")
-        kind = data[pos + 4 : pos + 8]
+        length, kind = _PNG_CHUNK.unpack_from(data, pos)
         pos += 12 + length  # length, type, data, CRC
         if kind == b"IEND":
             return pos if pos <= len(data) else None

@@ -7,7 +7,7 @@ import contextlib
 import dataclasses
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -65,6 +65,8 @@ class Outcome:
     warnings: tuple[str, ...]
     #: the partial images the upstream streamed on the way (`partial_images`)
     partials: tuple[PartialImage, ...] = ()
+    #: the upstream's own base64 of the stored files, by file id, for a waiter in this process
+    base64: Mapping[str, imaging.Base64] = dataclasses.field(default_factory=dict)
 
 
 class Worker:
@@ -330,6 +332,7 @@ class Worker:
                     partials=outcome.partials,
                 ),
                 calls,
+                outcome.base64,
             )
 
     async def attempt(self, task: Task, calls: list[Attempt] | None = None) -> Outcome:
@@ -457,6 +460,9 @@ class Worker:
     ) -> Outcome:
         fmt = task.input.get("output_format", "png")
         sync = bool(task.input.get("sync_mode"))
+        # kept only for a waiter here: the upstream's answer is held until it is sent on
+        waited = not sync and self.notifier.watched(task.id)
+        base64: dict[str, imaging.Base64] = {}
         images = []
         for i, generated in enumerate(result.images):
             # already in the format asked for: kept as the upstream sent it, never re-encoded
@@ -481,6 +487,8 @@ class Worker:
                     {TASK_ID: task.id, "imagehub.bytes": len(data), "imagehub.content_type": ctype},
                 ):
                     file_id = await self.media.put(data, ctype)
+                if waited and generated.base64 is not None and data is generated.data:
+                    base64[file_id] = generated.base64
                 image = OutputImage(ctype, name, len(data), width, height, file_id=file_id)
             images.append(image)
         cost = self.pricing.settle(
@@ -490,7 +498,7 @@ class Worker:
         output = TaskOutput(
             images=tuple(images), description=result.description, grounding=result.grounding
         )
-        return Outcome(output, route.name, usage, result.warnings)
+        return Outcome(output, route.name, usage, result.warnings, base64=base64)
 
     async def _data_uri(self, ctype: str, data: bytes, generated: imaging.GeneratedImage) -> str:
         """The image as a `data:` URI: the upstream's own base64 when `data` is what it sent."""
@@ -526,15 +534,22 @@ class Worker:
             finished_at=utcnow(),
         )
 
-    async def _finish(self, task: Task, calls: list[Attempt] | None = None) -> None:
+    async def _finish(
+        self,
+        task: Task,
+        calls: list[Attempt] | None = None,
+        base64: Mapping[str, imaging.Base64] | None = None,
+    ) -> None:
         calls = calls or []
         written = await self._write_outcome(task, calls)
-        if written is None:
+        if written is None:  # written later: a waiter then reads the files
             self._unwritten[task.id] = (task, calls)
             return
-        self._written(task, written)
+        self._written(task, written, base64)
 
-    def _written(self, task: Task, written: bool) -> None:
+    def _written(
+        self, task: Task, written: bool, base64: Mapping[str, imaging.Base64] | None = None
+    ) -> None:
         if not written:
             log.info("task %s: lease lost before finishing; outcome dropped", task.id)
             return
@@ -549,7 +564,8 @@ class Worker:
             self.notifier.task_changed(task.id)
             self.notifier.task_queued()
         else:  # metrics, webhooks and waiters take it from the notifier, as it is now stored
-            self.notifier.task_finished(task.replace(lease_owner=None, lease_expires_at=None))
+            stored = task.replace(lease_owner=None, lease_expires_at=None)
+            self.notifier.task_finished(stored, base64 or {})
 
     async def _write_outcome(self, task: Task, calls: list[Attempt]) -> bool | None:
         """`store.finish`, retried through a short store outage (the token keeps it safe).

@@ -7,6 +7,7 @@ worker's calls, a spy on the encoders), never on timings.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import random
 from collections.abc import AsyncIterator
@@ -145,6 +146,28 @@ def import_pid() -> int:
     return os.getpid()
 
 
+async def test_the_upstreams_base64_is_kept_only_for_a_waiter_here(upstream, make_hub, monkeypatch):
+    """A finished task's wake-up carries the upstream's base64 only when someone in this
+    process waits for it: otherwise the upstream's answer is not held a moment longer."""
+    upstream.handler = _answering(PNG_2_4MB)
+    hub = await make_hub(**provider_settings("openai", upstream, "/v1"))
+    carried: list[dict[str, bytes]] = []
+    finished = asyncio.Event()
+    real = hub.notifier.task_finished
+
+    def spy(task: Any, base64: Any = None) -> None:
+        carried.append({file_id: bytes(text) for file_id, text in (base64 or {}).items()})
+        real(task, *([base64] if base64 is not None else []))
+        finished.set()
+
+    monkeypatch.setattr(hub.notifier, "task_finished", spy)
+    await hub.submit(TENANT, "gpt-image-2", {"prompt": "nobody waits"})
+    await asyncio.wait_for(finished.wait(), 30)
+    waited = await run_task(hub, "gpt-image-2", {"prompt": "a waiter"})
+    [image] = waited.output.images
+    assert carried == [{}, {image.file_id: base64.b64encode(PNG_2_4MB)}]
+
+
 # ---------------------------------------------------------------- through the HTTP API
 
 
@@ -164,16 +187,12 @@ async def api(upstream: FakeUpstream) -> AsyncIterator[tuple[Hub, httpx.AsyncCli
             yield hub, client
 
 
-async def test_b64_json_answers_splice_the_stored_bytes(api, no_encoding, monkeypatch):
+async def test_b64_json_answers_splice_the_upstreams_own_base64(api, no_encoding, monkeypatch):
+    """The task finished in this process while the answer waited: the upstream's base64 is
+    sent as it came, neither the files read back nor anything encoded."""
     hub, client = api
-    spliced: list[int] = []
-    real = imaging.b64_bytes
-
-    def counting(data: bytes) -> bytes:
-        spliced.append(len(data))
-        return real(data)
-
-    monkeypatch.setattr("imagehub.api.openai_wire.b64_bytes", counting)
+    encoded: list[int] = []
+    monkeypatch.setattr(imaging, "b64_bytes", lambda data: encoded.append(len(data)) or b"")
     response = await client.post(
         "/v1/images/generations",
         json={"model": "gpt-image-2", "prompt": "big", "n": 2, "response_format": "b64_json"},
@@ -183,8 +202,36 @@ async def test_b64_json_answers_splice_the_stored_bytes(api, no_encoding, monkey
     body = orjson.loads(response.content)
     assert [base64.b64decode(d["b64_json"]) for d in body["data"]] == [PNG_4K, PNG_4K]
     assert body["size"] == "3840x2160" and body["output_format"] == "png"
-    assert spliced == [len(PNG_4K), len(PNG_4K)]  # one base64 encoding per image, no more
-    assert not hub.work.calls
+    assert encoded == [] and not hub.work.calls
+
+
+async def test_a_replayed_b64_json_answer_encodes_the_stored_files(
+    api, upstream, no_encoding, monkeypatch
+):
+    """No upstream answer at hand (the task finished before this request): the stored files
+    are read and encoded, once per image."""
+    _, client = api
+    encoded: list[int] = []
+    real = imaging.b64_bytes
+
+    def counting(data: bytes) -> bytes:
+        encoded.append(len(data))
+        return real(data)
+
+    monkeypatch.setattr(imaging, "b64_bytes", counting)
+    request = {"model": "gpt-image-2", "prompt": "big", "n": 2, "response_format": "b64_json"}
+    first = await client.post(
+        "/v1/images/generations", json=request, headers={"Idempotency-Key": "k1"}
+    )
+    assert first.status_code == 200 and encoded == []
+    again = await client.post(
+        "/v1/images/generations", json=request, headers={"Idempotency-Key": "k1"}
+    )
+    assert again.status_code == 200, again.text
+    assert again.headers["x-imagehub-task-id"] == first.headers["x-imagehub-task-id"]
+    assert again.content == first.content
+    assert encoded == [len(PNG_4K), len(PNG_4K)]
+    assert len(upstream.seen) == 1
 
 
 async def test_native_sync_mode_answer_carries_the_upstreams_base64(api, no_encoding):

@@ -37,7 +37,7 @@ from imagehub.errors import (
 )
 from imagehub.estimates import Progress
 from imagehub.hub import Hub
-from imagehub.imaging import b64_bytes
+from imagehub.imaging import Base64, b64_bytes
 from imagehub.render import file_url
 from imagehub.tasks import OutputImage, Task, TaskStatus
 from imagehub.tenancy.types import ApiKey
@@ -263,8 +263,11 @@ async def _answer(
     """Wait for the task, then answer with its images (or its error) in OpenAI's shape."""
     headers = {"x-imagehub-task-id": task.id}
     known: Task | None = task  # as the submit stored it, no await since
+    base64: dict[str, Base64] = {}  # the upstream's, when the task finishes in this process
     while not task.ready:
-        task = await hub.wait(task.tenant_id, task.id, _WAIT_SLICE_SECONDS, known=known)
+        task = await hub.wait(
+            task.tenant_id, task.id, _WAIT_SLICE_SECONDS, known=known, base64=base64
+        )
         known = None
         if not task.ready and await request.is_disconnected():
             return Response(status_code=499, headers=headers)  # nobody is listening any more
@@ -275,8 +278,8 @@ async def _answer(
         urls = [file_url(base_url, image.file_id or "") for image in _files(task)]
         answer = openai_wire.url_answer(task, urls)
         return Response(answer, media_type="application/json", headers=headers)
-    stored = [await hub.file(image.file_id or "") for image in _files(task)]
-    return PartsResponse(openai_wire.b64_answer(task, stored), headers)
+    images = [await hub.file_base64(image.file_id or "", base64) for image in _files(task)]
+    return PartsResponse(openai_wire.b64_answer(task, images), headers)
 
 
 class PartsResponse(Response):
@@ -284,7 +287,7 @@ class PartsResponse(Response):
 
     media_type = "application/json"
 
-    def __init__(self, parts: list[bytes], headers: dict[str, str]) -> None:
+    def __init__(self, parts: list[bytes | memoryview], headers: dict[str, str]) -> None:
         super().__init__(headers=headers)
         self.parts = parts
         self.headers["content-length"] = str(sum(len(part) for part in parts))

@@ -27,7 +27,6 @@ from imagehub.errors import (
     RateLimited,
     Unauthorized,
 )
-from imagehub.imaging import b64_bytes
 from imagehub.tasks import Task
 
 #: the model used when a request names none (OpenAI's own default is a DALL-E model)
@@ -237,16 +236,16 @@ def url_answer(task: Task, urls: list[str]) -> bytes:
 _DATA = b'"data":[]'
 
 
-def b64_answer(task: Task, images: list[bytes]) -> list[bytes]:
+def b64_answer(task: Task, images: list[bytes | memoryview]) -> list[bytes | memoryview]:
     """The JSON body of a successful `b64_json` answer, in parts to send one after the other:
     each image's base64 goes into the JSON as it is (base64 needs no escaping), never copied
     into a str, scanned by a JSON encoder or joined with the rest; orjson writes the rest."""
     head, data, tail = orjson.dumps(images_response(task, [])).partition(_DATA)
     if not data:
         raise AssertionError("images_response lost its data field")
-    parts = [head + b'"data":[']
+    parts: list[bytes | memoryview] = [head + b'"data":[']
     for i, image in enumerate(images):
-        parts += [b',{"b64_json":"' if i else b'{"b64_json":"', b64_bytes(image), b'"}']
+        parts += [b',{"b64_json":"' if i else b'{"b64_json":"', image, b'"}']
     parts.append(b"]" + tail)
     return parts
 

@@ -130,7 +130,7 @@ class UpstreamHTTP:
                 method, url, headers=headers, data=body, allow_redirects=False
             ) as response:
                 if max_bytes is None:
-                    content = await response.read()
+                    content = await _read_whole(response)
                 else:
                     content = await self._read_capped(response, max_bytes)
                 return Answer(response.status, response.headers, content)
@@ -286,6 +286,17 @@ def parse_duration(value: object) -> float | None:
 def _describe(exc: BaseException) -> str:
     text = str(exc).strip()
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+async def _read_whole(response: aiohttp.ClientResponse) -> bytes:
+    """The whole answer, its chunks joined once.
+
+    `response.read()` joins them twice: first the chunks that arrived together, then all of
+    them (for a 4K image's 14.5 MB of base64, some 4 ms of CPU more).
+    """
+    if response.headers.get("Content-Encoding"):  # aiohttp inflates it: read() knows how best
+        return await response.read()
+    return b"".join([chunk async for chunk, _ in response.content.iter_chunks()])
 
 
 def _form(fields: Mapping[str, str], files: Files) -> aiohttp.FormData:

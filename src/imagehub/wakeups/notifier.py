@@ -13,25 +13,32 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from types import MappingProxyType
 
+from imagehub.imaging import Base64
 from imagehub.tasks import Task
 
 #: called with a task that reached its final status in this process
 FinishedListener = Callable[[Task], None]
+_NONE: Mapping[str, Base64] = MappingProxyType({})
 
 
 class Watch(asyncio.Event):
     """Set on the next change of a task; carries the task when this process finished it.
 
     A waiter woken by `task_finished` takes `task` and needs no read of the store; one woken by
-    any other change (or by another process) sees None and reads it.
+    any other change (or by another process) sees None and reads it. `base64` then holds the
+    upstream's own base64 of the task's files, by file id, where the worker still had it: an
+    answer with the images inline splices it rather than reading and encoding the files. It
+    lives as long as the waiter holds it.
     """
 
     def __init__(self) -> None:
         super().__init__()
         self.task: Task | None = None
+        self.base64 = _NONE
 
 
 class Notifier:
@@ -73,12 +80,16 @@ class Notifier:
         """Call `listener` with every task this process finishes (succeeded, failed, canceled)."""
         self._finished.append(listener)
 
-    def task_finished(self, task: Task) -> None:
-        """The task reached its final status here (as stored): wake its watchers with it, and
-        tell the listeners."""
+    def watched(self, task_id: str) -> bool:
+        """Whether anyone in this process waits for the task to change."""
+        return task_id in self._watchers or task_id in self._ready_watchers
+
+    def task_finished(self, task: Task, base64: Mapping[str, Base64] = _NONE) -> None:
+        """The task reached its final status here (as stored): wake its watchers with it (and
+        the upstream's `base64` of its files, see `Watch`), and tell the listeners."""
         for table in (self._watchers, self._ready_watchers):
             for event in table.get(task.id, ()):
-                event.task = task
+                event.task, event.base64 = task, base64
         self.task_changed(task.id)
         for listener in self._finished:
             listener(task)
