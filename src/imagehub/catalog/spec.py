@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 import tomllib
 from collections.abc import Iterator, Mapping
+from functools import cached_property
 from importlib import resources
 from typing import Any, Literal
 
@@ -84,7 +85,12 @@ class ModelSpec(_Frozen):
     ignored: dict[str, str] = Field(default_factory=dict)
 
     def param(self, name: str) -> ParamSpec | None:
-        return next((p for p in self.params if p.name == name), None)
+        return self.params_by_name.get(name)
+
+    @cached_property
+    def params_by_name(self) -> dict[str, ParamSpec]:
+        """The parameter table by name (looked up several times per request)."""
+        return {p.name: p for p in self.params}
 
     @property
     def is_edit(self) -> bool:
