@@ -88,6 +88,13 @@ class Executor(Protocol):
     async def execute(self, sql: str, params: Params = NO_PARAMS) -> int:
         """Run a statement; the number of rows it changed."""
 
+    async def send(self, sql: str, params: Params = NO_PARAMS) -> None:
+        """Run a statement whose outcome nobody reads.
+
+        In a transaction it may travel with the statements after it (PostgreSQL pipelines
+        them: one round trip); a failure then surfaces at the next result, or at commit.
+        """
+
     async def fetch_one(self, sql: str, params: Params = NO_PARAMS) -> Row | None: ...
 
     async def fetch_all(self, sql: str, params: Params = NO_PARAMS) -> list[Row]: ...

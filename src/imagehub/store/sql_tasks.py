@@ -293,7 +293,7 @@ class SQLTasks:
             if not await tx.execute(_FINISH, outcome_row(task)):
                 return False
             for call in calls:
-                await tx.execute(_INSERT_ATTEMPT, attempt_row(call))
+                await tx.send(_INSERT_ATTEMPT, attempt_row(call))
             if task.ready:
                 await finished(tx, task.id, cost_micros(task), task.webhook_url is not None)
             return True
@@ -378,12 +378,12 @@ class SQLTasks:
     async def publish_route_states(self, process_id: str, states: Sequence[RouteState]) -> None:
         async def write(tx: Executor) -> None:
             now = max((s.updated_at.timestamp() for s in states), default=0.0)
-            await tx.execute(
+            await tx.send(
                 "DELETE FROM route_states WHERE process_id = :process_id OR updated_at < :stale",
                 {"process_id": process_id, "stale": now - ROUTE_STATE_KEEP_SECONDS},
             )
             for state in states:
-                await tx.execute(
+                await tx.send(
                     _PUBLISH_ROUTE,
                     {
                         "process_id": process_id,
