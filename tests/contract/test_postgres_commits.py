@@ -192,7 +192,7 @@ class RoundTrips:
             writer.close()
 
 
-async def test_a_task_costs_seven_round_trips(postgres_url: str):
+async def test_a_task_costs_six_round_trips(postgres_url: str):
     """A submit with a key and a webhook, its claim, its finish with a journal row."""
     proxy = RoundTrips(postgres_url)
     store = PostgresStore(await proxy.start(), pool_size=1)
@@ -208,10 +208,10 @@ async def test_a_task_costs_seven_round_trips(postgres_url: str):
         done = succeeded_at(claimed, 0.039)
         assert await store.finish(done, call(done))
         finish = proxy.count - before
-        # the submit waits for the fair place, the insert's clash check, the key's verdict,
+        # the submit waits for the insert (its fair place with it), the key's verdict,
         # then COMMIT (the spend and the delivery ride with it); the finish for its fence,
         # then COMMIT (journal, settle, delivery with it)
-        assert (created, claim, finish) == (4, 1, 2)
+        assert (created, claim, finish) == (3, 1, 2)
         assert await usage_of(store, key) == (0, 0, 39_000)
         delivery = await store.get_delivery(task.id, task.tenant_id)
         assert delivery is not None and delivery.state == "pending"

@@ -50,9 +50,12 @@ from imagehub.tasks import (
 from imagehub.tenancy.types import Submission
 
 _SELECT = f"SELECT {TASK_COLUMNS} FROM tasks"
-#: a clash on the idempotency key inserts nothing and returns no row
+#: a clash on the idempotency key inserts nothing and returns no row; the place is the one
+#: `_FAIR_PLACE` just gave the tenant, read here so both travel in one round trip
 _INSERT = (
-    insert("tasks", [*TASK_FIELDS, "fair_at"])
+    insert("tasks", [*TASK_FIELDS, "fair_at"]).replace(
+        ":fair_at", "(SELECT last_fair FROM fair_shares WHERE tenant_id = :tenant_id)"
+    )
     + """
     ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
     RETURNING id"""
@@ -75,8 +78,7 @@ _CLOCK = """COALESCE(
 _FAIR_PLACE = f"""
     INSERT INTO fair_shares (tenant_id, last_fair) VALUES (:tenant_id, {_CLOCK} + 1.0)
     ON CONFLICT (tenant_id) DO UPDATE SET
-        last_fair = {{greatest}}(fair_shares.last_fair, {_CLOCK}) + 1.0 / fair_shares.weight
-    RETURNING last_fair"""
+        last_fair = {{greatest}}(fair_shares.last_fair, {_CLOCK}) + 1.0 / fair_shares.weight"""
 _SET_PRIORITY = """
     INSERT INTO fair_shares (tenant_id, weight) VALUES (:tenant_id, :weight)
     ON CONFLICT (tenant_id) DO UPDATE SET weight = :weight"""
@@ -209,9 +211,8 @@ class SQLTasks:
 
     async def create(self, task: Task, submission: Submission | None = None) -> None:
         async def insert(tx: Executor) -> bool:
-            place = await tx.fetch_one(_FAIR_PLACE, {"tenant_id": task.tenant_id})
-            assert place is not None  # an upsert with RETURNING always returns its row
-            if await tx.fetch_one(_INSERT, {**task_row(task), "fair_at": place[0]}) is None:
+            await tx.send(_FAIR_PLACE, {"tenant_id": task.tenant_id})
+            if await tx.fetch_one(_INSERT, task_row(task)) is None:
                 return False
             await self._submitted(tx, task, submission)
             return True
