@@ -137,7 +137,6 @@ class RoundTrips:
     def __init__(self, url: str) -> None:
         self.target = urlsplit(url)
         self.count = 0
-        self._asked = False
         self._relays: set[asyncio.Task[Any]] = set()
         self._server: asyncio.Server | None = None
 
@@ -161,35 +160,41 @@ class RoundTrips:
         assert relay is not None
         self._relays.add(relay)
         server, to_server = await asyncio.open_connection(host, port)
+        asked = [False]  # this connection's client waits for an answer
         await asyncio.gather(
-            self._frontend(client, to_server),
-            self._backend(server, to_client),
+            self._frontend(client, to_server, asked),
+            _backend(server, to_client, asked),
             return_exceptions=True,
         )
 
-    async def _frontend(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _frontend(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, asked: list[bool]
+    ) -> None:
         try:
             startup = await reader.readexactly(4)  # the startup message has no type byte
             writer.write(startup + await reader.readexactly(int.from_bytes(startup) - 4))
             while True:
                 head = await reader.readexactly(5)
                 body = await reader.readexactly(int.from_bytes(head[1:]) - 4)
-                if head[0] in self._WAITS and not self._asked:
+                if head[0] in self._WAITS and not asked[0]:
                     self.count += 1
-                    self._asked = True
+                    asked[0] = True
                 writer.write(head + body)
                 await writer.drain()
         finally:
             writer.close()
 
-    async def _backend(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while data := await reader.read(65536):
-                self._asked = False
-                writer.write(data)
-                await writer.drain()
-        finally:
-            writer.close()
+
+async def _backend(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, asked: list[bool]
+) -> None:
+    try:
+        while data := await reader.read(65536):
+            asked[0] = False
+            writer.write(data)
+            await writer.drain()
+    finally:
+        writer.close()
 
 
 async def test_a_task_costs_six_round_trips(postgres_url: str):
