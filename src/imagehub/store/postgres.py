@@ -4,11 +4,12 @@ Claims take due rows with `FOR UPDATE SKIP LOCKED`, so concurrent workers never 
 other nor take the same task. Every statement runs on its own pooled connection in autocommit
 and gives it back at once: no connection is held across an upstream call. A task costs three
 commits: its submit (one transaction: the task, its key's reservation, its delivery), its
-claim, its finish (one transaction: the outcome, the spend, the delivery). Reads are single
-autocommit statements (no BEGIN/COMMIT round trips). A transaction runs in pipeline mode: it
-waits only for the results it reads, so BEGIN travels with its first statement and the writes
-whose outcome nobody reads (`send`) travel with its COMMIT. Lease times use the database clock, so
-workers on machines with drifting clocks agree on when a lease expires.
+claim, its finish (one statement whose WITH clause writes the outcome, the journal, the spend
+and the delivery). Reads are single autocommit statements (no BEGIN/COMMIT round trips). A
+transaction runs in pipeline mode: it waits only for the results it reads, so BEGIN travels
+with its first statement and the writes whose outcome nobody reads (`send`) travel with its
+COMMIT. Lease times use the database clock, so workers on machines with drifting clocks agree
+on when a lease expires.
 
 No check runs on a checkout (psycopg_pool's `check` is off: it would cost a round trip per
 statement). A connection broken meanwhile (a database restart, a terminated backend) is found
@@ -17,15 +18,16 @@ ones, opening new ones) and the statement runs once more. That retry is safe bec
 statement that may have run on the broken connection either is idempotent or is fenced:
 
 - reads, `heartbeat`, `release`, `purge_output`, key revoke/restore/limits: idempotent;
-- `finish` of a retry (not final) and `finish_delivery`: fenced by the lease token, a second
-  run changes nothing (the worker then hears "lease lost" for a write that was made);
+- `finish` and `finish_delivery`: fenced by the lease token (every write of a final finish
+  joins the task's fenced update), a second run changes nothing (the worker then hears "lease
+  lost" for a write that was made);
 - `claim` and `claim_deliveries`: rows a lost first run leased are not lost: the worker's
   heartbeat finds tasks it holds but does not run and hands them back; a delivery's lease
   expires and it is claimed again;
 - `add_key`: a second run fails on the key's unique id (the caller sees an error for a key
   that was stored; keys are added by hand, rarely);
 - `rate_hit`: a second run counts the request twice (errs towards limiting);
-- transactions (submit, finish to a final status, cancel, reap, secrets): run again whole when
+- transactions (submit, cancel, reap, secrets): run again whole when
   the connection broke before their COMMIT was sent (the server rolled them back); one lost
   after it is the caller's `Overloaded`.
 

@@ -104,6 +104,25 @@ _FINISH = """
         warnings = :warnings, usage = :usage, finished_at = :finished_at, run_after = :run_after,
         lease_owner = NULL, lease_expires_at = NULL, partials = :partials
     WHERE id = :id AND lease_token = :lease_token AND status = 'running'"""
+#: a finish as one statement where a WITH clause may write: the outcome, fenced by the lease
+#: token; only if it was written, the journal rows (JSON, typed by the table's own row type)
+#: and, for a final status, the spend settled, the key's slot freed, the webhook made due.
+#: The task's row, locked first, keeps concurrent final writes of one task apart.
+_FINISH_ALL = f"""
+    WITH done AS ({_FINISH} RETURNING id),
+    journal AS (INSERT INTO attempts
+        SELECT r.* FROM done, json_populate_recordset(NULL::attempts, :journal) AS r),
+    keys AS (UPDATE api_keys SET active_tasks = active_tasks - 1,
+            reserved_micros = api_keys.reserved_micros - s.reserved_micros,
+            spent_micros = spent_micros + :cost
+        FROM done, spend AS s
+        WHERE :ready AND s.task_id = done.id AND s.state = 'reserved' AND api_keys.id = s.key_id),
+    spent AS (UPDATE spend SET state = 'settled', cost_micros = :cost FROM done
+        WHERE :ready AND spend.task_id = done.id AND spend.state = 'reserved'),
+    hook AS (UPDATE webhook_deliveries SET state = 'pending', next_attempt_at = {{now}} FROM done
+        WHERE :ready AND webhook_deliveries.task_id = done.id
+            AND webhook_deliveries.state = 'waiting')
+    SELECT count(*) FROM done"""
 _PARTIALS = """
     UPDATE tasks SET partials = :partials
     WHERE id = :id AND lease_token = :lease_token AND status = 'running'"""
@@ -289,6 +308,15 @@ class SQLTasks:
         calls = journal(attempt)
         if not task.ready and not calls:
             return bool(await self.db.execute(_FINISH, outcome_row(task)))
+        if self.db.dialect.writing_with:
+            args = {
+                **outcome_row(task),
+                "journal": dumps([attempt_row(call) for call in calls]),
+                "ready": task.ready,
+                "cost": cost_micros(task),
+            }
+            row = await self.db.fetch_one(_FINISH_ALL, args)
+            return bool(row and row[0])
 
         async def write(tx: Executor) -> bool:
             if not await tx.execute(_FINISH, outcome_row(task)):
