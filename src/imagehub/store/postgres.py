@@ -27,9 +27,9 @@ statement that may have run on the broken connection either is idempotent or is 
 - `add_key`: a second run fails on the key's unique id (the caller sees an error for a key
   that was stored; keys are added by hand, rarely);
 - `rate_hit`: a second run counts the request twice (errs towards limiting);
-- transactions (submit, cancel, reap, secrets): run again whole when
-  the connection broke before their COMMIT was sent (the server rolled them back); one lost
-  after it is the caller's `Overloaded`.
+- transactions (submit, cancel, reap, secrets): run again whole when the connection broke
+  before their COMMIT was sent (the server rolled them back); one lost after it is the
+  caller's `Overloaded`.
 
 A database that stays unreachable is `Overloaded` (503).
 """
