@@ -225,3 +225,18 @@ async def test_a_task_costs_five_round_trips(postgres_url: str):
     finally:
         await store.close()
         await proxy.close()
+
+
+async def test_commits_skip_the_flush_wait_only_when_chosen(postgres_url: str):
+    server = PostgresStore(postgres_url, pool_size=1)
+    chosen = PostgresStore(postgres_url, pool_size=1, synchronous_commit=False)
+    for store in (server, chosen):
+        await store.open()
+    try:
+        with psycopg.connect(postgres_url) as conn:
+            row = conn.execute("SHOW synchronous_commit").fetchone()
+        assert await server.db.fetch_one("SHOW synchronous_commit") == row  # left alone
+        assert await chosen.db.fetch_one("SHOW synchronous_commit") == ("off",)
+    finally:
+        for store in (server, chosen):
+            await store.close()

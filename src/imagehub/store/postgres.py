@@ -141,9 +141,18 @@ async def _undo(conn: Conn, pipeline: AsyncPipeline) -> None:
 class PostgresConnector:
     dialect = POSTGRES
 
-    def __init__(self, url: str, *, pool_size: int = 10, wait_seconds: float = 10.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        pool_size: int = 10,
+        wait_seconds: float = 10.0,
+        synchronous_commit: bool = True,
+    ) -> None:
         self.url = url
         self.pool_size = pool_size
+        #: False: `synchronous_commit=off` on this pool's sessions (the server's setting stays)
+        self.synchronous_commit = synchronous_commit
         #: how long a statement waits for a connection before the store counts as unavailable
         self.wait_seconds = wait_seconds
         self._pool: AsyncConnectionPool[Conn] | None = None
@@ -153,7 +162,7 @@ class PostgresConnector:
             self.url,
             min_size=1,
             max_size=self.pool_size,
-            kwargs={"autocommit": True},
+            kwargs={"autocommit": True, **_session_options(self.synchronous_commit)},
             timeout=self.wait_seconds,
             check=None,  # no round trip per checkout: see the module's docstring
             open=False,
@@ -251,6 +260,11 @@ class PostgresConnector:
         return version
 
 
+def _session_options(synchronous_commit: bool) -> dict[str, str]:
+    """Connection options: a commit that does not wait for its WAL flush, if so chosen."""
+    return {} if synchronous_commit else {"options": "-c synchronous_commit=off"}
+
+
 def _unavailable(exc: Exception) -> Overloaded:
     log.warning("database unavailable: %s", exc)
     return Overloaded("The task store is unavailable; try again shortly.")
@@ -288,7 +302,18 @@ class PostgresStore(SQLStore):
     """Tasks, keys and webhooks in PostgreSQL, through a small pool of autocommit connections."""
 
     def __init__(
-        self, url: str, *, pool_size: int = 10, migrate: bool = True, wait_seconds: float = 10.0
+        self,
+        url: str,
+        *,
+        pool_size: int = 10,
+        migrate: bool = True,
+        wait_seconds: float = 10.0,
+        synchronous_commit: bool = True,
     ) -> None:
-        connector = PostgresConnector(url, pool_size=pool_size, wait_seconds=wait_seconds)
+        connector = PostgresConnector(
+            url,
+            pool_size=pool_size,
+            wait_seconds=wait_seconds,
+            synchronous_commit=synchronous_commit,
+        )
         super().__init__(connector, migrate=migrate)
