@@ -104,14 +104,16 @@ _FINISH = """
         warnings = :warnings, usage = :usage, finished_at = :finished_at, run_after = :run_after,
         lease_owner = NULL, lease_expires_at = NULL, partials = :partials
     WHERE id = :id AND lease_token = :lease_token AND status = 'running'"""
+#: the journal rows' fields, read from JSON (columns added later keep their defaults)
+_JOURNAL_FIELDS = ", ".join(f"r.{name}" for name in ATTEMPT_FIELDS)
 #: a finish as one statement where a WITH clause may write: the outcome, fenced by the lease
 #: token; only if it was written, the journal rows (JSON, typed by the table's own row type)
 #: and, for a final status, the spend settled, the key's slot freed, the webhook made due.
 #: The task's row, locked first, keeps concurrent final writes of one task apart.
 _FINISH_ALL = f"""
     WITH done AS ({_FINISH} RETURNING id),
-    journal AS (INSERT INTO attempts
-        SELECT r.* FROM done, json_populate_recordset(NULL::attempts, :journal) AS r),
+    journal AS (INSERT INTO attempts ({ATTEMPT_COLUMNS})
+        SELECT {_JOURNAL_FIELDS} FROM done, json_populate_recordset(NULL::attempts, :journal) AS r),
     keys AS (UPDATE api_keys SET active_tasks = active_tasks - 1,
             reserved_micros = api_keys.reserved_micros - s.reserved_micros,
             spent_micros = spent_micros + :cost
