@@ -140,6 +140,15 @@ class Settings(BaseSettings):
     database_pool_size: int = Field(
         10, description="PostgreSQL connections each process keeps at most.", ge=1
     )
+    database_synchronous_commit: bool = Field(
+        True,
+        description="Whether the hub's commits wait for the PostgreSQL server to flush them "
+        "to disk (true: the server's own `synchronous_commit` applies). false sets it off on "
+        "the hub's connections only: about 0.5 ms less database CPU per task and faster "
+        "commits, but a crash of the database server may lose its last commits (up to 3 x "
+        "`wal_writer_delay`, 0.6 s by default): submits already answered, outcomes already "
+        "reported. It never corrupts the database.",
+    )
     database_wait_seconds: float = Field(
         10.0,
         description="How long a request waits for a PostgreSQL connection before it answers "

@@ -150,6 +150,7 @@ def _open_store(settings: Settings) -> Store:
         pool_size=settings.database_pool_size,
         migrate_on_open=settings.migrate_on_start,
         wait_seconds=settings.database_wait_seconds,
+        synchronous_commit=settings.database_synchronous_commit,
     )
 
 

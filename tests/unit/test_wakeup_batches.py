@@ -11,7 +11,7 @@ from imagehub.settings import Settings
 from imagehub.tasks import Task
 from imagehub.wakeups.local import LocalBroadcast, Relay, pair
 from imagehub.wakeups.notifier import Notifier
-from imagehub.wakeups.shared import SharedNotifier, decode, open_notifier
+from imagehub.wakeups.shared import SharedNotifier, decode, encode, open_notifier
 
 #: how long a test waits for a hint before calling it lost (a failure guard, not a measure)
 GUARD = 5.0
@@ -23,13 +23,25 @@ class Recorder:
     def __init__(self) -> None:
         self.published: list[list[str]] = []
         self.sent = asyncio.Event()
+        self.deliver: Callable[[str], None] = lambda _: None
 
     async def start(self, on_message: Callable[[str], None], on_gap: Callable[[], None]) -> None:
-        pass
+        self.deliver = on_message
 
     async def publish(self, messages: list[str]) -> None:
         self.published.append(messages)
         self.sent.set()
+
+    def hints(self) -> list[tuple[bool, list[str]]]:
+        """What the messages said besides "I am here": (queued, changed tasks)."""
+        said = [decode(m)[1:] for batch in self.published for m in batch]
+        return [(queued, changed) for queued, changed in said if queued or changed]
+
+    async def said_twice(self) -> None:
+        """Until two more messages went out: any hint raised before the first is in one."""
+        for _ in range(2):
+            self.sent.clear()
+            await asyncio.wait_for(self.sent.wait(), GUARD)
 
     async def close(self) -> None:
         pass
@@ -71,7 +83,30 @@ async def test_a_task_the_local_worker_takes_sends_no_queued_hint():
         await notifier.wait_queued(0)  # the local dispatch loop was woken either way
     finally:
         await notifier.close()
-    assert [decode(m)[1] for batch in bus.published for m in batch] == [True]
+    assert [queued for queued, _ in bus.hints()] == [True]
+
+
+async def test_a_process_alone_keeps_its_hints_until_it_hears_another():
+    bus = Recorder()
+    notifier = SharedNotifier(bus, presence_seconds=0.02)
+    await notifier.start()
+    try:
+        async with asyncio.timeout(GUARD):
+            while not notifier.alone():  # three presence periods heard from no one
+                await bus.said_twice()
+        notifier.task_changed("tsk_1")
+        await bus.said_twice()
+        assert bus.hints() == []  # only "I am here"
+        (hello,) = encode("another-process", False, set())
+        bus.deliver(hello)
+        assert not notifier.alone()
+        notifier.task_changed("tsk_2")
+        async with asyncio.timeout(GUARD):
+            while not bus.hints():
+                await bus.said_twice()
+        assert bus.hints() == [(False, ["tsk_2"])]
+    finally:
+        await notifier.close()
 
 
 async def test_the_relay_carries_a_hint_to_every_other_process_only():

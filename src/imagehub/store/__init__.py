@@ -22,7 +22,12 @@ _POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
 
 def open_store(
-    url: str, *, pool_size: int = 10, migrate_on_open: bool = True, wait_seconds: float = 10.0
+    url: str,
+    *,
+    pool_size: int = 10,
+    migrate_on_open: bool = True,
+    wait_seconds: float = 10.0,
+    synchronous_commit: bool = True,
 ) -> Store:
     """The store for a URL: `sqlite:///path`, `memory://` or `postgresql://...`.
 
@@ -36,7 +41,11 @@ def open_store(
         from imagehub.store.postgres import PostgresStore  # the optional `scale` extra
 
         return PostgresStore(
-            url, pool_size=pool_size, migrate=migrate_on_open, wait_seconds=wait_seconds
+            url,
+            pool_size=pool_size,
+            migrate=migrate_on_open,
+            wait_seconds=wait_seconds,
+            synchronous_commit=synchronous_commit,
         )
     raise ValueError(f"unsupported database URL scheme: {url.split(':', 1)[0]!r}")
 

@@ -36,6 +36,9 @@ class Dialect:
     purged_output: str
     #: serialises writers of one tenant's secrets; SQLite has a single writer already
     secret_lock: str | None
+    #: a WITH clause may write (PostgreSQL): a finish's writes go as one statement, whose
+    #: parsing, binding and round trip cost less than a transaction's many
+    writing_with: bool = False
     #: the migrations' type names
     types: Mapping[str, str] = field(default_factory=dict)
 
@@ -79,6 +82,7 @@ POSTGRES = Dialect(
         "SELECT pg_advisory_xact_lock(hashtextextended('webhook-secret:' || :tenant_id, 0))"
     ),
     types={"real": "DOUBLE PRECISION", "counter": "BIGINT"},
+    writing_with=True,
 )
 
 
@@ -87,6 +91,13 @@ class Executor(Protocol):
 
     async def execute(self, sql: str, params: Params = NO_PARAMS) -> int:
         """Run a statement; the number of rows it changed."""
+
+    async def send(self, sql: str, params: Params = NO_PARAMS) -> None:
+        """Run a statement whose outcome nobody reads.
+
+        In a transaction it may travel with the statements after it (PostgreSQL pipelines
+        them: one round trip); a failure then surfaces at the next result, or at commit.
+        """
 
     async def fetch_one(self, sql: str, params: Params = NO_PARAMS) -> Row | None: ...
 

@@ -4,9 +4,12 @@ Claims take due rows with `FOR UPDATE SKIP LOCKED`, so concurrent workers never 
 other nor take the same task. Every statement runs on its own pooled connection in autocommit
 and gives it back at once: no connection is held across an upstream call. A task costs three
 commits: its submit (one transaction: the task, its key's reservation, its delivery), its
-claim, its finish (one transaction: the outcome, the spend, the delivery). Reads are single
-autocommit statements (no BEGIN/COMMIT round trips). Lease times use the database clock, so
-workers on machines with drifting clocks agree on when a lease expires.
+claim, its finish (one statement whose WITH clause writes the outcome, the journal, the spend
+and the delivery). Reads are single autocommit statements (no BEGIN/COMMIT round trips). A
+transaction runs in pipeline mode: it waits only for the results it reads, so BEGIN travels
+with its first statement and the writes whose outcome nobody reads (`send`) travel with its
+COMMIT. Lease times use the database clock, so workers on machines with drifting clocks agree
+on when a lease expires.
 
 No check runs on a checkout (psycopg_pool's `check` is off: it would cost a round trip per
 statement). A connection broken meanwhile (a database restart, a terminated backend) is found
@@ -15,16 +18,18 @@ ones, opening new ones) and the statement runs once more. That retry is safe bec
 statement that may have run on the broken connection either is idempotent or is fenced:
 
 - reads, `heartbeat`, `release`, `purge_output`, key revoke/restore/limits: idempotent;
-- `finish` of a retry (not final) and `finish_delivery`: fenced by the lease token, a second
-  run changes nothing (the worker then hears "lease lost" for a write that was made);
+- `finish` and `finish_delivery`: fenced by the lease token (every write of a final finish
+  joins the task's fenced update), a second run changes nothing (the worker then hears "lease
+  lost" for a write that was made);
 - `claim` and `claim_deliveries`: rows a lost first run leased are not lost: the worker's
   heartbeat finds tasks it holds but does not run and hands them back; a delivery's lease
   expires and it is claimed again;
 - `add_key`: a second run fails on the key's unique id (the caller sees an error for a key
   that was stored; keys are added by hand, rarely);
 - `rate_hit`: a second run counts the request twice (errs towards limiting);
-- transactions (submit, finish to a final status, cancel, reap, secrets): only their BEGIN is
-  retried, before anything ran; a connection lost after it is the caller's `Overloaded`.
+- transactions (submit, cancel, reap, secrets): run again whole when the connection broke
+  before their COMMIT was sent (the server rolled them back); one lost after it is the
+  caller's `Overloaded`.
 
 A database that stays unreachable is `Overloaded` (503).
 """
@@ -38,7 +43,7 @@ from contextlib import AsyncExitStack
 from typing import Any, TypeVar
 
 import psycopg
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, AsyncPipeline
 from psycopg.rows import TupleRow
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
@@ -81,12 +86,73 @@ class _Statements:
         return await (await self.conn.execute(POSTGRES.render(sql), params)).fetchall()
 
 
+class _Pipelined(_Statements):
+    """A transaction's statements in pipeline mode: sent at once, waited for only when their
+    result is read (`send` never waits), so BEGIN travels with the first statement and the
+    statements nobody reads travel with COMMIT."""
+
+    def __init__(self, conn: Conn, pipeline: AsyncPipeline) -> None:
+        super().__init__(conn)
+        self.pipeline = pipeline
+
+    async def send(self, sql: str, params: Params = NO_PARAMS) -> None:
+        await self.conn.execute(POSTGRES.render(sql), params)
+
+    async def execute(self, sql: str, params: Params = NO_PARAMS) -> int:
+        cur = await self.conn.execute(POSTGRES.render(sql), params)
+        await self.pipeline.sync()  # a row count comes with no row to fetch: ask for it
+        return cur.rowcount
+
+
+class _CommitUnknown(Exception):
+    """The connection broke after COMMIT was sent: the transaction may have been committed."""
+
+
+async def _pipelined(conn: Conn, fn: Callable[[Executor], Coroutine[Any, Any, T]]) -> T:
+    """`fn`'s statements in one transaction on `conn`, pipelined."""
+    committing = False
+    try:
+        async with conn.pipeline() as pipeline:
+            await conn.execute(b"BEGIN")
+            try:
+                result = await fn(_Pipelined(conn, pipeline))
+            except BaseException:
+                await _undo(conn, pipeline)
+                raise
+            committing = True
+            await conn.execute(b"COMMIT")
+        return result  # the pipeline's end waited for every result, COMMIT's included
+    except psycopg.OperationalError as exc:
+        if committing:
+            raise _CommitUnknown(str(exc)) from exc
+        raise
+
+
+async def _undo(conn: Conn, pipeline: AsyncPipeline) -> None:
+    """Roll back a transaction whose function raised (a statement's error, or its own)."""
+    if conn.broken:
+        return  # the server ends a broken session's transaction itself
+    with contextlib.suppress(psycopg.Error):
+        await pipeline.sync()  # past a failed statement, the server skips all until a sync
+    with contextlib.suppress(psycopg.Error):
+        await conn.execute(b"ROLLBACK")
+
+
 class PostgresConnector:
     dialect = POSTGRES
 
-    def __init__(self, url: str, *, pool_size: int = 10, wait_seconds: float = 10.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        pool_size: int = 10,
+        wait_seconds: float = 10.0,
+        synchronous_commit: bool = True,
+    ) -> None:
         self.url = url
         self.pool_size = pool_size
+        #: False: `synchronous_commit=off` on this pool's sessions (the server's setting stays)
+        self.synchronous_commit = synchronous_commit
         #: how long a statement waits for a connection before the store counts as unavailable
         self.wait_seconds = wait_seconds
         self._pool: AsyncConnectionPool[Conn] | None = None
@@ -96,7 +162,7 @@ class PostgresConnector:
             self.url,
             min_size=1,
             max_size=self.pool_size,
-            kwargs={"autocommit": True},
+            kwargs={"autocommit": True, **_session_options(self.synchronous_commit)},
             timeout=self.wait_seconds,
             check=None,  # no round trip per checkout: see the module's docstring
             open=False,
@@ -159,17 +225,20 @@ class PostgresConnector:
     async def fetch_all(self, sql: str, params: Params = NO_PARAMS) -> list[Row]:
         return await self._once(lambda s: s.fetch_all(sql, params))
 
-    async def transaction(self, fn: Callable[[Executor], Coroutine[Any, Any, T]]) -> T:
-        async def begin(conn: Conn, stack: AsyncExitStack) -> Conn:
-            await stack.enter_async_context(conn.transaction())
-            return conn
+    async def send(self, sql: str, params: Params = NO_PARAMS) -> None:
+        await self.execute(sql, params)
 
-        # only BEGIN runs again on another connection: after it, a broken connection may
-        # have committed or not, and the caller hears the store is unavailable
+    async def transaction(self, fn: Callable[[Executor], Coroutine[Any, Any, T]]) -> T:
+        """`fn`'s statements pipelined: a round trip per result `fn` reads, and one to commit.
+
+        On a connection found broken before COMMIT was sent (nothing of it was committed),
+        `fn` runs once more on another; a connection lost after it, the outcome unknown, is
+        the caller's `Overloaded`. Like SQLite's, `fn` must have no effects but its statements.
+        """
         try:
             async with AsyncExitStack() as keep:
-                return await fn(_Statements(await self._on_connection(begin, keep)))
-        except (psycopg.OperationalError, PoolTimeout) as exc:
+                return await self._on_connection(lambda conn, _: _pipelined(conn, fn), keep)
+        except _CommitUnknown as exc:
             raise _unavailable(exc) from exc
 
     async def migrate(self) -> int:
@@ -189,6 +258,11 @@ class PostgresConnector:
                 f"{len(MIGRATIONS)}: run `imagehub migrate` (or set IMAGEHUB_MIGRATE_ON_START=true)"
             )
         return version
+
+
+def _session_options(synchronous_commit: bool) -> dict[str, str]:
+    """Connection options: a commit that does not wait for its WAL flush, if so chosen."""
+    return {} if synchronous_commit else {"options": "-c synchronous_commit=off"}
 
 
 def _unavailable(exc: Exception) -> Overloaded:
@@ -228,7 +302,18 @@ class PostgresStore(SQLStore):
     """Tasks, keys and webhooks in PostgreSQL, through a small pool of autocommit connections."""
 
     def __init__(
-        self, url: str, *, pool_size: int = 10, migrate: bool = True, wait_seconds: float = 10.0
+        self,
+        url: str,
+        *,
+        pool_size: int = 10,
+        migrate: bool = True,
+        wait_seconds: float = 10.0,
+        synchronous_commit: bool = True,
     ) -> None:
-        connector = PostgresConnector(url, pool_size=pool_size, wait_seconds=wait_seconds)
+        connector = PostgresConnector(
+            url,
+            pool_size=pool_size,
+            wait_seconds=wait_seconds,
+            synchronous_commit=synchronous_commit,
+        )
         super().__init__(connector, migrate=migrate)

@@ -33,13 +33,19 @@ _RESERVE = """
 _INSERT_SPEND = """
     INSERT INTO spend (task_id, key_id, reserved_micros, state)
     VALUES (:task_id, :key_id, :amount, 'reserved')"""
-_SETTLE = """
-    UPDATE spend SET state = 'settled', cost_micros = :cost
-    WHERE task_id = :task_id AND state = 'reserved' RETURNING key_id, reserved_micros"""
+#: a settle's two statements read nothing back, so a transaction sends them with its COMMIT:
+#: the key first, from the spend row still reserved; then that row. The task's row, changed
+#: first in the same transaction, keeps concurrent settles of one task apart.
 _SETTLE_KEY = """
     UPDATE api_keys SET active_tasks = active_tasks - 1,
-        reserved_micros = reserved_micros - :reserved, spent_micros = spent_micros + :cost
-    WHERE id = :key_id"""
+        reserved_micros = reserved_micros - (SELECT s.reserved_micros FROM spend AS s
+            WHERE s.task_id = :task_id AND s.state = 'reserved'),
+        spent_micros = spent_micros + :cost
+    WHERE id = (SELECT s.key_id FROM spend AS s
+        WHERE s.task_id = :task_id AND s.state = 'reserved')"""
+_SETTLE = """
+    UPDATE spend SET state = 'settled', cost_micros = :cost
+    WHERE task_id = :task_id AND state = 'reserved'"""
 #: a hit within the minute's allowance moves the TAT on; a refused one changes nothing
 _RATE = """
     INSERT INTO rate_limits (key_id, tat) VALUES (:key_id, {now} + :interval)
@@ -53,7 +59,7 @@ async def reserve(tx: Executor, task_id: str, key_id: str, amount: int) -> None:
     """Take a slot and `amount` of the key's budget for a task; OverLimit if refused."""
     args = {"task_id": task_id, "key_id": key_id, "amount": amount}
     if await tx.execute(_RESERVE, args):
-        await tx.execute(_INSERT_SPEND, args)
+        await tx.send(_INSERT_SPEND, args)
         return
     row = await tx.fetch_one(f"{_SELECT} WHERE id = :id", {"id": key_id})
     if row is None:
@@ -66,9 +72,9 @@ async def reserve(tx: Executor, task_id: str, key_id: str, amount: int) -> None:
 
 async def settle(tx: Executor, task_id: str, cost: int) -> None:
     """Free a final task's slot and charge its cost instead of its reservation (once)."""
-    row = await tx.fetch_one(_SETTLE, {"cost": cost, "task_id": task_id})
-    if row is not None:
-        await tx.execute(_SETTLE_KEY, {"reserved": row[1], "cost": cost, "key_id": row[0]})
+    args = {"cost": cost, "task_id": task_id}
+    await tx.send(_SETTLE_KEY, args)
+    await tx.send(_SETTLE, args)
 
 
 class SQLKeys:

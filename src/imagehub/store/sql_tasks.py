@@ -50,9 +50,12 @@ from imagehub.tasks import (
 from imagehub.tenancy.types import Submission
 
 _SELECT = f"SELECT {TASK_COLUMNS} FROM tasks"
-#: a clash on the idempotency key inserts nothing and returns no row
+#: a clash on the idempotency key inserts nothing and returns no row; the place is the one
+#: `_FAIR_PLACE` just gave the tenant, read here so both travel in one round trip
 _INSERT = (
-    insert("tasks", [*TASK_FIELDS, "fair_at"])
+    insert("tasks", [*TASK_FIELDS, "fair_at"]).replace(
+        ":fair_at", "(SELECT last_fair FROM fair_shares WHERE tenant_id = :tenant_id)"
+    )
     + """
     ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
     RETURNING id"""
@@ -75,8 +78,7 @@ _CLOCK = """COALESCE(
 _FAIR_PLACE = f"""
     INSERT INTO fair_shares (tenant_id, last_fair) VALUES (:tenant_id, {_CLOCK} + 1.0)
     ON CONFLICT (tenant_id) DO UPDATE SET
-        last_fair = {{greatest}}(fair_shares.last_fair, {_CLOCK}) + 1.0 / fair_shares.weight
-    RETURNING last_fair"""
+        last_fair = {{greatest}}(fair_shares.last_fair, {_CLOCK}) + 1.0 / fair_shares.weight"""
 _SET_PRIORITY = """
     INSERT INTO fair_shares (tenant_id, weight) VALUES (:tenant_id, :weight)
     ON CONFLICT (tenant_id) DO UPDATE SET weight = :weight"""
@@ -102,6 +104,27 @@ _FINISH = """
         warnings = :warnings, usage = :usage, finished_at = :finished_at, run_after = :run_after,
         lease_owner = NULL, lease_expires_at = NULL, partials = :partials
     WHERE id = :id AND lease_token = :lease_token AND status = 'running'"""
+#: the journal rows' fields, read from JSON (columns added later keep their defaults)
+_JOURNAL_FIELDS = ", ".join(f"r.{name}" for name in ATTEMPT_FIELDS)
+#: a finish as one statement where a WITH clause may write: the outcome, fenced by the lease
+#: token; only if it was written, the journal rows (JSON, typed by the table's own row type)
+#: and, for a final status, the spend settled, the key's slot freed, the webhook made due.
+#: The task's row, locked first, keeps concurrent final writes of one task apart.
+_FINISH_ALL = f"""
+    WITH done AS ({_FINISH} RETURNING id),
+    journal AS (INSERT INTO attempts ({ATTEMPT_COLUMNS})
+        SELECT {_JOURNAL_FIELDS} FROM done, json_populate_recordset(NULL::attempts, :journal) AS r),
+    keys AS (UPDATE api_keys SET active_tasks = active_tasks - 1,
+            reserved_micros = api_keys.reserved_micros - s.reserved_micros,
+            spent_micros = spent_micros + :cost
+        FROM done, spend AS s
+        WHERE :ready AND s.task_id = done.id AND s.state = 'reserved' AND api_keys.id = s.key_id),
+    spent AS (UPDATE spend SET state = 'settled', cost_micros = :cost FROM done
+        WHERE :ready AND spend.task_id = done.id AND spend.state = 'reserved'),
+    hook AS (UPDATE webhook_deliveries SET state = 'pending', next_attempt_at = {{now}} FROM done
+        WHERE :ready AND webhook_deliveries.task_id = done.id
+            AND webhook_deliveries.state = 'waiting')
+    SELECT count(*) FROM done"""
 _PARTIALS = """
     UPDATE tasks SET partials = :partials
     WHERE id = :id AND lease_token = :lease_token AND status = 'running'"""
@@ -209,9 +232,8 @@ class SQLTasks:
 
     async def create(self, task: Task, submission: Submission | None = None) -> None:
         async def insert(tx: Executor) -> bool:
-            place = await tx.fetch_one(_FAIR_PLACE, {"tenant_id": task.tenant_id})
-            assert place is not None  # an upsert with RETURNING always returns its row
-            if await tx.fetch_one(_INSERT, {**task_row(task), "fair_at": place[0]}) is None:
+            await tx.send(_FAIR_PLACE, {"tenant_id": task.tenant_id})
+            if await tx.fetch_one(_INSERT, task_row(task)) is None:
                 return False
             await self._submitted(tx, task, submission)
             return True
@@ -288,12 +310,21 @@ class SQLTasks:
         calls = journal(attempt)
         if not task.ready and not calls:
             return bool(await self.db.execute(_FINISH, outcome_row(task)))
+        if self.db.dialect.writing_with:
+            args = {
+                **outcome_row(task),
+                "journal": dumps([attempt_row(call) for call in calls]),
+                "ready": task.ready,
+                "cost": cost_micros(task),
+            }
+            row = await self.db.fetch_one(_FINISH_ALL, args)
+            return bool(row and row[0])
 
         async def write(tx: Executor) -> bool:
             if not await tx.execute(_FINISH, outcome_row(task)):
                 return False
             for call in calls:
-                await tx.execute(_INSERT_ATTEMPT, attempt_row(call))
+                await tx.send(_INSERT_ATTEMPT, attempt_row(call))
             if task.ready:
                 await finished(tx, task.id, cost_micros(task), task.webhook_url is not None)
             return True
@@ -378,12 +409,12 @@ class SQLTasks:
     async def publish_route_states(self, process_id: str, states: Sequence[RouteState]) -> None:
         async def write(tx: Executor) -> None:
             now = max((s.updated_at.timestamp() for s in states), default=0.0)
-            await tx.execute(
+            await tx.send(
                 "DELETE FROM route_states WHERE process_id = :process_id OR updated_at < :stale",
                 {"process_id": process_id, "stale": now - ROUTE_STATE_KEEP_SECONDS},
             )
             for state in states:
-                await tx.execute(
+                await tx.send(
                     _PUBLISH_ROUTE,
                     {
                         "process_id": process_id,

@@ -65,12 +65,12 @@ _EXPIRE = """
 
 
 async def add_delivery(tx: Executor, delivery: Delivery) -> None:
-    await tx.execute(_INSERT, delivery_row(delivery))
+    await tx.send(_INSERT, delivery_row(delivery))
 
 
 async def activate(tx: Executor, task_id: str) -> None:
     """Make a final task's waiting delivery due now."""
-    await tx.execute(_ACTIVATE, {"task_id": task_id})
+    await tx.send(_ACTIVATE, {"task_id": task_id})
 
 
 class SQLWebhooks:
@@ -156,14 +156,14 @@ class SQLWebhooks:
         args = {"tenant_id": tenant_id}
         lock = self.db.dialect.secret_lock
         if lock is not None:
-            await tx.fetch_one(lock, args)
+            await tx.send(lock, args)
         return args
 
     async def ensure_webhook_secret(self, secret: WebhookSecret) -> list[WebhookSecret]:
         async def ensure(tx: Executor) -> None:
             args = await self._locked(tx, secret.tenant_id)
             if await tx.fetch_one(_SECRETS, args) is None:
-                await tx.execute(_INSERT_SECRET, secret_row(secret))
+                await tx.send(_INSERT_SECRET, secret_row(secret))
 
         await self.db.transaction(ensure)
         return await self.webhook_secrets(secret.tenant_id)
@@ -176,9 +176,9 @@ class SQLWebhooks:
 
         async def rotate(tx: Executor) -> None:
             args = await self._locked(tx, secret.tenant_id)
-            await tx.execute(_DROP_EXPIRED, {**args, "at": now.timestamp()})
-            await tx.execute(_EXPIRE, {**args, "until": until})
-            await tx.execute(_INSERT_SECRET, secret_row(secret))
+            await tx.send(_DROP_EXPIRED, {**args, "at": now.timestamp()})
+            await tx.send(_EXPIRE, {**args, "until": until})
+            await tx.send(_INSERT_SECRET, secret_row(secret))
 
         await self.db.transaction(rotate)
         return await self.webhook_secrets(secret.tenant_id)

@@ -64,6 +64,9 @@ class _Transaction:
     async def execute(self, sql: str, params: Params = NO_PARAMS) -> int:
         return self.connector.statement(sql, params, lambda cur: cur.rowcount)(self.conn)
 
+    async def send(self, sql: str, params: Params = NO_PARAMS) -> None:
+        await self.execute(sql, params)
+
     async def fetch_one(self, sql: str, params: Params = NO_PARAMS) -> Row | None:
         row: Row | None = self.connector.statement(sql, params, lambda cur: cur.fetchone())(
             self.conn
@@ -327,6 +330,9 @@ class SQLiteConnector:
 
     async def execute(self, sql: str, params: Params = NO_PARAMS) -> int:
         return await self._run(sql, params, lambda cur: cur.rowcount)
+
+    async def send(self, sql: str, params: Params = NO_PARAMS) -> None:
+        await self.execute(sql, params)
 
     async def fetch_one(self, sql: str, params: Params = NO_PARAMS) -> Row | None:
         conn = self._loop_conn

@@ -26,6 +26,9 @@ log = logging.getLogger("imagehub.wakeups.shared")
 
 #: PostgreSQL refuses NOTIFY payloads of 8000 bytes or more
 MAX_MESSAGE_BYTES = 7900
+#: a process says it is there at least this often (a hint says it too); heard from no other
+#: process for three times this, while listening all along, it is alone
+PRESENCE_SECONDS = 5.0
 
 
 class Broadcast(Protocol):
@@ -48,12 +51,23 @@ class SharedNotifier(Notifier):
     (one NOTIFY, one commit) per batch, never one per task or per waiter. A "queued" hint is
     only sent when this process's worker will not take the task itself (`claims_here`): other
     workers would only race it to the claim, each with a claim that finds nothing.
+
+    A process alone sends no hints (no NOTIFY, no commit per batch): every process says it is
+    there on start and every `presence_seconds`, and one that has been listening for three
+    times that without hearing another keeps its hints in process until it hears one.
     """
 
-    def __init__(self, broadcast: Broadcast, *, batch_seconds: float = 0.0) -> None:
+    def __init__(
+        self,
+        broadcast: Broadcast,
+        *,
+        batch_seconds: float = 0.0,
+        presence_seconds: float = PRESENCE_SECONDS,
+    ) -> None:
         super().__init__()
         self.broadcast = broadcast
         self.batch_seconds = batch_seconds
+        self.presence_seconds = presence_seconds
         #: whether this process's worker claims a newly queued task itself (set by the wiring)
         self.claims_here: Callable[[], bool] = lambda: False
         self.sender = secrets.token_hex(6)
@@ -61,6 +75,11 @@ class SharedNotifier(Notifier):
         self._queued_hint = False
         self._pending = asyncio.Event()
         self._publisher: asyncio.Task[None] | None = None
+        #: when each other process was last heard from (loop time)
+        self._peers: dict[str, float] = {}
+        #: since when this process has heard every message (start, or its listener's return)
+        self._listening_since = 0.0
+        self._last_published = -presence_seconds  # due at once: say so on start
 
     def task_changed(self, task_id: str, *, ready: bool = True) -> None:
         # other processes learn only "changed": their ready-only waiters re-read once more
@@ -75,7 +94,8 @@ class SharedNotifier(Notifier):
             self._pending.set()
 
     async def start(self) -> None:
-        await self.broadcast.start(self._receive, self.wake_all)
+        self._listening_since = asyncio.get_running_loop().time()
+        await self.broadcast.start(self._receive, self._gap)
         self._publisher = asyncio.create_task(self._publish_loop(), name="imagehub-broadcast")
 
     async def close(self) -> None:
@@ -87,9 +107,25 @@ class SharedNotifier(Notifier):
             self._publisher = None
         await self.broadcast.close()
 
+    def _gap(self) -> None:
+        """The listener is back: others may have come meanwhile, unheard."""
+        self._listening_since = asyncio.get_running_loop().time()
+        self.wake_all()
+
+    def alone(self) -> bool:
+        """Whether no other process listens: none heard for three presence periods, while
+        listening all along."""
+        since = asyncio.get_running_loop().time() - 3 * self.presence_seconds
+        return self._listening_since <= since and all(t <= since for t in self._peers.values())
+
     async def _publish_loop(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
-            await self._pending.wait()
+            if loop.time() - self._last_published >= self.presence_seconds:
+                self._pending.set()  # time to say this process is there
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.presence_seconds):
+                    await self._pending.wait()
             if self.batch_seconds > 0:
                 await asyncio.sleep(self.batch_seconds)
             try:
@@ -103,13 +139,22 @@ class SharedNotifier(Notifier):
         self._pending.clear()
         changed, queued = self._changed, self._queued_hint
         self._changed, self._queued_hint = set(), False
-        if changed or queued:
+        now = asyncio.get_running_loop().time()
+        due = now - self._last_published >= self.presence_seconds
+        if due:  # forget the processes that stopped
+            gone = now - 3 * self.presence_seconds
+            self._peers = {p: t for p, t in self._peers.items() if t > gone}
+        if self.alone():  # the hints are for nobody: in-process wake-ups were enough
+            changed, queued = set(), False
+        if due or changed or queued:
+            self._last_published = now
             await self.broadcast.publish(encode(self.sender, queued, changed))
 
     def _receive(self, message: str) -> None:
         sender, queued, changed = decode(message)
         if sender == self.sender:
             return
+        self._peers[sender] = asyncio.get_running_loop().time()
         for task_id in changed:
             Notifier.task_changed(self, task_id)
         if queued:
