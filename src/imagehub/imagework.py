@@ -69,8 +69,10 @@ class ImageWork:
         #: worker processes (0: threads of this process)
         self.processes = processes
         self.budget = PixelBudget(budget_pixels)
-        # two calls per process: one runs while the next one's arguments are on their way
-        self._slots = asyncio.Semaphore(max(1, processes * 2 if processes else threads))
+        #: calls handed to the pool at once: two per process, one runs while the next one's
+        #: arguments are on their way
+        self.capacity = max(1, processes * 2 if processes else threads)
+        self._slots = asyncio.Semaphore(self.capacity)
         self._threads = threads
         self._executor: Executor | None = None
         #: calls finished, by function name
