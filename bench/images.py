@@ -47,6 +47,7 @@ from typing import Any
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from proccpu import thread_cpu
 from upstream import (
     HOST,
     HUB_KEY,
@@ -388,6 +389,11 @@ def _percentiles(values: list[float]) -> dict[str, float]:
     return {"p50_ms": at(50), "p99_ms": at(99), "max_ms": round(ordered[-1] * 1000, 1)}
 
 
+def _runqueue_wait(pid: int) -> float:
+    """Seconds the main thread of `pid` spent ready to run, waiting for a core (schedstat)."""
+    return int(Path(f"/proc/{pid}/task/{pid}/schedstat").read_text().split()[1]) / 1e9
+
+
 async def queue(args: argparse.Namespace, workdir: Path, log: Path) -> list[dict[str, Any]]:
     hub = start_hub(args, workdir / "hub-queue", log, IMAGEHUB_DEMO="true")
     auth = {"Authorization": f"Bearer {HUB_KEY}"}
@@ -413,7 +419,12 @@ async def queue(args: argparse.Namespace, workdir: Path, log: Path) -> list[dict
             finally:
                 client.close()
 
+        pid = hub.process.pid
+        loop_cpu, loop_waited = thread_cpu(pid), _runqueue_wait(pid)
         await asyncio.gather(*(submitter() for _ in range(64)))
+        # the loop thread's own CPU, and how long it was ready to run but had no core: on a
+        # shared machine the second explains the latencies the first does not
+        loop_cpu, loop_waited = thread_cpu(pid) - loop_cpu, _runqueue_wait(pid) - loop_waited
         reads: list[float] = []
         statuses: dict[str, int] = {}
         until = time.perf_counter() + args.seconds
@@ -440,6 +451,8 @@ async def queue(args: argparse.Namespace, workdir: Path, log: Path) -> list[dict
             "queued": args.queued,
             "submit_concurrency": 64,
             "submit": _percentiles(submits),
+            "submit_loop_cpu_ms": round(loop_cpu * 1000 / len(submits), 3),
+            "submit_loop_waited_ms": round(loop_waited * 1000 / len(submits), 3),
             "get_concurrency": args.get_concurrency,
             "gets": len(reads),
             "get": _percentiles(reads),

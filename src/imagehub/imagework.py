@@ -21,6 +21,7 @@ import logging
 import multiprocessing
 import os
 import signal
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -69,10 +70,14 @@ class ImageWork:
         #: worker processes (0: threads of this process)
         self.processes = processes
         self.budget = PixelBudget(budget_pixels)
-        # two calls per process: one runs while the next one's arguments are on their way
-        self._slots = asyncio.Semaphore(max(1, processes * 2 if processes else threads))
+        #: calls handed to the pool at once: two per process, one runs while the next one's
+        #: arguments are on their way
+        self.capacity = max(1, processes * 2 if processes else threads)
+        self._slots = asyncio.Semaphore(self.capacity)
         self._threads = threads
         self._executor: Executor | None = None
+        #: held while a pool starts (on a thread) or stops
+        self._starting = threading.Lock()
         #: calls finished, by function name
         self.calls: Counter[str] = Counter()
         #: CPU seconds spent, by function name (the worker's own clock)
@@ -90,11 +95,16 @@ class ImageWork:
         """
         loop = asyncio.get_running_loop()
         async with self.budget.hold(pixels), self._slots:
-            executor = self._started()
+            executor = self._executor
             try:
+                if executor is None:
+                    # started on a thread: a process spawn waits for the fork server (its
+                    # imports), up to a second that would stall every request on the loop
+                    executor = await asyncio.to_thread(self._started)
                 value, pid, cpu = await loop.run_in_executor(executor, _call, fn, args, kwargs)
             except BrokenProcessPool:
-                self._restart(executor)
+                if executor is not None:
+                    self._restart(executor)
                 raise WorkerCrashed(
                     "A process drawing or converting the task's images stopped abruptly "
                     "(killed or out of memory)."
@@ -115,24 +125,35 @@ class ImageWork:
 
     def close(self) -> None:
         """Stop the workers; calls not started are canceled. Safe to call twice."""
-        executor, self._executor = self._executor, None
+        with self._starting:  # a pool being started is stopped once it is
+            executor, self._executor = self._executor, None
         if executor is not None:
             executor.shutdown(wait=True, cancel_futures=True)
 
     def _started(self) -> Executor:
-        if self._executor is None:
-            if self.processes > 0:
-                context = multiprocessing.get_context("forkserver")
-                # the server imports these once; each worker forks from it ready to draw
-                context.set_forkserver_preload(_PRELOAD)
-                self._executor = ProcessPoolExecutor(
-                    self.processes, mp_context=context, initializer=_worker_started
-                )
-            else:
-                self._executor = ThreadPoolExecutor(
-                    self._threads, thread_name_prefix="imagehub-imagework"
-                )
-        return self._executor
+        """The pool, started with all its processes (on a thread: it blocks)."""
+        with self._starting:
+            if self._executor is None:
+                self._executor = self._start()
+            return self._executor
+
+    def _start(self) -> Executor:
+        if self.processes > 0:
+            context = multiprocessing.get_context("forkserver")
+            # the server imports these once; each worker forks from it ready to draw
+            context.set_forkserver_preload(_PRELOAD)
+            pool = ProcessPoolExecutor(
+                self.processes, mp_context=context, initializer=_worker_started
+            )
+            # a pool spawns a process at a call that finds none idle: spawn them all here
+            try:
+                for started in [pool.submit(os.getpid) for _ in range(self.processes)]:
+                    started.result()
+            except BaseException:
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
+            return pool
+        return ThreadPoolExecutor(self._threads, thread_name_prefix="imagehub-imagework")
 
     def _restart(self, broken: Executor) -> None:
         """Drop a broken pool (once, however many calls it failed); the next call starts one."""

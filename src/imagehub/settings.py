@@ -46,7 +46,12 @@ class Settings(BaseSettings):
         ge=1,
         le=64,
     )
-    worker_concurrency: int = Field(64, description="Tasks one worker process runs at once.", ge=1)
+    worker_concurrency: int = Field(
+        64,
+        description="Tasks one worker process runs at once (when only the demo provider serves, "
+        "at most twice what its image processes take: the drawing is the bottleneck).",
+        ge=1,
+    )
     lease_seconds: float = Field(
         30.0,
         description="How long a claimed task stays leased without a heartbeat before another "

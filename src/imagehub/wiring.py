@@ -15,6 +15,7 @@ from imagehub.metrics import Metrics
 from imagehub.outbound.address import AddressPolicy
 from imagehub.outbound.client import SafeClient
 from imagehub.outbound.fetch import Fetcher
+from imagehub.providers.demo import DemoProvider
 from imagehub.routing.config import build_router
 from imagehub.routing.router import Router
 from imagehub.routing.states import RouteStatePublisher
@@ -91,6 +92,7 @@ def build_hub(
             work=work,
             tracing=tracing,
             metrics=metrics,
+            concurrency=_worker_concurrency(settings, router, work),
         )
         webhooks = WebhookSender(
             settings=settings,
@@ -130,6 +132,19 @@ def build_hub(
         route_states=route_states,
         tracing=tracing,
     )
+
+
+def _worker_concurrency(settings: Settings, router: Router, work: ImageWork) -> int:
+    """The tasks the worker runs at once: fewer when the demo serves every model.
+
+    Every demo task waits for the image work's few processes; claiming more than keeps them
+    busy would only mark queued tasks running early, out of the fair queue's order (a tenant
+    submitting later would wait behind all of them) and with an estimate that means nothing.
+    """
+    if router.configured() or not isinstance(router.fallback, DemoProvider):
+        return settings.worker_concurrency
+    # twice what the pool takes: the next tasks are claimed while it draws
+    return min(settings.worker_concurrency, 2 * work.capacity)
 
 
 def _metrics(catalog: Catalog, router: Router) -> Metrics:

@@ -86,6 +86,7 @@ class Worker:
         work: ImageWork,
         tracing: Tracing | None = None,
         metrics: Metrics | None = None,
+        concurrency: int | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -99,7 +100,8 @@ class Worker:
         self.metrics = metrics
         self.policy = FailurePolicy.from_settings(settings)
         self.owner = new_id("wrk_")
-        self.concurrency = settings.worker_concurrency
+        #: tasks run at once (`worker_concurrency` unless told)
+        self.concurrency = concurrency or settings.worker_concurrency
         self._running: dict[str, asyncio.Task[None]] = {}
         #: outcomes (and their journal rows) a store outage kept from being written; the
         #: heartbeat writes them later

@@ -501,6 +501,19 @@ async def test_queue_place_counts_up_to_its_cap_and_places_come_in_claim_order(s
     assert await store.queue_places(10) == places[1:]
 
 
+async def test_a_capped_queue_place_is_exact_below_its_cap_and_the_cap_from_it(store):
+    # two tenants: the fair queue interleaves them, and their first tasks tie on their place
+    tasks = [make_task(tenant=f"tenant-{'ab'[i % 2]}", offset=i) for i in range(8)]
+    await create_all(store, tasks)
+    exact = {task.id: (await store.queue_place(task.id)) for task in tasks}
+    for task in tasks:
+        place = exact[task.id]
+        assert place is not None
+        for cap in (1, 2, 3, 4, 7, 8, 9):
+            assert await store.queue_place(task.id, cap) == (*place[:2], min(place[2], cap))
+    assert sorted(place[2] for place in exact.values() if place) == list(range(8))
+
+
 async def test_a_late_burst_cannot_pass_a_waiting_task(store):
     [b] = await create_all(store, [make_task(tenant="tenant-b")])
     await create_all(store, [make_task(tenant="tenant-a", offset=1 + i) for i in range(50)])

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import threading
 import time
 from collections.abc import AsyncIterator
 
@@ -49,6 +50,24 @@ async def test_demo_drawing_runs_in_a_worker_process(work: ImageWork):
     assert work.cpu_seconds["draw"] > 0
     # the same bytes as drawn here: the worker process draws what the provider would
     assert result.images[0].data == provider.render(request).data
+
+
+async def test_the_pool_starts_with_its_processes_away_from_the_event_loop(
+    work: ImageWork, monkeypatch: pytest.MonkeyPatch
+):
+    # a process spawn waits for the fork server: on the loop, every request would wait too
+    starts: list[int] = []
+    start = work._start
+
+    def recorded() -> object:
+        starts.append(threading.get_ident())
+        return start()
+
+    monkeypatch.setattr(work, "_start", recorded)
+    calls = [work.run(os.getpid) for _ in range(3)]
+    pids = await asyncio.wait_for(asyncio.gather(*calls), BOUND)
+    assert len(starts) == 1 and starts[0] != threading.get_ident()
+    assert set(pids) == set(work.worker_pids())  # every process already there when called
 
 
 async def test_exceptions_come_back_as_they_were_raised(work: ImageWork):

@@ -37,6 +37,17 @@ def test_an_api_process_has_no_worker_and_a_worker_process_shares_its_parts():
     assert hub.webhooks.accounts is hub.accounts
 
 
+def test_a_worker_behind_the_demo_only_claims_what_its_image_processes_keep_busy():
+    settings = Settings(demo=True, image_processes=1, worker_concurrency=64)
+    demo = build_hub(settings, store=MemoryStore(), media=MemoryMedia())
+    assert demo.worker is not None
+    assert demo.worker.concurrency == 2 * demo.work.capacity == 4
+    # tasks that call an upstream mostly wait on the network: the setting holds
+    router = Router({"nano-banana": [Route(ScriptedProvider(), "up")]})
+    upstream = build_hub(settings, router=router, store=MemoryStore(), media=MemoryMedia())
+    assert upstream.worker is not None and upstream.worker.concurrency == 64
+
+
 def test_the_hub_and_the_worker_build_nothing_themselves():
     hub_params = inspect.signature(Hub.__init__).parameters
     assert {"validator", "metrics", "policy", "accounts", "fetcher", "worker", "webhooks"} <= set(

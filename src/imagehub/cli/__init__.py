@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from imagehub.cli import heap
 from imagehub.cli import keys as cli_keys
 from imagehub.cli.client import add_commands as add_client_commands
 from imagehub.cli.commands import Exit
@@ -142,6 +143,7 @@ def _serve(args: argparse.Namespace) -> int:
     if settings.workers > 1:
         return _serve_processes(args, settings)
     app = create_app(settings, hub=hub)
+    heap.settle()
     uvicorn.run(
         app,
         host=settings.host,
@@ -191,7 +193,9 @@ def _serve_child(args: argparse.Namespace, settings: Settings) -> int:
     sock = socket.socket(fileno=listen_fd)
     relay = socket.socket(fileno=relay_fd) if relay_fd >= 0 else None
     hub = build_hub(settings, run_worker=not args.no_worker, relay=relay)
-    serve_child(create_app(settings, hub=hub), settings, args.log_level, sock)
+    app = create_app(settings, hub=hub)
+    heap.settle()
+    serve_child(app, settings, args.log_level, sock)
     return 0
 
 
@@ -229,6 +233,7 @@ def _worker(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     log_routes(hub.router, hub.catalog, logging.getLogger("imagehub"))
+    heap.settle()
     run_on_uvloop(run_worker_process(hub))
     return 0
 

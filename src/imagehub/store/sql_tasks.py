@@ -91,6 +91,22 @@ _PLACE = """
                 AND (ahead.fair_at < mine.fair_at OR ahead.created_at < mine.created_at)
             LIMIT :at_most) AS ahead)
     FROM tasks AS mine WHERE mine.id = :id AND mine.status = 'queued'"""
+#: the same, counted only when fewer than :at_most are ahead: the queue's :at_most-th task, one
+#: walk of the index, says so first; a deep task's count would read :at_most rows on every read
+_PLACE_NEAR = """
+    SELECT mine.fair_at, mine.created_at, CASE WHEN EXISTS (
+            SELECT 1 FROM (
+                SELECT fair_at, created_at FROM tasks WHERE status = 'queued'
+                ORDER BY fair_at, created_at LIMIT 1 OFFSET :at_most - 1) AS edge
+            WHERE edge.fair_at < mine.fair_at
+                OR (edge.fair_at = mine.fair_at AND edge.created_at < mine.created_at))
+        THEN :at_most
+        ELSE (SELECT COUNT(*) FROM (
+            SELECT 1 FROM tasks AS ahead
+            WHERE ahead.status = 'queued' AND ahead.fair_at <= mine.fair_at
+                AND (ahead.fair_at < mine.fair_at OR ahead.created_at < mine.created_at)
+            LIMIT :at_most) AS ahead) END
+    FROM tasks AS mine WHERE mine.id = :id AND mine.status = 'queued'"""
 _PLACES = """
     SELECT fair_at, created_at FROM tasks WHERE status = 'queued'
     ORDER BY fair_at, created_at LIMIT :limit"""
@@ -388,7 +404,10 @@ class SQLTasks:
     async def queue_place(
         self, task_id: str, at_most: int | None = None
     ) -> tuple[float, float, int] | None:
-        row = await self.db.fetch_one(_PLACE, {"id": task_id, "at_most": at_most or _ALL})
+        if at_most is None:
+            row = await self.db.fetch_one(_PLACE, {"id": task_id, "at_most": _ALL})
+        else:
+            row = await self.db.fetch_one(_PLACE_NEAR, {"id": task_id, "at_most": at_most})
         return None if row is None else (float(row[0]), float(row[1]), int(row[2]))
 
     async def queue_places(self, limit: int) -> list[tuple[float, float]]:
