@@ -295,42 +295,43 @@ class Worker:
                 "imagehub.queue_wait", {TASK_ID: task.id}, parent=parent, start=waited
             ):
                 pass
-            await self._run_attempt(task, span)
-
-    async def _run_attempt(self, task: Task, span: Span) -> None:
-        calls: list[Attempt] = []
-        try:
-            outcome = await self.attempt(task, calls)
-        except asyncio.CancelledError:
-            span.fail("canceled")
-            return
-        except TaskError as exc:
-            span.fail(exc.code)
-            await self._finish(self._failed(task, exc), calls)
-        except Exception as exc:
-            if is_storage_fault(exc):
-                span.fail(StorageFault.code)
-                log.warning("task %s: storage fault (%s); back to the queue", task.id, exc)
-                await self._finish(self._failed(task, StorageFault()), calls)
+            # the attempt's handling here, not in a coroutine of its own: every task in flight
+            # holds this frame
+            calls: list[Attempt] = []
+            try:
+                outcome = await self.attempt(task, calls)
+            except asyncio.CancelledError:
+                span.fail("canceled")
                 return
-            span.fail(InternalError.code)
-            log.exception("task %s failed inside the hub", task.id)
-            error = InternalError(f"The hub failed while running the task ({type(exc).__name__}).")
-            await self._finish(self._failed(task, error), calls)
-        else:
-            await self._finish(
-                task.replace(
-                    status=TaskStatus.SUCCEEDED,
-                    output=outcome.output,
-                    provider=outcome.provider,
-                    usage=outcome.usage,
-                    warnings=task.warnings + outcome.warnings,
-                    error=None,
-                    finished_at=utcnow(),
-                    partials=outcome.partials,
-                ),
-                calls,
-            )
+            except TaskError as exc:
+                span.fail(exc.code)
+                await self._finish(self._failed(task, exc), calls)
+            except Exception as exc:
+                if is_storage_fault(exc):
+                    span.fail(StorageFault.code)
+                    log.warning("task %s: storage fault (%s); back to the queue", task.id, exc)
+                    await self._finish(self._failed(task, StorageFault()), calls)
+                    return
+                span.fail(InternalError.code)
+                log.exception("task %s failed inside the hub", task.id)
+                error = InternalError(
+                    f"The hub failed while running the task ({type(exc).__name__})."
+                )
+                await self._finish(self._failed(task, error), calls)
+            else:
+                await self._finish(
+                    task.replace(
+                        status=TaskStatus.SUCCEEDED,
+                        output=outcome.output,
+                        provider=outcome.provider,
+                        usage=outcome.usage,
+                        warnings=task.warnings + outcome.warnings,
+                        error=None,
+                        finished_at=utcnow(),
+                        partials=outcome.partials,
+                    ),
+                    calls,
+                )
 
     async def attempt(self, task: Task, calls: list[Attempt] | None = None) -> Outcome:
         """Run one attempt of a claimed task: inputs, provider, media.
