@@ -8,12 +8,11 @@ writes each line as one JSON object with them; the text format leaves lines as t
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import traceback
-from collections.abc import Iterator
-from contextvars import ContextVar
+from contextlib import AbstractContextManager
+from contextvars import ContextVar, Token
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -31,15 +30,27 @@ _FIELDS = (("request_id", request_id), ("task_id", task_id), ("tenant", tenant),
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
-@contextlib.contextmanager
-def about(**ids: str | None) -> Iterator[None]:
+def about(**ids: str | None) -> AbstractContextManager[None]:
     """Log lines inside the block carry these ids (`task_id=`, `route=`, ...)."""
-    tokens = [(_VARS[name], _VARS[name].set(value)) for name, value in ids.items()]
-    try:
-        yield
-    finally:
-        for var, token in reversed(tokens):
-            var.reset(token)
+    return _About(ids)
+
+
+class _About:
+    """`about`'s block; a class rather than a generator, as every running task holds one."""
+
+    __slots__ = ("_ids", "_tokens")
+
+    def __init__(self, ids: dict[str, str | None]) -> None:
+        self._ids = ids
+        self._tokens: tuple[Token[str | None], ...] = ()
+
+    def __enter__(self) -> None:
+        self._tokens = tuple(_VARS[name].set(value) for name, value in self._ids.items())
+        del self._ids  # held no longer than needed: the tokens undo the block
+
+    def __exit__(self, *exc: object) -> None:
+        for token in reversed(self._tokens):
+            token.var.reset(token)
 
 
 _VARS: dict[str, ContextVar[str | None]] = {**dict(_FIELDS), "trace_id": trace_id}

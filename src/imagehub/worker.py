@@ -48,7 +48,7 @@ from imagehub.tasks import (
     utcnow,
 )
 from imagehub.tenancy.pricing import Pricing, Tokens
-from imagehub.tracing import NO_SPAN, TASK_ID, Span, Tracing, Value
+from imagehub.tracing import NO_SPAN, TASK_ID, Span, Tracing
 from imagehub.wakeups.notifier import Notifier
 
 log = logging.getLogger("imagehub.worker")
@@ -283,59 +283,60 @@ class Worker:
     async def _run(self, task: Task) -> None:
         """One attempt, in the task's trace (its submit's) and with its id on every log line."""
         parent = task.traceparent
-        attributes: dict[str, Value] = {
-            TASK_ID: task.id,
-            "imagehub.model": task.model,
-            "imagehub.attempt": task.attempts,
-        }
         # the wait since the task became due: beside the attempt in the submit's trace (or
         # inside the attempt, for a task submitted while tracing was off)
         waited = max(task.created_at, task.run_after)
+        # the attributes passed, not kept in a local: this frame lasts as long as the attempt
         with (
             logs.about(task_id=task.id),
-            self.tracing.span("imagehub.attempt", attributes, parent=parent) as span,
+            self.tracing.span(
+                "imagehub.attempt",
+                {TASK_ID: task.id, "imagehub.model": task.model, "imagehub.attempt": task.attempts},
+                parent=parent,
+            ) as span,
         ):
             with self.tracing.span(
                 "imagehub.queue_wait", {TASK_ID: task.id}, parent=parent, start=waited
             ):
                 pass
-            await self._run_attempt(task, span)
-
-    async def _run_attempt(self, task: Task, span: Span) -> None:
-        calls: list[Attempt] = []
-        try:
-            outcome = await self.attempt(task, calls)
-        except asyncio.CancelledError:
-            span.fail("canceled")
-            return
-        except TaskError as exc:
-            span.fail(exc.code)
-            await self._finish(self._failed(task, exc), calls)
-        except Exception as exc:
-            if is_storage_fault(exc):
-                span.fail(StorageFault.code)
-                log.warning("task %s: storage fault (%s); back to the queue", task.id, exc)
-                await self._finish(self._failed(task, StorageFault()), calls)
+            # the attempt's handling here, not in a coroutine of its own: every task in flight
+            # holds this frame
+            calls: list[Attempt] = []
+            try:
+                outcome = await self.attempt(task, calls)
+            except asyncio.CancelledError:
+                span.fail("canceled")
                 return
-            span.fail(InternalError.code)
-            log.exception("task %s failed inside the hub", task.id)
-            error = InternalError(f"The hub failed while running the task ({type(exc).__name__}).")
-            await self._finish(self._failed(task, error), calls)
-        else:
-            await self._finish(
-                task.replace(
-                    status=TaskStatus.SUCCEEDED,
-                    output=outcome.output,
-                    provider=outcome.provider,
-                    usage=outcome.usage,
-                    warnings=task.warnings + outcome.warnings,
-                    error=None,
-                    finished_at=utcnow(),
-                    partials=outcome.partials,
-                ),
-                calls,
-                outcome.base64,
-            )
+            except TaskError as exc:
+                span.fail(exc.code)
+                await self._finish(self._failed(task, exc), calls)
+            except Exception as exc:
+                if is_storage_fault(exc):
+                    span.fail(StorageFault.code)
+                    log.warning("task %s: storage fault (%s); back to the queue", task.id, exc)
+                    await self._finish(self._failed(task, StorageFault()), calls)
+                    return
+                span.fail(InternalError.code)
+                log.exception("task %s failed inside the hub", task.id)
+                error = InternalError(
+                    f"The hub failed while running the task ({type(exc).__name__})."
+                )
+                await self._finish(self._failed(task, error), calls)
+            else:
+                await self._finish(
+                    task.replace(
+                        status=TaskStatus.SUCCEEDED,
+                        output=outcome.output,
+                        provider=outcome.provider,
+                        usage=outcome.usage,
+                        warnings=task.warnings + outcome.warnings,
+                        error=None,
+                        finished_at=utcnow(),
+                        partials=outcome.partials,
+                    ),
+                    calls,
+                    outcome.base64,
+                )
 
     async def attempt(self, task: Task, calls: list[Attempt] | None = None) -> Outcome:
         """Run one attempt of a claimed task: inputs, provider, media.
@@ -354,47 +355,10 @@ class Worker:
             )
         images, mask = await self._inputs(task)
         partials = Partials(self, task)
-
-        async def generate(route: Route) -> GenerationResult:
-            await partials.restart()  # a route taking over draws its partial images anew
-            request = GenerationRequest(
-                model=model,
-                params=task.input,
-                images=images,
-                mask=mask,
-                upstream_model=route.upstream_model,
-                fetcher=self.fetcher,
-                work=self.work,
-                partial_images=task.partial_images,
-                on_partial=partials.keep if task.partial_images else None,
-            )
-            with logs.about(route=route.name), self._upstream_span(task, route) as span:
-                try:
-                    result = await route.provider.generate(request)
-                except TaskError as exc:
-                    span.set("imagehub.status_class", exc.code)
-                    span.fail(exc.code)
-                    raise
-                span.set("imagehub.status_class", "ok")
-                span.set("imagehub.bytes", sum(len(image.data) for image in result.images))
-                return result
-
-        def observe(route: Route, started: datetime, error: BaseException | None) -> None:
-            row = _call(task, route, started, error)
-            if calls is not None:
-                calls.append(row)
-            if self.metrics is not None:
-                self.metrics.upstream(
-                    route=route.name,
-                    provider=route.kind or "none",
-                    model=model.id,
-                    outcome="ok" if row.succeeded else row.outcome,
-                    seconds=row.seconds,
-                )
-
         # failover between the routes, in the failure policy's order
+        calling = _RouteCalls(self, task, model, images, mask, partials, calls)
         try:
-            route, result = await self.policy.run(routes, generate, observe)
+            route, result = await self.policy.run(routes, calling.generate, calling.observe)
         except BaseException:
             await partials.restart()  # a failed attempt leaves no partial images behind
             raise
@@ -590,9 +554,74 @@ class Worker:
             delay = min(delay * 2, 2.0)
 
 
+class _RouteCalls:
+    """One attempt's calls of its routes, for the failure policy to make and report: an object
+    with slots rather than two closures and their cells, as every task in flight holds one."""
+
+    __slots__ = ("calls", "images", "mask", "model", "partials", "task", "worker")
+
+    def __init__(
+        self,
+        worker: Worker,
+        task: Task,
+        model: ModelSpec,
+        images: tuple[InputImage, ...],
+        mask: InputImage | None,
+        partials: Partials,
+        calls: list[Attempt] | None,
+    ) -> None:
+        self.worker = worker
+        self.task = task
+        self.model = model
+        self.images = images
+        self.mask = mask
+        self.partials = partials
+        self.calls = calls
+
+    async def generate(self, route: Route) -> GenerationResult:
+        worker, task = self.worker, self.task
+        await self.partials.restart()  # a route taking over draws its partial images anew
+        request = GenerationRequest(
+            model=self.model,
+            params=task.input,
+            images=self.images,
+            mask=self.mask,
+            upstream_model=route.upstream_model,
+            fetcher=worker.fetcher,
+            work=worker.work,
+            partial_images=task.partial_images,
+            on_partial=self.partials.keep if task.partial_images else None,
+        )
+        with logs.about(route=route.name), worker._upstream_span(task, route) as span:
+            try:
+                result = await route.provider.generate(request)
+            except TaskError as exc:
+                span.set("imagehub.status_class", exc.code)
+                span.fail(exc.code)
+                raise
+            span.set("imagehub.status_class", "ok")
+            span.set("imagehub.bytes", sum(len(image.data) for image in result.images))
+            return result
+
+    def observe(self, route: Route, started: datetime, error: BaseException | None) -> None:
+        row = _call(self.task, route, started, error)
+        if self.calls is not None:
+            self.calls.append(row)
+        if self.worker.metrics is not None:
+            self.worker.metrics.upstream(
+                route=route.name,
+                provider=route.kind or "none",
+                model=self.model.id,
+                outcome="ok" if row.succeeded else row.outcome,
+                seconds=row.seconds,
+            )
+
+
 class Partials:
     """One attempt's partial images (`partial_images`): each stored as a file, then recorded on the
     task (fenced by its lease) so that every process's event streams can announce it."""
+
+    __slots__ = ("kept", "task", "worker")
 
     def __init__(self, worker: Worker, task: Task) -> None:
         self.worker = worker

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tracemalloc
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
@@ -14,7 +15,13 @@ from imagehub.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
-from imagehub.providers.http import Answer, UpstreamHTTP, parse_duration, retry_after_header
+from imagehub.providers.http import (
+    Answer,
+    UpstreamHTTP,
+    _json,
+    parse_duration,
+    retry_after_header,
+)
 from tests.providers.fake_upstream import Chunked, Reply
 
 
@@ -29,6 +36,18 @@ def test_retry_after_forms():
     assert 25 < retry_after_header(_answer(retry_after=later)) <= 30
     assert retry_after_header(_answer(retry_after="soon")) is None
     assert retry_after_header(_answer()) is None
+
+
+def test_a_small_json_body_holds_only_its_own_size():
+    # orjson's bytes keep a 4 KB buffer; aiohttp holds the body for the whole upstream call
+    tracemalloc.start()
+    try:
+        body = _json({"model": "gpt-image-2", "prompt": "a lighthouse"})
+        held, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert body == b'{"model":"gpt-image-2","prompt":"a lighthouse"}'
+    assert held < 512
 
 
 def test_protobuf_durations():

@@ -120,10 +120,8 @@ class UpstreamHTTP:
         if files is not None or data is not None:
             body = _form(data or {}, files or [])
         elif json_body is not None:
-            raw = orjson.dumps(json_body)
-            # a large body as a stream: aiohttp writes bytes in one go, holding the event loop;
-            # a small one as bytes, sent with the headers in one write
-            body = raw if len(raw) <= _INLINE_BODY_BYTES else BytesIO(raw)
+            body = _json(json_body)
+            json_body = None  # encoded: not held for the whole call
             headers = {**(headers or {}), "Content-Type": "application/json"}
         try:
             async with self._client().request(
@@ -297,6 +295,16 @@ async def _read_whole(response: aiohttp.ClientResponse) -> bytes:
     if response.headers.get("Content-Encoding"):  # aiohttp inflates it: read() knows how best
         return await response.read()
     return b"".join([chunk async for chunk, _ in response.content.iter_chunks()])
+
+
+def _json(value: Any) -> bytes | BytesIO:
+    """A JSON request body: a large one as a stream (aiohttp writes bytes in one go, holding the
+    event loop), a small one as bytes, sent with the headers in one write."""
+    raw = orjson.dumps(value)
+    if len(raw) > _INLINE_BODY_BYTES:
+        return BytesIO(raw)
+    # copied: orjson's bytes keep a 4 KB buffer, which the call would hold to its end
+    return bytes(memoryview(raw))
 
 
 def _form(fields: Mapping[str, str], files: Files) -> aiohttp.FormData:
