@@ -75,6 +75,7 @@ class SharedNotifier(Notifier):
         self._queued_hint = False
         self._pending = asyncio.Event()
         self._publisher: asyncio.Task[None] | None = None
+        self._closing = False
         #: when each other process was last heard from (loop time)
         self._peers: dict[str, float] = {}
         #: since when this process has heard every message (start, or its listener's return)
@@ -94,6 +95,7 @@ class SharedNotifier(Notifier):
             self._pending.set()
 
     async def start(self) -> None:
+        self._closing = False
         self._listening_since = asyncio.get_running_loop().time()
         await self.broadcast.start(self._receive, self._gap)
         self._publisher = asyncio.create_task(self._publish_loop(), name="imagehub-broadcast")
@@ -102,8 +104,12 @@ class SharedNotifier(Notifier):
         if self._publisher is not None:
             with contextlib.suppress(Exception):
                 await self._publish_pending()  # the last hints: a worker's final results
-            self._publisher.cancel()
-            await asyncio.gather(self._publisher, return_exceptions=True)
+            self._closing = True
+            # a cancellation landing inside redis-py's publish can be swallowed, and the loop
+            # would publish on: cancel until it has ended (the flag ends its loop)
+            while not self._publisher.done():
+                self._publisher.cancel()
+                await asyncio.wait({self._publisher}, timeout=0.5)
             self._publisher = None
         await self.broadcast.close()
 
@@ -120,7 +126,7 @@ class SharedNotifier(Notifier):
 
     async def _publish_loop(self) -> None:
         loop = asyncio.get_running_loop()
-        while True:
+        while not self._closing:
             if loop.time() - self._last_published >= self.presence_seconds:
                 self._pending.set()  # time to say this process is there
             with contextlib.suppress(TimeoutError):
