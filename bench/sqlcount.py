@@ -10,6 +10,8 @@ SQLite connections ran with a `sqlite3` trace callback on every connection the h
 Counts are per completed task, after a warm-up; statements are split into data statements
 (SELECT / INSERT / UPDATE ...) and transaction control (BEGIN / COMMIT / SAVEPOINT / RELEASE /
 ROLLBACK), and by the thread that ran them (the event loop's, the writer's, the readers').
+`commits` counts COMMIT statements; `autocommits` the writes SQLite committed by themselves
+(an INSERT / UPDATE / DELETE outside any transaction): each is a commit too.
 Works on any checkout of the hub (run it with `PYTHONPATH=<other checkout>/src`).
 """
 
@@ -37,6 +39,7 @@ from imagehub.wiring import build_hub
 
 KEY = "ih_sqlcount"
 CONTROL = ("BEGIN", "COMMIT", "SAVEPOINT", "RELEASE", "ROLLBACK", "END")
+WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE")
 PATHS = {
     "native": ("/hub/v1/tasks", {"model": "gpt-image-2", "input": {"prompt": "bench"}}),
     "openai": ("/v1/images/generations", {"model": "gpt-image-2", "prompt": "bench"}),
@@ -49,6 +52,8 @@ class Tally:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.counts: Counter[str] = Counter()
+        #: threads inside a transaction (each connection is used by one thread at a time)
+        self.in_transaction: set[str] = set()
 
     def __call__(self, sql: str) -> None:
         words = sql.lstrip().split(None, 1)
@@ -62,6 +67,12 @@ class Tally:
             self.counts["control" if verb in CONTROL else "data"] += 1
             if verb == "COMMIT":
                 self.counts["commits"] += 1
+            if verb == "BEGIN":
+                self.in_transaction.add(thread)
+            elif verb in ("COMMIT", "END") or (verb == "ROLLBACK" and " TO " not in sql.upper()):
+                self.in_transaction.discard(thread)
+            elif verb in WRITES and thread not in self.in_transaction:
+                self.counts["autocommits"] += 1
             self.counts[f"on {where}"] += 1
 
     def reset(self) -> None:

@@ -7,7 +7,7 @@ import contextlib
 import dataclasses
 import logging
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -33,7 +33,7 @@ from imagehub.providers import GeneratedImage, GenerationRequest, GenerationResu
 from imagehub.routing.policy import FailurePolicy
 from imagehub.routing.router import Route, Router
 from imagehub.settings import Settings
-from imagehub.store import TaskStore
+from imagehub.store import Lease, TaskStore
 from imagehub.tasks import (
     SUCCEEDED,
     Attempt,
@@ -103,6 +103,8 @@ class Worker:
         #: tasks run at once (`worker_concurrency` unless told)
         self.concurrency = concurrency or settings.worker_concurrency
         self._running: dict[str, asyncio.Task[None]] = {}
+        #: tasks this process is submitting with a slot held here (`hand_off`)
+        self._handing: set[str] = set()
         #: outcomes (and their journal rows) a store outage kept from being written; the
         #: heartbeat writes them later
         self._unwritten: dict[str, tuple[Task, list[Attempt]]] = {}
@@ -158,11 +160,43 @@ class Worker:
 
     def has_room(self) -> bool:
         """Whether this worker's dispatch loop takes a task queued now (it is woken in process)."""
-        return not self._stopping.is_set() and len(self._running) < self.concurrency
+        return not self._stopping.is_set() and self._busy() < self.concurrency
+
+    def _busy(self) -> int:
+        """Slots taken: running tasks, and those held for hand-offs."""
+        return len(self._running) + len(self._handing)
+
+    @contextlib.contextmanager
+    def hand_off(self, task_id: str) -> Iterator[Lease | None]:
+        """A slot held for a task this process is submitting, and the lease its create writes
+        to store it running here (`TaskStore.create`); None when this worker is stopping or
+        full: the task is queued.
+
+        Pass the stored task to `take` inside the block; the slot is freed when it ends.
+        """
+        if not self.has_room():
+            yield None
+            return
+        self._handing.add(task_id)
+        try:
+            yield Lease(self.owner, self.settings.lease_seconds)
+        finally:
+            if task_id in self._handing:  # not taken: the slot is free again
+                self._freed(self._busy() >= self.concurrency)
+                self._handing.discard(task_id)
+
+    async def take(self, task: Task) -> None:
+        """Run a task its submit stored leased here (`hand_off`): no claim, no wake-up."""
+        self._handing.discard(task.id)
+        if self._stopping.is_set():  # stopped while it was stored: back to the queue
+            with contextlib.suppress(Exception):  # else its lease expires and it is reaped
+                await self._give_back(task)
+            return
+        self._start(task)
 
     async def _dispatch_loop(self) -> None:
         while not self._stopping.is_set():
-            free = self.concurrency - len(self._running)
+            free = self.concurrency - self._busy()
             claimed: list[Task] = []
             if free > 0:
                 async with self._claiming:
@@ -181,7 +215,7 @@ class Worker:
 
     async def _wait_for_slot(self) -> None:
         self._slot_freed.clear()
-        if len(self._running) >= self.concurrency:
+        if self._busy() >= self.concurrency:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._slot_freed.wait(), self._poll_delay())
 
@@ -194,27 +228,33 @@ class Worker:
         self._running[task.id] = runner
 
         def done(_: asyncio.Task[None]) -> None:
-            full = len(self._running) >= self.concurrency
+            full = self._busy() >= self.concurrency
             self._running.pop(task.id, None)
-            self._slot_freed.set()
-            if full:  # only a full worker left tasks in the queue; else a claim finds nothing
-                self.notifier.nudge()
+            self._freed(full)
 
         runner.add_done_callback(done)
+
+    def _freed(self, full: bool) -> None:
+        """A slot was freed; `full`: the worker was full until now."""
+        self._slot_freed.set()
+        if full:  # only a full worker left tasks in the queue; else a claim finds nothing
+            self.notifier.nudge()
 
     async def _heartbeat_loop(self) -> None:
         while True:
             await asyncio.sleep(self.settings.lease_seconds / 3)
             try:
                 async with self._claiming:
+                    # a hand-off stored while the heartbeat ran may be missing from `held`
+                    before = set(self._running)
                     held = await self.store.heartbeat(self.owner, self.settings.lease_seconds)
-                    strays = held - self._running.keys() - self._unwritten.keys()
+                    strays = held - self._running.keys() - self._unwritten.keys() - self._handing
             except Exception:
                 log.exception("heartbeat failed")
                 continue
             # a task no longer held was canceled or taken over: abandon its upstream call
             for task_id, runner in list(self._running.items()):
-                if task_id not in held:
+                if task_id in before and task_id not in held:
                     runner.cancel()
             await self._write_unwritten(held)
             await self._hand_back(strays)
@@ -241,10 +281,13 @@ class Worker:
             with contextlib.suppress(Exception):
                 task = await self.store.get(task_id)
                 if task and task.lease_owner == self.owner and task.status == TaskStatus.RUNNING:
-                    back = task.replace(status=TaskStatus.QUEUED, run_after=utcnow())
-                    if await self.store.finish(back):
-                        log.warning("task %s was leased here but not run; handed back", task_id)
-                        self.notifier.task_queued()
+                    await self._give_back(task)
+
+    async def _give_back(self, task: Task) -> None:
+        """Requeue a task leased here that this worker will not run (fenced by its lease)."""
+        if await self.store.finish(task.replace(status=TaskStatus.QUEUED, run_after=utcnow())):
+            log.warning("task %s was leased here but not run; handed back", task.id)
+            self.notifier.task_queued()
 
     async def _reaper_loop(self) -> None:
         while True:
