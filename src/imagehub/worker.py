@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import dataclasses
 import logging
 import random
@@ -105,6 +106,9 @@ class Worker:
         self._running: dict[str, asyncio.Task[None]] = {}
         #: tasks this process is submitting with a slot held here (`hand_off`)
         self._handing: set[str] = set()
+        #: the context runs start in (`run`'s): a handed-off task's must not be its submit's
+        #: request (its log ids, its current span)
+        self._context = contextvars.copy_context()
         #: outcomes (and their journal rows) a store outage kept from being written; the
         #: heartbeat writes them later
         self._unwritten: dict[str, tuple[Task, list[Attempt]]] = {}
@@ -120,6 +124,7 @@ class Worker:
 
     async def run(self) -> None:
         """Run until `stop()`; then let running tasks finish for the grace period."""
+        self._context = contextvars.copy_context()
         loops = [
             asyncio.create_task(self._heartbeat_loop()),
             asyncio.create_task(self._reaper_loop()),
@@ -192,7 +197,7 @@ class Worker:
             with contextlib.suppress(Exception):  # else its lease expires and it is reaped
                 await self._give_back(task)
             return
-        self._start(task)
+        self._start(task, self._context.copy())
 
     async def _dispatch_loop(self) -> None:
         while not self._stopping.is_set():
@@ -222,9 +227,11 @@ class Worker:
     def _poll_delay(self) -> float:
         return self.settings.poll_seconds * random.uniform(0.8, 1.2)
 
-    def _start(self, task: Task) -> None:
+    def _start(self, task: Task, context: contextvars.Context | None = None) -> None:
         self.notifier.task_changed(task.id, ready=False)  # queued -> running
-        runner = asyncio.create_task(self._run(task), name=f"imagehub-run-{task.id}")
+        runner = asyncio.create_task(
+            self._run(task), name=f"imagehub-run-{task.id}", context=context
+        )
         self._running[task.id] = runner
 
         def done(_: asyncio.Task[None]) -> None:

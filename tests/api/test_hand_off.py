@@ -11,7 +11,9 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
+from imagehub import logs
 from imagehub.hub import Hub
+from imagehub.providers import GeneratedImage, GenerationRequest, GenerationResult
 from imagehub.store import Lease
 from imagehub.tasks import Task, TaskStatus, new_id
 from imagehub.testing import ScriptedProvider, memory_hub
@@ -76,6 +78,19 @@ async def test_a_watcher_of_a_handed_off_task_sees_it_running_then_finished(clie
                 statuses.append(json.loads(line[6:])["status"])
     assert statuses[0] == "running" and statuses[-1] == "succeeded"
     assert "queued" not in statuses
+
+
+async def test_a_handed_off_run_carries_its_task_id_not_its_submits_request_id(client, provider):
+    seen: list[tuple[str | None, str | None]] = []
+
+    def look(request: GenerationRequest) -> GenerationResult:
+        seen.append((logs.request_id.get(), logs.task_id.get()))
+        return GenerationResult(images=(GeneratedImage(provider.image, "image/png"),))
+
+    provider.script = [look]
+    answer = await client.post("/hub/v1/tasks", json=NB, headers={"Prefer": "wait=10"})
+    assert answer.json()["status"] == "succeeded"
+    assert seen == [(None, answer.json()["task_id"])]
 
 
 async def test_a_full_worker_gets_no_hand_off_the_task_is_queued_and_run_after(one_slot, provider):
