@@ -106,6 +106,8 @@ class Worker:
         self._running: dict[str, asyncio.Task[None]] = {}
         #: tasks this process is submitting with a slot held here (`hand_off`)
         self._handing: set[str] = set()
+        #: slots the claim under way asked for
+        self._asked = 0
         #: the context runs start in (`run`'s): a handed-off task's must not be its submit's
         #: request (its log ids, its current span)
         self._context = contextvars.copy_context()
@@ -168,8 +170,8 @@ class Worker:
         return not self._stopping.is_set() and self._busy() < self.concurrency
 
     def _busy(self) -> int:
-        """Slots taken: running tasks, and those held for hand-offs."""
-        return len(self._running) + len(self._handing)
+        """Slots taken: running tasks, those held for hand-offs, and a claim's under way."""
+        return len(self._running) + len(self._handing) + self._asked
 
     @contextlib.contextmanager
     def hand_off(self, task_id: str) -> Iterator[Lease | None]:
@@ -201,16 +203,21 @@ class Worker:
 
     async def _dispatch_loop(self) -> None:
         while not self._stopping.is_set():
-            free = self.concurrency - self._busy()
             claimed: list[Task] = []
-            if free > 0:
-                async with self._claiming:
+            async with self._claiming:
+                free = self.concurrency - self._busy()
+                if free > 0:
+                    # the slots a claim asks for are taken until it answers: no hand-off
+                    # fills them meanwhile
+                    self._asked = free
                     try:
                         claimed = await self.store.claim(
                             self.owner, free, self.settings.lease_seconds
                         )
                     except Exception:
                         log.exception("claim failed; retrying")
+                    finally:
+                        self._asked = 0
                     for task in claimed:
                         self._start(task)
             if claimed and len(claimed) == free:

@@ -170,3 +170,26 @@ def pending(hub: Hub) -> Task:
     """A valid task, not yet stored."""
     valid = hub.validator.validate("nano-banana", {"prompt": "a lighthouse"})
     return Task(id=new_id("tsk_"), tenant_id="tenant-x", model="nano-banana", input=valid.params)
+
+
+async def test_the_slots_a_claim_under_way_asked_for_get_no_hand_off(one_slot):
+    hub, _ = one_slot
+    worker = hub.worker
+    assert worker is not None
+    asked, answer = asyncio.Event(), asyncio.Event()
+    claim = hub.store.claim
+
+    async def slow(owner: str, limit: int, lease_seconds: float) -> list[Task]:
+        asked.set()
+        await answer.wait()
+        return await claim(owner, limit, lease_seconds)
+
+    hub.store.claim = slow  # type: ignore[method-assign]
+    hub.notifier.nudge()  # the dispatch loop claims now
+    await asyncio.wait_for(asked.wait(), 5)
+    with worker.hand_off("t_a") as refused:
+        assert refused is None
+    answer.set()
+    await asyncio.sleep(0.05)  # the claim answers: its slot is free again
+    with worker.hand_off("t_b") as held:
+        assert held is not None
