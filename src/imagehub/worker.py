@@ -111,6 +111,8 @@ class Worker:
         #: the context runs start in (`run`'s): a handed-off task's must not be its submit's
         #: request (its log ids, its current span)
         self._context = contextvars.copy_context()
+        #: `run` runs: its heartbeat keeps the leases of hand-offs alive
+        self._live = False
         #: outcomes (and their journal rows) a store outage kept from being written; the
         #: heartbeat writes them later
         self._unwritten: dict[str, tuple[Task, list[Attempt]]] = {}
@@ -127,6 +129,7 @@ class Worker:
     async def run(self) -> None:
         """Run until `stop()`; then let running tasks finish for the grace period."""
         self._context = contextvars.copy_context()
+        self._live = True
         loops = [
             asyncio.create_task(self._heartbeat_loop()),
             asyncio.create_task(self._reaper_loop()),
@@ -176,12 +179,12 @@ class Worker:
     @contextlib.contextmanager
     def hand_off(self, task_id: str) -> Iterator[Lease | None]:
         """A slot held for a task this process is submitting, and the lease its create writes
-        to store it running here (`TaskStore.create`); None when this worker is stopping or
-        full: the task is queued.
+        to store it running here (`TaskStore.create`); None when this worker is full or not
+        running (not yet started, or stopping): the task is queued.
 
         Pass the stored task to `take` inside the block; the slot is freed when it ends.
         """
-        if not self.has_room():
+        if not (self._live and self.has_room()):
             yield None
             return
         self._handing.add(task_id)

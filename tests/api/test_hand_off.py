@@ -140,6 +140,13 @@ async def test_slots_held_for_hand_offs_count_as_taken_and_a_stopping_worker_tak
         assert refused is None
 
 
+async def test_a_worker_not_yet_running_takes_no_hand_off(provider):
+    worker = one_slot_hub(provider).worker
+    assert worker is not None and worker.has_room()
+    with worker.hand_off("t_a") as refused:
+        assert refused is None
+
+
 async def test_a_hand_off_stored_as_the_worker_stops_goes_back_to_the_queue(one_slot):
     hub, _ = one_slot
     worker = hub.worker
