@@ -11,7 +11,9 @@ Counts are per completed task, after a warm-up; statements are split into data s
 (SELECT / INSERT / UPDATE ...) and transaction control (BEGIN / COMMIT / SAVEPOINT / RELEASE /
 ROLLBACK), and by the thread that ran them (the event loop's, the writer's, the readers').
 `commits` counts COMMIT statements; `autocommits` the writes SQLite committed by themselves
-(an INSERT / UPDATE / DELETE outside any transaction): each is a commit too.
+(an INSERT / UPDATE / DELETE outside any transaction): each is a commit too. `loop_cpu_ms` and
+`process_cpu_ms` are CPU per task of the event loop's thread (the client's requests included:
+it runs on the same loop) and of the whole process: unlike the counts, they vary with load.
 Works on any checkout of the hub (run it with `PYTHONPATH=<other checkout>/src`).
 """
 
@@ -23,6 +25,7 @@ import json
 import sqlite3
 import tempfile
 import threading
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -128,7 +131,12 @@ async def run(path: str, concurrency: int, tasks: int, delay: float) -> dict[str
                 await clients(max(20, concurrency * 2))  # warm-up: key cache, first claims
                 await asyncio.sleep(0.2)
                 tally.reset()
+                loop_cpu, process_cpu = time.thread_time(), time.process_time()
                 await clients(tasks)
+                loop_cpu, process_cpu = (
+                    time.thread_time() - loop_cpu,
+                    time.process_time() - process_cpu,
+                )
                 await asyncio.sleep(0.2)  # the last finishes' writes
                 counts = dict(tally.counts)
     return {
@@ -136,6 +144,8 @@ async def run(path: str, concurrency: int, tasks: int, delay: float) -> dict[str
         "concurrency": concurrency,
         "tasks": tasks,
         **{name: round(value / tasks, 2) for name, value in sorted(counts.items())},
+        "loop_cpu_ms": round(loop_cpu * 1000 / tasks, 3),
+        "process_cpu_ms": round(process_cpu * 1000 / tasks, 3),
     }
 
 
