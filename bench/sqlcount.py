@@ -10,6 +10,10 @@ SQLite connections ran with a `sqlite3` trace callback on every connection the h
 Counts are per completed task, after a warm-up; statements are split into data statements
 (SELECT / INSERT / UPDATE ...) and transaction control (BEGIN / COMMIT / SAVEPOINT / RELEASE /
 ROLLBACK), and by the thread that ran them (the event loop's, the writer's, the readers').
+`commits` counts COMMIT statements; `autocommits` the writes SQLite committed by themselves
+(an INSERT / UPDATE / DELETE outside any transaction): each is a commit too. `loop_cpu_ms` and
+`process_cpu_ms` are CPU per task of the event loop's thread (the client's requests included:
+it runs on the same loop) and of the whole process: unlike the counts, they vary with load.
 Works on any checkout of the hub (run it with `PYTHONPATH=<other checkout>/src`).
 """
 
@@ -21,6 +25,7 @@ import json
 import sqlite3
 import tempfile
 import threading
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -37,6 +42,7 @@ from imagehub.wiring import build_hub
 
 KEY = "ih_sqlcount"
 CONTROL = ("BEGIN", "COMMIT", "SAVEPOINT", "RELEASE", "ROLLBACK", "END")
+WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE")
 PATHS = {
     "native": ("/hub/v1/tasks", {"model": "gpt-image-2", "input": {"prompt": "bench"}}),
     "openai": ("/v1/images/generations", {"model": "gpt-image-2", "prompt": "bench"}),
@@ -49,6 +55,8 @@ class Tally:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.counts: Counter[str] = Counter()
+        #: threads inside a transaction (each connection is used by one thread at a time)
+        self.in_transaction: set[str] = set()
 
     def __call__(self, sql: str) -> None:
         words = sql.lstrip().split(None, 1)
@@ -62,6 +70,12 @@ class Tally:
             self.counts["control" if verb in CONTROL else "data"] += 1
             if verb == "COMMIT":
                 self.counts["commits"] += 1
+            if verb == "BEGIN":
+                self.in_transaction.add(thread)
+            elif verb in ("COMMIT", "END") or (verb == "ROLLBACK" and " TO " not in sql.upper()):
+                self.in_transaction.discard(thread)
+            elif verb in WRITES and thread not in self.in_transaction:
+                self.counts["autocommits"] += 1
             self.counts[f"on {where}"] += 1
 
     def reset(self) -> None:
@@ -117,7 +131,12 @@ async def run(path: str, concurrency: int, tasks: int, delay: float) -> dict[str
                 await clients(max(20, concurrency * 2))  # warm-up: key cache, first claims
                 await asyncio.sleep(0.2)
                 tally.reset()
+                loop_cpu, process_cpu = time.thread_time(), time.process_time()
                 await clients(tasks)
+                loop_cpu, process_cpu = (
+                    time.thread_time() - loop_cpu,
+                    time.process_time() - process_cpu,
+                )
                 await asyncio.sleep(0.2)  # the last finishes' writes
                 counts = dict(tally.counts)
     return {
@@ -125,6 +144,8 @@ async def run(path: str, concurrency: int, tasks: int, delay: float) -> dict[str
         "concurrency": concurrency,
         "tasks": tasks,
         **{name: round(value / tasks, 2) for name, value in sorted(counts.items())},
+        "loop_cpu_ms": round(loop_cpu * 1000 / tasks, 3),
+        "process_cpu_ms": round(process_cpu * 1000 / tasks, 3),
     }
 
 

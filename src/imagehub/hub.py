@@ -239,19 +239,26 @@ class Hub:
             return await self._create(task, key, base_url)
 
     async def _create(self, task: Task, key: ApiKey | None, base_url: str) -> tuple[Task, bool]:
+        """Store the task: handed off to this process's worker when it has a free slot and no
+        other task waits (no claim, no wake-up), else queued for whichever worker claims it."""
         model, fingerprint = task.model, task.request_hash
         amount = self._price(model, task.input) if key else 0
         submission = Submission(key.id if key else None, amount, base_url)
-        try:
-            await self.store.create(task, submission)
-        except DuplicateTask as dup:
-            if dup.existing.request_hash != fingerprint:
-                raise IdempotencyKeyReused() from None
-            return dup.existing, False
-        except OverLimit as exc:
-            raise over_limit(exc, amount) from None
-        self.metrics.submitted(task)
-        self.notifier.task_queued()
+        worker = self.worker
+        with worker.hand_off(task.id) if worker else contextlib.nullcontext() as lease:
+            try:
+                task = await self.store.create(task, submission, lease)
+            except DuplicateTask as dup:
+                if dup.existing.request_hash != fingerprint:
+                    raise IdempotencyKeyReused() from None
+                return dup.existing, False
+            except OverLimit as exc:
+                raise over_limit(exc, amount) from None
+            self.metrics.submitted(task)
+            if worker is not None and task.status == TaskStatus.RUNNING:
+                await worker.take(task)
+                return task, True
+        self.notifier.task_queued()  # after the slot held above is free again
         return task, True
 
     def _price(self, model: str, params: dict[str, Any]) -> int:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import dataclasses
 import logging
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -33,7 +34,7 @@ from imagehub.providers import GeneratedImage, GenerationRequest, GenerationResu
 from imagehub.routing.policy import FailurePolicy
 from imagehub.routing.router import Route, Router
 from imagehub.settings import Settings
-from imagehub.store import TaskStore
+from imagehub.store import Lease, TaskStore
 from imagehub.tasks import (
     SUCCEEDED,
     Attempt,
@@ -103,6 +104,15 @@ class Worker:
         #: tasks run at once (`worker_concurrency` unless told)
         self.concurrency = concurrency or settings.worker_concurrency
         self._running: dict[str, asyncio.Task[None]] = {}
+        #: tasks this process is submitting with a slot held here (`hand_off`)
+        self._handing: set[str] = set()
+        #: slots the claim under way asked for
+        self._asked = 0
+        #: the context runs start in (`run`'s): a handed-off task's must not be its submit's
+        #: request (its log ids, its current span)
+        self._context = contextvars.copy_context()
+        #: `run` runs: its heartbeat keeps the leases of hand-offs alive
+        self._live = False
         #: outcomes (and their journal rows) a store outage kept from being written; the
         #: heartbeat writes them later
         self._unwritten: dict[str, tuple[Task, list[Attempt]]] = {}
@@ -118,6 +128,8 @@ class Worker:
 
     async def run(self) -> None:
         """Run until `stop()`; then let running tasks finish for the grace period."""
+        self._context = contextvars.copy_context()
+        self._live = True
         loops = [
             asyncio.create_task(self._heartbeat_loop()),
             asyncio.create_task(self._reaper_loop()),
@@ -158,20 +170,57 @@ class Worker:
 
     def has_room(self) -> bool:
         """Whether this worker's dispatch loop takes a task queued now (it is woken in process)."""
-        return not self._stopping.is_set() and len(self._running) < self.concurrency
+        return not self._stopping.is_set() and self._busy() < self.concurrency
+
+    def _busy(self) -> int:
+        """Slots taken: running tasks, those held for hand-offs, and a claim's under way."""
+        return len(self._running) + len(self._handing) + self._asked
+
+    @contextlib.contextmanager
+    def hand_off(self, task_id: str) -> Iterator[Lease | None]:
+        """A slot held for a task this process is submitting, and the lease its create writes
+        to store it running here (`TaskStore.create`); None when this worker is full or not
+        running (not yet started, or stopping): the task is queued.
+
+        Pass the stored task to `take` inside the block; the slot is freed when it ends.
+        """
+        if not (self._live and self.has_room()):
+            yield None
+            return
+        self._handing.add(task_id)
+        try:
+            yield Lease(self.owner, self.settings.lease_seconds)
+        finally:
+            if task_id in self._handing:  # not taken: the slot is free again
+                self._freed(self._busy() >= self.concurrency)
+                self._handing.discard(task_id)
+
+    async def take(self, task: Task) -> None:
+        """Run a task its submit stored leased here (`hand_off`): no claim, no wake-up."""
+        self._handing.discard(task.id)
+        if self._stopping.is_set():  # stopped while it was stored: back to the queue
+            with contextlib.suppress(Exception):  # else its lease expires and it is reaped
+                await self._give_back(task)
+            return
+        self._start(task, self._context.copy())
 
     async def _dispatch_loop(self) -> None:
         while not self._stopping.is_set():
-            free = self.concurrency - len(self._running)
             claimed: list[Task] = []
-            if free > 0:
-                async with self._claiming:
+            async with self._claiming:
+                free = self.concurrency - self._busy()
+                if free > 0:
+                    # the slots a claim asks for are taken until it answers: no hand-off
+                    # fills them meanwhile
+                    self._asked = free
                     try:
                         claimed = await self.store.claim(
                             self.owner, free, self.settings.lease_seconds
                         )
                     except Exception:
                         log.exception("claim failed; retrying")
+                    finally:
+                        self._asked = 0
                     for task in claimed:
                         self._start(task)
             if claimed and len(claimed) == free:
@@ -181,40 +230,48 @@ class Worker:
 
     async def _wait_for_slot(self) -> None:
         self._slot_freed.clear()
-        if len(self._running) >= self.concurrency:
+        if self._busy() >= self.concurrency:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._slot_freed.wait(), self._poll_delay())
 
     def _poll_delay(self) -> float:
         return self.settings.poll_seconds * random.uniform(0.8, 1.2)
 
-    def _start(self, task: Task) -> None:
+    def _start(self, task: Task, context: contextvars.Context | None = None) -> None:
         self.notifier.task_changed(task.id, ready=False)  # queued -> running
-        runner = asyncio.create_task(self._run(task), name=f"imagehub-run-{task.id}")
+        runner = asyncio.create_task(
+            self._run(task), name=f"imagehub-run-{task.id}", context=context
+        )
         self._running[task.id] = runner
 
         def done(_: asyncio.Task[None]) -> None:
-            full = len(self._running) >= self.concurrency
+            full = self._busy() >= self.concurrency
             self._running.pop(task.id, None)
-            self._slot_freed.set()
-            if full:  # only a full worker left tasks in the queue; else a claim finds nothing
-                self.notifier.nudge()
+            self._freed(full)
 
         runner.add_done_callback(done)
+
+    def _freed(self, full: bool) -> None:
+        """A slot was freed; `full`: the worker was full until now."""
+        self._slot_freed.set()
+        if full:  # only a full worker left tasks in the queue; else a claim finds nothing
+            self.notifier.nudge()
 
     async def _heartbeat_loop(self) -> None:
         while True:
             await asyncio.sleep(self.settings.lease_seconds / 3)
             try:
                 async with self._claiming:
+                    # a hand-off stored while the heartbeat ran may be missing from `held`
+                    before = set(self._running)
                     held = await self.store.heartbeat(self.owner, self.settings.lease_seconds)
-                    strays = held - self._running.keys() - self._unwritten.keys()
+                    strays = held - self._running.keys() - self._unwritten.keys() - self._handing
             except Exception:
                 log.exception("heartbeat failed")
                 continue
             # a task no longer held was canceled or taken over: abandon its upstream call
             for task_id, runner in list(self._running.items()):
-                if task_id not in held:
+                if task_id in before and task_id not in held:
                     runner.cancel()
             await self._write_unwritten(held)
             await self._hand_back(strays)
@@ -241,10 +298,13 @@ class Worker:
             with contextlib.suppress(Exception):
                 task = await self.store.get(task_id)
                 if task and task.lease_owner == self.owner and task.status == TaskStatus.RUNNING:
-                    back = task.replace(status=TaskStatus.QUEUED, run_after=utcnow())
-                    if await self.store.finish(back):
-                        log.warning("task %s was leased here but not run; handed back", task_id)
-                        self.notifier.task_queued()
+                    await self._give_back(task)
+
+    async def _give_back(self, task: Task) -> None:
+        """Requeue a task leased here that this worker will not run (fenced by its lease)."""
+        if await self.store.finish(task.replace(status=TaskStatus.QUEUED, run_after=utcnow())):
+            log.warning("task %s was leased here but not run; handed back", task.id)
+            self.notifier.task_queued()
 
     async def _reaper_loop(self) -> None:
         while True:

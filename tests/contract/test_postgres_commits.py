@@ -60,7 +60,7 @@ class Commits:
         return counted
 
 
-async def test_a_task_costs_three_commits(tmp_path: Path, postgres_url: str):
+async def test_a_task_handed_off_at_submit_costs_two_commits(tmp_path: Path, postgres_url: str):
     settings = Settings(
         database_url=postgres_url,
         data_dir=tmp_path,
@@ -76,8 +76,12 @@ async def test_a_task_costs_three_commits(tmp_path: Path, postgres_url: str):
     try:
         _, key = make_key(name="bench", admin=True)
         await hub.store.add_key(key)
+        # a first task, not counted: the claim the worker makes as it starts may still be under
+        # way at the first submit, which is then queued (its slots are taken until it answers)
+        first, _ = await hub.submit(key.tenant_id, "nano-banana", {"prompt": "a buoy"}, key=key)
+        assert (await hub.wait(key.tenant_id, first.id, 20)).status == TaskStatus.SUCCEEDED
         commits.on = True
-        for n in range(TASKS):  # one after the other: no claim takes two tasks at once
+        for n in range(TASKS):  # one after the other: each is handed to the idle worker
             task, _ = await hub.submit(
                 key.tenant_id, "nano-banana", {"prompt": f"a lighthouse {n}"}, key=key
             )
@@ -87,11 +91,11 @@ async def test_a_task_costs_three_commits(tmp_path: Path, postgres_url: str):
     finally:
         await hub.stop()
     counts = commits.counts
-    # the submit: one transaction (the task, the reservation, the spend)
+    # the submit: one transaction (the task, leased to the worker, the reservation)
     assert counts["transaction"] == TASKS
-    # the claim, and the finish: one statement (the outcome, the journal, the spend)
-    assert counts["write"] == 2 * TASKS
-    assert (counts["transaction"] + counts["write"]) / TASKS <= 3
+    # the finish: one statement (the outcome, the journal, the spend); and no claim: the
+    # submit stored the task running
+    assert counts["write"] == TASKS
 
 
 def _terminate_pool_backends(url: str) -> int:

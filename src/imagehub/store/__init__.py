@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from imagehub.store.base import DeliveryStore, KeyStore, Store, TaskStore
+from imagehub.store.base import DeliveryStore, KeyStore, Lease, Store, TaskStore
 from imagehub.store.memory import MemoryStore
 from imagehub.store.schema import VERSION
 from imagehub.store.sqlite import SQLiteStore
@@ -10,6 +10,7 @@ from imagehub.store.sqlite import SQLiteStore
 __all__ = [
     "DeliveryStore",
     "KeyStore",
+    "Lease",
     "MemoryStore",
     "SQLiteStore",
     "Store",

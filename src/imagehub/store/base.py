@@ -11,7 +11,7 @@ import base64
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
 
 from imagehub.tasks import Attempt, Page, QueueStats, Task, TaskStatus
@@ -22,12 +22,20 @@ from imagehub.webhooks.types import Delivery, WebhookSecret, delivery_id
 class TaskStore(Protocol):
     """What the worker and the Hub need of tasks."""
 
-    async def create(self, task: Task, submission: Submission | None = None) -> None:
-        """Insert a queued task; raise DuplicateTask on a (tenant, idempotency key) clash.
+    async def create(
+        self, task: Task, submission: Submission | None = None, lease: Lease | None = None
+    ) -> Task:
+        """Insert a queued task and return it as stored; raise DuplicateTask on a (tenant,
+        idempotency key) clash.
 
         With a submission, in the same transaction: reserve a slot and budget of its key
         (OverLimit, and nothing written, when the key's limits refuse), and, when the task has
         a webhook_url, add its waiting delivery.
+
+        With a `lease` (a hand-off to a worker of the submitting process), the task is stored
+        running, leased as a claim by `lease.owner` would have leased it, when no other task is
+        due (checked in the same transaction, so a hand-off never passes a waiting task);
+        otherwise it is queued as without one.
         """
 
     async def get(self, task_id: str, tenant_id: str | None = None) -> Task | None: ...
@@ -186,6 +194,14 @@ class DeliveryStore(Protocol):
         self, secret: WebhookSecret, overlap_seconds: float
     ) -> list[WebhookSecret]:
         """Add `secret`; the tenant's other secrets expire after `overlap_seconds`."""
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """A hand-off's lease: the task is stored running, held by `owner` for `seconds`."""
+
+    owner: str
+    seconds: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -354,6 +370,18 @@ def fair_place(clock: float, last: float, weight: float) -> float:
     behind the others' backlog nor ahead of it by its past idleness.
     """
     return max(clock, last) + 1.0 / weight
+
+
+def handed_off(task: Task, lease: Lease, now: datetime) -> Task:
+    """A submitted task as a hand-off stores it: running, leased as a claim at `now` leases."""
+    return task.replace(
+        status=TaskStatus.RUNNING,
+        lease_owner=lease.owner,
+        lease_expires_at=now + timedelta(seconds=lease.seconds),
+        lease_token=task.lease_token + 1,
+        attempts=task.attempts + 1,
+        started_at=now,
+    )
 
 
 def gcra(tat: float | None, now: float, per_minute: int) -> tuple[float | None, float]:

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 from imagehub import tasks
 from imagehub.store.base import (
     DeliveryFilter,
+    Lease,
     RouteState,
     TaskFilter,
     UsageRow,
@@ -23,6 +24,7 @@ from imagehub.store.base import (
     encode_cursor,
     fair_place,
     gcra,
+    handed_off,
     journal,
     new_delivery,
     usage_row,
@@ -76,7 +78,9 @@ class MemoryStore:
 
     # -- tasks
 
-    async def create(self, task: Task, submission: Submission | None = None) -> None:
+    async def create(
+        self, task: Task, submission: Submission | None = None, lease: Lease | None = None
+    ) -> Task:
         if task.id in self.tasks:
             raise ValueError(f"task {task.id} exists already")
         key = (task.tenant_id, task.idempotency_key)
@@ -92,7 +96,10 @@ class MemoryStore:
         place = fair_place(self._clock(), last, weight)
         self.shares[task.tenant_id] = (weight, place)
         self.places[task.id] = place
+        if lease is not None and not self._due():  # no task waits: this one need not
+            task = handed_off(task, lease, utcnow())
         self.tasks[task.id] = task
+        return task
 
     async def get(self, task_id: str, tenant_id: str | None = None) -> Task | None:
         task = self.tasks.get(task_id)
@@ -175,14 +182,16 @@ class MemoryStore:
         ]
         return claimed
 
+    def _due(self) -> list[Task]:
+        """The queued tasks a claim would take now."""
+        now = utcnow()
+        return [
+            t for t in self.tasks.values() if t.status == TaskStatus.QUEUED and t.run_after <= now
+        ]
+
     def _clock(self) -> float:
         """The queue's virtual clock (`fair_place`)."""
-        now = utcnow()
-        due = [
-            self.places[t.id]
-            for t in self.tasks.values()
-            if t.status == TaskStatus.QUEUED and t.run_after <= now
-        ]
+        due = [self.places[t.id] for t in self._due()]
         if due:
             return min(due) - 1.0
         return max((last for _, last in self.shares.values()), default=0.0)

@@ -5,7 +5,8 @@ other nor take the same task. Every statement runs on its own pooled connection 
 and gives it back at once: no connection is held across an upstream call. A task costs three
 commits: its submit (one transaction: the task, its key's reservation, its delivery), its
 claim, its finish (one statement whose WITH clause writes the outcome, the journal, the spend
-and the delivery). Reads are single autocommit statements (no BEGIN/COMMIT round trips). A
+and the delivery); two when the submit hands it to its own process's worker (stored running:
+no claim). Reads are single autocommit statements (no BEGIN/COMMIT round trips). A
 transaction runs in pipeline mode: it waits only for the results it reads, so BEGIN travels
 with its first statement and the writes whose outcome nobody reads (`send`) travel with its
 COMMIT. Lease times use the database clock, so workers on machines with drifting clocks agree

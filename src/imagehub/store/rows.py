@@ -7,7 +7,9 @@ A `*_row` function gives a statement's named parameters; a `*_from_row` reads a 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from datetime import UTC, datetime
+from types import MappingProxyType
 from typing import Any
 
 from imagehub.store.connector import Row
@@ -36,15 +38,16 @@ ATTEMPT_COLUMNS = (
 )
 
 TASK_FIELDS = TASK_COLUMNS.split(", ")
+NO_VALUES: Mapping[str, str] = MappingProxyType({})
 KEY_FIELDS = KEY_COLUMNS.split(", ")
 DELIVERY_FIELDS = DELIVERY_COLUMNS.split(", ")
 SECRET_FIELDS = SECRET_COLUMNS.split(", ")
 ATTEMPT_FIELDS = ATTEMPT_COLUMNS.split(", ")
 
 
-def insert(table: str, fields: list[str]) -> str:
-    """An INSERT of every field, as named parameters."""
-    params = ", ".join(f":{name}" for name in fields)
+def insert(table: str, fields: list[str], values: Mapping[str, str] = NO_VALUES) -> str:
+    """An INSERT of every field, as named parameters, or as the SQL expression `values` gives."""
+    params = ", ".join(values.get(name, f":{name}") for name in fields)
     return f"INSERT INTO {table} ({', '.join(fields)}) VALUES ({params})"
 
 

@@ -8,12 +8,14 @@ from datetime import datetime
 from typing import Any
 
 from imagehub.store.base import (
+    Lease,
     RouteState,
     TaskFilter,
     UsageRow,
     cost_micros,
     decode_cursor,
     encode_cursor,
+    handed_off,
     journal,
     new_delivery,
     usage_row,
@@ -59,6 +61,30 @@ _INSERT = (
     + """
     ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
     RETURNING id"""
+)
+#: a hand-off: the task stored running and leased to :owner, as a claim leases (on the
+#: database's clock), unless a queued task is due (one probe of the tasks_fair index): then
+#: queued as by `_INSERT`, so a hand-off never passes a waiting task
+_RUNNING = "NOT (SELECT due FROM q)"
+_HAND_OFF = (
+    "WITH q AS (SELECT EXISTS (SELECT 1 FROM tasks WHERE status = 'queued'"
+    " AND run_after <= {now}) AS due) "
+    + insert(
+        "tasks",
+        [*TASK_FIELDS, "fair_at"],
+        {
+            "status": f"CASE WHEN {_RUNNING} THEN 'running' ELSE 'queued' END",
+            "attempts": f"CASE WHEN {_RUNNING} THEN :attempts + 1 ELSE :attempts END",
+            "started_at": f"CASE WHEN {_RUNNING} THEN {{now}} END",
+            "lease_owner": f"CASE WHEN {_RUNNING} THEN :owner END",
+            "lease_expires_at": f"CASE WHEN {_RUNNING} THEN {{now}} + :lease_seconds END",
+            "lease_token": f"CASE WHEN {_RUNNING} THEN :lease_token + 1 ELSE :lease_token END",
+            "fair_at": "(SELECT last_fair FROM fair_shares WHERE tenant_id = :tenant_id)",
+        },
+    )
+    + """
+    ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+    RETURNING status, started_at, lease_expires_at"""
 )
 _CLAIM = f"""
     UPDATE tasks SET status = 'running', lease_owner = :owner,
@@ -246,16 +272,30 @@ class SQLTasks:
 
     db: BaseConnector
 
-    async def create(self, task: Task, submission: Submission | None = None) -> None:
-        async def insert(tx: Executor) -> bool:
+    async def create(
+        self, task: Task, submission: Submission | None = None, lease: Lease | None = None
+    ) -> Task:
+        async def insert(tx: Executor) -> Task | None:
             await tx.send(_FAIR_PLACE, {"tenant_id": task.tenant_id})
-            if await tx.fetch_one(_INSERT, task_row(task)) is None:
-                return False
+            if lease is None:
+                if await tx.fetch_one(_INSERT, task_row(task)) is None:
+                    return None
+                stored = task
+            else:
+                args = {**task_row(task), "owner": lease.owner, "lease_seconds": lease.seconds}
+                row = await tx.fetch_one(_HAND_OFF, args)
+                if row is None:
+                    return None
+                stored = task
+                if row[0] == TaskStatus.RUNNING:  # its times are the database clock's
+                    stored = handed_off(task, lease, _when(row[1]))
+                    stored = stored.replace(lease_expires_at=_when(row[2]))
             await self._submitted(tx, task, submission)
-            return True
+            return stored
 
-        if await self.db.transaction(insert):
-            return
+        stored = await self.db.transaction(insert)
+        if stored is not None:
+            return stored
         row = await self.db.fetch_one(
             f"{_SELECT} WHERE tenant_id = :tenant_id AND idempotency_key = :key",
             {"tenant_id": task.tenant_id, "key": task.idempotency_key},
