@@ -5,17 +5,14 @@ has (fencing, heartbeats, reaping, cancel, spend, webhook) holds for it."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 
-from imagehub.store import Lease, Store
+from imagehub.store import Lease
 from imagehub.tasks import DuplicateTask, TaskStatus, utcnow
 from imagehub.tenancy.types import OverLimit, Submission
 from tests.contract.test_store import (
-    BACKENDS,
     PAST_SHORT_LEASE,
     SHORT_LEASE,
     charged,
@@ -24,16 +21,6 @@ from tests.contract.test_store import (
     succeeded_at,
     usage_of,
 )
-
-
-@pytest.fixture(params=list(BACKENDS))
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    backend = BACKENDS[request.param](request, tmp_path)
-    await backend.open()
-    try:
-        yield backend
-    finally:
-        await backend.close()
 
 
 async def test_a_hand_off_stores_the_task_running_and_leased_as_a_claim_would(store):

@@ -3,25 +3,13 @@ backend: rows written with their task's outcome, in the same transaction, or not
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 
 from imagehub.store import Store
 from imagehub.tasks import SUCCEEDED, Attempt, Task, TaskFailure, TaskStatus, utcnow
-from tests.contract.test_store import BACKENDS, make_task, output
-
-
-@pytest.fixture(params=list(BACKENDS))
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    backend = BACKENDS[request.param](request, tmp_path)
-    await backend.open()
-    try:
-        yield backend
-    finally:
-        await backend.close()
+from tests.contract.test_store import make_task, output
 
 
 def call(

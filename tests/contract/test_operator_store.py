@@ -5,18 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncIterator
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 
-from imagehub.store import Store
 from imagehub.store.base import RouteState, TaskFilter
 from imagehub.tasks import TaskFailure, TaskStatus, Usage, utcnow
 from imagehub.webhooks.types import DeliveryAttempt
 from tests.contract.test_store import (
-    BACKENDS,
     BASE,
     PAST_SHORT_LEASE,
     SHORT_LEASE,
@@ -24,17 +20,6 @@ from tests.contract.test_store import (
     make_task,
     output,
 )
-
-
-@pytest.fixture(params=list(BACKENDS))
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    backend = BACKENDS[request.param](request, tmp_path)
-    await backend.open()
-    try:
-        yield backend
-    finally:
-        await backend.close()
-
 
 # ---------------------------------------------------------------- tasks across tenants
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import dataclasses
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -53,16 +53,6 @@ PAST_SHORT_LEASE = 0.1
 
 #: an hour ago: tasks made by `make_task` are due, and their order is set by `offset`
 BASE = utcnow() - timedelta(hours=1)
-
-
-@pytest.fixture(params=list(BACKENDS))
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    backend = BACKENDS[request.param](request, tmp_path)
-    await backend.open()
-    try:
-        yield backend
-    finally:
-        await backend.close()
 
 
 def make_task(*, tenant: str = "tenant-a", offset: float = 0.0, **changes: Any) -> Task:
