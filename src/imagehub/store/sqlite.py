@@ -170,10 +170,10 @@ class SQLiteConnector:
 
     def _hand_over(self) -> None:
         pending, self._pending = self._pending, []
-        self._groups += 1
-        if self._groups % CHECKPOINT_EVERY == 0:
-            self._checkpoint()
         if not self._handed and self._on_loop(pending):
+            self._groups += 1  # the writer thread's own commits checkpoint by themselves
+            if self._groups % CHECKPOINT_EVERY == 0:
+                self._checkpoint()
             return
         with self._lock:
             self._handed += 1
