@@ -13,7 +13,7 @@ turn's writes run on the event loop itself instead, on its own connection, in th
 transaction: tens of microseconds of SQLite, where the hop costs the loop more (waking the
 thread makes it take the GIL, which the loop then waits to take back). A lock held elsewhere
 (another process) is never waited for on the loop: those writes go to the writer thread.
-Checkpoints of the write-ahead log run on the writer thread, every `CHECKPOINT_EVERY` groups.
+Checkpoints of the write-ahead log run on a reader thread, every `CHECKPOINT_EVERY` groups.
 
 Point reads (`fetch_one` of a SELECT) run on the event loop's own connection: in WAL mode a
 reader never waits for the writer, and a hop would cost more than the read. Larger reads run on
@@ -46,7 +46,8 @@ MIGRATIONS = migrations(SQLITE)
 
 #: past this many writes a batch takes no more turns' writes: bounds the first one's wait
 MAX_BATCH = 256
-#: a checkpoint of the write-ahead log after this many groups committed (never on the loop)
+#: a checkpoint of the write-ahead log after this many groups committed on the loop (run on a
+#: reader thread)
 CHECKPOINT_EVERY = 64
 
 
@@ -127,6 +128,7 @@ class SQLiteConnector:
         #: groups handed to the writer thread and not yet written (the loop writes none then)
         self._handed = 0
         self._groups = 0
+        self._checkpointing = False
         #: writes made during this turn of the event loop, handed over at its end
         self._pending: list[_Write] = []
         self._writer: threading.Thread | None = None
@@ -199,12 +201,20 @@ class SQLiteConnector:
         return True
 
     def _checkpoint(self) -> None:
-        """Queue a checkpoint of the write-ahead log for the writer thread (the loop's
-        connection makes none itself: one can take milliseconds)."""
-        checkpoint = self._submit(
-            lambda conn: conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall(), alone=True
-        )
-        checkpoint.add_done_callback(lambda done: done.exception())  # a failed one: no matter
+        """A checkpoint of the write-ahead log on a reader thread and its connection (the
+        loop's makes none itself: one can take milliseconds). A passive one waits for no
+        writer: the loop's writes go on meanwhile."""
+        if self._checkpointing:
+            return
+        self._checkpointing = True
+
+        def run() -> None:
+            try:
+                self._reader().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            finally:
+                self._checkpointing = False
+
+        self._readers.submit(run).add_done_callback(lambda done: done.exception())
 
     async def on_writer(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """`fn` on the writer thread's connection, by itself and outside any transaction."""
