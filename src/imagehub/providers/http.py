@@ -18,7 +18,6 @@ Messages name the route and quote the upstream's own words, with the route's sec
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncGenerator, Callable, Mapping
 from dataclasses import dataclass
 from io import BytesIO
@@ -116,13 +115,9 @@ class UpstreamHTTP:
         With `max_bytes`, a longer answer is refused (`UpstreamError`) as soon as it says or
         shows it is, without reading the rest.
         """
-        body: Any = None
-        if files is not None or data is not None:
-            body = _form(data or {}, files or [])
-        elif json_body is not None:
-            body = _json(json_body)
-            json_body = None  # encoded: not held for the whole call
-            headers = {**(headers or {}), "Content-Type": "application/json"}
+        body, kind = _payload(json_body, data, files)
+        json_body = None  # encoded: not held for the whole call
+        headers = {**(headers or {}), **kind}
         try:
             async with self._client().request(
                 method, url, headers=headers, data=body, allow_redirects=False
@@ -160,13 +155,9 @@ class UpstreamHTTP:
         transport failures are task errors as in `request`, and so is a stream cut inside an
         event. Iterate it inside `contextlib.aclosing`, so that leaving early closes the answer.
         """
-        body: Any = None
-        if files is not None or data is not None:
-            body = _form(data or {}, files or [])
-        elif json_body is not None:
-            body = BytesIO(json.dumps(json_body).encode())
-            headers = {**(headers or {}), "Content-Type": "application/json"}
-        headers = {**(headers or {}), "Accept": "text/event-stream"}
+        body, kind = _payload(json_body, data, files)
+        json_body = None
+        headers = {**(headers or {}), **kind, "Accept": "text/event-stream"}
         try:
             async with self._client().request(
                 method, url, headers=headers, data=body, allow_redirects=False
@@ -295,6 +286,17 @@ async def _read_whole(response: aiohttp.ClientResponse) -> bytes:
     if response.headers.get("Content-Encoding"):  # aiohttp inflates it: read() knows how best
         return await response.read()
     return b"".join([chunk async for chunk, _ in response.content.iter_chunks()])
+
+
+def _payload(
+    json_body: Any, data: Mapping[str, str] | None, files: Files | None
+) -> tuple[Any, dict[str, str]]:
+    """A request's body (a form, JSON or none) and the header it needs."""
+    if files is not None or data is not None:
+        return _form(data or {}, files or []), {}
+    if json_body is not None:
+        return _json(json_body), {"Content-Type": "application/json"}
+    return None, {}
 
 
 def _json(value: Any) -> bytes | BytesIO:
