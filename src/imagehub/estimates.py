@@ -19,7 +19,6 @@ estimate comes from its model and shape.
 
 from __future__ import annotations
 
-import asyncio
 import bisect
 import math
 import statistics
@@ -30,6 +29,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
+from imagehub.flight import SingleFlight
 from imagehub.tasks import Attempt, Task, TaskStatus, utcnow
 
 #: the journal's recent attempts since a time (`TaskStore.recent_attempts`)
@@ -216,24 +216,28 @@ class Estimator:
         self.clock = clock
         self._latencies = Latencies()
         self._read_at: float | None = None
-        self._lock = asyncio.Lock()
+        self._read_latencies = SingleFlight(self._read_journal)
         self._places: list[tuple[float, float]] = []
         self._places_at: float | None = None
-        self._places_lock = asyncio.Lock()
+        self._read_places = SingleFlight(self._read_queue)
         #: running task id -> (attempt, expected seconds) fixed at its first estimate
         self._expected: OrderedDict[str, tuple[int, float]] = OrderedDict()
 
     async def latencies(self) -> Latencies:
         """The journal's reading, read again when older than `refresh_seconds`."""
-        if self._fresh():
-            return self._latencies
-        async with self._lock:  # one reading at a time; the others take its result
-            if not self._fresh():
-                since = utcnow() - timedelta(seconds=self.window_seconds)
-                attempts = await self.journal(since)
-                self._latencies = Latencies.of(attempts, self.window_seconds)
-                self._read_at = self.clock()
+        if not self._fresh():
+            await self._read_latencies()  # one reading at a time; the others take its result
         return self._latencies
+
+    async def _read_journal(self) -> None:
+        since = utcnow() - timedelta(seconds=self.window_seconds)
+        attempts = await self.journal(since)
+        self._latencies = Latencies.of(attempts, self.window_seconds)
+        self._read_at = self.clock()
+
+    async def _read_queue(self) -> None:
+        self._places = await self.queue.queue_places(SNAPSHOT_LIMIT)
+        self._places_at = self.clock()
 
     def _fresh(self, *, places: bool = False) -> bool:
         read_at = self._places_at if places else self._read_at
@@ -249,10 +253,7 @@ class Estimator:
         if near < NEAR:
             return near
         if not self._fresh(places=True):
-            async with self._places_lock:
-                if not self._fresh(places=True):
-                    self._places = await self.queue.queue_places(SNAPSHOT_LIMIT)
-                    self._places_at = self.clock()
+            await self._read_places()
         return max(NEAR, bisect.bisect_left(self._places, place))
 
     def typical_seconds(

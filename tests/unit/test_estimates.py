@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 from imagehub.catalog import Catalog
@@ -211,3 +212,22 @@ async def test_a_running_tasks_progress_keeps_its_expected_time_when_the_journal
     assert abs(first.progress - 0.5) < 0.05
     retried = await estimator.estimate(task.replace(attempts=2))  # a new attempt: new time
     assert retried.progress is not None and retried.progress < 0.01
+
+
+async def test_callers_that_find_the_copy_stale_together_read_it_once_and_resume_together():
+    """A lock here woke its waiters one loop turn after another: under load, the last of a few
+    dozen submits waited hundreds of milliseconds for its position."""
+
+    class SlowQueue(Queue):
+        async def queue_places(self, limit: int) -> list[tuple[float, float]]:
+            await asyncio.sleep(0)  # a read takes a turn or more
+            return await super().queue_places(limit)
+
+    queue, clock = SlowQueue(10_000), Clock()
+    estimator = Estimator(no_journal, queue, refresh_seconds=5, clock=clock)
+    callers = [asyncio.ensure_future(estimator.position(str(5000 + n))) for n in range(40)]
+    for _ in range(6):
+        await asyncio.sleep(0)
+    assert all(c.done() for c in callers)
+    assert [c.result() for c in callers] == [5000 + n for n in range(40)]
+    assert queue.copies == 1

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from imagehub.errors import UpstreamConfigError
+from imagehub.flight import SingleFlight
 
 SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 _EARLY = timedelta(seconds=60)
@@ -25,13 +26,12 @@ class GoogleTokens:
     def __init__(self, credentials_file: Path | None = None) -> None:
         self.credentials_file = credentials_file
         self._credentials: Any = None
-        self._lock = asyncio.Lock()
+        self._refreshing = SingleFlight(lambda: asyncio.to_thread(self._refresh))
 
     async def token(self) -> str:
-        async with self._lock:
-            if not self._fresh():
-                await asyncio.to_thread(self._refresh)
-            return str(self._credentials.token)
+        if not self._fresh():
+            await self._refreshing()
+        return str(self._credentials.token)
 
     def _fresh(self) -> bool:
         creds = self._credentials
