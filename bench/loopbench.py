@@ -12,7 +12,8 @@ Per round and per checkout: a fresh fake upstream (`bench/upstream.py fake`, 50 
 
 CPU per task is read from /proc over each scenario (`bench/proccpu.py`): the hub's process
 tree, and its main thread, which runs the event loop. Checkouts alternate within each round, so
-both see the same background load; the medians over the rounds are printed last.
+both see the same background load; the medians over the rounds are printed last. With
+`--workers N` both hubs run as `serve --workers N`, and the loop figure is the N loops' sum.
 
     .venv/bin/python bench/loopbench.py --other <checkout>/src --rounds 3
 """
@@ -50,7 +51,9 @@ async def openai_request(conn: upstream.Connection) -> None:
         raise RuntimeError(f"HTTP {status}: {str(body)[:200]}")
 
 
-def start_hub(fake: upstream.Proc, data_dir: Path, src: Path, log: Path) -> upstream.Proc:
+def start_hub(
+    fake: upstream.Proc, data_dir: Path, src: Path, log: Path, workers: int = 1
+) -> upstream.Proc:
     port = upstream._free_port()
     env = {
         **os.environ,
@@ -62,7 +65,7 @@ def start_hub(fake: upstream.Proc, data_dir: Path, src: Path, log: Path) -> upst
         "IMAGEHUB_WORKER_CONCURRENCY": "64",
     }
     cmd = [upstream.PY, "-m", "imagehub.cli", "serve", "--port", str(port)]
-    cmd += ["--data-dir", str(data_dir), "--log-level", "warning"]
+    cmd += ["--data-dir", str(data_dir), "--log-level", "warning", "--workers", str(workers)]
     process = subprocess.Popen(cmd, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT)
     return upstream.Proc("imagehub", process, port)
 
@@ -92,7 +95,7 @@ async def one_checkout(
 ) -> list[dict[str, Any]]:
     log = workdir / "processes.log"
     fake = upstream.start_fake(args.delay, log)
-    hub = start_hub(fake, workdir / f"hub-{label}", src, log)
+    hub = start_hub(fake, workdir / f"hub-{label}", src, log, args.workers)
     try:
         await upstream._healthy(fake.port, "/stats", 20, fake.process)
         await upstream._healthy(hub.port, "/healthz", 60, hub.process)
@@ -113,6 +116,7 @@ async def one_checkout(
             row = await scenario(name, hub, request, concurrency, count)
             row["overhead_p50_ms"] = round(row["p50_ms"] - floor, 2)
             row["checkout"] = label
+            row["workers"] = args.workers
             row["loadavg"] = _loadavg()[0]
             print(json.dumps(row), flush=True)
             rows.append(row)
@@ -166,6 +170,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tasks", type=int, default=2000, help="tasks per c=32 scenario")
     parser.add_argument("--c1-tasks", type=int, default=200, help="tasks per c=1 scenario")
     parser.add_argument("--delay", type=float, default=0.05, help="upstream delay (s)")
+    parser.add_argument(
+        "--workers", type=int, default=1, help="`serve --workers N` (loop CPU: the N loops' sum)"
+    )
     parser.add_argument("--json", type=Path, help="also write every row to this file")
     args = parser.parse_args(argv)
     print(json.dumps({"loadavg_before": _loadavg()}))

@@ -2,7 +2,8 @@
 
 The event loop of `imagehub serve` runs on the process's main thread, whose id is the process
 id: `/proc/<pid>/task/<pid>/stat` is the loop thread's CPU, `/proc/<pid>/stat` summed over the
-process and its descendants the whole tree's.
+process and its descendants the whole tree's. Under `serve --workers N` the loops that serve
+are the N children's: the loop figure is then their main threads' sum.
 
     .venv/bin/python bench/proccpu.py --pid 12345 --seconds 10   # sample a running server
 """
@@ -58,6 +59,25 @@ def tree_cpu(pid: int) -> float:
     return total
 
 
+def serving(pid: int) -> list[int]:
+    """The processes whose event loops serve: `serve --workers N`'s children, else `pid`."""
+    children = []
+    for member in descendants(pid):
+        with contextlib.suppress(OSError):
+            parent = int(_stat_fields(Path(f"/proc/{member}/stat"))[1])
+            if parent == pid and b"serve" in Path(f"/proc/{member}/cmdline").read_bytes():
+                children.append(member)
+    return children or [pid]
+
+
+def loops_cpu(pid: int) -> float:
+    total = 0.0
+    for member in serving(pid):
+        with contextlib.suppress(OSError):
+            total += thread_cpu(member)
+    return total
+
+
 def thread_cpu(pid: int, tid: int | None = None) -> float:
     """CPU seconds of one thread of `pid` (its main thread by default)."""
     return _cpu_seconds(Path(f"/proc/{pid}/task/{tid or pid}/stat"))
@@ -73,14 +93,14 @@ class Sample:
     wall: float = 0.0
 
     def start(self) -> Sample:
-        self.tree, self.loop, self.wall = tree_cpu(self.pid), thread_cpu(self.pid), time.time()
+        self.tree, self.loop, self.wall = tree_cpu(self.pid), loops_cpu(self.pid), time.time()
         return self
 
     def since(self) -> dict[str, float]:
         """Seconds of CPU (tree, loop thread) and of wall time since `start()`."""
         return {
             "tree_cpu_s": tree_cpu(self.pid) - self.tree,
-            "loop_cpu_s": thread_cpu(self.pid) - self.loop,
+            "loop_cpu_s": loops_cpu(self.pid) - self.loop,
             "wall_s": time.time() - self.wall,
         }
 

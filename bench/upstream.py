@@ -39,6 +39,10 @@ from typing import Any
 
 from PIL import Image
 
+sys.path.insert(0, str(Path(__file__).parent))
+
+import proccpu
+
 ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
 HOST = "127.0.0.1"
@@ -152,14 +156,21 @@ class Proc:
     name: str
     process: subprocess.Popen[bytes]
     port: int
+    #: several serving processes below it (`--workers N`): memory is the whole tree's
+    tree: bool = False
 
     def rss_mib(self) -> tuple[float, float]:
-        """(current, peak) resident memory in MiB, from /proc."""
-        fields = {}
-        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
-            key, _, value = line.partition(":")
-            fields[key] = value.strip()
-        return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
+        """(current, peak) resident memory in MiB, from /proc (summed over the tree)."""
+        current = peak = 0.0
+        root = self.process.pid
+        for pid in proccpu.descendants(root) if self.tree else [root]:
+            fields = {}
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                key, _, value = line.partition(":")
+                fields[key] = value.strip()
+            current += int(fields["VmRSS"].split()[0]) / 1024
+            peak += int(fields["VmHWM"].split()[0]) / 1024
+        return current, peak
 
     def stop(self) -> None:
         self.process.terminate()
@@ -203,7 +214,7 @@ def start_fake(delay: float, log: Path) -> Proc:
     return Proc("fake", process, port)
 
 
-def start_hub(fake: Proc, data_dir: Path, concurrency: int, log: Path) -> Proc:
+def start_hub(fake: Proc, data_dir: Path, concurrency: int, log: Path, workers: int = 1) -> Proc:
     port = _free_port()
     env = {
         **os.environ,
@@ -214,9 +225,9 @@ def start_hub(fake: Proc, data_dir: Path, concurrency: int, log: Path) -> Proc:
         "IMAGEHUB_WORKER_CONCURRENCY": str(concurrency),
     }
     cmd = [PY, "-m", "imagehub.cli", "serve", "--port", str(port), "--data-dir", str(data_dir)]
-    cmd += ["--log-level", "warning"]
+    cmd += ["--log-level", "warning", "--workers", str(workers)]
     process = subprocess.Popen(cmd, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT)
-    return Proc("imagehub", process, port)
+    return Proc("imagehub", process, port, tree=workers > 1)
 
 
 def install_litellm() -> Path:
@@ -230,7 +241,7 @@ def install_litellm() -> Path:
     return binary
 
 
-def start_litellm(fake: Proc, workdir: Path, log: Path) -> Proc:
+def start_litellm(fake: Proc, workdir: Path, log: Path, workers: int = 1) -> Proc:
     port = _free_port()
     config = workdir / "litellm.yaml"
     config.write_text(
@@ -246,9 +257,10 @@ def start_litellm(fake: Proc, workdir: Path, log: Path) -> Proc:
         "  set_verbose: false\n"
     )
     cmd = [str(install_litellm()), "--config", str(config), "--host", HOST, "--port", str(port)]
+    cmd += ["--num_workers", str(workers)]
     env = {**os.environ, "LITELLM_LOG": "ERROR", "LITELLM_MASTER_KEY": LITELLM_KEY}
     process = subprocess.Popen(cmd, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT)
-    return Proc("litellm", process, port)
+    return Proc("litellm", process, port, tree=workers > 1)
 
 
 # ---------------------------------------------------------------- scenarios
@@ -347,11 +359,11 @@ async def throughput(args: argparse.Namespace, workdir: Path, log: Path) -> list
         upstream_p50 = direct.percentile(50)
         rows = [direct.row(upstream_p50)]
         print(json.dumps(rows[0]), flush=True)
-        hub = start_hub(fake, workdir / "hub-data", max(args.concurrency), log)
+        hub = start_hub(fake, workdir / "hub-data", max(args.concurrency), log, args.workers)
         auth = {"Authorization": f"Bearer {HUB_KEY}"}
         rows += await _measure(args, hub, "/healthz", hub_request, auth, upstream_p50)
         if not args.skip_litellm:
-            litellm = start_litellm(fake, workdir, log)
+            litellm = start_litellm(fake, workdir, log, args.workers)
             auth = {"Authorization": f"Bearer {LITELLM_KEY}"}
             rows += await _measure(
                 args, litellm, "/health/liveliness", litellm_request, auth, upstream_p50
@@ -570,6 +582,9 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 32, 256])
     parser.add_argument("--scale", type=float, default=1.0, help="scale the request counts")
     parser.add_argument("--skip-litellm", action="store_true")
+    parser.add_argument(
+        "--workers", type=int, default=1, help="processes of each: serve --workers, --num_workers"
+    )
     parser.add_argument("--skip-capacity", action="store_true")
     parser.add_argument("--in-flight", type=int, default=5000, help="capacity: tasks at once")
     parser.add_argument("--hold", type=float, default=20.0, help="capacity: upstream delay (s)")
