@@ -110,6 +110,11 @@ _BASE62 = bytes(ord(_ALPHABET[b % 62]) for b in range(248)) + bytes(8)
 _OVER = bytes(range(248, 256))
 
 
+def _fields(flat: Any) -> dict[str, Any]:
+    """A dataclass of plain values as a dict: `dataclasses.asdict` without its deep copies."""
+    return {name: getattr(flat, name) for name in flat.__dataclass_fields__}
+
+
 @dataclass(frozen=True, slots=True)
 class OutputImage:
     """One stored output image; `url` is rendered at read time from `file_id` or `data_uri`."""
@@ -124,7 +129,7 @@ class OutputImage:
     data_uri: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return _fields(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> OutputImage:
@@ -153,7 +158,7 @@ class Grounding:
         return {
             "queries": list(self.queries),
             "search_entry_point": self.search_entry_point,
-            "sources": [dataclasses.asdict(source) for source in self.sources],
+            "sources": [_fields(source) for source in self.sources],
         }
 
     @classmethod
@@ -211,7 +216,7 @@ class PartialImage:
     height: int
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return _fields(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PartialImage:
@@ -241,7 +246,7 @@ class Usage:
     basis: Basis | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return _fields(self)
 
 
 @dataclass(frozen=True, slots=True)

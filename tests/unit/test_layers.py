@@ -18,7 +18,8 @@ SRC = Path(imagehub.__file__).parent
 #: bottom → top; a package (or top-level module) of imagehub imports only from layers below
 LAYERS: list[set[str]] = [
     {"schemas", "settings"},  # the HTTP shapes; the one reader of the environment
-    {"errors", "tracing"},  # one tree of errors (names `schemas.TaskOut` for typing only); spans
+    # one tree of errors (names `schemas.TaskOut` for typing only); spans; shared readings
+    {"errors", "tracing", "flight"},
     {"tasks", "catalog", "imaging", "client", "logs"},  # the domain; image bytes; the SDK; logs
     # the domain values of keys and deliveries (see TYPES); estimates of tasks from the journal
     {"tenancy.types", "webhooks.types", "estimates"},

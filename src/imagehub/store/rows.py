@@ -12,6 +12,8 @@ from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
 
+import orjson
+
 from imagehub.store.connector import Row
 from imagehub.tasks import Attempt, PartialImage, Task, TaskFailure, TaskOutput, TaskStatus, Usage
 from imagehub.tenancy.types import ApiKey
@@ -64,7 +66,16 @@ def _at(value: float) -> datetime:
 
 
 def dumps(value: Any) -> str | None:
-    return None if value is None else json.dumps(value, separators=(",", ":"))
+    return None if value is None else _json(value)
+
+
+def _json(value: Any) -> str:
+    """Compact JSON text; orjson's (several times faster: rows are written on the event loop),
+    or the standard library's for what orjson refuses (integers beyond 64 bits, surrogates)."""
+    try:
+        return orjson.dumps(value).decode()
+    except (orjson.JSONEncodeError, TypeError):
+        return json.dumps(value, separators=(",", ":"))
 
 
 def _loads(value: str | None) -> Any:
@@ -99,7 +110,7 @@ def outcome_row(task: Task) -> dict[str, Any]:
 
 def partials_json(task: Task) -> str:
     """The one stored form of a task's partial images."""
-    return json.dumps([p.to_dict() for p in task.partials], separators=(",", ":"))
+    return _json([p.to_dict() for p in task.partials])
 
 
 def task_row(task: Task) -> dict[str, Any]:
@@ -195,7 +206,7 @@ def key_from_row(row: Row) -> ApiKey:
 
 
 def history_json(history: tuple[DeliveryAttempt, ...]) -> str:
-    return json.dumps([a.to_dict() for a in history], separators=(",", ":"))
+    return _json([a.to_dict() for a in history])
 
 
 def delivery_row(d: Delivery) -> dict[str, Any]:
