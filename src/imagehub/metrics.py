@@ -12,7 +12,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Iterable, Iterator
-from typing import Protocol
+from typing import Any, Protocol
 
 from prometheus_client import (
     PLATFORM_COLLECTOR,
@@ -23,6 +23,7 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.registry import Collector
 
 from imagehub.errors import TASK_ERRORS
@@ -60,6 +61,8 @@ class Metrics:
         self.models = frozenset(models)
         self.routes = frozenset(routes)
         self.providers = frozenset(providers)
+        #: (metric, label values) -> its child: prometheus_client's own lookup takes a lock
+        self._children: dict[tuple[MetricWrapperBase, tuple[str, ...]], Any] = {}
         # process health: memory, CPU, open files, start time; the Python version
         ProcessCollector(registry=self.registry)
         self.registry.register(PLATFORM_COLLECTOR)
@@ -104,6 +107,14 @@ class Metrics:
         self._refreshed = -STATS_SECONDS
         self._refreshing = asyncio.Lock()
 
+    def _child(self, metric: MetricWrapperBase, *values: str) -> Any:
+        """`metric.labels(*values)`, kept: the values are bounded (below), so is this."""
+        key = (metric, values)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*values)
+        return child
+
     # -- bounded label values (an empty set, as in `Metrics()`: any value)
 
     def _model(self, model: str) -> str:
@@ -118,26 +129,26 @@ class Metrics:
     # -- what the hub reports
 
     def submitted(self, task: Task) -> None:
-        self._submitted.labels(self._model(task.model)).inc()
+        self._child(self._submitted, self._model(task.model)).inc()
 
     def finished(self, task: Task) -> None:
         provider = self._route(task.provider) if task.provider else "none"
-        self._finished.labels(self._model(task.model), task.status.value, provider).inc()
+        self._child(self._finished, self._model(task.model), task.status.value, provider).inc()
         if task.finished_at is not None:
             seconds = (task.finished_at - task.created_at).total_seconds()
-            self._duration.labels(self._model(task.model)).observe(seconds)
+            self._child(self._duration, self._model(task.model)).observe(seconds)
 
     def upstream(
         self, *, route: str, provider: str, model: str, outcome: str, seconds: float
     ) -> None:
         """One upstream call ended: its time and its outcome."""
         labels = (self._route(route), self._provider(provider), self._model(model))
-        self._upstream_seconds.labels(*labels).observe(seconds)
-        self._upstream_calls.labels(*labels, outcome if outcome in OUTCOMES else OTHER).inc()
+        self._child(self._upstream_seconds, *labels).observe(seconds)
+        self._child(self._upstream_calls, *labels, outcome if outcome in OUTCOMES else OTHER).inc()
 
     def webhook(self, outcome: str) -> None:
         """One webhook attempt ended."""
-        self._webhooks.labels(outcome if outcome in WEBHOOK_OUTCOMES else OTHER).inc()
+        self._child(self._webhooks, outcome if outcome in WEBHOOK_OUTCOMES else OTHER).inc()
 
     async def refresh(self, store: QueueSource) -> None:
         """Read the queue's figures from the store, unless a read is recent enough.
