@@ -176,9 +176,12 @@ async def test_a_name_that_resolves_to_a_private_address_is_refused_when_sending
         port = receiver.url.split(":")[2].split("/")[0]
         # `localhost` is refused at submit; the machine's own name resolves to a private address
         task = await submit(client, f"http://{_private_name()}:{port}/hook")
-        delivery = await delivery_when(client, task["task_id"], "pending")
-        while not delivery["history"]:
+        # pending from the start: wait for its first attempt (a sleep lets the sender run)
+        for _ in range(300):
             delivery = await delivery_when(client, task["task_id"], "pending")
+            if delivery["history"]:
+                break
+            await asyncio.sleep(0.02)
         [attempt] = delivery["history"]
         assert attempt["status"] is None and "not a public address" in attempt["error"]
         assert "127.0.0.1" not in attempt["error"]
