@@ -216,17 +216,24 @@ class Estimator:
         self.clock = clock
         self._latencies = Latencies()
         self._read_at: float | None = None
-        self._read_latencies = SingleFlight(self._read_journal)
+        self._read_latencies = SingleFlight(self._read_journal, "reading the attempts journal")
         self._places: list[tuple[float, float]] = []
         self._places_at: float | None = None
-        self._read_places = SingleFlight(self._read_queue)
+        self._read_places = SingleFlight(self._read_queue, "reading the queue's places")
         #: running task id -> (attempt, expected seconds) fixed at its first estimate
         self._expected: OrderedDict[str, tuple[int, float]] = OrderedDict()
 
     async def latencies(self) -> Latencies:
-        """The journal's reading, read again when older than `refresh_seconds`."""
-        if not self._fresh():
+        """The journal's reading, read again when older than `refresh_seconds`.
+
+        Only the first reading is waited for: a stale one is answered while the next is read
+        (at 10,000 attempts a reading takes tens of milliseconds, and every request that
+        found it stale would wait for it).
+        """
+        if self._read_at is None:
             await self._read_latencies()  # one reading at a time; the others take its result
+        elif not self._fresh():
+            self._read_latencies.start()
         return self._latencies
 
     async def _read_journal(self) -> None:
@@ -252,8 +259,10 @@ class Estimator:
         place, near = found[:2], found[2]
         if near < NEAR:
             return near
-        if not self._fresh(places=True):
+        if self._places_at is None:
             await self._read_places()
+        elif not self._fresh(places=True):
+            self._read_places.start()  # as the journal's: a stale copy while the next is read
         return max(NEAR, bisect.bisect_left(self._places, place))
 
     def typical_seconds(

@@ -10,27 +10,37 @@ resume in the same turn.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
 
+log = logging.getLogger(__name__)
+
 
 class SingleFlight(Generic[T]):
-    def __init__(self, fn: Callable[[], Awaitable[T]]) -> None:
+    def __init__(self, fn: Callable[[], Awaitable[T]], name: str) -> None:
         self._fn = fn
+        #: what the run reads, for the log line of a run that failed
+        self.name = name
         self._running: asyncio.Future[T] | None = None
 
     async def __call__(self) -> T:
+        # a caller that gives up (cancelled) does not cancel the run the others wait for
+        return await asyncio.shield(self.start())
+
+    def start(self) -> asyncio.Future[T]:
+        """The run going on, started if none is: to wait for, or not."""
         running = self._running
         if running is None:
             running = self._running = asyncio.ensure_future(self._fn())
             running.add_done_callback(self._ended)
-        # a caller that gives up (cancelled) does not cancel the run the others wait for
-        return await asyncio.shield(running)
+        return running
 
     def _ended(self, running: asyncio.Future[T]) -> None:
         if self._running is running:
             self._running = None
-        if not running.cancelled():
-            running.exception()  # retrieved here: every waiter may have given up
+        if not running.cancelled() and running.exception() is not None:
+            # said here too: a run started without a waiter has nobody else to say it
+            log.warning("%s failed: %s", self.name, running.exception())

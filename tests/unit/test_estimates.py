@@ -164,8 +164,11 @@ async def test_near_positions_are_counted_far_ones_read_from_a_copy_kept_a_while
     assert await estimator.position("5000") == 5000
     assert queue.copies == 1
     clock.now = 6
-    assert await estimator.position("7000") == 7000
+    queue.places = [(float(n + 1), 0.0) for n in range(10_000)]  # one task ahead of each
+    assert await estimator.position("7000") == 7000  # the stale copy, while the next is read
+    await asyncio.sleep(0)
     assert queue.copies == 2
+    assert await estimator.position("7000") == 6999
     assert await estimator.position("10001") is None
 
 
@@ -182,7 +185,8 @@ async def test_the_journal_is_read_once_per_refresh():
         assert (await estimator.latencies()).by_model == {"m": 12.0}
     assert len(reads) == 1
     clock.now = 5
-    await estimator.latencies()
+    assert (await estimator.latencies()).by_model == {"m": 12.0}  # stale, answered at once
+    await asyncio.sleep(0)
     assert len(reads) == 2
 
 
@@ -206,6 +210,8 @@ async def test_a_running_tasks_progress_keeps_its_expected_time_when_the_journal
     first = await estimator.estimate(task)
     runs.pop(0)  # the next reading says the model takes 100 times longer
     clock.now = 10
+    await estimator.latencies()  # stale: the next reading starts
+    await asyncio.sleep(0)
     second = await estimator.estimate(task)
     assert first.progress is not None and second.progress is not None
     assert second.progress >= first.progress

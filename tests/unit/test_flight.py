@@ -23,7 +23,7 @@ async def test_callers_meanwhile_share_one_run_and_all_resume_within_two_turns()
         await gate.wait()
         return len(runs)
 
-    flight = SingleFlight(read)
+    flight = SingleFlight(read, "reading")
     callers = [asyncio.ensure_future(flight()) for _ in range(50)]
     await _turns(2)
     gate.set()
@@ -41,7 +41,7 @@ async def test_a_caller_that_gives_up_does_not_cancel_the_others_run():
         await gate.wait()
         return "read"
 
-    flight = SingleFlight(read)
+    flight = SingleFlight(read, "reading")
     first, second = asyncio.ensure_future(flight()), asyncio.ensure_future(flight())
     await _turns(2)
     first.cancel()
@@ -61,10 +61,28 @@ async def test_a_failed_run_fails_every_caller_and_the_next_call_runs_again():
             raise outcome
         return outcome
 
-    flight = SingleFlight(read)
+    flight = SingleFlight(read, "reading")
     results = await asyncio.gather(flight(), flight(), return_exceptions=True)
     assert [str(r) for r in results] == ["down", "down"]
     assert await flight() == "up"
+
+
+async def test_a_run_started_without_a_waiter_is_waited_for_by_nobody_and_says_its_failure(
+    caplog: pytest.LogCaptureFixture,
+):
+    gate = asyncio.Event()
+
+    async def read() -> None:
+        await gate.wait()
+        raise RuntimeError("store down")
+
+    flight = SingleFlight(read, "reading the journal")
+    started = flight.start()
+    assert flight.start() is started  # one run at a time
+    gate.set()
+    await _turns(3)
+    assert started.done()
+    assert "reading the journal failed: store down" in caplog.text
 
 
 async def test_a_run_whose_callers_all_gave_up_leaves_no_unretrieved_exception():
@@ -76,7 +94,7 @@ async def test_a_run_whose_callers_all_gave_up_leaves_no_unretrieved_exception()
     unhandled: list[dict[str, object]] = []
     loop.set_exception_handler(lambda _, context: unhandled.append(context))
     try:
-        flight = SingleFlight(read)
+        flight = SingleFlight(read, "reading")
         caller = asyncio.ensure_future(flight())
         await asyncio.sleep(0)
         caller.cancel()

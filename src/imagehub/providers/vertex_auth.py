@@ -26,7 +26,9 @@ class GoogleTokens:
     def __init__(self, credentials_file: Path | None = None) -> None:
         self.credentials_file = credentials_file
         self._credentials: Any = None
-        self._refreshing = SingleFlight(lambda: asyncio.to_thread(self._refresh))
+        self._refreshing = SingleFlight(
+            lambda: asyncio.to_thread(self._refresh), "refreshing the Vertex AI token"
+        )
 
     async def token(self) -> str:
         if not self._fresh():
