@@ -119,7 +119,7 @@ _FAIR_PLACE = f"""
 #: the spend row and the delivery. Any clash inserts nothing: one on the idempotency key, or on
 #: the task's id when a first run's answer was lost with its connection and the run retried.
 _SUBMIT_KEY = f"""
-    room AS (SELECT id FROM api_keys WHERE id = :key_id AND {ROOM} FOR UPDATE),
+    room AS (SELECT id FROM api_keys WHERE id = :key_id AND {ROOM} FOR NO KEY UPDATE),
     ok AS (SELECT :key_id IS NULL OR EXISTS (SELECT 1 FROM room)
         OR NOT EXISTS (SELECT 1 FROM api_keys WHERE id = :key_id) AS go),
     fair AS (INSERT INTO fair_shares (tenant_id, last_fair)
