@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
+import pytest
 
 from imagehub.routing import Router
 from imagehub.settings import Settings
@@ -20,6 +21,7 @@ from imagehub.store.connector import Executor, Params
 from imagehub.store.postgres import PostgresConnector, PostgresStore
 from imagehub.tasks import TaskStatus, utcnow
 from imagehub.tenancy.keys import make_key
+from imagehub.tenancy.types import OverLimit
 from imagehub.testing import ScriptedProvider
 from imagehub.wiring import build_hub
 from tests.contract.test_journal import call
@@ -152,6 +154,43 @@ async def test_a_submit_run_again_after_its_answer_was_lost_stores_it_once(postg
         assert len((await store.list_deliveries("tenant-a"))[0]) == 1
     finally:
         await store.close()
+
+
+async def test_a_submit_whose_keys_last_slot_was_taken_meanwhile_is_refused(postgres_url: str):
+    """The statement's snapshot sees a free slot; the key's row, once its lock is got, has none:
+    nothing is written, and the submit, run again, is refused."""
+    store = PostgresStore(postgres_url, pool_size=1)
+    await store.open()
+    try:
+        key = await limited_key(store, concurrency_limit=1)
+        task = make_task()
+        async with await psycopg.AsyncConnection.connect(postgres_url) as other:
+            # another submit's reservation, not yet committed: its lock holds the key's row
+            await other.execute("UPDATE api_keys SET active_tasks = 1 WHERE id = %s", (key.id,))
+            submit = asyncio.create_task(store.create(task, charged(key, 0)))
+            await _until_a_session_waits_for_a_lock(postgres_url)
+            await other.commit()
+        with pytest.raises(OverLimit) as caught:
+            await submit
+        assert caught.value.limit == "concurrency"
+        assert await store.get(task.id) is None
+        assert await usage_of(store, key) == (1, 0, 0)
+    finally:
+        await store.close()
+
+
+async def _until_a_session_waits_for_a_lock(url: str) -> None:
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        for _ in range(500):
+            cur = await conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                " AND wait_event_type = 'Lock'"
+            )
+            row = await cur.fetchone()
+            if row and row[0]:
+                return
+            await asyncio.sleep(0.01)
+    raise AssertionError("no session waited for the key's row")
 
 
 class RoundTrips:

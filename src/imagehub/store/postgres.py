@@ -52,9 +52,12 @@ from psycopg.rows import TupleRow
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from imagehub.errors import Overloaded
+from imagehub.store.base import Lease
 from imagehub.store.connector import NO_PARAMS, POSTGRES, Executor, Params, Row
 from imagehub.store.schema import migrations
 from imagehub.store.sql import SQLStore
+from imagehub.tasks import Task
+from imagehub.tenancy.types import Submission
 
 log = logging.getLogger("imagehub.store")
 
@@ -321,3 +324,16 @@ class PostgresStore(SQLStore):
             synchronous_commit=synchronous_commit,
         )
         super().__init__(connector, migrate=migrate)
+
+    async def _create_at_once(
+        self, task: Task, submission: Submission | None, lease: Lease | None
+    ) -> Task | None:
+        while True:
+            try:
+                return await super()._create_at_once(task, submission, lease)
+            except psycopg.errors.NotNullViolation as exc:
+                if exc.diag.table_name != "spend":
+                    raise
+                # the key's last slot (or budget) was taken after the statement's snapshot
+                # saw it free: nothing was written; run again on a fresh snapshot
+                log.debug("submit of %s ran again: its key's limits changed meanwhile", task.id)

@@ -112,27 +112,31 @@ _FAIR_PLACE = f"""
     ON CONFLICT (tenant_id) DO UPDATE SET
         last_fair = {{greatest}}(fair_shares.last_fair, {_CLOCK}) + 1.0 / fair_shares.weight"""
 #: a submit as one statement where a WITH clause may write (PostgreSQL): one round trip, one
-#: commit. The key's row is locked first, if its limits have room (a lock waited for re-checks
-#: them on the row it gets), so concurrent submits never overshoot a limit; without room (a
-#: stored key only) nothing is written and `go` says so. Then the fair place, the task (as
-#: `_INSERT`, or leased as `_HAND_OFF`) and, only if the task was inserted, the reservation,
-#: the spend row and the delivery. Any clash inserts nothing: one on the idempotency key, or on
-#: the task's id when a first run's answer was lost with its connection and the run retried.
+#: commit. If its key is stored and its limits have no room (as the statement's snapshot sees
+#: them), nothing is written and `go` says so. Else the fair place, the task (as `_INSERT`, or
+#: leased as `_HAND_OFF`) and, only if the task was inserted, the key's reservation: a guarded
+#: update, which re-checks the limits on the row it locks (a concurrent submit may have taken
+#: the last slot meanwhile: it then reserves nothing, and the spend row, whose key it names,
+#: breaks its NOT NULL and the whole statement with it; `PostgresStore` runs it again), the
+#: spend row and the delivery. The key's row is locked last and by its update alone: one
+#: key's submits and finishes wait for each other on it. Any clash inserts nothing: one on
+#: the idempotency key, or on the task's id when a first run's answer was lost with its
+#: connection and the run retried.
 _SUBMIT_KEY = f"""
-    room AS (SELECT id FROM api_keys WHERE id = :key_id AND {ROOM} FOR NO KEY UPDATE),
-    ok AS (SELECT :key_id IS NULL OR EXISTS (SELECT 1 FROM room)
-        OR NOT EXISTS (SELECT 1 FROM api_keys WHERE id = :key_id) AS go),
+    known AS (SELECT {ROOM} AS room FROM api_keys WHERE id = :key_id),
+    ok AS (SELECT :key_id IS NULL OR COALESCE((SELECT room FROM known), true) AS go),
     fair AS (INSERT INTO fair_shares (tenant_id, last_fair)
         SELECT :tenant_id, {_CLOCK} + 1.0 FROM ok WHERE ok.go
         ON CONFLICT (tenant_id) DO UPDATE SET last_fair =
             {{greatest}}(fair_shares.last_fair, {_CLOCK}) + 1.0 / fair_shares.weight
         RETURNING last_fair)"""
-_SUBMIT_SPEND = """
+_SUBMIT_SPEND = f"""
     key AS (UPDATE api_keys SET active_tasks = active_tasks + 1,
             reserved_micros = reserved_micros + :amount
-        FROM task WHERE api_keys.id = :key_id RETURNING api_keys.id),
+        WHERE id = :key_id AND {ROOM} AND EXISTS (SELECT 1 FROM task) RETURNING id),
     spent AS (INSERT INTO spend (task_id, key_id, reserved_micros, state)
-        SELECT :id, key.id, :amount, 'reserved' FROM key)"""
+        SELECT :id, (SELECT id FROM key), :amount, 'reserved' FROM task
+        WHERE EXISTS (SELECT 1 FROM known))"""
 _SUBMIT_END = """
     SELECT ok.go, task.status, task.started_at, task.lease_expires_at
     FROM ok LEFT JOIN task ON true"""
