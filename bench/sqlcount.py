@@ -15,6 +15,15 @@ ROLLBACK), and by the thread that ran them (the event loop's, the writer's, the 
 `process_cpu_ms` are CPU per task of the event loop's thread (the client's requests included:
 it runs on the same loop) and of the whole process: unlike the counts, they vary with load.
 Works on any checkout of the hub (run it with `PYTHONPATH=<other checkout>/src`).
+
+With `--postgres <a server's maintenance URL>` the hub runs on PostgreSQL instead (a new
+database per run, dropped after it), and the statements are counted where psycopg's
+connections run them (`AsyncConnection.execute`, every connection of the process: the store's
+pool and the wake-ups' own): a write outside BEGIN / COMMIT is an autocommit (a WITH clause
+that writes counts as one write), and each statement is counted by its first word too.
+`pg_cpu_ms` is the CPU per task of the run's backends (from /proc: a server on this machine).
+
+    .venv/bin/python bench/sqlcount.py --postgres postgresql://postgres@127.0.0.1:5432/postgres
 """
 
 from __future__ import annotations
@@ -23,12 +32,14 @@ import argparse
 import asyncio
 import json
 import sqlite3
+import sys
 import tempfile
 import threading
 import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 from asgi_lifespan import LifespanManager
@@ -39,6 +50,10 @@ from imagehub.routing import Router
 from imagehub.settings import Settings
 from imagehub.testing import ScriptedProvider
 from imagehub.wiring import build_hub
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from workers import _backends_cpu, _database, _drop
 
 KEY = "ih_sqlcount"
 CONTROL = ("BEGIN", "COMMIT", "SAVEPOINT", "RELEASE", "ROLLBACK", "END")
@@ -94,16 +109,86 @@ def traced(tally: Tally) -> Any:
     return connect
 
 
+class PostgresTally:
+    """Statements psycopg's async connections run, by kind and by first word; a connection is
+    in a transaction from its BEGIN to its COMMIT / ROLLBACK."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[str] = Counter()
+        self.in_transaction: set[int] = set()
+
+    def __call__(self, conn: object, query: Any) -> None:
+        sql = query.decode() if isinstance(query, bytes) else str(query)
+        words = sql.upper().split()
+        verb = words[0] if words else "?"
+        writes = verb in WRITES or (verb == "WITH" and bool(set(WRITES) & set(words)))
+        self.counts["all"] += 1
+        self.counts["control" if verb in CONTROL else "data"] += 1
+        self.counts[f"verb {verb}"] += 1
+        if verb == "COMMIT":
+            self.counts["commits"] += 1
+        if verb == "BEGIN":
+            self.in_transaction.add(id(conn))
+        elif verb in ("COMMIT", "END", "ROLLBACK"):
+            self.in_transaction.discard(id(conn))
+        elif writes and id(conn) not in self.in_transaction:
+            self.counts["autocommits"] += 1
+
+    def reset(self) -> None:
+        self.counts.clear()
+
+
+def traced_postgres(tally: PostgresTally) -> None:
+    """Count every statement psycopg's async connections run, from now on."""
+    import psycopg
+
+    real = psycopg.AsyncConnection.execute
+
+    async def execute(self: Any, query: Any, *args: Any, **kwargs: Any) -> Any:
+        tally(self, query)
+        return await real(self, query, *args, **kwargs)
+
+    psycopg.AsyncConnection.execute = execute  # type: ignore[method-assign]
+
+
 class _Forget(list[Any]):
     def append(self, item: Any) -> None:
         pass
 
 
-async def run(path: str, concurrency: int, tasks: int, delay: float) -> dict[str, Any]:
-    tally = Tally()
-    sqlite3.connect = traced(tally)  # type: ignore[assignment]
+async def run(
+    path: str, concurrency: int, tasks: int, delay: float, postgres: str | None = None
+) -> dict[str, Any]:
+    tally: Tally | PostgresTally
+    if postgres is None:
+        tally = Tally()
+        sqlite3.connect = traced(tally)  # type: ignore[assignment]
+        database = None
+    else:
+        tally = PostgresTally()
+        traced_postgres(tally)
+        database = _database(postgres)
+    try:
+        return await _run(tally, path, concurrency, tasks, delay, postgres, database)
+    finally:
+        if postgres is not None and database is not None:
+            _drop(postgres, database)
+
+
+async def _run(
+    tally: Tally | PostgresTally,
+    path: str,
+    concurrency: int,
+    tasks: int,
+    delay: float,
+    postgres: str | None,
+    database: str | None,
+) -> dict[str, Any]:
+    name = urlsplit(database).path.lstrip("/") if database else ""
     with tempfile.TemporaryDirectory(prefix="imagehub-sqlcount-") as tmp:
-        settings = Settings(data_dir=Path(tmp), admin_key=SecretStr(KEY), demo=False)
+        settings = Settings(
+            data_dir=Path(tmp), admin_key=SecretStr(KEY), demo=False, database_url=database
+        )
         provider = ScriptedProvider(delay=delay, requests=_Forget())
         hub = build_hub(settings, router=Router({}, fallback=provider))
         await hub.bootstrap()
@@ -131,15 +216,19 @@ async def run(path: str, concurrency: int, tasks: int, delay: float) -> dict[str
                 await clients(max(20, concurrency * 2))  # warm-up: key cache, first claims
                 await asyncio.sleep(0.2)
                 tally.reset()
+                pg_cpu = _backends_cpu(postgres, name) if postgres else {}
                 loop_cpu, process_cpu = time.thread_time(), time.process_time()
                 await clients(tasks)
                 loop_cpu, process_cpu = (
                     time.thread_time() - loop_cpu,
                     time.process_time() - process_cpu,
                 )
+                if postgres:
+                    after = _backends_cpu(postgres, name)
+                    pg_seconds = sum(t - pg_cpu.get(pid, 0.0) for pid, t in after.items())
                 await asyncio.sleep(0.2)  # the last finishes' writes
                 counts = dict(tally.counts)
-    return {
+    row = {
         "path": path,
         "concurrency": concurrency,
         "tasks": tasks,
@@ -147,6 +236,9 @@ async def run(path: str, concurrency: int, tasks: int, delay: float) -> dict[str
         "loop_cpu_ms": round(loop_cpu * 1000 / tasks, 3),
         "process_cpu_ms": round(process_cpu * 1000 / tasks, 3),
     }
+    if postgres:
+        row["pg_cpu_ms"] = round(pg_seconds * 1000 / tasks, 3)
+    return row
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -155,10 +247,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 32])
     parser.add_argument("--path", choices=sorted(PATHS), nargs="+", default=sorted(PATHS))
     parser.add_argument("--delay", type=float, default=0.05, help="provider delay, seconds")
+    parser.add_argument("--postgres", help="PostgreSQL instead of SQLite: a maintenance URL")
     args = parser.parse_args(argv)
     for path in args.path:
         for concurrency in args.concurrency:
-            print(json.dumps(asyncio.run(run(path, concurrency, args.tasks, args.delay))))
+            row = asyncio.run(run(path, concurrency, args.tasks, args.delay, args.postgres))
+            print(json.dumps(row))
 
 
 if __name__ == "__main__":

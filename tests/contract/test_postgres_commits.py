@@ -12,13 +12,16 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
+import pytest
 
 from imagehub.routing import Router
 from imagehub.settings import Settings
+from imagehub.store import Lease
 from imagehub.store.connector import Executor, Params
 from imagehub.store.postgres import PostgresConnector, PostgresStore
 from imagehub.tasks import TaskStatus, utcnow
 from imagehub.tenancy.keys import make_key
+from imagehub.tenancy.types import OverLimit
 from imagehub.testing import ScriptedProvider
 from imagehub.wiring import build_hub
 from tests.contract.test_journal import call
@@ -91,11 +94,11 @@ async def test_a_task_handed_off_at_submit_costs_two_commits(tmp_path: Path, pos
     finally:
         await hub.stop()
     counts = commits.counts
-    # the submit: one transaction (the task, leased to the worker, the reservation)
-    assert counts["transaction"] == TASKS
+    # the submit: one statement (the task, leased to the worker, the reservation, the spend);
     # the finish: one statement (the outcome, the journal, the spend); and no claim: the
     # submit stored the task running
-    assert counts["write"] == TASKS
+    assert counts["write"] == 2 * TASKS
+    assert counts["transaction"] == 0
 
 
 def _terminate_pool_backends(url: str) -> int:
@@ -130,6 +133,64 @@ async def test_a_fenced_write_on_a_dropped_connection_runs_once_more(
         assert not await store.finish(retry)
     finally:
         await store.close()
+
+
+async def test_a_submit_run_again_after_its_answer_was_lost_stores_it_once(postgres_url: str):
+    """A submit whose connection broke after its commit runs again on a fresh one: the second
+    run finds the task stored by the first and answers with it, reserving nothing more."""
+    store = PostgresStore(postgres_url, pool_size=1)
+    await store.open()
+    try:
+        key = await limited_key(store, budget_micros=1_000_000)
+        handed = make_task(webhook_url="https://example.com/hook")
+        first = await store.create(handed, charged(key, 10), Lease("w1", 30))
+        assert first.status == TaskStatus.RUNNING
+        again = await store.create(handed, charged(key, 10), Lease("w1", 30))
+        assert (again.id, again.status, again.lease_token) == (first.id, TaskStatus.RUNNING, 1)
+        keyed = make_task(idempotency_key="k-twice")
+        await store.create(keyed, charged(key, 10))
+        assert (await store.create(keyed, charged(key, 10))).id == keyed.id
+        assert await usage_of(store, key) == (2, 20, 0)
+        assert len((await store.list_deliveries("tenant-a"))[0]) == 1
+    finally:
+        await store.close()
+
+
+async def test_a_submit_whose_keys_last_slot_was_taken_meanwhile_is_refused(postgres_url: str):
+    """The statement's snapshot sees a free slot; the key's row, once its lock is got, has none:
+    nothing is written, and the submit, run again, is refused."""
+    store = PostgresStore(postgres_url, pool_size=1)
+    await store.open()
+    try:
+        key = await limited_key(store, concurrency_limit=1)
+        task = make_task()
+        async with await psycopg.AsyncConnection.connect(postgres_url) as other:
+            # another submit's reservation, not yet committed: its lock holds the key's row
+            await other.execute("UPDATE api_keys SET active_tasks = 1 WHERE id = %s", (key.id,))
+            submit = asyncio.create_task(store.create(task, charged(key, 0)))
+            await _until_a_session_waits_for_a_lock(postgres_url)
+            await other.commit()
+        with pytest.raises(OverLimit) as caught:
+            await submit
+        assert caught.value.limit == "concurrency"
+        assert await store.get(task.id) is None
+        assert await usage_of(store, key) == (1, 0, 0)
+    finally:
+        await store.close()
+
+
+async def _until_a_session_waits_for_a_lock(url: str) -> None:
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        for _ in range(500):
+            cur = await conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                " AND wait_event_type = 'Lock'"
+            )
+            row = await cur.fetchone()
+            if row and row[0]:
+                return
+            await asyncio.sleep(0.01)
+    raise AssertionError("no session waited for the key's row")
 
 
 class RoundTrips:
@@ -203,7 +264,7 @@ async def _backend(
         writer.close()
 
 
-async def test_a_task_costs_five_round_trips(postgres_url: str):
+async def test_a_task_costs_three_round_trips(postgres_url: str):
     """A submit with a key and a webhook, its claim, its finish with a journal row."""
     proxy = RoundTrips(postgres_url)
     store = PostgresStore(await proxy.start(), pool_size=1)
@@ -219,9 +280,9 @@ async def test_a_task_costs_five_round_trips(postgres_url: str):
         done = succeeded_at(claimed, 0.039)
         assert await store.finish(done, call(done))
         finish = proxy.count - before
-        # the submit waits for the insert (its fair place with it), the key's verdict,
-        # then COMMIT (the spend and the delivery ride with it); the finish is one statement
-        assert (created, claim, finish) == (3, 1, 1)
+        # the submit is one statement (its fair place, the key's reservation, the spend and
+        # the delivery with it), and so is the finish
+        assert (created, claim, finish) == (1, 1, 1)
         assert await usage_of(store, key) == (0, 0, 39_000)
         delivery = await store.get_delivery(task.id, task.tenant_id)
         assert delivery is not None and delivery.state == "pending"

@@ -401,7 +401,7 @@ async def test_statements_on_connections_the_database_dropped_run_again(postgres
         await asyncio.gather(*(store.get("nothing") for _ in range(6)))
         assert await _drop_connections(postgres_url) >= 1
         task = make_task()
-        await store.create(task)  # a transaction: its BEGIN finds the broken connections
+        await store.create(task)  # one statement: it finds the broken connections
         assert await _drop_connections(postgres_url) >= 1
         got = await store.get(task.id)  # a single statement
         assert got is not None and got.id == task.id

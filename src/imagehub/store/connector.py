@@ -36,8 +36,8 @@ class Dialect:
     purged_output: str
     #: serialises writers of one tenant's secrets; SQLite has a single writer already
     secret_lock: str | None
-    #: a WITH clause may write (PostgreSQL): a finish's writes go as one statement, whose
-    #: parsing, binding and round trip cost less than a transaction's many
+    #: a WITH clause may write (PostgreSQL): a submit's writes, and a finish's, go as one
+    #: statement each, whose parsing, binding and round trip cost less than a transaction's many
     writing_with: bool = False
     #: the migrations' type names
     types: Mapping[str, str] = field(default_factory=dict)

@@ -3,14 +3,15 @@
 Claims take due rows with `FOR UPDATE SKIP LOCKED`, so concurrent workers never wait on each
 other nor take the same task. Every statement runs on its own pooled connection in autocommit
 and gives it back at once: no connection is held across an upstream call. A task costs three
-commits: its submit (one transaction: the task, its key's reservation, its delivery), its
-claim, its finish (one statement whose WITH clause writes the outcome, the journal, the spend
-and the delivery); two when the submit hands it to its own process's worker (stored running:
-no claim). Reads are single autocommit statements (no BEGIN/COMMIT round trips). A
-transaction runs in pipeline mode: it waits only for the results it reads, so BEGIN travels
-with its first statement and the writes whose outcome nobody reads (`send`) travel with its
-COMMIT. Lease times use the database clock, so workers on machines with drifting clocks agree
-on when a lease expires.
+commits, each one statement (one round trip): its submit (whose WITH clause writes the fair
+place, the task, its key's reservation and spend, its delivery), its claim, its finish (the
+outcome, the journal, the spend and the delivery, the same way); two when the submit hands it to
+its own process's worker (stored running: no claim). Reads are single autocommit statements
+(no BEGIN/COMMIT round trips). A transaction (cancel, reap, secrets, route states) runs in
+pipeline mode: it waits only for the results it reads, so BEGIN travels with its first
+statement and the writes whose outcome nobody reads (`send`) travel with its COMMIT. Lease
+times use the database clock, so workers on machines with drifting clocks agree on when a
+lease expires.
 
 No check runs on a checkout (psycopg_pool's `check` is off: it would cost a round trip per
 statement). A connection broken meanwhile (a database restart, a terminated backend) is found
@@ -25,10 +26,12 @@ statement that may have run on the broken connection either is idempotent or is 
 - `claim` and `claim_deliveries`: rows a lost first run leased are not lost: the worker's
   heartbeat finds tasks it holds but does not run and hands them back; a delivery's lease
   expires and it is claimed again;
+- `create` (a submit): a second run inserts nothing (its task's id clashes) and answers with
+  the task the first run stored;
 - `add_key`: a second run fails on the key's unique id (the caller sees an error for a key
   that was stored; keys are added by hand, rarely);
 - `rate_hit`: a second run counts the request twice (errs towards limiting);
-- transactions (submit, cancel, reap, secrets): run again whole when the connection broke
+- transactions (cancel, reap, secrets): run again whole when the connection broke
   before their COMMIT was sent (the server rolled them back); one lost after it is the
   caller's `Overloaded`.
 
@@ -49,9 +52,12 @@ from psycopg.rows import TupleRow
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from imagehub.errors import Overloaded
+from imagehub.store.base import Lease
 from imagehub.store.connector import NO_PARAMS, POSTGRES, Executor, Params, Row
 from imagehub.store.schema import migrations
 from imagehub.store.sql import SQLStore
+from imagehub.tasks import Task
+from imagehub.tenancy.types import Submission
 
 log = logging.getLogger("imagehub.store")
 
@@ -318,3 +324,16 @@ class PostgresStore(SQLStore):
             synchronous_commit=synchronous_commit,
         )
         super().__init__(connector, migrate=migrate)
+
+    async def _create_at_once(
+        self, task: Task, submission: Submission | None, lease: Lease | None
+    ) -> Task | None:
+        while True:
+            try:
+                return await super()._create_at_once(task, submission, lease)
+            except psycopg.errors.NotNullViolation as exc:
+                if exc.diag.table_name != "spend":
+                    raise
+                # the key's last slot (or budget) was taken after the statement's snapshot
+                # saw it free: nothing was written; run again on a fresh snapshot
+                log.debug("submit of %s ran again: its key's limits changed meanwhile", task.id)

@@ -24,12 +24,14 @@ _SET_LIMITS = """
     UPDATE api_keys SET rpm_limit = :rpm_limit, concurrency_limit = :concurrency_limit,
         budget_micros = :budget_micros
     WHERE id = :id"""
+#: a key's limits allow one more task, estimated at :amount
+ROOM = """(concurrency_limit IS NULL OR active_tasks < concurrency_limit)
+        AND (budget_micros IS NULL OR spent_micros + reserved_micros + :amount <= budget_micros)"""
 #: one slot and the estimate, only if the key's limits allow them
-_RESERVE = """
+_RESERVE = f"""
     UPDATE api_keys SET active_tasks = active_tasks + 1,
         reserved_micros = reserved_micros + :amount
-    WHERE id = :key_id AND (concurrency_limit IS NULL OR active_tasks < concurrency_limit)
-        AND (budget_micros IS NULL OR spent_micros + reserved_micros + :amount <= budget_micros)"""
+    WHERE id = :key_id AND {ROOM}"""
 _INSERT_SPEND = """
     INSERT INTO spend (task_id, key_id, reserved_micros, state)
     VALUES (:task_id, :key_id, :amount, 'reserved')"""
@@ -61,6 +63,11 @@ async def reserve(tx: Executor, task_id: str, key_id: str, amount: int) -> None:
     if await tx.execute(_RESERVE, args):
         await tx.send(_INSERT_SPEND, args)
         return
+    await refuse(tx, key_id)
+
+
+async def refuse(tx: Executor, key_id: str) -> None:
+    """OverLimit for a key whose limits refused a task, with the limit that did."""
     row = await tx.fetch_one(f"{_SELECT} WHERE id = :id", {"id": key_id})
     if row is None:
         return  # not a stored key: nothing to count against

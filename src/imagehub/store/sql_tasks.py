@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Sequence
 from datetime import datetime
@@ -24,10 +25,12 @@ from imagehub.store.connector import BaseConnector, Executor
 from imagehub.store.rows import (
     ATTEMPT_COLUMNS,
     ATTEMPT_FIELDS,
+    DELIVERY_FIELDS,
     TASK_COLUMNS,
     TASK_FIELDS,
     attempt_from_row,
     attempt_row,
+    delivery_row,
     dt,
     dumps,
     failure_json,
@@ -37,7 +40,7 @@ from imagehub.store.rows import (
     task_from_row,
     task_row,
 )
-from imagehub.store.sql_keys import reserve, settle
+from imagehub.store.sql_keys import ROOM, refuse, reserve, settle
 from imagehub.store.sql_webhooks import activate, add_delivery
 from imagehub.tasks import (
     CANCELED_ERROR,
@@ -66,21 +69,24 @@ _INSERT = (
 #: database's clock), unless a queued task is due (one probe of the tasks_fair index): then
 #: queued as by `_INSERT`, so a hand-off never passes a waiting task
 _RUNNING = "NOT (SELECT due FROM q)"
+_DUE = (
+    "q AS (SELECT EXISTS (SELECT 1 FROM tasks WHERE status = 'queued'"
+    " AND run_after <= {now}) AS due)"
+)
+_LEASED = {
+    "status": f"CASE WHEN {_RUNNING} THEN 'running' ELSE 'queued' END",
+    "attempts": f"CASE WHEN {_RUNNING} THEN :attempts + 1 ELSE :attempts END",
+    "started_at": f"CASE WHEN {_RUNNING} THEN {{now}} END",
+    "lease_owner": f"CASE WHEN {_RUNNING} THEN :owner END",
+    "lease_expires_at": f"CASE WHEN {_RUNNING} THEN {{now}} + :lease_seconds END",
+    "lease_token": f"CASE WHEN {_RUNNING} THEN :lease_token + 1 ELSE :lease_token END",
+}
 _HAND_OFF = (
-    "WITH q AS (SELECT EXISTS (SELECT 1 FROM tasks WHERE status = 'queued'"
-    " AND run_after <= {now}) AS due) "
+    f"WITH {_DUE} "
     + insert(
         "tasks",
         [*TASK_FIELDS, "fair_at"],
-        {
-            "status": f"CASE WHEN {_RUNNING} THEN 'running' ELSE 'queued' END",
-            "attempts": f"CASE WHEN {_RUNNING} THEN :attempts + 1 ELSE :attempts END",
-            "started_at": f"CASE WHEN {_RUNNING} THEN {{now}} END",
-            "lease_owner": f"CASE WHEN {_RUNNING} THEN :owner END",
-            "lease_expires_at": f"CASE WHEN {_RUNNING} THEN {{now}} + :lease_seconds END",
-            "lease_token": f"CASE WHEN {_RUNNING} THEN :lease_token + 1 ELSE :lease_token END",
-            "fair_at": "(SELECT last_fair FROM fair_shares WHERE tenant_id = :tenant_id)",
-        },
+        {**_LEASED, "fair_at": "(SELECT last_fair FROM fair_shares WHERE tenant_id = :tenant_id)"},
     )
     + """
     ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
@@ -105,6 +111,35 @@ _FAIR_PLACE = f"""
     INSERT INTO fair_shares (tenant_id, last_fair) VALUES (:tenant_id, {_CLOCK} + 1.0)
     ON CONFLICT (tenant_id) DO UPDATE SET
         last_fair = {{greatest}}(fair_shares.last_fair, {_CLOCK}) + 1.0 / fair_shares.weight"""
+#: a submit as one statement where a WITH clause may write (PostgreSQL): one round trip, one
+#: commit. If its key is stored and its limits have no room (as the statement's snapshot sees
+#: them), nothing is written and `go` says so. Else the fair place, the task (as `_INSERT`, or
+#: leased as `_HAND_OFF`) and, only if the task was inserted, the key's reservation: a guarded
+#: update, which re-checks the limits on the row it locks (a concurrent submit may have taken
+#: the last slot meanwhile: it then reserves nothing, and the spend row, whose key it names,
+#: breaks its NOT NULL and the whole statement with it; `PostgresStore` runs it again), the
+#: spend row and the delivery. The key's row is locked last and by its update alone: one
+#: key's submits and finishes wait for each other on it. Any clash inserts nothing: one on
+#: the idempotency key, or on the task's id when a first run's answer was lost with its
+#: connection and the run retried.
+_SUBMIT_KEY = f"""
+    known AS (SELECT {ROOM} AS room FROM api_keys WHERE id = :key_id),
+    ok AS (SELECT :key_id IS NULL OR COALESCE((SELECT room FROM known), true) AS go),
+    fair AS (INSERT INTO fair_shares (tenant_id, last_fair)
+        SELECT :tenant_id, {_CLOCK} + 1.0 FROM ok WHERE ok.go
+        ON CONFLICT (tenant_id) DO UPDATE SET last_fair =
+            {{greatest}}(fair_shares.last_fair, {_CLOCK}) + 1.0 / fair_shares.weight
+        RETURNING last_fair)"""
+_SUBMIT_SPEND = f"""
+    key AS (UPDATE api_keys SET active_tasks = active_tasks + 1,
+            reserved_micros = reserved_micros + :amount
+        WHERE id = :key_id AND {ROOM} AND EXISTS (SELECT 1 FROM task) RETURNING id),
+    spent AS (INSERT INTO spend (task_id, key_id, reserved_micros, state)
+        SELECT :id, (SELECT id FROM key), :amount, 'reserved' FROM task
+        WHERE EXISTS (SELECT 1 FROM known))"""
+_SUBMIT_END = """
+    SELECT ok.go, task.status, task.started_at, task.lease_expires_at
+    FROM ok LEFT JOIN task ON true"""
 _SET_PRIORITY = """
     INSERT INTO fair_shares (tenant_id, weight) VALUES (:tenant_id, :weight)
     ON CONFLICT (tenant_id) DO UPDATE SET weight = :weight"""
@@ -210,6 +245,34 @@ _BACKLOG = """
 _PURGE = "UPDATE tasks SET output = {purged_output} WHERE id = :id AND output IS NOT NULL"
 
 
+def _insert_from(table: str, fields: list[str], values: dict[str, str], source: str) -> str:
+    """An INSERT of one row per row of `source`: a field's value is `values`' SQL expression,
+    or the named parameter of its name."""
+    exprs = ", ".join(values.get(name, f":{name}") for name in fields)
+    return f"INSERT INTO {table} ({', '.join(fields)}) SELECT {exprs} FROM {source}"
+
+
+@functools.cache
+def _submit(hand_off: bool, webhook: bool) -> str:
+    """PostgreSQL's one-statement submit (`_SUBMIT_KEY`), queued or handed off, with or
+    without a webhook delivery (its parameters are the delivery's fields, prefixed `hook_`)."""
+    values = {**(_LEASED if hand_off else {}), "fair_at": "fair.last_fair"}
+    source = "fair, q" if hand_off else "fair"
+    task = _insert_from("tasks", [*TASK_FIELDS, "fair_at"], values, source)
+    parts = [_SUBMIT_KEY]
+    if hand_off:
+        parts.append(_DUE)
+    parts.append(
+        f"task AS ({task} ON CONFLICT DO NOTHING RETURNING status, started_at, lease_expires_at)"
+    )
+    parts.append(_SUBMIT_SPEND)
+    if webhook:
+        hook = {name: f":hook_{name}" for name in DELIVERY_FIELDS}
+        delivery = _insert_from("webhook_deliveries", DELIVERY_FIELDS, hook, "task")
+        parts.append(f"hook AS ({delivery})")
+    return "WITH " + ",\n".join(parts) + _SUBMIT_END
+
+
 async def finished(tx: Executor, task_id: str, cost: int, webhooks: bool = True) -> None:
     """What a task's change to a final status writes with it: its spend and its webhook.
 
@@ -275,6 +338,57 @@ class SQLTasks:
     async def create(
         self, task: Task, submission: Submission | None = None, lease: Lease | None = None
     ) -> Task:
+        if self.db.dialect.writing_with:
+            stored = await self._create_at_once(task, submission, lease)
+        else:
+            stored = await self._create_in_transaction(task, submission, lease)
+        if stored is not None:
+            return stored
+        row = await self.db.fetch_one(
+            f"{_SELECT} WHERE id = :id OR (tenant_id = :tenant_id AND idempotency_key = :key)",
+            {"id": task.id, "tenant_id": task.tenant_id, "key": task.idempotency_key},
+        )
+        if row is None:  # rows are never deleted: a clash always finds its task
+            raise RuntimeError(f"task {task.id} clashed with a task that no longer exists")
+        if row[0] == task.id:  # stored by a first run whose answer was lost (PostgreSQL)
+            return task_from_row(row)
+        raise DuplicateTask(task_from_row(row))
+
+    async def _create_at_once(
+        self, task: Task, submission: Submission | None, lease: Lease | None
+    ) -> Task | None:
+        """The submit as one statement (`_submit`); None if it clashed."""
+        key_id = submission.key_id if submission else None
+        args: dict[str, Any] = {
+            **task_row(task),
+            "key_id": key_id,
+            "amount": submission.reserve_micros if submission else 0,
+        }
+        if lease is not None:
+            args.update(owner=lease.owner, lease_seconds=lease.seconds)
+        if task.webhook_url is not None:
+            delivery = new_delivery(task, submission.base_url if submission else "")
+            args.update({f"hook_{name}": value for name, value in delivery_row(delivery).items()})
+        statement = _submit(lease is not None, task.webhook_url is not None)
+        row = await self.db.fetch_one(statement, args)
+        assert row is not None  # the statement's last SELECT always has its one row
+        go, status, started_at, expires_at = row
+        if not go:
+            assert key_id is not None
+            await refuse(self.db, key_id)
+            raise AssertionError(f"key {key_id} refused a task, then was not found")
+        if status is None:
+            return None
+        if status == TaskStatus.RUNNING:  # its times are the database clock's
+            stored = handed_off(task, lease, _when(started_at)) if lease else task
+            return stored.replace(lease_expires_at=_when(expires_at))
+        return task
+
+    async def _create_in_transaction(
+        self, task: Task, submission: Submission | None, lease: Lease | None
+    ) -> Task | None:
+        """The submit as a transaction of several statements; None if it clashed."""
+
         async def insert(tx: Executor) -> Task | None:
             await tx.send(_FAIR_PLACE, {"tenant_id": task.tenant_id})
             if lease is None:
@@ -293,16 +407,7 @@ class SQLTasks:
             await self._submitted(tx, task, submission)
             return stored
 
-        stored = await self.db.transaction(insert)
-        if stored is not None:
-            return stored
-        row = await self.db.fetch_one(
-            f"{_SELECT} WHERE tenant_id = :tenant_id AND idempotency_key = :key",
-            {"tenant_id": task.tenant_id, "key": task.idempotency_key},
-        )
-        if row is None:  # rows are never deleted: a clash always finds its task
-            raise RuntimeError(f"task {task.id} clashed with a task that no longer exists")
-        raise DuplicateTask(task_from_row(row))
+        return await self.db.transaction(insert)
 
     @staticmethod
     async def _submitted(tx: Executor, task: Task, submission: Submission | None) -> None:
