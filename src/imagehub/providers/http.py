@@ -36,6 +36,7 @@ from imagehub.errors import (
     UpstreamUnavailable,
     parse_retry_after,
 )
+from imagehub.providers import deadlines
 from imagehub.providers.sse import Event, EventDecoder
 
 _DETAIL_CHARS = 300
@@ -82,17 +83,28 @@ class UpstreamHTTP:
         self._secrets = tuple(s for s in secrets if s)
         # created on first use: a session belongs to the event loop that runs the calls
         self._session: aiohttp.ClientSession | None = None
+        connect = min(_CONNECT_SECONDS, timeout)
+        self._read_timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=connect, sock_read=timeout
+        )
+        #: inside a deadline that passes first (the failure policy's, as long as this one):
+        #: no read timer per connection, rearmed on every chunk, that would never fire first
+        self._no_read_timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect)
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
             connector = aiohttp.TCPConnector(limit=self.max_connections or 0, ttl_dns_cache=300)
-            timeout = aiohttp.ClientTimeout(
-                total=None, sock_connect=min(_CONNECT_SECONDS, self.timeout), sock_read=self.timeout
-            )
             self._session = aiohttp.ClientSession(
-                connector=connector, timeout=timeout, trust_env=False, raise_for_status=False
+                connector=connector,
+                timeout=self._read_timeout,
+                trust_env=False,
+                raise_for_status=False,
             )
         return self._session
+
+    def _timeout(self) -> aiohttp.ClientTimeout:
+        covered = deadlines.covered(self.timeout)
+        return self._no_read_timeout if covered else self._read_timeout
 
     async def aclose(self) -> None:
         if self._session is not None:
@@ -120,7 +132,12 @@ class UpstreamHTTP:
         headers = {**(headers or {}), **kind}
         try:
             async with self._client().request(
-                method, url, headers=headers, data=body, allow_redirects=False
+                method,
+                url,
+                headers=headers,
+                data=body,
+                allow_redirects=False,
+                timeout=self._timeout(),
             ) as response:
                 if max_bytes is None:
                     content = await _read_whole(response)
@@ -160,7 +177,12 @@ class UpstreamHTTP:
         headers = {**(headers or {}), **kind, "Accept": "text/event-stream"}
         try:
             async with self._client().request(
-                method, url, headers=headers, data=body, allow_redirects=False
+                method,
+                url,
+                headers=headers,
+                data=body,
+                allow_redirects=False,
+                timeout=self._timeout(),
             ) as response:
                 streaming = response.content_type == "text/event-stream"
                 if response.status != 200 or not streaming:

@@ -18,7 +18,6 @@ No other layer retries: the providers' HTTP clients retry nothing.
 
 from __future__ import annotations
 
-import asyncio
 import random
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
@@ -30,6 +29,7 @@ from imagehub.errors import (
     UpstreamRateLimited,
     UpstreamTimeout,
 )
+from imagehub.providers import deadlines
 from imagehub.routing.router import Route
 from imagehub.settings import Settings
 
@@ -86,8 +86,17 @@ class FailurePolicy:
             remaining.remove(route)
             started = datetime.now(UTC)
             route.health.in_flight += 1
+            # the timeout here, not in a coroutine of its own: every call in flight holds
+            # this frame
+            seconds = route.timeout or self.default_timeout
             try:
-                result = await self._call(route, call)
+                try:
+                    async with deadlines.within(seconds):
+                        result = await call(route)
+                except TimeoutError:
+                    raise UpstreamTimeout(
+                        f"{route.name} did not finish within {seconds:g} s"
+                    ) from None
             except TaskError as exc:
                 exc.route = exc.route or route.name
                 self._record(route, exc)
@@ -125,14 +134,6 @@ class FailurePolicy:
                 retry_after=wait,
             )
         return [first]
-
-    async def _call(self, route: Route, call: Callable[[Route], Awaitable[T]]) -> T:
-        seconds = route.timeout or self.default_timeout
-        try:
-            async with asyncio.timeout(seconds):
-                return await call(route)
-        except TimeoutError:
-            raise UpstreamTimeout(f"{route.name} did not finish within {seconds:g} s") from None
 
     def _record(self, route: Route, exc: TaskError) -> None:
         health = route.health
