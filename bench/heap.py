@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import upstream  # noqa: E402  (a sibling script, not a package)
+import upstream  # a sibling script, not a package
 
 
 def hub(argv: list[str]) -> int:
@@ -43,14 +43,20 @@ def hub(argv: list[str]) -> int:
 
 
 async def _snapshot(proc: subprocess.Popen[bytes], path: Path) -> tracemalloc.Snapshot:
-    path.unlink(missing_ok=True)
+    await asyncio.to_thread(path.unlink, missing_ok=True)
     proc.send_signal(signal.SIGUSR1)
     deadline = time.monotonic() + 120
-    while not path.exists():
+    while not await asyncio.to_thread(path.exists):
         if time.monotonic() > deadline:
             raise RuntimeError("no snapshot")
         await asyncio.sleep(0.2)
-    return tracemalloc.Snapshot.load(str(path))
+    return await asyncio.to_thread(tracemalloc.Snapshot.load, str(path))
+
+
+def _start_hub(port: int, workdir: Path, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    cmd = [sys.executable, __file__, "hub", "serve", "--port", str(port)]
+    cmd += ["--data-dir", str(workdir / "data"), "--log-level", "warning"]
+    return subprocess.Popen(cmd, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT)
 
 
 async def measure(args: argparse.Namespace, workdir: Path) -> None:
@@ -67,9 +73,7 @@ async def measure(args: argparse.Namespace, workdir: Path) -> None:
         "HEAP_SNAPSHOT": str(workdir / "snapshot"),
         "HEAP_FRAMES": str(args.frames),
     }
-    cmd = [sys.executable, __file__, "hub", "serve", "--port", str(port)]
-    cmd += ["--data-dir", str(workdir / "data"), "--log-level", "warning"]
-    proc = subprocess.Popen(cmd, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT)
+    proc = _start_hub(port, workdir, env, log)
     try:
         await upstream._healthy(fake.port, "/stats", 10, fake.process)
         await upstream._healthy(port, "/healthz", 300, proc)

@@ -54,6 +54,8 @@ from imagehub.wakeups.notifier import Notifier
 
 log = logging.getLogger("imagehub.worker")
 T = TypeVar("T")
+#: the name of a task's runner (an asyncio task) before the task's id
+_RUN = "imagehub-run-"
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,17 +241,19 @@ class Worker:
 
     def _start(self, task: Task, context: contextvars.Context | None = None) -> None:
         self.notifier.task_changed(task.id, ready=False)  # queued -> running
-        runner = asyncio.create_task(
-            self._run(task), name=f"imagehub-run-{task.id}", context=context
-        )
+        # the task's id on every log line of its run: set once in the runner's own context,
+        # not by a block that every running task would hold
+        context = context or contextvars.copy_context()
+        context.run(logs.task_id.set, task.id)
+        runner = asyncio.create_task(self._run(task), name=_RUN + task.id, context=context)
         self._running[task.id] = runner
+        # a bound method, not a closure over the id: the runner's name holds it
+        runner.add_done_callback(self._done)
 
-        def done(_: asyncio.Task[None]) -> None:
-            full = self._busy() >= self.concurrency
-            self._running.pop(task.id, None)
-            self._freed(full)
-
-        runner.add_done_callback(done)
+    def _done(self, runner: asyncio.Task[None]) -> None:
+        full = self._busy() >= self.concurrency
+        self._running.pop(runner.get_name().removeprefix(_RUN), None)
+        self._freed(full)
 
     def _freed(self, full: bool) -> None:
         """A slot was freed; `full`: the worker was full until now."""
@@ -341,20 +345,17 @@ class Worker:
     # -- one attempt
 
     async def _run(self, task: Task) -> None:
-        """One attempt, in the task's trace (its submit's) and with its id on every log line."""
+        """One attempt, in the task's trace (its submit's); its id on every log line (`_start`)."""
         parent = task.traceparent
         # the wait since the task became due: beside the attempt in the submit's trace (or
         # inside the attempt, for a task submitted while tracing was off)
         waited = max(task.created_at, task.run_after)
         # the attributes passed, not kept in a local: this frame lasts as long as the attempt
-        with (
-            logs.about(task_id=task.id),
-            self.tracing.span(
-                "imagehub.attempt",
-                {TASK_ID: task.id, "imagehub.model": task.model, "imagehub.attempt": task.attempts},
-                parent=parent,
-            ) as span,
-        ):
+        with self.tracing.span(
+            "imagehub.attempt",
+            {TASK_ID: task.id, "imagehub.model": task.model, "imagehub.attempt": task.attempts},
+            parent=parent,
+        ) as span:
             with self.tracing.span(
                 "imagehub.queue_wait", {TASK_ID: task.id}, parent=parent, start=waited
             ):

@@ -99,9 +99,10 @@ class Deadline:
         else:
             _current[task] = self._outer
         self._outer = None
-        if self.expired and task.uncancel() <= self._cancelling:
-            if exc_type is asyncio.CancelledError:  # no other cancellation: this one's
-                raise TimeoutError from exc
+        # expired, and no other cancellation under way: the cancellation is this deadline's
+        expired = self.expired and task.uncancel() <= self._cancelling
+        if expired and exc_type is asyncio.CancelledError:
+            raise TimeoutError from exc
 
 
 def _expire(ticks: dict[int, _Tick], number: int) -> None:

@@ -98,10 +98,7 @@ class FailurePolicy:
                         f"{route.name} did not finish within {seconds:g} s"
                     ) from None
             except TaskError as exc:
-                exc.route = exc.route or route.name
-                self._record(route, exc)
-                if observe is not None:
-                    observe(route, started, exc)
+                self._failed(route, started, exc, observe)
                 if not _may_fail_over(exc):
                     raise
                 errors.append(exc)
@@ -134,6 +131,15 @@ class FailurePolicy:
                 retry_after=wait,
             )
         return [first]
+
+    def _failed(
+        self, route: Route, started: datetime, exc: TaskError, observe: Observer | None
+    ) -> None:
+        """A route call failed: name the route in the error, and record and report it."""
+        exc.route = exc.route or route.name
+        self._record(route, exc)
+        if observe is not None:
+            observe(route, started, exc)
 
     def _record(self, route: Route, exc: TaskError) -> None:
         health = route.health

@@ -7,6 +7,7 @@ A `*_row` function gives a statement's named parameters; a `*_from_row` reads a 
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from types import MappingProxyType
@@ -134,14 +135,22 @@ def task_row(task: Task) -> dict[str, Any]:
     }
 
 
+def _input(text: str) -> dict[str, Any]:
+    """A stored input, its parameter names shared with every other task's (json gives each
+    task strings of its own, and a claimed task holds its input for its whole run)."""
+    return {sys.intern(name): value for name, value in json.loads(text).items()}
+
+
 def task_from_row(row: Row) -> Task:
     output = _loads(row[5])
     usage = _loads(row[15])
+    owner = row[20]
     return Task(
         id=row[0],
-        tenant_id=row[1],
-        model=row[2],
-        input=json.loads(row[3]),
+        # shared by many tasks: one string each, not one per task read
+        tenant_id=sys.intern(row[1]),
+        model=sys.intern(row[2]),
+        input=_input(row[3]),
         status=TaskStatus(row[4]),
         output=TaskOutput.from_dict(output) if output else None,
         error=failure_from_json(row[6]),
@@ -158,7 +167,7 @@ def task_from_row(row: Row) -> Task:
         started_at=dt(row[17]),
         finished_at=dt(row[18]),
         run_after=_at(row[19]),
-        lease_owner=row[20],
+        lease_owner=owner if owner is None else sys.intern(owner),
         lease_expires_at=dt(row[21]),
         lease_token=row[22],
         traceparent=row[23],
