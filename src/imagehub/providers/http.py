@@ -19,6 +19,7 @@ Messages name the route and quote the upstream's own words, with the route's sec
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Callable, Mapping
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from io import BytesIO
 from typing import Any
@@ -56,6 +57,8 @@ class Answer:
     content: bytes
 
 
+#: what a streamed call accepts
+_EVENT_STREAM = {"Accept": "text/event-stream"}
 #: request bodies up to this size are sent as bytes (see `UpstreamHTTP.request`)
 _INLINE_BODY_BYTES = 64 * 1024
 
@@ -102,9 +105,27 @@ class UpstreamHTTP:
             )
         return self._session
 
-    def _timeout(self) -> aiohttp.ClientTimeout:
+    def _send(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str] | None,
+        json_body: Any,
+        data: Mapping[str, str] | None,
+        files: Files | None,
+        accept: Mapping[str, str] | None = None,
+    ) -> AbstractAsyncContextManager[aiohttp.ClientResponse]:
+        """The request, its body encoded, to be sent by entering the block it returns."""
+        body, kind = _payload(json_body, data, files)
         covered = deadlines.covered(self.timeout)
-        return self._no_read_timeout if covered else self._read_timeout
+        return self._client().request(
+            method,
+            url,
+            headers={**(headers or {}), **kind, **(accept or {})},
+            data=body,
+            allow_redirects=False,
+            timeout=self._no_read_timeout if covered else self._read_timeout,
+        )
 
     async def aclose(self) -> None:
         if self._session is not None:
@@ -127,18 +148,12 @@ class UpstreamHTTP:
         With `max_bytes`, a longer answer is refused (`UpstreamError`) as soon as it says or
         shows it is, without reading the rest.
         """
-        body, kind = _payload(json_body, data, files)
-        json_body = None  # encoded: not held for the whole call
-        headers = {**(headers or {}), **kind}
+        call = self._send(method, url, headers, json_body, data, files)
+        # aiohttp holds what it sends, as its own types: this frame, which lasts as long as
+        # the call, lets go of the caller's
+        headers = json_body = data = files = None
         try:
-            async with self._client().request(
-                method,
-                url,
-                headers=headers,
-                data=body,
-                allow_redirects=False,
-                timeout=self._timeout(),
-            ) as response:
+            async with call as response:
                 if max_bytes is None:
                     content = await _read_whole(response)
                 else:
@@ -172,18 +187,10 @@ class UpstreamHTTP:
         transport failures are task errors as in `request`, and so is a stream cut inside an
         event. Iterate it inside `contextlib.aclosing`, so that leaving early closes the answer.
         """
-        body, kind = _payload(json_body, data, files)
-        json_body = None
-        headers = {**(headers or {}), **kind, "Accept": "text/event-stream"}
+        call = self._send(method, url, headers, json_body, data, files, _EVENT_STREAM)
+        headers = json_body = data = files = None
         try:
-            async with self._client().request(
-                method,
-                url,
-                headers=headers,
-                data=body,
-                allow_redirects=False,
-                timeout=self._timeout(),
-            ) as response:
+            async with call as response:
                 streaming = response.content_type == "text/event-stream"
                 if response.status != 200 or not streaming:
                     content = await self._read_capped(response, max_event_bytes)
