@@ -42,14 +42,20 @@ class _About:
 
     def __init__(self, ids: dict[str, str | None]) -> None:
         self._ids = ids
-        self._tokens: tuple[Token[str | None], ...] = ()
+        self._tokens: Token[str | None] | tuple[Token[str | None], ...] = ()
 
     def __enter__(self) -> None:
-        self._tokens = tuple(_VARS[name].set(value) for name, value in self._ids.items())
+        ids = self._ids
         del self._ids  # held no longer than needed: the tokens undo the block
+        if len(ids) == 1:  # most blocks: one token, without a tuple
+            ((name, value),) = ids.items()
+            self._tokens = _VARS[name].set(value)
+        else:
+            self._tokens = tuple(_VARS[name].set(value) for name, value in ids.items())
 
     def __exit__(self, *exc: object) -> None:
-        for token in reversed(self._tokens):
+        tokens = self._tokens
+        for token in reversed(tokens) if isinstance(tokens, tuple) else (tokens,):
             token.var.reset(token)
 
 
