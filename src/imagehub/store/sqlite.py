@@ -403,9 +403,11 @@ class SQLiteConnector:
             self._writer.join()  # it has nothing left but the stop: a moment
             self._writer = None
             self._write_conn = None
+        # the readers' work ends first: a checkpoint may still run on one of their connections,
+        # and closing a connection under a running statement crashes the process
+        self._readers.shutdown(wait=True)
         for reader in self._reader_conns:
             reader.close()
-        self._readers.shutdown(wait=True)
 
 
 def _attempt(write: _Write, run: Callable[..., Any], *args: Any) -> None:
