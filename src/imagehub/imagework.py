@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import logging
 import multiprocessing
+import multiprocessing.connection
 import os
 import signal
 import threading
@@ -61,6 +62,18 @@ def _worker_started() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     with contextlib.suppress(OSError):
         os.nice(_NICENESS)
+    hub = multiprocessing.parent_process()
+    if hub is not None:
+        threading.Thread(
+            target=_exit_with, args=(hub.sentinel,), name="imagehub-hub-watch", daemon=True
+        ).start()
+
+
+def _exit_with(sentinel: int) -> None:
+    """End this worker once the hub's process has ended without stopping it (killed, out of
+    memory): it would wait for work forever, and keep the fork server alive with it."""
+    multiprocessing.connection.wait([sentinel])
+    os._exit(0)
 
 
 class ImageWork:

@@ -153,3 +153,49 @@ async def test_inputs_are_shrunk_to_an_upstreams_limits_in_a_worker_process(work
     [fitted], [warning] = await asyncio.wait_for(fit((image,), limits, "route", work), BOUND)
     assert len(fitted.data) <= limits.each_bytes and "a test upstream" in warning
     assert work.calls == {"_fitted": 1} and os.getpid() not in work.pids
+
+
+#: a hub that starts its pool, says its worker's pid and the fork server's, then waits
+_KILLED_HUB = """
+import asyncio, os, time
+from imagehub.imagework import ImageWork
+
+def pids():
+    return [os.getpid(), os.getppid()]
+
+if __name__ == "__main__":
+    work = ImageWork(processes=1, budget_pixels=1)
+    print(*asyncio.run(work.run(pids)), flush=True)
+    time.sleep(60)
+"""
+
+
+def _gone(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] == "Z"  # a zombie has ended
+    except FileNotFoundError:
+        return True
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads process states from /proc")
+def test_the_workers_and_the_fork_server_end_when_the_hub_is_killed(tmp_path):
+    """Killed (out of memory, SIGKILL), the hub cannot stop its pool: the workers see it gone
+    and end, and the fork server ends with its last worker, instead of both staying forever."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "hub.py"
+    script.write_text(_KILLED_HUB)
+    with subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True) as hub:
+        try:
+            assert hub.stdout is not None
+            worker, fork_server = (int(pid) for pid in hub.stdout.readline().split())
+            assert not _gone(worker) and not _gone(fork_server)
+        finally:
+            hub.kill()
+    deadline = time.monotonic() + 5
+    while not (_gone(worker) and _gone(fork_server)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _gone(worker), "the image worker outlived the hub"
+    assert _gone(fork_server), "the fork server outlived the hub"
