@@ -165,7 +165,10 @@ def test_workers_killed_again_and_again_lose_nothing_and_charge_once(
     # a task can be hit by several kills in a row: attempts spent that way are this test's doing
     env = env_for(postgres_url, media, IMAGEHUB_MAX_ATTEMPTS="8")
     apis = [Api(cluster_dir / f"api{n}", env).start() for n in range(2)]
-    workers = [Worker(cluster_dir / f"w{n}", env, "worker", 0.05) for n in range(3)]
+    # each call 0.2 s: the 2,000 tasks take the workers several seconds, and the kills (one
+    # every 1-2 s with its restart) hit tasks running (at 0.05 s a call the hub was done
+    # between its second and third kill)
+    workers = [Worker(cluster_dir / f"w{n}", env, "worker", 0.2) for n in range(3)]
     for worker in workers:
         worker.start("--concurrency", "16")
     count, kills = 2000, 0
