@@ -2,9 +2,9 @@
 
 For readings that many requests may find stale at the same moment (the estimates' journal, an
 OAuth token). A lock would do it too, but a released `asyncio.Lock` wakes its waiters one turn
-of the event loop after another: under load, with each turn tens of milliseconds long, the
-last of a few dozen waiters waited a second. The callers here all wait on one future and all
-resume in the same turn.
+of the event loop after another: with 64 submits in flight a turn lasted ~25 ms, and the last
+of a dozen waiters waited ~300 ms. The callers here all wait on one future and all resume in
+the same turn.
 """
 
 from __future__ import annotations
