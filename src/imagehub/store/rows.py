@@ -48,10 +48,14 @@ SECRET_FIELDS = SECRET_COLUMNS.split(", ")
 ATTEMPT_FIELDS = ATTEMPT_COLUMNS.split(", ")
 
 
-def insert(table: str, fields: list[str], values: Mapping[str, str] = NO_VALUES) -> str:
-    """An INSERT of every field, as named parameters, or as the SQL expression `values` gives."""
+def insert(
+    table: str, fields: list[str], values: Mapping[str, str] = NO_VALUES, source: str = ""
+) -> str:
+    """An INSERT of every field, as named parameters, or as the SQL expression `values` gives;
+    with a `source` (a FROM list), one row per row of it."""
     params = ", ".join(values.get(name, f":{name}") for name in fields)
-    return f"INSERT INTO {table} ({', '.join(fields)}) VALUES ({params})"
+    rows = f"SELECT {params} FROM {source}" if source else f"VALUES ({params})"
+    return f"INSERT INTO {table} ({', '.join(fields)}) {rows}"
 
 
 def ts(value: datetime | None) -> float | None:

@@ -245,20 +245,13 @@ _BACKLOG = """
 _PURGE = "UPDATE tasks SET output = {purged_output} WHERE id = :id AND output IS NOT NULL"
 
 
-def _insert_from(table: str, fields: list[str], values: dict[str, str], source: str) -> str:
-    """An INSERT of one row per row of `source`: a field's value is `values`' SQL expression,
-    or the named parameter of its name."""
-    exprs = ", ".join(values.get(name, f":{name}") for name in fields)
-    return f"INSERT INTO {table} ({', '.join(fields)}) SELECT {exprs} FROM {source}"
-
-
 @functools.cache
 def _submit(hand_off: bool, webhook: bool) -> str:
     """PostgreSQL's one-statement submit (`_SUBMIT_KEY`), queued or handed off, with or
     without a webhook delivery (its parameters are the delivery's fields, prefixed `hook_`)."""
     values = {**(_LEASED if hand_off else {}), "fair_at": "fair.last_fair"}
     source = "fair, q" if hand_off else "fair"
-    task = _insert_from("tasks", [*TASK_FIELDS, "fair_at"], values, source)
+    task = insert("tasks", [*TASK_FIELDS, "fair_at"], values, source)
     parts = [_SUBMIT_KEY]
     if hand_off:
         parts.append(_DUE)
@@ -268,9 +261,19 @@ def _submit(hand_off: bool, webhook: bool) -> str:
     parts.append(_SUBMIT_SPEND)
     if webhook:
         hook = {name: f":hook_{name}" for name in DELIVERY_FIELDS}
-        delivery = _insert_from("webhook_deliveries", DELIVERY_FIELDS, hook, "task")
+        delivery = insert("webhook_deliveries", DELIVERY_FIELDS, hook, "task")
         parts.append(f"hook AS ({delivery})")
     return "WITH " + ",\n".join(parts) + _SUBMIT_END
+
+
+def _as_stored(
+    task: Task, lease: Lease | None, status: str, started_at: Any, expires_at: Any
+) -> Task:
+    """The submitted task as its insert stored it: queued, or handed off to `lease`'s worker
+    (its times the database clock's, as the insert returned them)."""
+    if lease is None or status != TaskStatus.RUNNING:
+        return task
+    return handed_off(task, lease, _when(started_at)).replace(lease_expires_at=_when(expires_at))
 
 
 async def finished(tx: Executor, task_id: str, cost: int, webhooks: bool = True) -> None:
@@ -379,10 +382,7 @@ class SQLTasks:
             raise AssertionError(f"key {key_id} refused a task, then was not found")
         if status is None:
             return None
-        if status == TaskStatus.RUNNING:  # its times are the database clock's
-            stored = handed_off(task, lease, _when(started_at)) if lease else task
-            return stored.replace(lease_expires_at=_when(expires_at))
-        return task
+        return _as_stored(task, lease, status, started_at, expires_at)
 
     async def _create_in_transaction(
         self, task: Task, submission: Submission | None, lease: Lease | None
@@ -400,10 +400,7 @@ class SQLTasks:
                 row = await tx.fetch_one(_HAND_OFF, args)
                 if row is None:
                     return None
-                stored = task
-                if row[0] == TaskStatus.RUNNING:  # its times are the database clock's
-                    stored = handed_off(task, lease, _when(row[1]))
-                    stored = stored.replace(lease_expires_at=_when(row[2]))
+                stored = _as_stored(task, lease, *row)
             await self._submitted(tx, task, submission)
             return stored
 
