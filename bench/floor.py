@@ -1,0 +1,341 @@
+"""The event loop's floor per task: the same HTTP server, upstream client and durable writes
+as the hub, with none of the hub's own logic, beside the hub in the same run.
+
+A floor server (`floor.py server`) is a bare ASGI app on the hub's engines: uvicorn with
+uvloop and httptools, an aiohttp client session, orjson, SQLite on the loop with one group
+commit per turn of the loop. Each level adds a part of a task's work:
+
+  http      read the JSON body, wait as long as the upstream would, answer a fixed body
+  proxy     + one call to the fake upstream (50 ms), its JSON parsed, its base64 answered
+  durable   + the hub's eight accounting statements in two transactions (task, key
+            reservation, fair share, spend; finish, journal row, spend and key settled), the
+            image's base64 decoded and written to a new file (write, rename)
+
+`durable` is a task's whole durable work with nothing else: no validation, auth, catalog,
+routing, metrics, wake-ups or rendering. The hub (`imagehub serve`, OpenAI-compatible path)
+runs in the same round against the same fake upstream. Each target answers one client first
+(c=1: its p50 above the upstream's own), then 32 (c=32: tasks/s and CPU per task, read from
+/proc per thread as in `loopbench.py`).
+
+    .venv/bin/python bench/floor.py --rounds 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import os
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+import loopbench
+import proccpu
+import upstream
+
+ROOT = Path(__file__).resolve().parents[1]
+LEVELS = ("http", "proxy", "durable")
+
+SCHEMA = """
+CREATE TABLE tasks (id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, model TEXT NOT NULL,
+    input TEXT NOT NULL, status TEXT NOT NULL, output TEXT, created_at REAL NOT NULL,
+    run_after REAL NOT NULL, finished_at REAL);
+CREATE INDEX tasks_queue ON tasks (run_after, created_at) WHERE status = 'queued';
+CREATE INDEX tasks_history ON tasks (tenant_id, created_at DESC, id DESC);
+CREATE TABLE api_keys (id TEXT PRIMARY KEY, active_tasks INTEGER NOT NULL,
+    reserved_micros INTEGER NOT NULL, spent_micros INTEGER NOT NULL);
+CREATE TABLE fair_shares (tenant_id TEXT PRIMARY KEY, last_fair REAL NOT NULL);
+CREATE TABLE spend (task_id TEXT PRIMARY KEY, key_id TEXT NOT NULL,
+    reserved_micros INTEGER NOT NULL, state TEXT NOT NULL);
+CREATE TABLE attempts (task_id TEXT NOT NULL, number INTEGER NOT NULL, route TEXT NOT NULL,
+    started_at REAL NOT NULL, finished_at REAL NOT NULL, error TEXT);
+CREATE INDEX attempts_finished ON attempts (finished_at);
+INSERT INTO api_keys VALUES ('key', 0, 0, 0);
+"""
+
+
+# ---------------------------------------------------------------- the floor server
+
+
+class GroupCommit:
+    """The writes of one turn of the loop in one transaction, on the loop's connection."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        self.pending: list[tuple[Callable[[sqlite3.Connection], None], asyncio.Future[None]]] = []
+
+    def write(self, run: Callable[[sqlite3.Connection], None]) -> asyncio.Future[None]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        if not self.pending:
+            loop.call_soon(self.flush)
+        self.pending.append((run, future))
+        return future
+
+    def flush(self) -> None:
+        pending, self.pending = self.pending, []
+        self.conn.execute("BEGIN IMMEDIATE")
+        for run, _ in pending:
+            run(self.conn)
+        self.conn.execute("COMMIT")
+        for _, future in pending:
+            future.set_result(None)
+
+
+def _submit(task_id: str, body: bytes) -> Callable[[sqlite3.Connection], None]:
+    def run(conn: sqlite3.Connection) -> None:
+        now = time.time()
+        conn.execute(
+            "UPDATE api_keys SET active_tasks = active_tasks + 1, "
+            "reserved_micros = reserved_micros + 40000 WHERE id = 'key'"
+        )
+        conn.execute(
+            "INSERT INTO fair_shares VALUES ('t', :now) "
+            "ON CONFLICT (tenant_id) DO UPDATE SET last_fair = :now",
+            {"now": now},
+        )
+        conn.execute(
+            "INSERT INTO tasks VALUES (:id, 't', 'gpt-image-2', :input, 'running', NULL, "
+            ":now, :now, NULL)",
+            {"id": task_id, "input": body, "now": now},
+        )
+        conn.execute("INSERT INTO spend VALUES (:id, 'key', 40000, 'reserved')", {"id": task_id})
+
+    return run
+
+
+def _finish(task_id: str, output: bytes, started: float) -> Callable[[sqlite3.Connection], None]:
+    def run(conn: sqlite3.Connection) -> None:
+        now = time.time()
+        conn.execute(
+            "UPDATE tasks SET status = 'succeeded', output = :output, finished_at = :now "
+            "WHERE id = :id",
+            {"id": task_id, "output": output, "now": now},
+        )
+        conn.execute(
+            "INSERT INTO attempts VALUES (:id, 1, 'openai', :started, :now, NULL)",
+            {"id": task_id, "started": started, "now": now},
+        )
+        conn.execute("UPDATE spend SET state = 'settled' WHERE task_id = :id", {"id": task_id})
+        conn.execute(
+            "UPDATE api_keys SET active_tasks = active_tasks - 1, "
+            "reserved_micros = reserved_micros - 40000, "
+            "spent_micros = spent_micros + 40000 WHERE id = 'key'"
+        )
+
+    return run
+
+
+def _write_file(path: str, data: bytes) -> None:
+    partial = path + ".part"
+    with open(partial, "wb") as file:
+        file.write(data)
+    os.replace(partial, path)
+
+
+async def _respond(send: Any, body: bytes) -> None:
+    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _body(receive: Any) -> bytes:
+    chunks = []
+    while True:
+        message = await receive()
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body"):
+            return b"".join(chunks)
+
+
+class FloorApp:
+    """The bare ASGI app of one level."""
+
+    def __init__(self, level: str, upstream_url: str, data_dir: Path, delay: float) -> None:
+        self.level = level
+        self.delay = delay
+        self.upstream_url = upstream_url
+        self.data_dir = data_dir
+        self.ids = iter(range(1 << 62))
+        self.http: Any = None
+        self.writes: GroupCommit | None = None
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            await self.lifespan(receive, send)
+        elif scope["path"] == "/healthz":
+            await _respond(send, b'{"ok":true}')
+        else:
+            await _respond(send, await self.task(await _body(receive)))
+
+    async def lifespan(self, receive: Any, send: Any) -> None:
+        import aiohttp
+
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                self.http = aiohttp.ClientSession()
+                conn = sqlite3.connect(str(self.data_dir / "floor.db"), isolation_level=None)
+                conn.execute("PRAGMA journal_mode = WAL")
+                conn.execute("PRAGMA synchronous = NORMAL")
+                conn.executescript(SCHEMA)
+                self.writes = GroupCommit(conn)
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.http.close()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def task(self, raw: bytes) -> bytes:
+        import orjson
+
+        request = orjson.loads(raw)
+        if self.level == "http":
+            await asyncio.sleep(self.delay)  # the same waves as against the upstream
+            return orjson.dumps({"created": 1, "data": [{"b64_json": "aW1hZ2U="}]})
+        task_id, started = f"t_{next(self.ids)}", time.time()
+        durable = self.writes if self.level == "durable" else None
+        if durable:
+            await durable.write(_submit(task_id, raw))
+        payload = orjson.dumps({"model": request.get("model"), "prompt": request.get("prompt")})
+        headers = {"Content-Type": "application/json"}
+        async with self.http.post(self.upstream_url, data=payload, headers=headers) as answer:
+            result = orjson.loads(await answer.read())
+        b64 = result["data"][0]["b64_json"]
+        if durable:
+            path = str(self.data_dir / f"{task_id}.png")
+            _write_file(path, base64.b64decode(b64))
+            await durable.write(_finish(task_id, orjson.dumps({"file": path}), started))
+        return orjson.dumps({"created": 1, "data": [{"b64_json": b64}]})
+
+
+def serve(args: argparse.Namespace) -> None:
+    import uvicorn
+
+    app = FloorApp(args.level, args.upstream, Path(args.data_dir), args.delay)
+    uvicorn.run(
+        app,
+        host=upstream.HOST,
+        port=args.port,
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        log_level="warning",
+    )
+
+
+# ---------------------------------------------------------------- the benchmark
+
+
+def start_floor(
+    fake: upstream.Proc, level: str, data_dir: Path, delay: float, log: Path
+) -> upstream.Proc:
+    data_dir.mkdir(parents=True)
+    port = upstream._free_port()
+    cmd = [upstream.PY, __file__, "server", "--level", level, "--port", str(port)]
+    cmd += ["--upstream", f"http://{upstream.HOST}:{fake.port}/v1/images/generations"]
+    cmd += ["--data-dir", str(data_dir), "--delay", str(delay)]
+    process = subprocess.Popen(cmd, stdout=log.open("ab"), stderr=subprocess.STDOUT)
+    return upstream.Proc(f"floor-{level}", process, port)
+
+
+async def measure(
+    target: str, proc: upstream.Proc, args: argparse.Namespace, floor_ms: float
+) -> dict[str, Any]:
+    await upstream._healthy(proc.port, "/healthz", 60, proc.process)
+    await upstream.closed_loop("warm", proc.port, loopbench.openai_request, 8, 400, loopbench.AUTH)
+    one = await upstream.closed_loop(
+        target, proc.port, loopbench.openai_request, 1, args.c1_tasks, loopbench.AUTH
+    )
+    sample = proccpu.Sample(proc.process.pid).start()
+    result = await upstream.closed_loop(
+        target, proc.port, loopbench.openai_request, args.concurrency, args.tasks, loopbench.AUTH
+    )
+    cpu = sample.since()
+    done = max(len(result.latencies), 1)
+    row = {
+        "target": target,
+        "tasks": len(result.latencies),
+        "errors": len(result.errors),
+        "per_s": round(len(result.latencies) / result.elapsed, 1),
+        "loop_cpu_ms": round(cpu["loop_cpu_s"] * 1000 / done, 3),
+        "tree_cpu_ms": round(cpu["tree_cpu_s"] * 1000 / done, 3),
+        "c1_overhead_ms": round(one.percentile(50) - floor_ms, 2),
+    }
+    print(json.dumps(row), flush=True)
+    return row
+
+
+async def one_round(args: argparse.Namespace, workdir: Path, n: int) -> list[dict[str, Any]]:
+    log = workdir / "processes.log"
+    fake = upstream.start_fake(args.delay, log)
+    rows = []
+    try:
+        await upstream._healthy(fake.port, "/stats", 20, fake.process)
+        direct = await upstream.closed_loop(
+            "direct", fake.port, upstream.direct_request, 1, args.c1_tasks, {}
+        )
+        floor_ms = direct.percentile(50)
+        for level in LEVELS:
+            proc = start_floor(fake, level, workdir / f"floor-{level}-{n}", args.delay, log)
+            try:
+                rows.append(await measure(f"floor {level}", proc, args, floor_ms))
+            finally:
+                proc.stop()
+        hub = loopbench.start_hub(fake, workdir / f"hub-{n}", ROOT / "src", log)
+        try:
+            rows.append(await measure("hub (OpenAI path)", hub, args, floor_ms))
+        finally:
+            hub.stop()
+    finally:
+        fake.stop()
+    return rows
+
+
+async def bench(args: argparse.Namespace) -> None:
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="imagehub-floor-") as tmp:
+        for n in range(args.rounds):
+            rows += await one_round(args, Path(tmp), n)
+    keys = ("per_s", "loop_cpu_ms", "tree_cpu_ms", "c1_overhead_ms")
+    print("| target | c=32 tasks/s | c=32 loop CPU ms | c=32 tree CPU ms | c=1 overhead p50 ms |")
+    print("|---|---|---|---|---|")
+    for target in dict.fromkeys(r["target"] for r in rows):
+        mine = [r for r in rows if r["target"] == target]
+        per_s, loop, tree, c1 = (statistics.median(r[k] for r in mine) for k in keys)
+        print(f"| {target} | {per_s:.0f} | {loop:.3f} | {tree:.3f} | {c1:.2f} |")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command")
+    server = sub.add_parser("server", help="run one floor server")
+    server.add_argument("--level", choices=LEVELS, required=True)
+    server.add_argument("--port", type=int, required=True)
+    server.add_argument("--upstream", required=True)
+    server.add_argument("--data-dir", required=True)
+    server.add_argument("--delay", type=float, required=True)
+    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--tasks", type=int, default=6000)
+    parser.add_argument("--c1-tasks", type=int, default=300)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--delay", type=float, default=0.05, help="upstream delay (s)")
+    args = parser.parse_args(argv)
+    if args.command == "server":
+        serve(args)
+    else:
+        asyncio.run(bench(args))
+
+
+if __name__ == "__main__":
+    main()
