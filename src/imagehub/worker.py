@@ -424,7 +424,7 @@ class Worker:
             await partials.restart()  # a failed attempt leaves no partial images behind
             raise
         outcome = await self._store_output(task, model, route, result)
-        return dataclasses.replace(outcome, partials=partials.kept)
+        return dataclasses.replace(outcome, partials=partials.kept) if partials.kept else outcome
 
     def _upstream_span(self, task: Task, route: Route) -> AbstractContextManager[Span]:
         if not self.tracing.enabled:

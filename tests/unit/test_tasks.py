@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import string
@@ -79,6 +80,17 @@ def test_replace_without_a_status_change_is_never_checked(status):
     task = _task(status)
     assert task.replace(attempts=5).attempts == 5
     assert task.replace(warnings=("w",)).status == status
+
+
+def test_replace_keeps_every_other_field_and_knows_only_task_fields():
+    task = _task(TaskStatus.QUEUED).replace(
+        attempts=3, lease_token=7, traceparent="00-x", partial_images=2, warnings=("w",)
+    )
+    moved = task.replace(status=TaskStatus.RUNNING, lease_owner="wrk_a")
+    assert moved == dataclasses.replace(task, status=TaskStatus.RUNNING, lease_owner="wrk_a")
+    assert moved is not task and task.lease_owner is None
+    with pytest.raises(AttributeError):
+        task.replace(no_such_field=1)
 
 
 @pytest.mark.parametrize("status", list(TaskStatus))

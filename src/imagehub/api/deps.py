@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import functools
+from typing import Annotated, Any
 
 from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.datastructures import URL
 
 from imagehub import logs
 from imagehub.admin import Admin
@@ -86,7 +88,28 @@ async def get_base_url(request: Request) -> str:
     settings: Settings = request.state.settings
     if settings.public_url:
         return settings.public_url.rstrip("/")
-    return str(request.base_url).rstrip("/")
+    scope = request.scope
+    host = next((value for name, value in scope["headers"] if name == b"host"), None)
+    root = scope.get("app_root_path", scope.get("root_path", ""))
+    return _base_url(scope.get("scheme", "http"), host, scope.get("server"), root)
+
+
+@functools.lru_cache(maxsize=64)
+def _base_url(
+    scheme: str, host: bytes | None, server: tuple[str, int | None] | None, root: str
+) -> str:
+    """Starlette's `request.base_url` (which parses a URL on every request), kept per
+    (scheme, Host header, server, root path): a hub is reached by a handful of names."""
+    scope: dict[str, Any] = {
+        "type": "http",
+        "scheme": scheme,
+        "server": server,
+        "headers": [(b"host", host)] if host is not None else [],
+        "path": root if root.endswith("/") else root + "/",
+        "root_path": root,
+        "query_string": b"",
+    }
+    return str(URL(scope=scope)).rstrip("/")
 
 
 BaseUrlDep = Annotated[str, Depends(get_base_url)]

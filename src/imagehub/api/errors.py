@@ -10,6 +10,7 @@ import sqlite3
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
+import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -83,15 +84,29 @@ def parse_body(raw: bytes, schema: type[M]) -> M:
     """
     check_shape(raw)
     try:
+        # orjson refuses what the standard library refuses here (NaN, lone surrogates, bad
+        # UTF-8) and more (1e400), which the standard library then decides; it reads integers
+        # of 19 digits or more as floats, so those go to the standard library at once
+        data = orjson.loads(raw) if not _LONG_NUMBER.search(raw) else _slow_json(raw)
+    except orjson.JSONDecodeError:
+        data = _slow_json(raw)
+    try:
+        return schema.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidInput(_details(exc.errors(), skip=0)) from None
+
+
+_LONG_NUMBER = re.compile(rb"[0-9]{19}")
+
+
+def _slow_json(raw: bytes) -> Any:
+    try:
         data = json.loads(raw, parse_constant=_not_json)
         if _SURROGATE.search(raw):  # an escaped lone surrogate cannot be answered back
             json.dumps(data, ensure_ascii=False).encode()
     except (ValueError, UnicodeError, RecursionError):  # nesting too deep: refused too
         raise InvalidJSON() from None
-    try:
-        return schema.model_validate(data)
-    except ValidationError as exc:
-        raise InvalidInput(_details(exc.errors(), skip=0)) from None
+    return data
 
 
 #: a \\uD800-\\uDFFF escape: only then can decoded JSON hold an unpaired surrogate

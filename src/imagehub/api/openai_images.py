@@ -283,14 +283,17 @@ async def _answer(
 
 
 class PartsResponse(Response):
-    """A JSON body sent in parts, never joined: megabytes of base64 are not copied once more."""
+    """A JSON body sent in parts: megabytes of base64 are not copied once more. A small one
+    is joined: a copy of a few kilobytes costs less than a message through every layer."""
 
     media_type = "application/json"
+    JOIN_BYTES = 64 * 1024
 
     def __init__(self, parts: list[bytes | memoryview], headers: dict[str, str]) -> None:
         super().__init__(headers=headers)
-        self.parts = parts
-        self.headers["content-length"] = str(sum(len(part) for part in parts))
+        size = sum(len(part) for part in parts)
+        self.parts = [b"".join(parts)] if size <= self.JOIN_BYTES and len(parts) > 1 else parts
+        self.headers["content-length"] = str(size)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         start = {"type": "http.response.start", "status": self.status_code}

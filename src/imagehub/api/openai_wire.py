@@ -5,10 +5,12 @@ Pure translation, no I/O: `openai_images.py` holds the routes.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
 import time
+from collections.abc import Mapping
 from typing import Any, Literal
 
 import orjson
@@ -89,8 +91,10 @@ def validated(data: Any) -> ImagesRequest:
         raise InvalidInput(details) from None
 
 
-def aliases(catalog: Catalog) -> dict[str, str]:
-    """Every accepted `model` name, to the text-to-image hub model it runs on."""
+@functools.lru_cache(maxsize=16)
+def aliases(catalog: Catalog) -> Mapping[str, str]:
+    """Every accepted `model` name, to the text-to-image hub model it runs on (a catalog is
+    never changed once loaded: built once per catalog)."""
     names: dict[str, str] = {}
     for spec in catalog:
         if not spec.is_edit:

@@ -208,7 +208,7 @@ class OpenAIProvider(HTTPProvider):
         content, lifted = lift_base64(response.content, b"b64_json")
         body = self.http.json(dataclasses.replace(response, content=content))
         result = await self._result(body, wanted, request.fetcher, lifted)
-        return dataclasses.replace(result, warnings=fitted + result.warnings)
+        return dataclasses.replace(result, warnings=fitted + result.warnings) if fitted else result
 
     async def _streamed(self, request: GenerationRequest) -> GenerationResult:
         """The call with `stream: true` and `partial_images`: each partial image goes to
