@@ -84,9 +84,9 @@ def parse_body(raw: bytes, schema: type[M]) -> M:
     """
     check_shape(raw)
     try:
-        # orjson refuses what the standard library refuses here (NaN, lone surrogates, bad
-        # UTF-8) and more (1e400), which the standard library then decides; it reads integers
-        # of 19 digits or more as floats, so those go to the standard library at once
+        # orjson reads a body as the standard library does, except integers of 19 digits or
+        # more (as floats: those go to the standard library at once); what it refuses (NaN,
+        # 1e400, lone surrogates, UTF-16), the standard library decides
         data = orjson.loads(raw) if not _LONG_NUMBER.search(raw) else _slow_json(raw)
     except orjson.JSONDecodeError:
         data = _slow_json(raw)
