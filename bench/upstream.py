@@ -359,10 +359,7 @@ async def throughput(args: argparse.Namespace, workdir: Path, log: Path) -> list
         upstream_p50 = direct.percentile(50)
         rows = [direct.row(upstream_p50)]
         print(json.dumps(rows[0]), flush=True)
-        # the hub's worker slots at their default (64), or more with more clients: with as
-        # many slots as clients it did 343 tasks/s at c=32, against 460 with 64 (bench/README)
-        slots = max(64, *args.concurrency)
-        hub = start_hub(fake, workdir / "hub-data", slots, log, args.workers)
+        hub = start_hub(fake, workdir / "hub-data", max(args.concurrency), log, args.workers)
         auth = {"Authorization": f"Bearer {HUB_KEY}"}
         rows += await _measure(args, hub, "/healthz", hub_request, auth, upstream_p50)
         if not args.skip_litellm:
