@@ -107,10 +107,12 @@ _CLOCK = """COALESCE(
         (SELECT MAX(last_fair) FROM fair_shares), 0)"""
 #: a submit's place in the fair queue (`base.fair_place`), kept as the tenant's last place;
 #: a tenant's first row has weight 1 and last place 0
-_FAIR_PLACE = f"""
-    INSERT INTO fair_shares (tenant_id, last_fair) VALUES (:tenant_id, {_CLOCK} + 1.0)
+_FAIR_TAKEN = f"""
     ON CONFLICT (tenant_id) DO UPDATE SET
         last_fair = {{greatest}}(fair_shares.last_fair, {_CLOCK}) + 1.0 / fair_shares.weight"""
+_FAIR_PLACE = f"""
+    INSERT INTO fair_shares (tenant_id, last_fair) VALUES (:tenant_id, {_CLOCK} + 1.0)
+    {_FAIR_TAKEN}"""
 #: a submit as one statement where a WITH clause may write (PostgreSQL): one round trip, one
 #: commit. If its key is stored and its limits have no room (as the statement's snapshot sees
 #: them), nothing is written and `go` says so. Else the fair place, the task (as `_INSERT`, or
@@ -127,8 +129,7 @@ _SUBMIT_KEY = f"""
     ok AS (SELECT :key_id IS NULL OR COALESCE((SELECT room FROM known), true) AS go),
     fair AS (INSERT INTO fair_shares (tenant_id, last_fair)
         SELECT :tenant_id, {_CLOCK} + 1.0 FROM ok WHERE ok.go
-        ON CONFLICT (tenant_id) DO UPDATE SET last_fair =
-            {{greatest}}(fair_shares.last_fair, {_CLOCK}) + 1.0 / fair_shares.weight
+        {_FAIR_TAKEN}
         RETURNING last_fair)"""
 _SUBMIT_SPEND = f"""
     key AS (UPDATE api_keys SET active_tasks = active_tasks + 1,
