@@ -38,6 +38,8 @@ BODIES = [
     b'{"a": 1, "a": 2, "p": "\\u00e9\\n\\u2028", "q": [0.1, -0.0, 1E+2]}',
     '\ufeff{"a": "é"}'.encode(),
     '{"a": "é"}'.encode("utf-16"),
+    # an edit's inline input image, as large as a 12-megapixel JPEG's data URI
+    b'{"image_urls": ["data:image/jpeg;base64,' + b"/9j/4AAQSkZJRgABAQ" * 400_000 + b'"]}',
 ]
 
 
