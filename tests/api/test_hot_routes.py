@@ -29,8 +29,7 @@ _VARYING = {"x-request-id", "date", "location", "content-length", "x-imagehub-ta
 @pytest.fixture
 async def pair(hub: Hub) -> AsyncIterator[tuple[httpx.AsyncClient, httpx.AsyncClient]]:
     """(the app as built, the app without its hot layer), both on `hub`."""
-    hot, plain = create_app(hub=hub), create_app(hub=hub)
-    plain.user_middleware = [m for m in plain.user_middleware if m.cls is not HotRoutes]
+    hot, plain = create_app(hub=hub), create_app(hub=hub, hot=False)
     async with LifespanManager(hot) as manager:  # starts and stops the hub once
         await hub.store.add_key(make_key(name="admin", admin=True, key=ADMIN_KEY)[1])
         state = dict(manager._state)

@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from imagehub.api import (
     admin,
@@ -29,11 +30,39 @@ from imagehub.hub import Hub
 from imagehub.settings import Settings
 from imagehub.wiring import build_admin, build_hub
 
-__all__ = ["create_app"]
+__all__ = ["HubApp", "create_app"]
 
 
-def create_app(settings: Settings | None = None, *, hub: Hub | None = None) -> FastAPI:
-    """The ASGI app; it starts and stops `hub` (built from `settings` if not given)."""
+class HubApp(FastAPI):
+    """FastAPI behind the hub's own pure-ASGI layers (`front`, set by `create_app`).
+
+    The layers wrap FastAPI rather than sit in its middleware stack, so a hot route
+    (`imagehub.api.hot`) passes through them alone: not through Starlette's and FastAPI's own
+    layers (server errors, telemetry, body limit), which cost a hot request as much again and
+    whose work the hub's layers and the hot routes' error answers do.
+    """
+
+    front: ASGIApp
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await super().__call__(scope, receive, send)
+            return
+        scope["app"] = self
+        await self.front(scope, receive, send)
+
+    async def fastapi(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The request as FastAPI alone answers it."""
+        await super().__call__(scope, receive, send)
+
+
+def create_app(
+    settings: Settings | None = None, *, hub: Hub | None = None, hot: bool = True
+) -> HubApp:
+    """The ASGI app; it starts and stops `hub` (built from `settings` if not given).
+
+    `hot=False` leaves the hot routes to FastAPI too (their tests compare the two answers).
+    """
     settings = settings or (hub.settings if hub else Settings())
     the_hub = hub or build_hub(settings)
     # what the endpoints depend on (imagehub.api.deps): the hub, and the tenancy it holds
@@ -52,7 +81,7 @@ def create_app(settings: Settings | None = None, *, hub: Hub | None = None) -> F
         finally:
             await the_hub.stop()
 
-    app = FastAPI(
+    app = HubApp(
         title="imagehub",
         version="0.1.0",
         summary="One asynchronous task API in front of hosted image models.",
@@ -61,14 +90,12 @@ def create_app(settings: Settings | None = None, *, hub: Hub | None = None) -> F
     )
     install_error_handlers(app)
     # innermost: the hot routes see the body limits and request ids of every other route
-    app.add_middleware(HotRoutes, routes=(*tasks.hot, *openai_images.hot))
-    app.add_middleware(
-        BodyLimit, max_bytes=settings.max_body_bytes, timeout=settings.body_timeout_seconds
-    )
-    app.add_middleware(NoNulBytes)
-    app.add_middleware(HostRequired)
-    # outermost: every answer, a refusal of the middlewares above included, has its id
-    app.add_middleware(Observe, tracing=the_hub.tracing)
+    inner: ASGIApp = app.fastapi
+    if hot:
+        inner = HotRoutes(inner, (*tasks.hot, *openai_images.hot))
+    inner = BodyLimit(inner, settings.max_body_bytes, settings.body_timeout_seconds)
+    # outermost: every answer, a refusal of the layers below included, has its id
+    app.front = Observe(HostRequired(NoNulBytes(inner)), tracing=the_hub.tracing)
     routers = (tasks, models, files, ops, openai_images, page, console, keys, tenants, webhooks)
     for module in (*routers, admin):
         app.include_router(module.endpoints)
