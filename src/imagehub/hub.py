@@ -216,7 +216,12 @@ class Hub:
             )
         if webhook_url is not None:
             check_webhook_url(webhook_url, self.policy)
-        fingerprint = _fingerprint(model, input, metadata, webhook_url, partial_images)
+        # what a replay under the same idempotency key must match; nothing to match without one
+        fingerprint = (
+            _fingerprint(model, input, metadata, webhook_url, partial_images)
+            if idempotency_key is not None
+            else None
+        )
         task = Task(
             id=new_id("tsk_"),
             tenant_id=tenant_id,
