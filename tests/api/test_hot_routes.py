@@ -124,6 +124,33 @@ async def test_what_the_hot_layer_does_not_take_goes_on_to_fastapi(client: httpx
     assert refused.headers["allow"] == "GET, POST"
 
 
+async def test_a_hot_request_passes_through_the_hubs_layers_alone(hub: Hub) -> None:
+    """The hub's layers wrap FastAPI: a hot route's request never enters FastAPI's middleware
+    stack (its server-error, telemetry and body-limit layers); any other route's does."""
+    app = create_app(hub=hub)
+    async with LifespanManager(app) as manager:
+        await hub.store.add_key(make_key(name="admin", admin=True, key=ADMIN_KEY)[1])
+        entered: list[str] = []
+        stack = app.middleware_stack  # built when the lifespan started
+
+        async def spy(scope: Any, receive: Any, send: Any) -> None:
+            entered.append(scope["path"])
+            assert stack is not None
+            await stack(scope, receive, send)
+
+        app.middleware_stack = spy
+        async with _client(manager.app) as client:
+            created = await client.post("/hub/v1/tasks", json=TASK, headers={"Prefer": "wait=10"})
+            read = await client.get(f"/hub/v1/tasks/{created.json()['task_id']}")
+            generated = await client.post("/v1/images/generations", json=OPENAI)
+            assert entered == []
+            listed = await client.get("/hub/v1/models")
+        assert entered == ["/hub/v1/models"]
+    for answer in (created, read, generated, listed):
+        assert answer.status_code == 200, answer.text
+        assert answer.headers["x-request-id"]  # the hub's own outermost layer ran
+
+
 async def _echo(request: Any) -> Any:
     from starlette.responses import PlainTextResponse
 
