@@ -83,20 +83,37 @@ def parse_body(raw: bytes, schema: type[M]) -> M:
     Its shape is bounded first (`bounds`): depth, members and values, before decoding.
     """
     check_shape(raw)
+    # orjson reads a body as the standard library does, except an integer past 64 bits (as a
+    # float); what it refuses (NaN, 1e400, lone surrogates, UTF-16), the standard library
+    # decides
     try:
-        # orjson reads a body as the standard library does, except integers of 19 digits or
-        # more (as floats: those go to the standard library at once); what it refuses (NaN,
-        # 1e400, lone surrogates, UTF-16), the standard library decides
-        data = orjson.loads(raw) if not _LONG_NUMBER.search(raw) else _slow_json(raw)
+        data = orjson.loads(raw)
     except orjson.JSONDecodeError:
         data = _slow_json(raw)
+    else:
+        if _wide_float(data):  # perhaps such an integer: read again as the library reads it
+            data = _slow_json(raw)
     try:
         return schema.model_validate(data)
     except ValidationError as exc:
         raise InvalidInput(_details(exc.errors(), skip=0)) from None
 
 
-_LONG_NUMBER = re.compile(rb"[0-9]{19}")
+#: every integer orjson reads as a float is at least this large (it keeps 64-bit ones exact)
+_INT64 = float(2**63)
+
+
+def _wide_float(value: Any) -> bool:
+    """Whether decoded JSON holds a float of 2**63 or more in size: the values are walked, not
+    the body (a scan of a body's megabytes of base64 costs ten times its parse). The shape
+    check above bounds their number and depth."""
+    if isinstance(value, float):
+        return abs(value) >= _INT64
+    if isinstance(value, dict):
+        return any(_wide_float(item) for item in value.values())
+    if isinstance(value, list):
+        return any(_wide_float(item) for item in value)
+    return False
 
 
 def _slow_json(raw: bytes) -> Any:
