@@ -35,7 +35,15 @@ from imagehub.routing.router import Router
 from imagehub.routing.states import RouteStatePublisher
 from imagehub.settings import Settings
 from imagehub.store import Store
-from imagehub.tasks import MAX_PARTIAL_IMAGES, DuplicateTask, Page, Task, TaskStatus, new_id, utcnow
+from imagehub.tasks import (
+    MAX_PARTIAL_IMAGES,
+    DuplicateTask,
+    Page,
+    Task,
+    TaskStatus,
+    new_sorted_id,
+    utcnow,
+)
 from imagehub.tenancy.accounts import Accounts
 from imagehub.tenancy.keys import make_key
 from imagehub.tenancy.limits import over_limit
@@ -223,7 +231,7 @@ class Hub:
             else None
         )
         task = Task(
-            id=new_id("tsk_"),
+            id=new_sorted_id("tsk_"),
             tenant_id=tenant_id,
             model=model,
             input=valid.params,

@@ -154,6 +154,30 @@ def test_new_id_is_unique_over_10000_draws_and_uses_all_62_characters():
     assert used == set(string.ascii_letters + string.digits)
 
 
+@pytest.mark.parametrize(
+    "millis",
+    [[0, 9, 10, 35, 36, 61, 62, 3843, 3844], [1_795_000_000_000 + i for i in range(0, 5000, 7)]],
+)
+def test_a_sorted_id_sorts_after_every_id_made_in_an_earlier_millisecond(monkeypatch, millis):
+    import imagehub.tasks as tasks
+
+    made = []
+    for value in millis:
+        monkeypatch.setattr(tasks.time, "time_ns", lambda value=value: value * 1_000_000 + 999)
+        made.append(tasks.new_sorted_id("tsk_"))
+    assert sorted(made) == made  # byte order, as SQLite and a C-collated index compare text
+    assert all(_ID.fullmatch(i.replace("tsk_", "t_")) for i in made)
+
+
+def test_a_sorted_id_keeps_its_random_tail():
+    from imagehub.tasks import new_sorted_id
+
+    draws = [new_sorted_id("tsk_") for _ in range(10_000)]
+    assert len(set(draws)) == 10_000
+    tails = {d[4 + 8 :] for d in draws}
+    assert len(tails) == 10_000 and {len(t) for t in tails} == {14}
+
+
 # ---------------------------------------------------------------- output
 
 
