@@ -1,0 +1,99 @@
+"""Two checkouts of the hub measured paired: both up at once against one fake upstream, c=32
+load alternating between them in blocks, the ratio of their loop time a task taken per pair of
+blocks.
+
+On a machine whose speed moves from one minute to the next, two runs one after the other differ
+by more than a change of a few percent; two hubs measured block by block, in alternating order,
+see the same machine. Each block is `--tasks` tasks at `--concurrency` through one path
+(`openai`: `/v1/images/generations`; `native`: `POST /hub/v1/tasks` with `Prefer: wait`); the
+figure is the median, over `--blocks` pairs, of B's loop CPU a task over A's:
+
+    .venv/bin/python bench/paired.py --a <other checkout>/src --b src --blocks 10
+
+Both hubs start on a fresh data directory and are warmed with 1,500 tasks each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+import loopbench
+import proccpu
+import upstream
+
+WARM_UP = 1500
+
+
+async def block(hub: upstream.Proc, request: upstream.Request, args: argparse.Namespace) -> float:
+    """Loop CPU ms a task over one block."""
+    sample = proccpu.Sample(hub.process.pid).start()
+    result = await upstream.closed_loop(
+        "block", hub.port, request, args.concurrency, args.tasks, loopbench.AUTH
+    )
+    if result.errors:
+        raise RuntimeError(f"{len(result.errors)} errors, the first: {result.errors[0]}")
+    return float(sample.since()["loop_cpu_s"]) * 1000 / len(result.latencies)
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    request = loopbench.openai_request if args.path == "openai" else loopbench.native_request
+    with tempfile.TemporaryDirectory(prefix="imagehub-paired-") as tmp:
+        log = Path(tmp) / "processes.log"
+        fake = upstream.start_fake(0.05, log)
+        a = loopbench.start_hub(fake, Path(tmp) / "a", Path(args.a), log)
+        b = loopbench.start_hub(fake, Path(tmp) / "b", Path(args.b), log)
+        try:
+            await upstream._healthy(fake.port, "/stats", 20, fake.process)
+            for hub in (a, b):
+                await upstream._healthy(hub.port, "/healthz", 60, hub.process)
+                await upstream.closed_loop(
+                    "warm", hub.port, request, args.concurrency, WARM_UP, loopbench.AUTH
+                )
+            ratios = []
+            for n in range(args.blocks):
+                # alternating which goes first: neither always meets the machine a block later
+                first, second = (a, b) if n % 2 == 0 else (b, a)
+                loop = {id(first): await block(first, request, args)}
+                loop[id(second)] = await block(second, request, args)
+                ratios.append(loop[id(b)] / loop[id(a)])
+                row = {
+                    "block": n,
+                    "a_loop_ms": round(loop[id(a)], 3),
+                    "b_loop_ms": round(loop[id(b)], 3),
+                }
+                print(json.dumps({**row, "b_over_a": round(ratios[-1], 3)}), flush=True)
+        finally:
+            a.stop()
+            b.stop()
+            fake.stop()
+    return {
+        "path": args.path,
+        "blocks": args.blocks,
+        "median_b_over_a": round(statistics.median(ratios), 3),
+        "range": [round(min(ratios), 3), round(max(ratios), 3)],
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--a", required=True, help="the `src` folder of checkout A")
+    parser.add_argument("--b", required=True, help="the `src` folder of checkout B")
+    parser.add_argument("--path", choices=["openai", "native"], default="openai")
+    parser.add_argument("--blocks", type=int, default=10)
+    parser.add_argument("--tasks", type=int, default=500, help="tasks a block")
+    parser.add_argument("--concurrency", type=int, default=32)
+    args = parser.parse_args(argv)
+    print(json.dumps(asyncio.run(run(args))))
+
+
+if __name__ == "__main__":
+    main()
