@@ -27,21 +27,17 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).parent))
 
 import loopbench
-import proccpu
 import upstream
 
 WARM_UP = 1500
 
 
 async def block(hub: upstream.Proc, request: upstream.Request, args: argparse.Namespace) -> float:
-    """Loop CPU ms a task over one block."""
-    sample = proccpu.Sample(hub.process.pid).start()
-    result = await upstream.closed_loop(
-        "block", hub.port, request, args.concurrency, args.tasks, loopbench.AUTH
-    )
-    if result.errors:
-        raise RuntimeError(f"{len(result.errors)} errors, the first: {result.errors[0]}")
-    return float(sample.since()["loop_cpu_s"]) * 1000 / len(result.latencies)
+    """Loop CPU ms a task over one block (`loopbench.scenario`'s measure)."""
+    row = await loopbench.scenario("block", hub, request, args.concurrency, args.tasks)
+    if row["errors"]:
+        raise RuntimeError(f"{row['errors']} of {args.tasks} requests failed")
+    return float(row["loop_cpu_ms"])
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
