@@ -6,7 +6,8 @@ and gives it back at once: no connection is held across an upstream call. A task
 commits, each one statement (one round trip): its submit (whose WITH clause writes the fair
 place, the task, its key's reservation and spend, its delivery), its claim, its finish (the
 outcome, the journal, the spend and the delivery, the same way); two when the submit hands it to
-its own process's worker (stored running: no claim). Reads are single autocommit statements
+its own process's worker (stored running: no claim). Under load a process's submits and
+finishes share commits (`imagehub.store.group_commit`). Reads are single autocommit statements
 (no BEGIN/COMMIT round trips). A transaction (cancel, reap, secrets, route states) runs in
 pipeline mode: it waits only for the results it reads, so BEGIN travels with its first
 statement and the writes whose outcome nobody reads (`send`) travel with its COMMIT. Lease
@@ -42,7 +43,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from contextlib import AsyncExitStack
 from typing import Any, TypeVar
 
@@ -54,6 +55,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from imagehub.errors import Overloaded
 from imagehub.store.base import Lease
 from imagehub.store.connector import NO_PARAMS, POSTGRES, Executor, Params, Row
+from imagehub.store.group_commit import GroupCommit
 from imagehub.store.schema import migrations
 from imagehub.store.sql import SQLStore
 from imagehub.tasks import Task
@@ -248,6 +250,20 @@ class PostgresConnector:
         except _CommitUnknown as exc:
             raise _unavailable(exc) from exc
 
+    async def fetch_each(self, statements: Sequence[tuple[str, Params]]) -> list[Row | None]:
+        """Each statement's first row, all of them in one transaction and one round trip.
+
+        The statements are sent at once and their rows read after; one that fails undoes them
+        all and raises (as does a connection lost after COMMIT was sent, as `Overloaded`).
+        """
+
+        async def run(tx: Executor) -> list[Row | None]:
+            assert isinstance(tx, _Pipelined)
+            sent = [await tx.conn.execute(POSTGRES.render(sql), args) for sql, args in statements]
+            return [await cursor.fetchone() for cursor in sent]
+
+        return await self.transaction(run)
+
     async def migrate(self) -> int:
         """Apply the missing steps, one transaction each; return the schema version.
 
@@ -324,6 +340,25 @@ class PostgresStore(SQLStore):
             synchronous_commit=synchronous_commit,
         )
         super().__init__(connector, migrate=migrate)
+        self.groups = GroupCommit(connector)
+
+    async def close(self) -> None:
+        await self.groups.drain()
+        await super().close()
+
+    async def _write_one(
+        self,
+        sql: str,
+        params: Params,
+        *,
+        tenant_id: str | None = None,
+        key_id: str | None = None,
+        task_id: str | None = None,
+        settles: bool = False,
+    ) -> Row | None:
+        return await self.groups.fetch_one(
+            sql, params, tenant_id=tenant_id, key_id=key_id, task_id=task_id, settles=settles
+        )
 
     async def _create_at_once(
         self, task: Task, submission: Submission | None, lease: Lease | None

@@ -1,0 +1,169 @@
+"""PostgreSQL's group commit (`imagehub.store.group_commit`): a process's concurrent submits and
+finishes share transactions, keep each one's outcome, and lock rows in one order."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import psycopg
+import pytest
+
+from imagehub.store import Lease
+from imagehub.store.connector import Params, Row
+from imagehub.store.postgres import PostgresStore
+from imagehub.tasks import Task, TaskStatus
+from imagehub.tenancy.types import OverLimit
+from tests.contract.test_journal import call
+from tests.contract.test_store import charged, limited_key, make_task, succeeded_at, usage_of
+
+LANES = 24
+
+
+class Groups:
+    """Counts the transactions of a store's group commit: alone or together, and their sizes."""
+
+    def __init__(self, store: PostgresStore) -> None:
+        self.sizes: list[int] = []
+        db = store.db
+        fetch_each = db.fetch_each
+
+        async def counted(statements: list[tuple[str, Params]]) -> list[Row | None]:
+            self.sizes.append(len(statements))
+            return await fetch_each(statements)
+
+        db.fetch_each = counted  # type: ignore[method-assign]
+
+
+@pytest.fixture
+async def store(postgres_url: str) -> Any:
+    store = PostgresStore(postgres_url, pool_size=4)
+    await store.open()
+    yield store
+    await store.close()
+
+
+async def _one_task(store: PostgresStore, key: Any, n: int) -> Task:
+    task = await store.create(make_task(offset=n), charged(key, 50_000), Lease("w1", 60))
+    done = succeeded_at(task, 0.02)
+    assert await store.finish(done, call(done))
+    return task
+
+
+async def test_concurrent_submits_and_finishes_share_commits_and_keep_every_count(
+    store: PostgresStore, caplog: Any
+):
+    groups = Groups(store)
+    key = await limited_key(store, budget_micros=10_000_000)
+    with caplog.at_level(logging.DEBUG, logger="imagehub.store"):
+        tasks = await asyncio.gather(*(_one_task(store, key, n) for n in range(LANES)))
+    assert not [r for r in caplog.records if "one by one" in r.getMessage()]
+    # each group's writes came after its locks: at least one group held several writes
+    assert groups.sizes and max(groups.sizes) > 3
+    assert await usage_of(store, key) == (0, 0, LANES * 20_000)
+    for task in tasks:
+        stored = await store.get(task.id)
+        assert stored is not None and stored.status == TaskStatus.SUCCEEDED
+        assert [a.route for a in await store.attempts(task.id)] == ["gemini"]
+
+
+async def test_a_group_of_submits_on_a_limited_key_admits_only_its_slots(store: PostgresStore):
+    groups = Groups(store)
+    key = await limited_key(store, concurrency_limit=3)
+    outcomes = await asyncio.gather(
+        *(store.create(make_task(offset=n), charged(key, 0)) for n in range(10)),
+        return_exceptions=True,
+    )
+    refused = [o for o in outcomes if isinstance(o, OverLimit)]
+    stored = [o for o in outcomes if isinstance(o, Task)]
+    assert (len(stored), len(refused)) == (3, 7)
+    assert groups.sizes  # the submits after the first went together
+    assert await usage_of(store, key) == (3, 0, 0)
+
+
+async def test_a_failing_write_fails_alone_and_its_group_runs_again_one_by_one(
+    store: PostgresStore, caplog: Any
+):
+    groups = Groups(store)
+    store.groups.slots = 1  # the first write alone, then all the others in one group
+    await store.db.execute("CREATE TABLE numbers (n INTEGER PRIMARY KEY)")
+    insert = "INSERT INTO numbers (n) VALUES (:n) RETURNING n"
+    with caplog.at_level(logging.DEBUG, logger="imagehub.store"):
+        outcomes = await asyncio.gather(
+            *(store.groups.fetch_one(insert, {"n": n}) for n in range(4)),
+            store.groups.fetch_one(insert, {"n": 0}),  # the first one's number, taken
+            *(store.groups.fetch_one(insert, {"n": n}) for n in range(4, 8)),
+            return_exceptions=True,
+        )
+    assert groups.sizes == [8]  # the first went alone, the other eight together, and failed
+    assert [r for r in caplog.records if "one by one" in r.getMessage()]
+    assert isinstance(outcomes[4], psycopg.errors.UniqueViolation)
+    assert [o for i, o in enumerate(outcomes) if i != 4] == [(n,) for n in range(8)]
+    rows = await store.db.fetch_all("SELECT n FROM numbers ORDER BY n")
+    assert rows == [(n,) for n in range(8)]
+
+
+async def test_a_group_takes_its_tasks_rows_before_any_keys(postgres_url: str):
+    """A group that will finish a task another session holds (a cancel under way: the task's
+    row, then its key's) waits for that row before locking any key: the two never wait for
+    each other in a cycle."""
+    store = PostgresStore(postgres_url, pool_size=4)
+    store.groups.slots = 1  # the first write alone, the next two in one group
+    await store.open()
+    try:
+        key = await limited_key(store, budget_micros=10_000_000)
+        held = await store.create(make_task(), charged(key, 10), Lease("w1", 60))
+        async with await psycopg.AsyncConnection.connect(postgres_url) as other:
+            await other.execute("SELECT 1 FROM tasks WHERE id = %s FOR UPDATE", (held.id,))
+            leader = asyncio.create_task(store.create(make_task(offset=1), charged(key, 10)))
+            await asyncio.sleep(0)  # the leader runs alone; the next two wait for it
+            done = succeeded_at(held, 0.01)
+            finish = asyncio.create_task(store.finish(done, call(done)))
+            submit = asyncio.create_task(store.create(make_task(offset=2), charged(key, 10)))
+            await leader
+            await _until_a_session_waits_for_a_lock(postgres_url)
+            async with await psycopg.AsyncConnection.connect(postgres_url) as probe:
+                # the key is free: the group waits for the task's row and holds nothing else
+                await probe.execute(
+                    "SELECT 1 FROM api_keys WHERE id = %s FOR UPDATE NOWAIT", (key.id,)
+                )
+                await probe.rollback()
+            await other.commit()
+        assert await finish
+        assert (await submit).status == TaskStatus.QUEUED
+        assert await usage_of(store, key) == (2, 20, 10_000)
+    finally:
+        await store.close()
+
+
+async def test_closing_the_store_waits_for_the_writes_handed_over(postgres_url: str):
+    store = PostgresStore(postgres_url, pool_size=2)
+    await store.open()
+    key = await limited_key(store, budget_micros=10_000_000)
+    submits = [
+        asyncio.create_task(store.create(make_task(offset=n), charged(key, 10))) for n in range(8)
+    ]
+    await asyncio.sleep(0)
+    await store.close()
+    assert all(isinstance(task, Task) for task in await asyncio.gather(*submits))
+    reopened = PostgresStore(postgres_url, pool_size=1)
+    await reopened.open()
+    try:
+        assert await usage_of(reopened, key) == (8, 80, 0)
+    finally:
+        await reopened.close()
+
+
+async def _until_a_session_waits_for_a_lock(url: str) -> None:
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        for _ in range(500):
+            cur = await conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                " AND wait_event_type = 'Lock'"
+            )
+            row = await cur.fetchone()
+            if row and row[0]:
+                return
+            await asyncio.sleep(0.01)
+    raise AssertionError("no session waited for a lock")
