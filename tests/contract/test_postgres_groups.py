@@ -167,3 +167,39 @@ async def _until_a_session_waits_for_a_lock(url: str) -> None:
                 return
             await asyncio.sleep(0.01)
     raise AssertionError("no session waited for a lock")
+
+
+async def test_two_processes_finishing_tasks_of_several_keys_never_deadlock(
+    postgres_url: str, caplog: Any
+):
+    """Two stores (two processes' worth) finish tasks charged to three keys, in orders that
+    cross: each group locks its keys sorted, so no group waits for another in a cycle (a
+    deadlock would end one after a second, and its writes would run again one by one)."""
+    stores = [PostgresStore(postgres_url, pool_size=3) for _ in range(2)]
+    for store in stores:
+        await store.open()
+    try:
+        keys = [await limited_key(stores[0], budget_micros=10**9) for _ in range(3)]
+        tasks = [
+            await stores[0].create(make_task(offset=n), charged(keys[n % 3], 10), Lease("w", 60))
+            for n in range(180)
+        ]
+
+        async def finish(store: PostgresStore, task: Task) -> bool:
+            done = succeeded_at(task, 0.001)
+            return await store.finish(done, call(done))
+
+        with caplog.at_level(logging.DEBUG, logger="imagehub.store"):
+            for start in range(0, len(tasks), 30):  # one process forwards, one backwards
+                batch = tasks[start : start + 30]
+                finished = await asyncio.gather(
+                    *(finish(stores[0], task) for task in batch[:15]),
+                    *(finish(stores[1], task) for task in batch[15:][::-1]),
+                )
+                assert all(finished)
+        assert not [r for r in caplog.records if "one by one" in r.getMessage()]
+        for key in keys:
+            assert await usage_of(stores[0], key) == (0, 0, 60_000)
+    finally:
+        for store in stores:
+            await store.close()
