@@ -6,7 +6,8 @@ On a machine whose speed moves from one minute to the next, two runs one after t
 by more than a change of a few percent; two hubs measured block by block, in alternating order,
 see the same machine. Each block is `--tasks` tasks at `--concurrency` through one path
 (`openai`: `/v1/images/generations`; `native`: `POST /hub/v1/tasks` with `Prefer: wait`); the
-figure is the median, over `--blocks` pairs, of B's loop CPU a task over A's:
+figure is the median, over `--blocks` pairs, of B's loop CPU a task over A's (and of B's
+tasks/s over A's, the same way):
 
     .venv/bin/python bench/paired.py --a <other checkout>/src --b src --blocks 10
 
@@ -32,12 +33,14 @@ import upstream
 WARM_UP = 1500
 
 
-async def block(hub: upstream.Proc, request: upstream.Request, args: argparse.Namespace) -> float:
-    """Loop CPU ms a task over one block (`loopbench.scenario`'s measure)."""
+async def block(
+    hub: upstream.Proc, request: upstream.Request, args: argparse.Namespace
+) -> tuple[float, float]:
+    """Loop CPU ms a task and tasks/s over one block (`loopbench.scenario`'s measures)."""
     row = await loopbench.scenario("block", hub, request, args.concurrency, args.tasks)
     if row["errors"]:
         raise RuntimeError(f"{row['errors']} of {args.tasks} requests failed")
-    return float(row["loop_cpu_ms"])
+    return float(row["loop_cpu_ms"]), float(row["per_s"])
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -54,17 +57,21 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 await upstream.closed_loop(
                     "warm", hub.port, request, args.concurrency, WARM_UP, loopbench.AUTH
                 )
-            ratios = []
+            ratios, speeds = [], []
             for n in range(args.blocks):
                 # alternating which goes first: neither always meets the machine a block later
                 first, second = (a, b) if n % 2 == 0 else (b, a)
-                loop = {id(first): await block(first, request, args)}
-                loop[id(second)] = await block(second, request, args)
-                ratios.append(loop[id(b)] / loop[id(a)])
+                measured = {id(first): await block(first, request, args)}
+                measured[id(second)] = await block(second, request, args)
+                (a_loop, a_per_s), (b_loop, b_per_s) = measured[id(a)], measured[id(b)]
+                ratios.append(b_loop / a_loop)
+                speeds.append(b_per_s / a_per_s)
                 row = {
                     "block": n,
-                    "a_loop_ms": round(loop[id(a)], 3),
-                    "b_loop_ms": round(loop[id(b)], 3),
+                    "a_loop_ms": round(a_loop, 3),
+                    "b_loop_ms": round(b_loop, 3),
+                    "a_per_s": a_per_s,
+                    "b_per_s": b_per_s,
                 }
                 print(json.dumps({**row, "b_over_a": round(ratios[-1], 3)}), flush=True)
         finally:
@@ -76,6 +83,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "blocks": args.blocks,
         "median_b_over_a": round(statistics.median(ratios), 3),
         "range": [round(min(ratios), 3), round(max(ratios), 3)],
+        "median_per_s_b_over_a": round(statistics.median(speeds), 3),
+        "per_s_range": [round(min(speeds), 3), round(max(speeds), 3)],
     }
 
 
