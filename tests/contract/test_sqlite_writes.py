@@ -255,6 +255,32 @@ async def test_a_write_lock_held_elsewhere_is_waited_for_on_the_writer_thread_no
     assert {thread for thread, _ in trace.since(mark)} == {threading.current_thread().name}
 
 
+async def test_a_write_lock_held_elsewhere_for_a_moment_is_waited_for_on_the_loop(
+    connector: SQLiteConnector, tmp_path: Path, trace: Trace
+) -> None:
+    """`serve --workers N`: another process commits for a moment; the loop tries again, no
+    hand-off to the writer thread, and the next turns' writes queue behind in order."""
+    other = sqlite3.connect(tmp_path / "hub.db", isolation_level=None)  # another process
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        mark = trace.mark()
+        first = asyncio.ensure_future(connector.execute("INSERT INTO item (name) VALUES ('one')"))
+        for _ in range(3):  # its turn ends: it finds the lock taken
+            await asyncio.sleep(0)
+        second = asyncio.ensure_future(
+            connector.execute("UPDATE item SET name = 'two' WHERE name = 'one'")
+        )
+        await asyncio.sleep(0)
+        assert not first.done()
+        other.execute("COMMIT")
+        assert (await first, await second) == (1, 1)
+    finally:
+        other.close()
+    writes = [thread for thread, sql in trace.since(mark) if sql.startswith(("INSERT", "UPDATE"))]
+    assert writes == [threading.current_thread().name] * 2
+    assert await _names(connector) == ["two"]
+
+
 async def test_writes_never_overtake_those_still_on_the_writer_thread(
     connector: SQLiteConnector,
 ) -> None:

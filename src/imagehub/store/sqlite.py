@@ -12,7 +12,8 @@ When nothing handed to the writer is still running and the database's write lock
 turn's writes run on the event loop itself instead, on its own connection, in the same one
 transaction: tens of microseconds of SQLite, where the hop costs the loop more (waking the
 thread makes it take the GIL, which the loop then waits to take back). A lock held elsewhere
-(another process) is never waited for on the loop: those writes go to the writer thread.
+(another process) is never waited for on the loop: those writes try again on the loop a few
+times, half a millisecond apart, then go to the writer thread, which waits for it.
 Checkpoints of the write-ahead log run on a reader thread, every `CHECKPOINT_EVERY` groups.
 
 Point reads (`fetch_one` of a SELECT) run on the event loop's own connection: in WAL mode a
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import logging
 import queue
 import sqlite3
@@ -49,6 +51,18 @@ MAX_BATCH = 256
 #: a checkpoint of the write-ahead log after this many groups committed on the loop (run on a
 #: reader thread)
 CHECKPOINT_EVERY = 64
+#: a turn's writes that find the write lock held by another process (`serve --workers N`) try
+#: again on the loop this often, at most this many times, before the writer thread, which waits
+#: for the lock, takes them: its hand-off costs the loop more than a lock held for a moment
+BUSY_RETRY_SECONDS = 0.0005
+BUSY_RETRIES = 8
+
+
+class _Busy(enum.Enum):
+    BUSY = "busy"
+
+
+_BUSY = _Busy.BUSY
 
 
 class _Transaction:
@@ -127,6 +141,8 @@ class SQLiteConnector:
         self._queue: queue.SimpleQueue[list[_Write] | None] = queue.SimpleQueue()
         #: groups handed to the writer thread and not yet written (the loop writes none then)
         self._handed = 0
+        #: how many times in a row the loop found the write lock held by another process
+        self._busy_tries = 0
         self._groups = 0
         self._checkpointing = False
         #: writes made during this turn of the event loop, handed over at its end
@@ -172,18 +188,29 @@ class SQLiteConnector:
 
     def _hand_over(self) -> None:
         pending, self._pending = self._pending, []
-        if not self._handed and self._on_loop(pending):
-            self._groups += 1  # the writer thread's own commits checkpoint by themselves
-            if self._groups % CHECKPOINT_EVERY == 0:
-                self._checkpoint()
-            return
+        if not self._handed:
+            done = self._on_loop(pending)
+            if done is True:
+                self._busy_tries = 0
+                self._groups += 1  # the writer thread's own commits checkpoint by themselves
+                if self._groups % CHECKPOINT_EVERY == 0:
+                    self._checkpoint()
+                return
+            if done is _BUSY and self._busy_tries < BUSY_RETRIES:
+                # another process holds the write lock, for a moment: these writes try again
+                # shortly on the loop, and the next turns' writes queue behind them
+                self._busy_tries += 1
+                self._pending = pending + self._pending
+                asyncio.get_running_loop().call_later(BUSY_RETRY_SECONDS, self._hand_over)
+                return
+        self._busy_tries = 0
         with self._lock:
             self._handed += 1
         self._queue.put(pending)
 
-    def _on_loop(self, writes: list[_Write]) -> bool:
-        """Run `writes` as one group on the loop's connection; False (nothing done) when the
-        write lock is taken or a write must run by itself."""
+    def _on_loop(self, writes: list[_Write]) -> bool | _Busy:
+        """Run `writes` as one group on the loop's connection; False (nothing done) when a
+        write must run by itself, `_BUSY` when another connection holds the write lock."""
         conn = self._loop_conn
         loop = asyncio.get_running_loop()
         if conn is None or any(w.alone or w.loop is not loop for w in writes):
@@ -192,7 +219,7 @@ class SQLiteConnector:
             conn.execute("BEGIN IMMEDIATE")  # this connection never waits for the lock
         except sqlite3.OperationalError as exc:
             if exc.sqlite_errorcode in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
-                return False
+                return _BUSY
             for write in writes:
                 write.failure = exc
         else:
