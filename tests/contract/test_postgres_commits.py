@@ -168,7 +168,7 @@ async def test_a_submit_whose_keys_last_slot_was_taken_meanwhile_is_refused(post
             # another submit's reservation, not yet committed: its lock holds the key's row
             await other.execute("UPDATE api_keys SET active_tasks = 1 WHERE id = %s", (key.id,))
             submit = asyncio.create_task(store.create(task, charged(key, 0)))
-            await _until_a_session_waits_for_a_lock(postgres_url)
+            await until_a_session_waits_for_a_lock(postgres_url)
             await other.commit()
         with pytest.raises(OverLimit) as caught:
             await submit
@@ -179,7 +179,7 @@ async def test_a_submit_whose_keys_last_slot_was_taken_meanwhile_is_refused(post
         await store.close()
 
 
-async def _until_a_session_waits_for_a_lock(url: str) -> None:
+async def until_a_session_waits_for_a_lock(url: str) -> None:
     async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
         for _ in range(500):
             cur = await conn.execute(

@@ -11,14 +11,17 @@ import psycopg
 import pytest
 
 from imagehub.store import Lease
-from imagehub.store.connector import Params, Row
+from imagehub.store.connector import Locks, Params, Row
 from imagehub.store.postgres import PostgresStore
 from imagehub.tasks import Task, TaskStatus
 from imagehub.tenancy.types import OverLimit
 from tests.contract.test_journal import call
+from tests.contract.test_postgres_commits import until_a_session_waits_for_a_lock
 from tests.contract.test_store import charged, limited_key, make_task, succeeded_at, usage_of
 
 LANES = 24
+#: a write that locks none of the hub's rows
+NOTHING = Locks()
 
 
 class Groups:
@@ -91,9 +94,9 @@ async def test_a_failing_write_fails_alone_and_its_group_runs_again_one_by_one(
     insert = "INSERT INTO numbers (n) VALUES (:n) RETURNING n"
     with caplog.at_level(logging.DEBUG, logger="imagehub.store"):
         outcomes = await asyncio.gather(
-            *(store.groups.fetch_one(insert, {"n": n}) for n in range(4)),
-            store.groups.fetch_one(insert, {"n": 0}),  # the first one's number, taken
-            *(store.groups.fetch_one(insert, {"n": n}) for n in range(4, 8)),
+            *(store.groups.fetch_one(insert, {"n": n}, NOTHING) for n in range(4)),
+            store.groups.fetch_one(insert, {"n": 0}, NOTHING),  # the first one's number, taken
+            *(store.groups.fetch_one(insert, {"n": n}, NOTHING) for n in range(4, 8)),
             return_exceptions=True,
         )
     assert groups.sizes == [8]  # the first went alone, the other eight together, and failed
@@ -122,7 +125,7 @@ async def test_a_group_takes_its_tasks_rows_before_any_keys(postgres_url: str):
             finish = asyncio.create_task(store.finish(done, call(done)))
             submit = asyncio.create_task(store.create(make_task(offset=2), charged(key, 10)))
             await leader
-            await _until_a_session_waits_for_a_lock(postgres_url)
+            await until_a_session_waits_for_a_lock(postgres_url)
             async with await psycopg.AsyncConnection.connect(postgres_url) as probe:
                 # the key is free: the group waits for the task's row and holds nothing else
                 await probe.execute(
@@ -153,20 +156,6 @@ async def test_closing_the_store_waits_for_the_writes_handed_over(postgres_url: 
         assert await usage_of(reopened, key) == (8, 80, 0)
     finally:
         await reopened.close()
-
-
-async def _until_a_session_waits_for_a_lock(url: str) -> None:
-    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
-        for _ in range(500):
-            cur = await conn.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-                " AND wait_event_type = 'Lock'"
-            )
-            row = await cur.fetchone()
-            if row and row[0]:
-                return
-            await asyncio.sleep(0.01)
-    raise AssertionError("no session waited for a lock")
 
 
 async def test_two_processes_finishing_tasks_of_several_keys_never_deadlock(

@@ -18,6 +18,19 @@ Row = tuple[Any, ...]
 Params = Mapping[str, Any]
 NO_PARAMS: Params = MappingProxyType({})
 
+
+@dataclass(frozen=True)
+class Locks:
+    """The rows a submit or finish will lock, named for PostgreSQL's group commit
+    (`imagehub.store.group_commit`): a submit's tenant (its fair-queue row) and key, a
+    finish's task and, when it `settles` the task, the key its reservation names."""
+
+    tenant_id: str | None = None
+    key_id: str | None = None
+    task_id: str | None = None
+    settles: bool = False
+
+
 _PARAM = re.compile(r"(?<![:\w]):([a-z_]+)")
 
 

@@ -23,7 +23,7 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from imagehub.store.connector import Params, Row
+from imagehub.store.connector import Locks, Params, Row
 
 if TYPE_CHECKING:
     from imagehub.store.postgres import PostgresConnector
@@ -47,13 +47,8 @@ _LOCK_KEYS = """
 class _Write:
     sql: str
     params: Params
+    locks: Locks
     future: asyncio.Future[Row | None]
-    #: the rows it will lock: a submit's tenant and key; a finish's task, and its key through
-    #: the task's reservation when the finish settles it
-    tenant_id: str | None
-    key_id: str | None
-    task_id: str | None
-    settles: bool
 
 
 class GroupCommit:
@@ -70,21 +65,9 @@ class GroupCommit:
         #: the groups running, referenced until they end
         self._groups: set[asyncio.Task[None]] = set()
 
-    async def fetch_one(
-        self,
-        sql: str,
-        params: Params,
-        *,
-        tenant_id: str | None = None,
-        key_id: str | None = None,
-        task_id: str | None = None,
-        settles: bool = False,
-    ) -> Row | None:
-        """`sql`'s first row, committed alone or in the next group.
-
-        Name what the statement locks: a submit its `tenant_id` and `key_id`, a finish its
-        `task_id` (`settles`: it frees the task's slot on its key).
-        """
+    async def fetch_one(self, sql: str, params: Params, locks: Locks) -> Row | None:
+        """`sql`'s first row, committed alone or in the next group; `locks` names the rows
+        the statement will lock."""
         if self._running < self.slots:
             self._running += 1
             self._idle.clear()
@@ -92,8 +75,7 @@ class GroupCommit:
                 return await self.db.fetch_one(sql, params)
             finally:
                 self._next()
-        loop = asyncio.get_running_loop()
-        write = _Write(sql, params, loop.create_future(), tenant_id, key_id, task_id, settles)
+        write = _Write(sql, params, locks, asyncio.get_running_loop().create_future())
         self._waiting.append(write)
         return await write.future
 
@@ -125,10 +107,11 @@ class GroupCommit:
             self._next()
 
     async def _together(self, writes: list[_Write]) -> None:
-        tasks = sorted({w.task_id for w in writes if w.task_id is not None})
-        tenants = sorted({w.tenant_id for w in writes if w.tenant_id is not None})
-        keys = sorted({w.key_id for w in writes if w.key_id is not None})
-        settled = [w.task_id for w in writes if w.settles and w.task_id is not None]
+        named = [w.locks for w in writes]
+        tasks = sorted({n.task_id for n in named if n.task_id is not None})
+        tenants = sorted({n.tenant_id for n in named if n.tenant_id is not None})
+        keys = sorted({n.key_id for n in named if n.key_id is not None})
+        settled = [n.task_id for n in named if n.settles and n.task_id is not None]
         locks: list[tuple[str, Params]] = []
         if tasks:
             locks.append((_LOCK_TASKS, {"ids": tasks}))

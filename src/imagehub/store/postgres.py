@@ -54,7 +54,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from imagehub.errors import Overloaded
 from imagehub.store.base import Lease
-from imagehub.store.connector import NO_PARAMS, POSTGRES, Executor, Params, Row
+from imagehub.store.connector import NO_PARAMS, POSTGRES, Executor, Locks, Params, Row
 from imagehub.store.group_commit import GroupCommit
 from imagehub.store.schema import migrations
 from imagehub.store.sql import SQLStore
@@ -346,19 +346,8 @@ class PostgresStore(SQLStore):
         await self.groups.drain()
         await super().close()
 
-    async def _write_one(
-        self,
-        sql: str,
-        params: Params,
-        *,
-        tenant_id: str | None = None,
-        key_id: str | None = None,
-        task_id: str | None = None,
-        settles: bool = False,
-    ) -> Row | None:
-        return await self.groups.fetch_one(
-            sql, params, tenant_id=tenant_id, key_id=key_id, task_id=task_id, settles=settles
-        )
+    async def _write_one(self, sql: str, params: Params, locks: Locks) -> Row | None:
+        return await self.groups.fetch_one(sql, params, locks)
 
     async def _create_at_once(
         self, task: Task, submission: Submission | None, lease: Lease | None

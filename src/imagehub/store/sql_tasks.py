@@ -21,7 +21,7 @@ from imagehub.store.base import (
     new_delivery,
     usage_row,
 )
-from imagehub.store.connector import BaseConnector, Executor, Params, Row
+from imagehub.store.connector import BaseConnector, Executor, Locks, Params, Row
 from imagehub.store.rows import (
     ATTEMPT_COLUMNS,
     ATTEMPT_FIELDS,
@@ -374,7 +374,7 @@ class SQLTasks:
             delivery = new_delivery(task, submission.base_url if submission else "")
             args.update({f"hook_{name}": value for name, value in delivery_row(delivery).items()})
         statement = _submit(lease is not None, task.webhook_url is not None)
-        row = await self._write_one(statement, args, tenant_id=task.tenant_id, key_id=key_id)
+        row = await self._write_one(statement, args, Locks(task.tenant_id, key_id))
         assert row is not None  # the statement's last SELECT always has its one row
         go, status, started_at, expires_at = row
         if not go:
@@ -385,18 +385,8 @@ class SQLTasks:
             return None
         return _as_stored(task, lease, status, started_at, expires_at)
 
-    async def _write_one(
-        self,
-        sql: str,
-        params: Params,
-        *,
-        tenant_id: str | None = None,
-        key_id: str | None = None,
-        task_id: str | None = None,
-        settles: bool = False,
-    ) -> Row | None:
-        """A submit or finish as one statement; what it locks is named for PostgreSQL's
-        group commit (`imagehub.store.group_commit`)."""
+    async def _write_one(self, sql: str, params: Params, locks: Locks) -> Row | None:
+        """A submit or finish as one statement (`locks`: for PostgreSQL's group commit)."""
         return await self.db.fetch_one(sql, params)
 
     async def _create_in_transaction(
@@ -490,7 +480,8 @@ class SQLTasks:
                 "ready": task.ready,
                 "cost": cost_micros(task),
             }
-            row = await self._write_one(_FINISH_ALL, args, task_id=task.id, settles=task.ready)
+            locks = Locks(task_id=task.id, settles=task.ready)
+            row = await self._write_one(_FINISH_ALL, args, locks)
             return bool(row and row[0])
 
         async def write(tx: Executor) -> bool:
