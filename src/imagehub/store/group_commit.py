@@ -5,9 +5,9 @@ money it reserves or settles) and, for a submit, its tenant's fair-queue row. Al
 its own transaction, which holds those rows until its commit is on disk: one client's tasks,
 all charged to one key, take turns at one row, and each turn waits for a WAL flush.
 
-Here a write that finds no group running runs at once, alone, as before. Writes that arrive
-meanwhile wait for it, then go together: one transaction, one round trip, one commit, each key
-and fair-queue row locked once. A group first locks every row its writes will lock, each
+Here a write that finds fewer than `SLOTS` (two) transactions of them under way runs at once,
+alone, as before. Writes that arrive while two are under way wait for one to end, then go
+together: one transaction, one round trip, one commit, each key and fair-queue row locked once. A group first locks every row its writes will lock, each
 kind in sorted order (the finishing tasks, the tenants' fair-queue rows, the keys), the same
 order single writes take them in (a task or a fair-queue row before a key), so two groups, or a
 group and a single write, never wait for each other in a cycle. A group that fails whole (one
