@@ -7,13 +7,15 @@ all charged to one key, take turns at one row, and each turn waits for a WAL flu
 
 Here a write that finds fewer than `SLOTS` (two) transactions of them under way runs at once,
 alone, as before. Writes that arrive while two are under way wait for one to end, then go
-together: one transaction, one round trip, one commit, each key and fair-queue row locked once. A group first locks every row its writes will lock, each
-kind in sorted order (the finishing tasks, the tenants' fair-queue rows, the keys), the same
-order single writes take them in (a task or a fair-queue row before a key), so two groups, or a
-group and a single write, never wait for each other in a cycle. A group that fails whole (one
-write's error undoes the others) runs again write by write, each reporting its own outcome;
-every write it holds may run twice, which the submit and the finish allow (see
-`imagehub.store.postgres`).
+together: one transaction, one round trip, one commit, each key and fair-queue row locked
+once.
+
+A group first locks every row its writes will lock, each kind in sorted order (the finishing
+tasks, the tenants' fair-queue rows, the keys): the order single writes take them in (a task
+or a fair-queue row before a key), so two groups, or a group and a single write, never wait
+for each other in a cycle. A group that fails whole (one write's error undoes the others)
+runs again write by write, each reporting its own outcome: every write in it may run twice,
+which the submit and the finish allow (see `imagehub.store.postgres`).
 """
 
 from __future__ import annotations
