@@ -192,3 +192,21 @@ async def test_two_processes_finishing_tasks_of_several_keys_never_deadlock(
     finally:
         for store in stores:
             await store.close()
+
+
+async def test_a_heartbeat_locks_its_tasks_rows_in_id_order(
+    store: PostgresStore, postgres_url: str
+):
+    """As a group does: a heartbeat waiting for one of its worker's tasks (a group finishing it)
+    holds none of the tasks after it, which that group may lock next."""
+    later = await store.create(make_task(id="t_z-later"), None, Lease("w1", 60))  # first row
+    first = await store.create(make_task(id="t_a-first"), None, Lease("w1", 60))
+    async with await psycopg.AsyncConnection.connect(postgres_url) as other:
+        await other.execute("SELECT 1 FROM tasks WHERE id = %s FOR UPDATE", (first.id,))
+        heartbeat = asyncio.create_task(store.heartbeat("w1", 60))
+        await until_a_session_waits_for_a_lock(postgres_url)
+        async with await psycopg.AsyncConnection.connect(postgres_url) as probe:
+            await probe.execute("SELECT 1 FROM tasks WHERE id = %s FOR UPDATE NOWAIT", (later.id,))
+            await probe.rollback()
+        await other.commit()
+    assert await heartbeat == {first.id, later.id}

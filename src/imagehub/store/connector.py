@@ -43,6 +43,8 @@ class Dialect:
     now: str
     #: taking due rows: concurrent claimers skip each other's (PostgreSQL), or the one writer
     skip_locked: str
+    #: locking the rows a subquery picks, in its order (PostgreSQL), or the one writer
+    for_update: str
     #: the larger of two values
     greatest: str
     #: `output` with its images dropped and marked purged (the column keeps JSON as text)
@@ -62,6 +64,7 @@ class Dialect:
         return with_params.format(
             now=self.now,
             skip_locked=self.skip_locked,
+            for_update=self.for_update,
             greatest=self.greatest,
             purged_output=self.purged_output,
         )
@@ -75,6 +78,7 @@ SQLITE = Dialect(
     param=":{}",
     now=":now",
     skip_locked="",
+    for_update="",
     greatest="max",
     purged_output=("json_set(json_set(output, '$.images', json('[]')), '$.purged', json('true'))"),
     secret_lock=None,
@@ -86,6 +90,7 @@ POSTGRES = Dialect(
     param="%({})s",
     now="extract(epoch FROM clock_timestamp())::float8",
     skip_locked=" FOR UPDATE SKIP LOCKED",
+    for_update=" FOR UPDATE",
     greatest="GREATEST",
     purged_output=(
         "jsonb_set(jsonb_set(output::jsonb, '{images}', '[]'::jsonb),"

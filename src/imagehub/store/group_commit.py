@@ -13,9 +13,11 @@ once.
 A group first locks every row its writes will lock, each kind in sorted order (the finishing
 tasks, the tenants' fair-queue rows, the keys): the order single writes take them in (a task
 or a fair-queue row before a key), so two groups, or a group and a single write, never wait
-for each other in a cycle. A group that fails whole (one write's error undoes the others)
-runs again write by write, each reporting its own outcome: every write in it may run twice,
-which the submit and the finish allow (see `imagehub.store.postgres`).
+for each other in a cycle. The statements that change many tasks at once (a worker's
+heartbeat and release, the reaper) lock theirs in id order too. A group that fails whole (one
+write's error undoes the others) runs again write by write, each reporting its own outcome:
+every write in it may run twice, which the submit and the finish allow (see
+`imagehub.store.postgres`).
 """
 
 from __future__ import annotations

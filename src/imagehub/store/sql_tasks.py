@@ -174,9 +174,14 @@ _PLACES = """
     ORDER BY fair_at, created_at LIMIT :limit"""
 #: "no limit" to a count: more tasks than a queue holds
 _ALL = 2**62
-_HEARTBEAT = """
-    UPDATE tasks SET lease_expires_at = {now} + :lease_seconds
-    WHERE lease_owner = :owner AND status = 'running' RETURNING id"""
+#: the rows of statements that change many tasks are locked in id order, the order a group
+#: commit locks those it finishes (`group_commit`): neither waits for a row the other holds
+#: while holding one the other waits for
+_OWNED = """id IN (SELECT id FROM tasks WHERE lease_owner = :owner AND status = 'running'
+        ORDER BY id{for_update}) AND lease_owner = :owner AND status = 'running'"""
+_HEARTBEAT = f"""
+    UPDATE tasks SET lease_expires_at = {{now}} + :lease_seconds
+    WHERE {_OWNED} RETURNING id"""
 _FINISH = """
     UPDATE tasks SET status = :status, output = :output, error = :error, provider = :provider,
         warnings = :warnings, usage = :usage, finished_at = :finished_at, run_after = :run_after,
@@ -206,17 +211,19 @@ _FINISH_ALL = f"""
 _PARTIALS = """
     UPDATE tasks SET partials = :partials
     WHERE id = :id AND lease_token = :lease_token AND status = 'running'"""
-_RELEASE = """
+_RELEASE = f"""
     UPDATE tasks SET status = 'queued', lease_owner = NULL, lease_expires_at = NULL,
-        run_after = {now}, partials = '[]'
-    WHERE lease_owner = :owner AND status = 'running'"""
+        run_after = {{now}}, partials = '[]'
+    WHERE {_OWNED}"""
 _REAP = f"""
     UPDATE tasks SET
         status = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'queued' END,
         error = CASE WHEN attempts >= max_attempts THEN :error ELSE error END,
         finished_at = CASE WHEN attempts >= max_attempts THEN {{now}} ELSE NULL END,
         run_after = {{now}}, lease_owner = NULL, lease_expires_at = NULL, partials = '[]'
-    WHERE status = 'running' AND lease_expires_at < {{now}}
+    WHERE id IN (SELECT id FROM tasks WHERE status = 'running' AND lease_expires_at < {{now}}
+                 ORDER BY id{{for_update}})
+        AND status = 'running' AND lease_expires_at < {{now}}
     RETURNING {TASK_COLUMNS}"""
 _CANCEL = """
     UPDATE tasks SET status = 'canceled', finished_at = {now}, lease_owner = NULL,
