@@ -25,7 +25,7 @@ NOTHING = Locks()
 
 
 class Groups:
-    """Counts the transactions of a store's group commit: alone or together, and their sizes."""
+    """The size of each group a store commits together, in statements (its locks included)."""
 
     def __init__(self, store: PostgresStore) -> None:
         self.sizes: list[int] = []
