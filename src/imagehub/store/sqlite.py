@@ -198,9 +198,9 @@ class SQLiteConnector:
                 return
             if done is _BUSY and self._busy_tries < BUSY_RETRIES:
                 # another process holds the write lock, for a moment: these writes try again
-                # shortly on the loop, and the next turns' writes queue behind them
+                # shortly on the loop, and the next turns' writes join them meanwhile
                 self._busy_tries += 1
-                self._pending = pending + self._pending
+                self._pending = pending
                 asyncio.get_running_loop().call_later(BUSY_RETRY_SECONDS, self._hand_over)
                 return
         self._busy_tries = 0
