@@ -27,6 +27,7 @@ import asyncio
 import base64
 import json
 import os
+import random
 import sqlite3
 import statistics
 import subprocess
@@ -161,9 +162,13 @@ async def _body(receive: Any) -> bytes:
 class FloorApp:
     """The bare ASGI app of one level."""
 
-    def __init__(self, level: str, upstream_url: str, data_dir: Path, delay: float) -> None:
+    def __init__(
+        self, level: str, upstream_url: str, data_dir: Path, delay: float, jitter: float
+    ) -> None:
         self.level = level
         self.delay = delay
+        self.jitter = jitter
+        self.draw = random.Random(0)
         self.upstream_url = upstream_url
         self.data_dir = data_dir
         self.ids = iter(range(1 << 62))
@@ -201,7 +206,8 @@ class FloorApp:
 
         request = orjson.loads(raw)
         if self.level == "http":
-            await asyncio.sleep(self.delay)  # the same waves as against the upstream
+            # the same waves as against the upstream
+            await asyncio.sleep(self.delay * (1 + self.jitter * self.draw.uniform(-1, 1)))
             return orjson.dumps({"created": 1, "data": [{"b64_json": "aW1hZ2U="}]})
         task_id, started = f"t_{next(self.ids)}", time.time()
         durable = self.writes if self.level == "durable" else None
@@ -222,7 +228,7 @@ class FloorApp:
 def serve(args: argparse.Namespace) -> None:
     import uvicorn
 
-    app = FloorApp(args.level, args.upstream, Path(args.data_dir), args.delay)
+    app = FloorApp(args.level, args.upstream, Path(args.data_dir), args.delay, args.jitter)
     uvicorn.run(
         app,
         host=upstream.HOST,
@@ -238,13 +244,13 @@ def serve(args: argparse.Namespace) -> None:
 
 
 def start_floor(
-    fake: upstream.Proc, level: str, data_dir: Path, delay: float, log: Path
+    fake: upstream.Proc, level: str, data_dir: Path, args: argparse.Namespace, log: Path
 ) -> upstream.Proc:
     data_dir.mkdir(parents=True)
     port = upstream._free_port()
     cmd = [upstream.PY, __file__, "server", "--level", level, "--port", str(port)]
     cmd += ["--upstream", f"http://{upstream.HOST}:{fake.port}/v1/images/generations"]
-    cmd += ["--data-dir", str(data_dir), "--delay", str(delay)]
+    cmd += ["--data-dir", str(data_dir), "--delay", str(args.delay), "--jitter", str(args.jitter)]
     process = subprocess.Popen(cmd, stdout=log.open("ab"), stderr=subprocess.STDOUT)
     return upstream.Proc(f"floor-{level}", process, port)
 
@@ -278,7 +284,7 @@ async def measure(
 
 async def one_round(args: argparse.Namespace, workdir: Path, n: int) -> list[dict[str, Any]]:
     log = workdir / "processes.log"
-    fake = upstream.start_fake(args.delay, log)
+    fake = upstream.start_fake(args.delay, log, args.jitter)
     rows = []
     try:
         await upstream._healthy(fake.port, "/stats", 20, fake.process)
@@ -287,7 +293,7 @@ async def one_round(args: argparse.Namespace, workdir: Path, n: int) -> list[dic
         )
         floor_ms = direct.percentile(50)
         for level in LEVELS:
-            proc = start_floor(fake, level, workdir / f"floor-{level}-{n}", args.delay, log)
+            proc = start_floor(fake, level, workdir / f"floor-{level}-{n}", args, log)
             try:
                 rows.append(await measure(f"floor {level}", proc, args, floor_ms))
             finally:
@@ -304,6 +310,7 @@ async def one_round(args: argparse.Namespace, workdir: Path, n: int) -> list[dic
 
 async def bench(args: argparse.Namespace) -> None:
     rows: list[dict[str, Any]] = []
+    print(json.dumps({"file_create_us": proccpu.file_create_us()}), flush=True)
     with tempfile.TemporaryDirectory(prefix="imagehub-floor-") as tmp:
         for n in range(args.rounds):
             rows += await one_round(args, Path(tmp), n)
@@ -325,11 +332,13 @@ def main(argv: list[str] | None = None) -> None:
     server.add_argument("--upstream", required=True)
     server.add_argument("--data-dir", required=True)
     server.add_argument("--delay", type=float, required=True)
+    server.add_argument("--jitter", type=float, default=0.0)
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--tasks", type=int, default=6000)
     parser.add_argument("--c1-tasks", type=int, default=300)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--delay", type=float, default=0.05, help="upstream delay (s)")
+    parser.add_argument("--jitter", type=float, default=0.0, help=upstream.JITTER_HELP)
     args = parser.parse_args(argv)
     if args.command == "server":
         serve(args)

@@ -94,7 +94,7 @@ async def one_checkout(
     label: str, src: Path, args: argparse.Namespace, workdir: Path
 ) -> list[dict[str, Any]]:
     log = workdir / "processes.log"
-    fake = upstream.start_fake(args.delay, log)
+    fake = upstream.start_fake(args.delay, log, args.jitter)
     hub = start_hub(fake, workdir / f"hub-{label}", src, log, args.workers)
     try:
         await upstream._healthy(fake.port, "/stats", 20, fake.process)
@@ -170,14 +170,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tasks", type=int, default=2000, help="tasks per c=32 scenario")
     parser.add_argument("--c1-tasks", type=int, default=200, help="tasks per c=1 scenario")
     parser.add_argument("--delay", type=float, default=0.05, help="upstream delay (s)")
+    parser.add_argument("--jitter", type=float, default=0.0, help=upstream.JITTER_HELP)
     parser.add_argument(
         "--workers", type=int, default=1, help="`serve --workers N` (loop CPU: the N loops' sum)"
     )
     parser.add_argument("--json", type=Path, help="also write every row to this file")
     args = parser.parse_args(argv)
-    print(json.dumps({"loadavg_before": _loadavg()}))
+    print(json.dumps({"loadavg_before": _loadavg(), "file_create_us": proccpu.file_create_us()}))
     rows = asyncio.run(run(args))
-    print(json.dumps({"loadavg_after": _loadavg()}))
+    print(json.dumps({"loadavg_after": _loadavg(), "file_create_us": proccpu.file_create_us()}))
     summary(rows)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))

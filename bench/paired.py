@@ -28,6 +28,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).parent))
 
 import loopbench
+import proccpu
 import upstream
 
 WARM_UP = 1500
@@ -97,7 +98,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tasks", type=int, default=500, help="tasks a block")
     parser.add_argument("--concurrency", type=int, default=32)
     args = parser.parse_args(argv)
+    print(json.dumps({"file_create_us": proccpu.file_create_us()}))
     print(json.dumps(asyncio.run(run(args))))
+    print(json.dumps({"file_create_us": proccpu.file_create_us()}))
 
 
 if __name__ == "__main__":

@@ -55,6 +55,8 @@ LITELLM_BODY = {"model": "gpt-image-2", "prompt": "bench", "n": 1, "size": "1024
 
 # ---------------------------------------------------------------- the fake upstream
 
+JITTER_HELP = "the upstream's delay varies by this fraction either way, same mean (0: fixed)"
+
 
 def _png() -> bytes:
     buffer = io.BytesIO()
@@ -62,8 +64,9 @@ def _png() -> bytes:
     return buffer.getvalue()
 
 
-async def fake_upstream(port: int, delay: float) -> None:
-    """A minimal OpenAI Images API: every POST answers one image after `delay` seconds."""
+async def fake_upstream(port: int, delay: float, jitter: float = 0.0) -> None:
+    """A minimal OpenAI Images API: every POST answers one image after `delay` seconds, or,
+    with `jitter` j, after a delay drawn uniformly from `delay` * [1 - j, 1 + j] (same mean)."""
     answer = json.dumps(
         {
             "created": 1,
@@ -72,6 +75,7 @@ async def fake_upstream(port: int, delay: float) -> None:
         }
     ).encode()
     stats = {"in_flight": 0, "max_in_flight": 0, "served": 0}
+    draw = random.Random(0)  # the same delays in every run
 
     async def connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
@@ -83,7 +87,7 @@ async def fake_upstream(port: int, delay: float) -> None:
                     continue
                 stats["in_flight"] += 1
                 stats["max_in_flight"] = max(stats["max_in_flight"], stats["in_flight"])
-                await asyncio.sleep(delay)
+                await asyncio.sleep(delay * (1 + jitter * draw.uniform(-1, 1)))
                 stats["in_flight"] -= 1
                 stats["served"] += 1
                 writer.write(_response(answer))
@@ -207,9 +211,10 @@ async def _healthy(port: int, path: str, seconds: float, proc: subprocess.Popen[
     raise RuntimeError(f"nothing healthy on port {port} after {seconds:g} s")
 
 
-def start_fake(delay: float, log: Path) -> Proc:
+def start_fake(delay: float, log: Path, jitter: float = 0.0) -> Proc:
     port = _free_port()
     cmd = [PY, str(Path(__file__)), "fake", "--port", str(port), "--delay", str(delay)]
+    cmd += ["--jitter", str(jitter)]
     process = subprocess.Popen(cmd, stdout=log.open("ab"), stderr=subprocess.STDOUT)
     return Proc("fake", process, port)
 
@@ -350,7 +355,7 @@ def _count(concurrency: int, scale: float) -> int:
 
 async def throughput(args: argparse.Namespace, workdir: Path, log: Path) -> list[dict[str, Any]]:
     """Each target alone in front of the same fake upstream: the hub first, then LiteLLM."""
-    fake = start_fake(args.delay, log)
+    fake = start_fake(args.delay, log, args.jitter)
     try:
         await _healthy(fake.port, "/stats", 10, fake.process)
         # the upstream's own latency, as this client sees it without anything in between
@@ -578,7 +583,9 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     fake = sub.add_parser("fake", help="run only the fake upstream")
     fake.add_argument("--port", type=int, required=True)
     fake.add_argument("--delay", type=float, default=0.05)
+    fake.add_argument("--jitter", type=float, default=0.0)
     parser.add_argument("--delay", type=float, default=0.05, help="upstream delay (s)")
+    parser.add_argument("--jitter", type=float, default=0.0, help=JITTER_HELP)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 32, 256])
     parser.add_argument("--scale", type=float, default=1.0, help="scale the request counts")
     parser.add_argument("--skip-litellm", action="store_true")
@@ -637,7 +644,7 @@ def main(argv: list[str] | None = None) -> None:
     except ImportError:
         pass
     if args.command == "fake":
-        asyncio.run(fake_upstream(args.port, args.delay))
+        asyncio.run(fake_upstream(args.port, args.delay, args.jitter))
         return
     if args.command == "clients":
         with _workdir() as workdir:

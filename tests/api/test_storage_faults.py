@@ -4,6 +4,7 @@ worker, never a permanent failure nor a half-written file."""
 from __future__ import annotations
 
 import errno
+import os
 import sqlite3
 from pathlib import Path
 
@@ -117,10 +118,13 @@ async def test_a_failed_write_leaves_no_partial_file(
 ) -> None:
     media = LocalMedia(tmp_path)
 
-    def full(src: object, dst: object) -> None:
+    real_write = os.write
+
+    def full(fd: int, data: memoryview) -> int:
+        real_write(fd, data[:10])  # the disk fills up part way through
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr("imagehub.media.os.replace", full)
+    monkeypatch.setattr("imagehub.media.os.write", full)
     with pytest.raises(OSError, match="No space"):
         await media.put(tiny_png(), "image/png")
     assert _files(tmp_path) == []

@@ -37,6 +37,8 @@ EXTENSIONS = {f.content_type: f.extension for f in IMAGE_FORMATS}
 CONTENT_TYPES = {f.extension: f.content_type for f in IMAGE_FORMATS}
 #: \Z, not $: "$" would also match before a trailing newline
 FILE_ID = re.compile(r"^f_[A-Za-z0-9]{22}\.(png|jpg|webp|gif)\Z")
+#: a new file, never one that exists
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
 
 
 def content_type_of(file_id: str) -> str:
@@ -95,20 +97,24 @@ class LocalMedia:
         if folder not in self._made:
             os.makedirs(folder, exist_ok=True)
             self._made.add(folder)
-        # write then rename: a reader never sees a half-written file
-        partial = path + ".part"
+        # written in place, with no temporary name to rename (which doubled the system calls'
+        # cost): no reader can ask for a file before `put` returns its id, and a write that
+        # fails removes what it wrote
+        try:
+            fd = os.open(path, _CREATE, 0o644)
+        except FileNotFoundError:  # the folder was removed since it was made
+            os.makedirs(folder, exist_ok=True)
+            fd = os.open(path, _CREATE, 0o644)
         try:
             try:
-                file = open(partial, "wb")  # noqa: SIM115 (closed below, before the rename)
-            except FileNotFoundError:  # the folder was removed since it was made
-                os.makedirs(folder, exist_ok=True)
-                file = open(partial, "wb")  # noqa: SIM115
-            with file:
-                file.write(data)
-            os.replace(partial, path)
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+            finally:
+                os.close(fd)
         except BaseException:  # a full disk leaves no half-written file behind
             with contextlib.suppress(FileNotFoundError):
-                os.unlink(partial)
+                os.unlink(path)
             raise
 
     async def get(self, file_id: str) -> bytes | None:
