@@ -27,7 +27,6 @@ import asyncio
 import base64
 import json
 import os
-import random
 import sqlite3
 import statistics
 import subprocess
@@ -166,9 +165,7 @@ class FloorApp:
         self, level: str, upstream_url: str, data_dir: Path, delay: float, jitter: float
     ) -> None:
         self.level = level
-        self.delay = delay
-        self.jitter = jitter
-        self.draw = random.Random(0)
+        self.next_delay = upstream.delays(delay, jitter)
         self.upstream_url = upstream_url
         self.data_dir = data_dir
         self.ids = iter(range(1 << 62))
@@ -207,7 +204,7 @@ class FloorApp:
         request = orjson.loads(raw)
         if self.level == "http":
             # the same waves as against the upstream
-            await asyncio.sleep(self.delay * (1 + self.jitter * self.draw.uniform(-1, 1)))
+            await asyncio.sleep(self.next_delay())
             return orjson.dumps({"created": 1, "data": [{"b64_json": "aW1hZ2U="}]})
         task_id, started = f"t_{next(self.ids)}", time.time()
         durable = self.writes if self.level == "durable" else None

@@ -58,6 +58,13 @@ LITELLM_BODY = {"model": "gpt-image-2", "prompt": "bench", "n": 1, "size": "1024
 JITTER_HELP = "the upstream's delay varies by this fraction either way, same mean (0: fixed)"
 
 
+def delays(delay: float, jitter: float) -> Callable[[], float]:
+    """The fake upstream's next delay: `delay`, or with `jitter` j one drawn uniformly from
+    `delay` * [1 - j, 1 + j] (the same mean; seeded, so the same delays in every run)."""
+    draw = random.Random(0)
+    return lambda: delay * (1 + jitter * draw.uniform(-1, 1))
+
+
 def _png() -> bytes:
     buffer = io.BytesIO()
     Image.new("RGB", (64, 48), (40, 90, 160)).save(buffer, "PNG")
@@ -65,8 +72,8 @@ def _png() -> bytes:
 
 
 async def fake_upstream(port: int, delay: float, jitter: float = 0.0) -> None:
-    """A minimal OpenAI Images API: every POST answers one image after `delay` seconds, or,
-    with `jitter` j, after a delay drawn uniformly from `delay` * [1 - j, 1 + j] (same mean)."""
+    """A minimal OpenAI Images API: every POST answers one image after `delay` seconds (varied
+    by `jitter`: see `delays`)."""
     answer = json.dumps(
         {
             "created": 1,
@@ -75,7 +82,7 @@ async def fake_upstream(port: int, delay: float, jitter: float = 0.0) -> None:
         }
     ).encode()
     stats = {"in_flight": 0, "max_in_flight": 0, "served": 0}
-    draw = random.Random(0)  # the same delays in every run
+    next_delay = delays(delay, jitter)
 
     async def connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
@@ -87,7 +94,7 @@ async def fake_upstream(port: int, delay: float, jitter: float = 0.0) -> None:
                     continue
                 stats["in_flight"] += 1
                 stats["max_in_flight"] = max(stats["max_in_flight"], stats["in_flight"])
-                await asyncio.sleep(delay * (1 + jitter * draw.uniform(-1, 1)))
+                await asyncio.sleep(next_delay())
                 stats["in_flight"] -= 1
                 stats["served"] += 1
                 writer.write(_response(answer))
