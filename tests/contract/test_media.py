@@ -132,6 +132,27 @@ async def test_local_media_keeps_files_just_inside_the_ttl(tmp_path):
     assert await store.get(file_id) == PNG
 
 
+async def test_local_media_keeps_a_4k_image_whole_when_the_disk_takes_it_in_parts(
+    tmp_path, monkeypatch
+):
+    """A 4K image's size (11 MB, written on a thread): `os.write` may take less than it is
+    given, and the rest is written after it."""
+    image = os.urandom(11 * 1024 * 1024)
+    real_write = os.write
+    calls = []
+
+    def short_write(fd: int, data: memoryview) -> int:
+        calls.append(len(data))
+        return real_write(fd, data[: 1024 * 1024])
+
+    monkeypatch.setattr(media.os, "write", short_write)
+    store = LocalMedia(tmp_path)
+    file_id = await store.put(image, "image/png")
+    assert len(calls) == 11
+    assert _path_of(tmp_path, file_id).read_bytes() == image
+    assert await store.get(file_id) == image
+
+
 async def test_local_media_writes_no_partial_files(tmp_path):
     store = LocalMedia(tmp_path)
     for content_type in EXTENSION_OF:
