@@ -167,14 +167,38 @@ async def test_local_media_refuses_a_path_that_climbs_out_of_its_folder(tmp_path
     store = LocalMedia(root)
     secret = tmp_path / "secret.png"
     secret.write_bytes(b"secret")
-    # where an unchecked id would lead: root / "ab" / "f_ab/../../../secret.png"
+    # where an unchecked id would lead, in either layout: root / "a" / "f_ab/../../../secret.png"
+    # or root / "ab" / "f_ab/../../../secret.png"
+    (root / "a" / "f_ab").mkdir(parents=True)
     (root / "ab" / "f_ab").mkdir(parents=True)
     sneaky = "f_ab/../../../secret.png"
+    assert (root / "a" / sneaky).resolve() == secret.resolve()
     assert (root / "ab" / sneaky).resolve() == secret.resolve()
     assert await store.get(sneaky) is None
     await store.delete(sneaky)
     assert secret.read_bytes() == b"secret"
     assert await store.get("../x") is None
+
+
+async def test_local_media_spreads_files_over_62_folders(tmp_path):
+    store = LocalMedia(tmp_path)
+    ids = [await store.put(PNG, "image/png") for _ in range(300)]
+    folders = {path.name for path in tmp_path.iterdir()}
+    assert folders == {file_id[2] for file_id in ids}
+    assert all(len(name) == 1 and name.isalnum() for name in folders)
+
+
+async def test_local_media_finds_and_deletes_files_of_the_two_character_layout(tmp_path):
+    """Earlier versions wrote a file under its id's first two random characters."""
+    store = LocalMedia(tmp_path)
+    file_id = "f_Xy" + "c" * 20 + ".png"
+    old = tmp_path / "Xy" / file_id
+    old.parent.mkdir()
+    old.write_bytes(PNG)
+    assert await store.get(file_id) == PNG
+    await store.delete(file_id)
+    assert not old.exists()
+    assert await store.get(file_id) is None
 
 
 async def test_local_media_refuses_an_id_with_a_trailing_newline(tmp_path):

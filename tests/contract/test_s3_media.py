@@ -76,7 +76,7 @@ async def test_a_deleted_file_is_gone_and_deleting_twice_is_fine(media: MediaSto
 
 async def test_local_files_older_than_the_ttl_read_as_missing(tmp_path: Path):
     file_id = await LocalMedia(tmp_path).put(tiny_png(), "image/png")
-    path = tmp_path / file_id[2:4] / file_id
+    path = tmp_path / file_id[2] / file_id
     os.utime(path, (time.time() - 120, time.time() - 120))
     assert await LocalMedia(tmp_path, ttl_seconds=60).get(file_id) is None
     assert await LocalMedia(tmp_path, ttl_seconds=600).get(file_id) == tiny_png()

@@ -64,7 +64,13 @@ class Presigning(Protocol):
 
 
 class LocalMedia:
-    """Files in a folder, two levels of fan-out so no directory grows huge.
+    """Files in a folder, spread over 62 sub-folders by the id's first random character.
+
+    Few sub-folders, so that a new media folder's first files do not each pay a `mkdir` on the
+    event loop (with two characters, 3,844 folders, a fresh hub's first thousands of tasks
+    did, at 50-360 µs each); a file system's indexed directories hold a million files across
+    them without slowing down. Files written by earlier versions, under two characters, are
+    still found.
 
     A file up to `INLINE_BYTES` is written and read on the event loop: a few microseconds of
     system calls, where a hand-off to a thread and back costs the loop more (two switches of
@@ -81,6 +87,10 @@ class LocalMedia:
         self._made: set[str] = set()
 
     def _path(self, file_id: str) -> str:
+        return os.path.join(self._folder, file_id[2], file_id)
+
+    def _old_path(self, file_id: str) -> str:
+        """Where earlier versions wrote the file: under its first two random characters."""
         return os.path.join(self._folder, file_id[2:4], file_id)
 
     async def put(self, data: bytes, content_type: str) -> str:
@@ -124,7 +134,11 @@ class LocalMedia:
         try:
             status = os.stat(path)
         except FileNotFoundError:
-            return None
+            path = self._old_path(file_id)
+            try:
+                status = os.stat(path)
+            except FileNotFoundError:
+                return None
         if self.ttl_seconds is not None and time.time() - status.st_mtime > self.ttl_seconds:
             return None
         if status.st_size <= self.INLINE_BYTES:
@@ -141,8 +155,12 @@ class LocalMedia:
 
     async def delete(self, file_id: str) -> None:
         if FILE_ID.match(file_id):
+            await asyncio.to_thread(self._unlink, file_id)
+
+    def _unlink(self, file_id: str) -> None:
+        for path in (self._path(file_id), self._old_path(file_id)):
             with contextlib.suppress(FileNotFoundError):
-                await asyncio.to_thread(os.unlink, self._path(file_id))
+                os.unlink(path)
 
 
 class MemoryMedia:
