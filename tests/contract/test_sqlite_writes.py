@@ -230,6 +230,24 @@ async def test_at_rest_a_turns_writes_run_on_the_loop_in_one_transaction(
     assert await _names(connector) == ["a", "a-2", "c"]
 
 
+async def test_a_write_alone_in_its_transaction_takes_no_savepoint_and_fails_whole(
+    connector: SQLiteConnector, trace: Trace
+) -> None:
+    mark = trace.mark()
+    assert await connector.transaction(_insert("a")) == "a"
+    with pytest.raises(ValueError, match="changed its mind"):
+        await connector.transaction(_insert("b", then_fail=True))
+    with pytest.raises(sqlite3.IntegrityError):
+        await connector.execute("INSERT INTO item (name) VALUES ('a')")
+    statements = [sql.split()[0].upper() for _, sql in trace.since(mark)]
+    assert statements == [
+        *("BEGIN", "INSERT", "INSERT", "COMMIT"),
+        *("BEGIN", "INSERT", "INSERT", "ROLLBACK"),
+        *("BEGIN", "INSERT", "ROLLBACK"),
+    ]
+    assert await _names(connector) == ["a", "a-2"], "nothing of the failed writes was kept"
+
+
 async def test_a_write_lock_held_elsewhere_is_waited_for_on_the_writer_thread_not_the_loop(
     connector: SQLiteConnector, tmp_path: Path, trace: Trace
 ) -> None:
