@@ -4,7 +4,10 @@ reordered or held past the event loop's next turn."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import os
 import socket
+from collections.abc import Callable
 from typing import Any
 
 from imagehub.cli.server import OneWrite
@@ -112,16 +115,15 @@ async def test_anything_else_is_the_transports():
     assert transport.get_extra_info("peername") == "info:peername"
 
 
-async def test_over_a_real_socket_the_peer_reads_every_byte_in_order():
+async def _received(write: Callable[[OneWrite], None]) -> bytes:
+    """What the peer of a real socket reads, `write` having written through `OneWrite`, then
+    closed it."""
     left, right = socket.socketpair()
     left.setblocking(False)
     loop = asyncio.get_running_loop()
     raw, _ = await loop.create_connection(asyncio.Protocol, sock=left)
     transport = OneWrite(raw, loop)  # type: ignore[arg-type]
-    for n in range(50):
-        transport.write(HEAD)
-        transport.write(b"%02d" % n)
-    transport.write(b"tail")
+    write(transport)
     transport.close()
     right.settimeout(5)
 
@@ -132,5 +134,27 @@ async def test_over_a_real_socket_the_peer_reads_every_byte_in_order():
         return received
 
     with right:
-        received = await asyncio.to_thread(read_all)
+        return await asyncio.to_thread(read_all)
+
+
+async def test_over_a_real_socket_the_peer_reads_every_byte_in_order():
+    def write(transport: OneWrite) -> None:
+        for n in range(50):
+            transport.write(HEAD)
+            transport.write(b"%02d" % n)
+        transport.write(b"tail")
+
+    received = await _received(write)
     assert received == b"".join(HEAD + b"%02d" % n for n in range(50)) + b"tail"
+
+
+async def test_a_4k_images_answer_follows_its_head_whole():
+    """An OpenAI answer carrying a 4K PNG as base64: ~14.5 MB after a held head."""
+    body = base64.b64encode(os.urandom(10_900_000))
+    head = b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n" % len(body)
+
+    def write(transport: OneWrite) -> None:
+        transport.write(head)
+        transport.write(body)
+
+    assert await _received(write) == head + body

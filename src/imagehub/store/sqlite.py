@@ -302,25 +302,21 @@ class SQLiteConnector:
 
     def _run_group(self, conn: sqlite3.Connection, group: list[_Write]) -> None:
         """The group's writes in the transaction just begun, then its COMMIT."""
+        # alone in the transaction, a write needs no savepoint: its failure undoes the transaction
+        # (two statements fewer a write, and at c=1 every write is alone)
+        alone = len(group) == 1
         try:
-            if len(group) == 1:
-                # alone in the transaction, a write needs no savepoint: its failure undoes the
-                # transaction (two statements fewer a write, and at c=1 every write is alone)
-                (write,) = group
-                _attempt(write, write.run, conn)
-                if write.failure is not None:
-                    if conn.in_transaction:
-                        conn.execute("ROLLBACK")
-                    return
-            else:
-                for write in group:
-                    if write.several:
-                        _in_savepoint(conn, write)
-                    else:
-                        _attempt(write, write.run, conn)
-                    # SQLite undoes the whole transaction on some errors (disk full, I/O, busy)
-                    if not conn.in_transaction:
-                        raise _GroupLost()
+            for write in group:
+                if write.several and not alone:
+                    _in_savepoint(conn, write)
+                else:
+                    _attempt(write, write.run, conn)
+                # SQLite undoes the whole transaction on some errors (disk full, I/O, busy)
+                if not conn.in_transaction:
+                    raise _GroupLost()
+            if alone and group[0].failure is not None:
+                conn.execute("ROLLBACK")
+                return
             conn.execute("COMMIT")
         except Exception:
             # nothing of the group was kept: each write again on its own, so that a write that
