@@ -153,6 +153,48 @@ async def test_local_media_keeps_a_4k_image_whole_when_the_disk_takes_it_in_part
     assert await store.get(file_id) == image
 
 
+async def test_local_media_writes_small_files_on_a_thread_while_the_disk_is_slow(
+    tmp_path, monkeypatch
+):
+    """A small file is written on the event loop while creating one is quick; once writes take
+    longer than a hand-off to a thread, they go to a thread, and come back once quick again."""
+    import threading
+
+    real_write = LocalMedia._write
+    delay = {"seconds": 0.00001}
+    clock = {"now": 0.0}  # how long a write takes is what the test says, whatever this disk
+    threads: list[str] = []
+
+    def write(self: LocalMedia, path: str, data: bytes) -> None:
+        threads.append(threading.current_thread().name)
+        real_write(self, path, data)
+        clock["now"] += delay["seconds"]
+
+    monkeypatch.setattr(LocalMedia, "_write", write)
+    monkeypatch.setattr(media.time, "perf_counter", lambda: clock["now"])
+    store = LocalMedia(tmp_path)
+    loop_thread = threading.current_thread().name
+
+    ids = [await store.put(PNG, "image/png") for _ in range(5)]
+    assert threads == [loop_thread] * 5
+    assert store.write_seconds < LocalMedia.SLOW_WRITE_SECONDS
+
+    delay["seconds"] = 0.01  # a disk a thousand times slower
+    threads.clear()
+    ids += [await store.put(PNG, "image/png") for _ in range(5)]
+    assert threads[0] == loop_thread  # the write that shows the disk slow
+    assert loop_thread not in threads[1:]
+    assert store.write_seconds >= LocalMedia.SLOW_WRITE_SECONDS
+
+    delay["seconds"] = 0.00001
+    threads.clear()
+    for _ in range(60):
+        ids.append(await store.put(PNG, "image/png"))
+    assert threads[0] != loop_thread
+    assert threads[-1] == loop_thread  # quick again: back on the loop
+    assert all([await store.get(file_id) == PNG for file_id in ids])
+
+
 async def test_local_media_writes_no_partial_files(tmp_path):
     store = LocalMedia(tmp_path)
     for content_type in EXTENSION_OF:

@@ -72,12 +72,20 @@ class LocalMedia:
     (hashed trees of names). Files written by earlier versions, under two characters, are still
     found.
 
-    A file up to `INLINE_BYTES` is written and read on the event loop: a few microseconds of
-    system calls, where a hand-off to a thread and back costs the loop more (two switches of
-    the GIL). Larger files go to a thread.
+    A file up to `INLINE_BYTES` is written and read on the event loop: a few tens of
+    microseconds of system calls, where a hand-off to a thread and back costs the loop more
+    (40-150 µs, two switches of the GIL). Larger files go to a thread, and so do small ones
+    while the disk is slow: creating a file on a file system whose metadata the kernel has
+    paged out, or just after a mass delete, can take a millisecond, and on the loop every
+    request would wait for it.
     """
 
     INLINE_BYTES = 256 * 1024
+    #: small writes go to a thread while they take longer than this (smoothed): several times
+    #: what the hand-off costs the loop
+    SLOW_WRITE_SECONDS = 0.0005
+    #: the weight of the newest small write in the smoothed time
+    _SMOOTHING = 0.1
 
     def __init__(self, root: Path, ttl_seconds: float | None = None) -> None:
         self.root = root
@@ -85,6 +93,8 @@ class LocalMedia:
         self._folder = str(root)
         #: the fan-out folders known to exist: no `mkdir` per file
         self._made: set[str] = set()
+        #: how long a small write has been taking, smoothed (seconds)
+        self.write_seconds = 0.0
 
     def _path(self, file_id: str) -> str:
         return os.path.join(self._folder, file_id[2], file_id)
@@ -96,11 +106,19 @@ class LocalMedia:
     async def put(self, data: bytes, content_type: str) -> str:
         file_id = f"{new_id('f_')}.{EXTENSIONS[content_type]}"
         path = self._path(file_id)
-        if len(data) <= self.INLINE_BYTES:
-            self._write(path, data)
-        else:
+        if len(data) > self.INLINE_BYTES:
             await asyncio.to_thread(self._write, path, data)
+        elif self.write_seconds < self.SLOW_WRITE_SECONDS:
+            self._timed_write(path, data)
+        else:  # timed there too: once the disk is fast again, writes come back to the loop
+            await asyncio.to_thread(self._timed_write, path, data)
         return file_id
+
+    def _timed_write(self, path: str, data: bytes) -> None:
+        started = time.perf_counter()
+        self._write(path, data)
+        took = time.perf_counter() - started
+        self.write_seconds += (took - self.write_seconds) * self._SMOOTHING
 
     def _write(self, path: str, data: bytes) -> None:
         folder = os.path.dirname(path)
