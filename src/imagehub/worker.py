@@ -194,8 +194,8 @@ class Worker:
             yield Lease(self.owner, self.settings.lease_seconds)
         finally:
             if task_id in self._handing:  # not taken: the slot is free again
-                self._freed(self._busy() >= self.concurrency)
                 self._handing.discard(task_id)
+                self._slot_freed.set()
 
     async def take(self, task: Task) -> None:
         """Run a task its submit stored leased here (`hand_off`): no claim, no wake-up."""
@@ -225,7 +225,10 @@ class Worker:
                         self._asked = 0
                     for task in claimed:
                         self._start(task)
-            if claimed and len(claimed) == free:
+            if free <= 0 or len(claimed) == free:
+                # every slot taken: the next claim waits for one to free, and finds what was
+                # queued meanwhile (a task queued while this worker was full is hinted, and
+                # that hint may have woken this loop already)
                 await self._wait_for_slot()
             else:  # fewer than asked: nothing else is due, a claim now would find nothing
                 await self.notifier.wait_queued(self._poll_delay())
@@ -251,15 +254,11 @@ class Worker:
         runner.add_done_callback(self._done)
 
     def _done(self, runner: asyncio.Task[None]) -> None:
-        full = self._busy() >= self.concurrency
+        # a claim waits for this only if the dispatch loop found every slot taken: a freed slot
+        # wakes nothing else (at full concurrency, a claim per finished task would hold the
+        # slot a hand-off is about to need, and find nothing)
         self._running.pop(runner.get_name().removeprefix(_RUN), None)
-        self._freed(full)
-
-    def _freed(self, full: bool) -> None:
-        """A slot was freed; `full`: the worker was full until now."""
         self._slot_freed.set()
-        if full:  # only a full worker left tasks in the queue; else a claim finds nothing
-            self.notifier.nudge()
 
     async def _heartbeat_loop(self) -> None:
         while True:

@@ -23,9 +23,8 @@ NB = {"model": "nano-banana", "input": {"prompt": "a lighthouse at dusk"}}
 
 
 def one_slot_hub(provider: ScriptedProvider, **settings: object) -> Hub:
-    return memory_hub(
-        provider, worker_concurrency=1, poll_seconds=0.2, fetch_allow_private=LOOPBACK, **settings
-    )
+    settings = {"poll_seconds": 0.2, **settings}
+    return memory_hub(provider, worker_concurrency=1, fetch_allow_private=LOOPBACK, **settings)
 
 
 @pytest.fixture
@@ -200,3 +199,42 @@ async def test_the_slots_a_claim_under_way_asked_for_get_no_hand_off(one_slot):
     await asyncio.sleep(0.05)  # the claim answers: its slot is free again
     with worker.hand_off("t_b") as held:
         assert held is not None
+
+
+async def test_a_full_worker_whose_tasks_all_came_by_hand_off_claims_nothing_as_they_finish(
+    provider,
+):
+    """At full concurrency with nothing queued, a finished task frees its slot and wakes no
+    claim: a claim would hold the slot the client's next submit is about to be handed, and
+    find nothing."""
+    hub = one_slot_hub(provider, poll_seconds=30)
+    claims = []
+    async for client in _client(hub):
+        claim = hub.store.claim
+
+        async def counted(owner: str, limit: int, lease_seconds: float) -> list[Task]:
+            claims.append(limit)
+            return await claim(owner, limit, lease_seconds)
+
+        await asyncio.sleep(0.05)  # the dispatch loop's first claim, on start
+        hub.store.claim = counted  # type: ignore[method-assign]
+        for _ in range(5):
+            answer = await client.post("/hub/v1/tasks", json=NB, headers={"Prefer": "wait=10"})
+            assert answer.json()["status"] == "succeeded"
+            # the finished task's slot is freed a turn of the loop after its waiter answers,
+            # as a client over a network would send its next request
+            await asyncio.sleep(0.01)
+    assert claims == []
+
+
+async def test_a_task_queued_while_the_worker_is_full_starts_once_a_slot_frees(provider):
+    """The queued task's hint finds the worker full: the dispatch loop then waits for a slot,
+    not for the next poll (30 s here), and claims the task as soon as one frees."""
+    hub = one_slot_hub(provider, poll_seconds=30)
+    provider.delay = 0.2
+    async for client in _client(hub):
+        first = (await client.post("/hub/v1/tasks", json=NB)).json()
+        second = (await client.post("/hub/v1/tasks", json=NB)).json()
+        assert (first["status"], second["status"]) == ("running", "queued")
+        done = await client.get(f"/hub/v1/tasks/{second['task_id']}?wait=5")
+        assert done.json()["status"] == "succeeded"
