@@ -209,13 +209,13 @@ async def test_a_full_worker_whose_tasks_all_came_by_hand_off_claims_nothing_as_
     find nothing."""
     hub = one_slot_hub(provider, poll_seconds=30)
     claims = []
+    claim = hub.store.claim
+
+    async def counted(owner: str, limit: int, lease_seconds: float) -> list[Task]:
+        claims.append(limit)
+        return await claim(owner, limit, lease_seconds)
+
     async for client in _client(hub):
-        claim = hub.store.claim
-
-        async def counted(owner: str, limit: int, lease_seconds: float) -> list[Task]:
-            claims.append(limit)
-            return await claim(owner, limit, lease_seconds)
-
         await asyncio.sleep(0.05)  # the dispatch loop's first claim, on start
         hub.store.claim = counted  # type: ignore[method-assign]
         for _ in range(5):
