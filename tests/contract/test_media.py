@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -158,8 +159,6 @@ async def test_local_media_writes_small_files_on_a_thread_while_the_disk_is_slow
 ):
     """A small file is written on the event loop while creating one is quick; once writes take
     longer than a hand-off to a thread, they go to a thread, and come back once quick again."""
-    import threading
-
     real_write = LocalMedia._write
     delay = {"seconds": 0.00001}
     clock = {"now": 0.0}  # how long a write takes is what the test says, whatever this disk
