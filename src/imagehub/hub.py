@@ -152,6 +152,7 @@ class Hub:
         await self.fetcher.aclose()
         await self.notifier.close()
         await self.store.close()
+        await self.media.aclose()
         await asyncio.to_thread(self.work.close)
         await asyncio.to_thread(self.tracing.shutdown)  # the spans still buffered go out
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import errno
 import os
+import shutil
 import threading
 import time
 from collections.abc import Callable
@@ -21,6 +24,9 @@ BACKENDS: dict[str, Callable[[Path], MediaStore]] = {
 
 EXTENSION_OF = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "image/gif": "gif"}
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256))
+needs_spares = pytest.mark.skipif(
+    not LocalMedia(Path()).spares_work, reason="nameless files need Linux's O_TMPFILE and /proc"
+)
 
 
 @pytest.fixture(params=list(BACKENDS))
@@ -154,43 +160,109 @@ async def test_local_media_keeps_a_4k_image_whole_when_the_disk_takes_it_in_part
     assert await store.get(file_id) == image
 
 
-async def test_local_media_writes_small_files_on_a_thread_while_the_disk_is_slow(
+async def _spares_ready(store: LocalMedia) -> None:
+    for _ in range(500):
+        if store._spares:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("no spare files were made")
+
+
+@needs_spares
+async def test_local_media_creates_no_file_on_the_event_loop_once_spares_are_made(
     tmp_path, monkeypatch
 ):
-    """A small file is written on the event loop while creating one is quick; once writes take
-    longer than a hand-off to a thread, they go to a thread, and come back once quick again."""
-    real_write = LocalMedia._write
-    delay = {"seconds": 0.00001}
-    clock = {"now": 0.0}  # how long a write takes is what the test says, whatever this disk
-    threads: list[str] = []
+    """A new inode can take a millisecond: a thread makes them, nameless, ahead of the
+    writes, and the loop only writes into one and links it under its name."""
+    real_open = os.open
+    opens: list[tuple[str, bool]] = []
 
-    def write(self: LocalMedia, path: str, data: bytes) -> None:
-        threads.append(threading.current_thread().name)
-        real_write(self, path, data)
-        clock["now"] += delay["seconds"]
+    def recording_open(path, flags, *args, **kwargs):
+        opens.append((threading.current_thread().name, bool(flags & os.O_CREAT)))
+        return real_open(path, flags, *args, **kwargs)
 
-    monkeypatch.setattr(LocalMedia, "_write", write)
-    monkeypatch.setattr(media.time, "perf_counter", lambda: clock["now"])
+    monkeypatch.setattr(media.os, "open", recording_open)
     store = LocalMedia(tmp_path)
     loop_thread = threading.current_thread().name
+    ids = [await store.put(PNG, "image/png")]  # no spares yet: created as written
+    await _spares_ready(store)
+    opens.clear()
+    ids += [await store.put(PNG, kind) for _ in range(10) for kind in EXTENSION_OF]
+    for _ in range(500):  # the next spares, begun when half were left
+        if len(store._spares) > LocalMedia.SPARES - len(ids):
+            break
+        await asyncio.sleep(0.01)
+    assert opens
+    assert [name for name, _ in opens if name == loop_thread] == []
+    assert all([await store.get(file_id) == PNG for file_id in ids])
+    files = sorted(p.name for p in tmp_path.rglob("*") if p.is_file())
+    assert files == sorted(ids)  # the spares left have no name
 
-    ids = [await store.put(PNG, "image/png") for _ in range(5)]
-    assert threads == [loop_thread] * 5
-    assert store.write_seconds < LocalMedia.SLOW_WRITE_SECONDS
 
-    delay["seconds"] = 0.01  # a disk a thousand times slower
-    threads.clear()
-    ids += [await store.put(PNG, "image/png") for _ in range(5)]
-    assert threads[0] == loop_thread  # the write that shows the disk slow
-    assert loop_thread not in threads[1:]
-    assert store.write_seconds >= LocalMedia.SLOW_WRITE_SECONDS
+@needs_spares
+async def test_local_media_lets_go_of_its_spares_when_closed(tmp_path):
+    def descriptors() -> int:
+        return len(os.listdir("/proc/self/fd"))
 
-    delay["seconds"] = 0.00001
-    threads.clear()
-    for _ in range(60):
-        ids.append(await store.put(PNG, "image/png"))
-    assert threads[0] != loop_thread
-    assert threads[-1] == loop_thread  # quick again: back on the loop
+    before = descriptors()
+    store = LocalMedia(tmp_path)
+    file_id = await store.put(PNG, "image/png")
+    await _spares_ready(store)
+    assert descriptors() > before
+    await store.aclose()
+    assert descriptors() == before
+    assert [p.name for p in tmp_path.rglob("*") if p.is_file()] == [file_id]
+
+
+@needs_spares
+async def test_a_failed_write_into_a_spare_leaves_no_file(tmp_path, monkeypatch):
+    store = LocalMedia(tmp_path)
+    kept = await store.put(PNG, "image/png")
+    await _spares_ready(store)
+    real_write = os.write
+
+    def full(fd: int, data: memoryview) -> int:
+        real_write(fd, data[:10])  # the disk fills up part way through
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(media.os, "write", full)
+    with pytest.raises(OSError, match="No space"):
+        await store.put(PNG, "image/png")
+    assert [p.name for p in tmp_path.rglob("*") if p.is_file()] == [kept]
+    monkeypatch.setattr(media.os, "write", real_write)
+    assert await store.get(await store.put(PNG, "image/png")) == PNG  # spares still in use
+    assert store.spares_work
+
+
+@needs_spares
+async def test_local_media_writes_on_after_its_folder_is_removed(tmp_path):
+    root = tmp_path / "media"
+    store = LocalMedia(root)
+    await store.put(PNG, "image/png")
+    await _spares_ready(store)
+    shutil.rmtree(root)
+    ids = [await store.put(PNG, "image/png") for _ in range(2)]
+    await _spares_ready(store)  # made again, in the new folder
+    ids.append(await store.put(PNG, "image/png"))
+    assert all([await store.get(file_id) == PNG for file_id in ids])
+    assert sorted(p.name for p in root.rglob("*") if p.is_file()) == sorted(ids)
+
+
+async def test_local_media_creates_files_as_written_where_there_are_no_spares(
+    tmp_path, monkeypatch
+):
+    def refused(folder: str, count: int) -> list[int]:
+        raise OSError(errno.EOPNOTSUPP, "Operation not supported")
+
+    monkeypatch.setattr(media, "_nameless_files", refused)
+    store = LocalMedia(tmp_path)
+    ids = [await store.put(PNG, "image/png") for _ in range(3)]
+    for _ in range(100):
+        if not store.spares_work:
+            break
+        await asyncio.sleep(0.01)
+    assert not store.spares_work
+    ids += [await store.put(PNG, "image/png") for _ in range(3)]
     assert all([await store.get(file_id) == PNG for file_id in ids])
 
 

@@ -120,6 +120,9 @@ class S3Media:
                 self.client.delete_object, Bucket=self.bucket, Key=self._key(file_id)
             )
 
+    async def aclose(self) -> None:
+        await asyncio.to_thread(self.client.close)  # its pool of connections
+
     async def presigned_url(self, file_id: str) -> str | None:
         if not FILE_ID.match(file_id):
             return None
