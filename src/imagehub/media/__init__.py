@@ -86,8 +86,8 @@ class LocalMedia:
     (`O_TMPFILE`) that a thread created ahead of time, then linked under its name, whole. What
     is slow in making a file is the new inode (10-20 µs on a quiet ext4, 150-1,300 µs while it
     skips the inodes freed in the last minutes, after any mass delete), and the spares take it
-    off the loop, a batch per hand-off to the thread; the write and the link cost the loop
-    10-20 µs. A spare no file needed vanishes with its descriptor, even in a crash. Where the
+    off the loop, a batch per hand-off to the thread; the write and the link take 10-20 µs
+    on the loop. A spare no file needed vanishes with its descriptor, even in a crash. Where the
     file system has no `O_TMPFILE`, or the spares run out, the file is created on the loop.
     Larger files go to a thread whole.
     """
@@ -104,7 +104,7 @@ class LocalMedia:
         self._made: set[str] = set()
         #: descriptors of nameless files made ahead, closed with the media or when collected
         self._spares: list[int] = []
-        #: the media folder's descriptor, which names are linked under (see `_link`)
+        #: the media folder's descriptor, which spares are linked under (see `_write_spare`)
         self._dir: list[int] = []
         self._closer = weakref.finalize(self, _close_all, self._spares, self._dir)
         #: the batch of spares being made, if any
