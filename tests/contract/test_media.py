@@ -248,6 +248,54 @@ async def test_local_media_writes_on_after_its_folder_is_removed(tmp_path):
     assert sorted(p.name for p in root.rglob("*") if p.is_file()) == sorted(ids)
 
 
+@needs_spares
+async def test_local_media_asks_for_spares_again_after_running_out_of_descriptors(
+    tmp_path, monkeypatch
+):
+    """Out of descriptors is for now, not for good: the spares are asked for again later."""
+    real = media._nameless_files
+    batches: list[int] = []
+
+    def out_of_descriptors_once(folder: str, count: int) -> list[int]:
+        batches.append(count)
+        if len(batches) == 1:
+            raise OSError(errno.EMFILE, "Too many open files")
+        return real(folder, count)
+
+    monkeypatch.setattr(media, "_nameless_files", out_of_descriptors_once)
+    monkeypatch.setattr(media, "SPARES_RETRY_SECONDS", 0.05)
+    store = LocalMedia(tmp_path)
+    ids = [await store.put(PNG, "image/png")]
+    await asyncio.sleep(0.01)
+    ids.append(await store.put(PNG, "image/png"))  # too soon: no second batch yet
+    assert batches == [LocalMedia.SPARES]
+    assert store.spares_work
+    await asyncio.sleep(0.1)
+    ids.append(await store.put(PNG, "image/png"))
+    await _spares_ready(store)
+    assert len(batches) == 2
+    assert all([await store.get(file_id) == PNG for file_id in ids])
+
+
+@needs_spares
+def test_a_batch_of_spares_keeps_what_it_made_before_running_out(tmp_path, monkeypatch):
+    real_open = os.open
+    made: list[int] = []
+
+    def three_then_none(path, flags, *args, **kwargs):
+        if len(made) >= 3:
+            raise OSError(errno.EMFILE, "Too many open files")
+        made.append(real_open(path, flags, *args, **kwargs))
+        return made[-1]
+
+    monkeypatch.setattr(media.os, "open", three_then_none)
+    fds = media._nameless_files(str(tmp_path), 10)
+    assert fds == made
+    media._close_all(fds)
+    with pytest.raises(OSError, match="Too many"):
+        media._nameless_files(str(tmp_path), 10)
+
+
 async def test_local_media_creates_files_as_written_where_there_are_no_spares(
     tmp_path, monkeypatch
 ):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import os
 import re
@@ -46,6 +47,11 @@ _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
 _FOLDER = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
 #: a new nameless file in a folder (Linux), linked under its name once written
 _TMPFILE = os.O_WRONLY | os.O_TMPFILE | os.O_CLOEXEC if hasattr(os, "O_TMPFILE") else None
+#: what refuses a nameless file for now, not for good: no descriptor, no space, no memory, the
+#: folder removed (made again by the next write)
+_FOR_NOW = {errno.EMFILE, errno.ENFILE, errno.ENOSPC, errno.EDQUOT, errno.ENOMEM, errno.ENOENT}
+#: how long spares are not asked for after such a refusal
+SPARES_RETRY_SECONDS = 1.0
 
 
 def content_type_of(file_id: str) -> str:
@@ -109,6 +115,9 @@ class LocalMedia:
         self._closer = weakref.finalize(self, _close_all, self._spares, self._dir)
         #: the batch of spares being made, if any
         self._making: asyncio.Future[list[int]] | None = None
+        #: no batch before this (loop time): the last one was refused for now (no descriptor
+        #: or no space left)
+        self._wait_until = 0.0
         #: False where the file system has no nameless files (no `O_TMPFILE`, or no /proc)
         self.spares_work = _TMPFILE is not None and os.path.isdir("/proc/self/fd")
 
@@ -136,12 +145,14 @@ class LocalMedia:
         loop = asyncio.get_running_loop()
         if self._making is not None and self._making.get_loop() is loop:
             return
+        if loop.time() < self._wait_until:  # the last batch could not make one
+            return
         if not self._dir:
             try:
                 os.makedirs(self._folder, exist_ok=True)
                 self._dir.append(os.open(self._folder, _FOLDER))
             except OSError as exc:
-                self._no_spares(exc)
+                self._refused(exc, loop)
                 return
         count = self.SPARES - len(self._spares)
         self._making = loop.run_in_executor(None, _nameless_files, self._folder, count)
@@ -154,11 +165,17 @@ class LocalMedia:
             return
         error = making.exception()
         if error is not None:
-            self._no_spares(error)
+            self._refused(error, making.get_loop())
         elif self._closer.alive:
             self._spares.extend(making.result())
         else:  # closed meanwhile
             _close_all(making.result())
+
+    def _refused(self, error: BaseException, loop: asyncio.AbstractEventLoop) -> None:
+        if isinstance(error, OSError) and error.errno in _FOR_NOW:
+            self._wait_until = loop.time() + SPARES_RETRY_SECONDS
+        else:
+            self._no_spares(error)
 
     def _no_spares(self, error: BaseException) -> None:
         """No nameless files here: from now on, files are created as they are written."""
@@ -262,16 +279,16 @@ def _write_all(fd: int, data: bytes) -> None:
 
 
 def _nameless_files(folder: str, count: int) -> list[int]:
-    """`count` new nameless files in `folder` (run on a thread: each takes a new inode)."""
+    """Up to `count` new nameless files in `folder` (run on a thread: each takes a new inode).
+    Those made before an error are kept: out of descriptors, the spares hold what they got."""
     assert _TMPFILE is not None
-    os.makedirs(folder, exist_ok=True)
     fds: list[int] = []
     try:
         for _ in range(count):
             fds.append(os.open(folder, _TMPFILE, 0o644))
-    except BaseException:
-        _close_all(fds)
-        raise
+    except OSError:
+        if not fds:
+            raise
     return fds
 
 
