@@ -296,6 +296,30 @@ def test_a_batch_of_spares_keeps_what_it_made_before_running_out(tmp_path, monke
         media._nameless_files(str(tmp_path), 10)
 
 
+@needs_spares
+@pytest.mark.parametrize(
+    ("error", "spares_after"), [(errno.ENOSPC, True), (errno.EPERM, False)], ids=["full", "refused"]
+)
+async def test_a_spare_that_cannot_be_linked_is_written_as_a_new_file(
+    tmp_path, monkeypatch, error, spares_after
+):
+    """No space for the name is for now: spares stay on. A link the file system refuses
+    switches them off. The file is stored either way."""
+    store = LocalMedia(tmp_path)
+    ids = [await store.put(PNG, "image/png")]
+    await _spares_ready(store)
+
+    def refused(*args, **kwargs):
+        raise OSError(error, os.strerror(error))
+
+    monkeypatch.setattr(media.os, "link", refused)
+    ids.append(await store.put(PNG, "image/png"))
+    assert store.spares_work is spares_after
+    assert store._spares == []  # let go of: the next ones are made afresh
+    assert all([await store.get(file_id) == PNG for file_id in ids])
+    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == sorted(ids)
+
+
 async def test_local_media_creates_files_as_written_where_there_are_no_spares(
     tmp_path, monkeypatch
 ):

@@ -184,8 +184,9 @@ class LocalMedia:
 
     def _write_spare(self, fd: int, path: str, data: bytes) -> bool:
         """Write `data` into the nameless file `fd`, then give it its name: no reader finds it
-        part-written, and a failed write leaves nothing. False: the media folder was removed
-        since its descriptor was opened (`put` then writes the file as it would without)."""
+        part-written, and a failed write leaves nothing. False: no link (the media folder
+        removed since its descriptor was opened, say): `put` then writes the file as it would
+        without spares."""
         folder = os.path.dirname(path)
         if folder not in self._made:
             self._make_folder(folder)
@@ -197,7 +198,7 @@ class LocalMedia:
             try:
                 os.link(f"/proc/self/fd/{fd}", name, dst_dir_fd=self._dir[0])
             except OSError as exc:
-                if not isinstance(exc, FileNotFoundError):  # this file system links no spare
+                if exc.errno not in _FOR_NOW:  # this file system links no spare
                     self._no_spares(exc)
                 _close_all(self._spares, self._dir)  # the next spares open the folder again
                 self._made.clear()
