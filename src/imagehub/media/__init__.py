@@ -90,12 +90,12 @@ class LocalMedia:
 
     A file up to `INLINE_BYTES` is written on the event loop into a spare: a nameless file
     (`O_TMPFILE`) that a thread created ahead of time, then linked under its name, whole. What
-    is slow in making a file is the new inode (10-20 µs on a quiet ext4, 150-1,300 µs while it
-    skips the inodes freed in the last minutes, after any mass delete), and the spares take it
-    off the loop, a batch per hand-off to the thread; the write and the link take 10-20 µs
-    on the loop. A spare no file needed vanishes with its descriptor, even in a crash. Where the
-    file system has no `O_TMPFILE`, or the spares run out, the file is created on the loop.
-    Larger files go to a thread whole.
+    is slow in making a file is the new inode (10-20 µs on a quiet ext4, 150-1,300 µs for
+    minutes after a mass delete, on some machines), and the spares take it off the loop, a
+    batch per hand-off to the thread; the write and the link take 10-20 µs on the loop. A spare
+    no file needed vanishes with its descriptor, even in a crash. Where the file system has no
+    `O_TMPFILE`, or the spares run out, the file is created on the loop. Larger files go to a
+    thread whole.
     """
 
     INLINE_BYTES = 256 * 1024
