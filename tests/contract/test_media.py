@@ -200,6 +200,40 @@ async def test_local_media_creates_no_file_on_the_event_loop_once_spares_are_mad
 
 
 @needs_spares
+async def test_local_media_takes_spares_up_to_inline_bytes_and_real_images_to_a_thread(
+    tmp_path, monkeypatch
+):
+    """Real sizes: a 1K JPEG's 250 KB goes into a spare on the loop; a 2.4 MB PNG and a 4K
+    image's 11 MB are created and written whole on a thread, and take no spare."""
+    real_open = os.open
+    creates: list[tuple[str, int]] = []
+
+    def recording_open(path, flags, *args, **kwargs):
+        if flags & os.O_CREAT:
+            creates.append((threading.current_thread().name, flags))
+        return real_open(path, flags, *args, **kwargs)
+
+    store = LocalMedia(tmp_path)
+    await store.put(PNG, "image/png")
+    await _spares_ready(store)
+    monkeypatch.setattr(media.os, "open", recording_open)
+    loop_thread = threading.current_thread().name
+    bodies = {
+        "image/jpeg": os.urandom(250 * 1024),
+        "image/png": os.urandom(2_400_000),
+        "image/webp": os.urandom(11 * 1024 * 1024),
+    }
+    spares = len(store._spares)
+    ids = {kind: await store.put(body, kind) for kind, body in bodies.items()}
+    assert len(store._spares) == spares - 1  # the 250 KB file's
+    assert len(creates) == 2
+    assert all(name != loop_thread for name, _ in creates)
+    for kind, body in bodies.items():
+        assert await store.get(ids[kind]) == body
+        assert _path_of(tmp_path, ids[kind]).stat().st_size == len(body)
+
+
+@needs_spares
 async def test_local_media_lets_go_of_its_spares_when_closed(tmp_path):
     def descriptors() -> int:
         return len(os.listdir("/proc/self/fd"))
