@@ -19,6 +19,9 @@ runs in the same round against the same fake upstream. Each target answers one c
 /proc per thread as in `loopbench.py`).
 
     .venv/bin/python bench/floor.py --rounds 2
+
+`--calls` counts instead the Python calls a task makes on each target's loop thread at c=32
+(each run under `profiled.py`, cProfile on for the timed tasks only); no time is measured.
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ import asyncio
 import base64
 import json
 import os
+import pstats
+import signal
 import sqlite3
 import statistics
 import subprocess
@@ -275,11 +280,16 @@ def serve(args: argparse.Namespace) -> None:
 
 
 def start_floor(
-    fake: upstream.Proc, level: str, data_dir: Path, args: argparse.Namespace, log: Path
+    fake: upstream.Proc,
+    level: str,
+    data_dir: Path,
+    args: argparse.Namespace,
+    log: Path,
+    wrapper: tuple[str, ...] = (),
 ) -> upstream.Proc:
     data_dir.mkdir(parents=True)
     port = upstream._free_port()
-    cmd = [upstream.PY, __file__, "server", "--level", level, "--port", str(port)]
+    cmd = [upstream.PY, *wrapper, __file__, "server", "--level", level, "--port", str(port)]
     cmd += ["--upstream", f"http://{upstream.HOST}:{fake.port}/v1/images/generations"]
     cmd += ["--data-dir", str(data_dir), "--delay", str(args.delay), "--jitter", str(args.jitter)]
     process = subprocess.Popen(cmd, stdout=log.open("ab"), stderr=subprocess.STDOUT)
@@ -313,6 +323,65 @@ async def measure(
     return row
 
 
+async def count_calls(
+    target: str, proc: upstream.Proc, args: argparse.Namespace, profile: Path
+) -> dict[str, Any]:
+    """The Python calls a task makes on the loop's thread at c=32 (`profiled.py`: a coroutine's
+    every resumption counts as a call); the profiler slows the process, so no time is taken."""
+    await upstream._healthy(proc.port, "/healthz", 60, proc.process)
+    request, auth = loopbench.openai_request, loopbench.AUTH
+    await upstream.closed_loop("warm", proc.port, request, args.concurrency, 1000, auth)
+    proc.process.send_signal(signal.SIGUSR1)
+    result = await upstream.closed_loop(
+        target, proc.port, request, args.concurrency, args.tasks, auth
+    )
+    proc.process.send_signal(signal.SIGUSR2)
+    for _ in range(100):  # the process writes its profile when the signal reaches it
+        await asyncio.sleep(0.1)
+        if await asyncio.to_thread(profile.exists):
+            break
+    await asyncio.sleep(0.5)
+    stats = (await asyncio.to_thread(pstats.Stats, str(profile))).stats  # type: ignore[attr-defined]
+    done = max(len(result.latencies), 1)
+    row = {
+        "target": target,
+        "tasks": len(result.latencies),
+        "errors": len(result.errors),
+        "calls": round(sum(entry[1] for entry in stats.values()) / done, 1),
+        "functions": sum(1 for entry in stats.values() if entry[1] >= done / 2),
+    }
+    print(json.dumps(row), flush=True)
+    return row
+
+
+async def calls(args: argparse.Namespace, workdir: Path) -> None:
+    log = workdir / "processes.log"
+    fake = upstream.start_fake(args.delay, log, args.jitter)
+    wrapper = (str(Path(__file__).with_name("profiled.py")),)
+    rows = []
+    try:
+        await upstream._healthy(fake.port, "/stats", 20, fake.process)
+        for level in (*LEVELS, "hub"):
+            profile = workdir / f"{level}.prof"
+            os.environ["BENCH_PROFILE"] = str(profile)
+            if level == "hub":
+                proc = loopbench.start_hub(fake, workdir / "hub", ROOT / "src", log, 1, wrapper)
+                target = "hub (OpenAI path)"
+            else:
+                proc = start_floor(fake, level, workdir / f"floor-{level}", args, log, wrapper)
+                target = f"floor {level}"
+            try:
+                rows.append(await count_calls(target, proc, args, profile))
+            finally:
+                proc.stop()
+    finally:
+        fake.stop()
+    print("| target | Python calls a task | functions called at least every other task |")
+    print("|---|---|---|")
+    for row in rows:
+        print(f"| {row['target']} | {row['calls']:.0f} | {row['functions']} |")
+
+
 async def one_round(args: argparse.Namespace, workdir: Path, n: int) -> list[dict[str, Any]]:
     log = workdir / "processes.log"
     fake = upstream.start_fake(args.delay, log, args.jitter)
@@ -341,6 +410,10 @@ async def one_round(args: argparse.Namespace, workdir: Path, n: int) -> list[dic
 
 async def bench(args: argparse.Namespace) -> None:
     rows: list[dict[str, Any]] = []
+    if args.calls:
+        with tempfile.TemporaryDirectory(prefix="imagehub-floor-") as tmp:
+            await calls(args, Path(tmp))
+        return
     print(json.dumps({"file_create_us": proccpu.file_create_us()}), flush=True)
     with tempfile.TemporaryDirectory(prefix="imagehub-floor-") as tmp:
         for n in range(args.rounds):
@@ -370,6 +443,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--delay", type=float, default=0.05, help="upstream delay (s)")
     parser.add_argument("--jitter", type=float, default=0.0, help=upstream.JITTER_HELP)
+    parser.add_argument(
+        "--calls", action="store_true", help="count Python calls a task instead (cProfile)"
+    )
     args = parser.parse_args(argv)
     if args.command == "server":
         serve(args)

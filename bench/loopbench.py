@@ -52,8 +52,14 @@ async def openai_request(conn: upstream.Connection) -> None:
 
 
 def start_hub(
-    fake: upstream.Proc, data_dir: Path, src: Path, log: Path, workers: int = 1
+    fake: upstream.Proc,
+    data_dir: Path,
+    src: Path,
+    log: Path,
+    workers: int = 1,
+    wrapper: tuple[str, ...] = (),
 ) -> upstream.Proc:
+    """`imagehub serve` from `src` in front of `fake`; `wrapper` runs it (`profiled.py`)."""
     port = upstream._free_port()
     env = {
         **os.environ,
@@ -64,7 +70,7 @@ def start_hub(
         "IMAGEHUB_ADMIN_KEY": upstream.HUB_KEY,
         "IMAGEHUB_WORKER_CONCURRENCY": "64",
     }
-    cmd = [upstream.PY, "-m", "imagehub.cli", "serve", "--port", str(port)]
+    cmd = [upstream.PY, *wrapper, "-m", "imagehub.cli", "serve", "--port", str(port)]
     cmd += ["--data-dir", str(data_dir), "--log-level", "warning", "--workers", str(workers)]
     process = subprocess.Popen(cmd, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT)
     return upstream.Proc("imagehub", process, port)
