@@ -48,7 +48,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     request = loopbench.openai_request if args.path == "openai" else loopbench.native_request
     with tempfile.TemporaryDirectory(prefix="imagehub-paired-") as tmp:
         log = Path(tmp) / "processes.log"
-        fake = upstream.start_fake(0.05, log)
+        fake = upstream.start_fake(0.05, log, args.jitter)
         a = loopbench.start_hub(fake, Path(tmp) / "a", Path(args.a), log)
         b = loopbench.start_hub(fake, Path(tmp) / "b", Path(args.b), log)
         try:
@@ -97,6 +97,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--blocks", type=int, default=10)
     parser.add_argument("--tasks", type=int, default=500, help="tasks a block")
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--jitter", type=float, default=0.0, help=upstream.JITTER_HELP)
     args = parser.parse_args(argv)
     print(json.dumps({"file_create_us": proccpu.file_create_us()}))
     print(json.dumps(asyncio.run(run(args))))
