@@ -9,8 +9,8 @@ commit per turn of the loop. Each level adds a part of a task's work:
   proxy     + one call to the fake upstream (50 ms), its JSON parsed, its base64 answered
   durable   + the hub's eight accounting statements in two transactions (task, key
             reservation, fair share, spend; finish, journal row, spend and key settled), the
-            image's base64 decoded and written to a new file (into a nameless file a thread
-            made ahead, then linked under its name: the hub's `LocalMedia` way)
+            image's base64 decoded and written to a new file by the hub's own `LocalMedia`
+            (into a nameless file a thread made ahead, then linked under its name)
 
 `durable` is a task's whole durable work with nothing else: no validation, auth, catalog,
 routing, metrics, wake-ups or rendering. The hub (`imagehub serve`, OpenAI-compatible path)
@@ -48,6 +48,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 import loopbench
 import proccpu
 import upstream
+
+from imagehub.media import LocalMedia
 
 ROOT = Path(__file__).resolve().parents[1]
 LEVELS = ("http", "proxy", "durable")
@@ -142,43 +144,6 @@ def _finish(task_id: str, output: bytes, started: float) -> Callable[[sqlite3.Co
     return run
 
 
-class Spares:
-    """Nameless files (`O_TMPFILE`) made ahead by a thread, 64 at a time, as the hub's
-    `LocalMedia` makes them: a file is written into one on the loop, then linked under its
-    name, so that making its inode (the costly part of a new file) never runs on the loop."""
-
-    BATCH = 64
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        self.dir_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-        self.fds: list[int] = []
-        self.making = False
-
-    def _make(self) -> list[int]:
-        return [os.open(self.folder, os.O_TMPFILE | os.O_WRONLY, 0o644) for _ in range(self.BATCH)]
-
-    def _made(self, done: asyncio.Future[list[int]]) -> None:
-        self.making = False
-        self.fds += done.result()
-
-    def write(self, name: str, data: bytes) -> None:
-        if len(self.fds) <= self.BATCH // 2 and not self.making:
-            self.making = True
-            made = asyncio.get_running_loop().run_in_executor(None, self._make)
-            made.add_done_callback(self._made)
-        if not self.fds:  # a burst used every spare: a new file on the loop
-            with open(self.folder / name, "wb") as file:
-                file.write(data)
-            return
-        fd = self.fds.pop()
-        try:
-            os.write(fd, data)
-            os.link(f"/proc/self/fd/{fd}", name, dst_dir_fd=self.dir_fd)
-        finally:
-            os.close(fd)
-
-
 async def _respond(send: Any, body: bytes) -> None:
     headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
     await send({"type": "http.response.start", "status": 200, "headers": headers})
@@ -207,7 +172,7 @@ class FloorApp:
         self.ids = iter(range(1 << 62))
         self.http: Any = None
         self.writes: GroupCommit | None = None
-        self.files: Spares | None = None
+        self.files: LocalMedia | None = None
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
@@ -229,7 +194,7 @@ class FloorApp:
                 conn.execute("PRAGMA synchronous = NORMAL")
                 conn.executescript(SCHEMA)
                 self.writes = GroupCommit(conn)
-                self.files = Spares(self.data_dir)
+                self.files = LocalMedia(self.data_dir / "media")
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await self.http.close()
@@ -255,9 +220,8 @@ class FloorApp:
         b64 = result["data"][0]["b64_json"]
         if durable:
             assert self.files is not None
-            name = f"{task_id}.png"
-            self.files.write(name, base64.b64decode(b64))
-            await durable.write(_finish(task_id, orjson.dumps({"file": name}), started))
+            file_id = await self.files.put(base64.b64decode(b64), "image/png")
+            await durable.write(_finish(task_id, orjson.dumps({"file": file_id}), started))
         return orjson.dumps({"created": 1, "data": [{"b64_json": b64}]})
 
 

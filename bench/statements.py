@@ -91,16 +91,20 @@ class Timer:
 
     def rows(self, setting: str, tasks: int) -> list[dict[str, Any]]:
         return [
-            {
-                "setting": setting,
-                "statement": name,
-                "per_task": round(len(times) / tasks, 2),
-                "p50_us": round(statistics.median(times) / 1000, 1),
-                "mean_us": round(statistics.fmean(times) / 1000, 1),
-            }
+            _row(setting, name, times, tasks)
             for name, times in sorted(self.times.items(), key=lambda item: -sum(item[1]))
             if len(times) >= tasks / 5
         ]
+
+
+def _row(setting: str, statement: str, times: list[int], tasks: int) -> dict[str, Any]:
+    return {
+        "setting": setting,
+        "statement": statement,
+        "per_task": round(len(times) / tasks, 2),
+        "p50_us": round(statistics.median(times) / 1000, 1),
+        "mean_us": round(statistics.fmean(times) / 1000, 1),
+    }
 
 
 async def in_store(timer: Timer, folder: Path, tasks: int, lanes: int) -> Path:
@@ -148,15 +152,7 @@ def alone(timer: Timer, database: Path, folder: Path, count: int) -> list[dict[s
             conn.execute("COMMIT")
     finally:
         conn.close()
-    return [
-        {
-            "setting": "alone",
-            "statement": _name(sql),
-            "per_task": 1.0,
-            "p50_us": round(statistics.median(times) / 1000, 1),
-            "mean_us": round(statistics.fmean(times) / 1000, 1),
-        }
-    ]
+    return [_row("alone", _name(sql), times, count)]
 
 
 async def measure(args: argparse.Namespace) -> list[dict[str, Any]]:
