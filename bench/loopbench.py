@@ -71,7 +71,9 @@ def start_hub(
         "IMAGEHUB_WORKER_CONCURRENCY": "64",
     }
     cmd = [upstream.PY, *wrapper, "-m", "imagehub.cli", "serve", "--port", str(port)]
-    cmd += ["--data-dir", str(data_dir), "--log-level", "warning", "--workers", str(workers)]
+    cmd += ["--data-dir", str(data_dir), "--log-level", "warning"]
+    if workers != 1:  # checkouts from before `--workers` (issue 11's own baseline) serve too
+        cmd += ["--workers", str(workers)]
     process = subprocess.Popen(cmd, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT)
     return upstream.Proc("imagehub", process, port)
 
