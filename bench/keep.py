@@ -26,8 +26,8 @@ def _keep(*_: Any, **__: Any) -> None:
 def main() -> None:
     if len(sys.argv) < 2:
         sys.exit(__doc__)
+    # `with` and `cleanup()` delete through `cleanup`; the finalizer, at exit, through `_cleanup`
     tempfile.TemporaryDirectory.cleanup = _keep  # type: ignore[method-assign]
-    tempfile.TemporaryDirectory.__exit__ = _keep  # type: ignore[method-assign,assignment]
     tempfile.TemporaryDirectory._cleanup = classmethod(_keep)  # type: ignore[attr-defined]
     script = Path(sys.argv[1])
     sys.argv = sys.argv[1:]

@@ -49,6 +49,8 @@ HOST = "127.0.0.1"
 HUB_KEY = "ih_bench_upstream_key"
 LITELLM_KEY = "sk-" + "5e" * 32  # LiteLLM's proxy refuses to start without a master key
 LITELLM_VENV = Path(tempfile.gettempdir()) / "litellm-venv"
+#: the release every LiteLLM figure in bench/README.md was measured against
+LITELLM_VERSION = "1.108.7"
 HUB_BODY = {"model": "gpt-image-2", "input": {"prompt": "bench", "quality": "low"}}
 LITELLM_BODY = {"model": "gpt-image-2", "prompt": "bench", "n": 1, "size": "1024x768"}
 
@@ -246,9 +248,10 @@ def install_litellm() -> Path:
     """LiteLLM's proxy in its own virtualenv (created once, reused)."""
     binary = LITELLM_VENV / "bin" / "litellm"
     if not binary.exists():
-        print(f"installing litellm[proxy] into {LITELLM_VENV} ...", flush=True)
+        print(f"installing litellm[proxy]=={LITELLM_VERSION} into {LITELLM_VENV} ...", flush=True)
         subprocess.run([PY, "-m", "venv", str(LITELLM_VENV)], check=True)
-        pip = [str(LITELLM_VENV / "bin" / "pip"), "install", "-q", "litellm[proxy]"]
+        package = f"litellm[proxy]=={LITELLM_VERSION}"
+        pip = [str(LITELLM_VENV / "bin" / "pip"), "install", "-q", package]
         subprocess.run(pip, check=True)
     return binary
 
